@@ -1,0 +1,100 @@
+"""Build the keras.Sequential model a RunSpec describes, layer for layer as kfcore.shapes reports it.
+
+Keras is imported inside the functions so that `import kfcore.build` stays cheap (no TensorFlow) in
+the web process. The model is not compiled; the trainer does that.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from kfcore.shapes import ShapeReport, head, infer_shapes, layer_field
+from kfcore.spec import LayerSpec, RunSpec, pair
+
+if TYPE_CHECKING:
+    import keras
+
+
+def keras_names(report: ShapeReport) -> list[str]:
+    """The Keras layer name build_model gives each row of `report`, in order (stable across builds)."""
+    names = []
+    for j, row in enumerate(report.rows):
+        if row.index is not None:
+            names.append(f"layer_{row.index + 1}_{row.kind.lower()}")
+        elif row.kind == "Normalization":
+            names.append("normalization")
+        elif row.kind == "Flatten":
+            # An automatic Flatten always sits right before a Dense: name it after that layer.
+            nxt = report.rows[j + 1].index
+            names.append("flatten_before_output" if nxt is None else f"flatten_before_layer_{nxt + 1}")
+        else:
+            names.append("output")
+    return names
+
+
+def build_model(
+    spec: RunSpec,
+    input_shape: tuple[int, ...],
+    task: str,
+    n_classes: int,
+    norm_mean: Any = None,
+    norm_var: Any = None,
+    mixed_precision: bool = False,
+) -> keras.Model:
+    """An uncompiled keras.Sequential for `spec` on inputs of `input_shape` (batch excluded).
+
+    norm_mean / norm_var: per-feature statistics for the Normalization of tabular input (zeros / ones
+    when None). mixed_precision: run the hidden layers under "mixed_float16"; when False they follow
+    the global Keras policy. Normalization and the output layer always stay float32 (raw features may
+    overflow float16; losses need float32 outputs). Raises ShapeError before any TensorFlow work.
+    """
+    input_shape = tuple(int(s) for s in input_shape)
+    report = infer_shapes(spec.layers, input_shape, task, n_classes, spec.output)
+    import keras
+    import numpy as np
+
+    dtype = "mixed_float16" if mixed_precision else None
+    model = keras.Sequential(name="kf_model")
+    model.add(keras.Input(shape=input_shape))
+    for row, name in zip(report.rows, keras_names(report), strict=True):
+        if row.kind == "Normalization":
+            mean = np.zeros(input_shape[-1]) if norm_mean is None else np.asarray(norm_mean)
+            var = np.ones(input_shape[-1]) if norm_var is None else np.asarray(norm_var)
+            model.add(keras.layers.Normalization(mean=mean, variance=var, dtype="float32", name=name))
+        elif row.index is not None:
+            model.add(_hidden(keras, spec.layers[row.index], name, dtype))
+        elif row.kind == "Flatten":
+            model.add(keras.layers.Flatten(dtype=dtype, name=name))
+        else:
+            units, activation, _ = head(task, n_classes, spec.output)
+            model.add(keras.layers.Dense(units, activation=activation, dtype="float32", name=name))
+    return model
+
+
+def _hidden(keras: Any, layer: LayerSpec, name: str, dtype: str | None) -> keras.layers.Layer:
+    """One user layer; fields left None take the defaults a parsed spec would have."""
+    L = keras.layers
+    kind = layer.type
+    if kind == "Dropout":
+        return L.Dropout(layer_field(layer, "rate"), dtype=dtype, name=name)
+    if kind == "BatchNormalization":
+        return L.BatchNormalization(dtype=dtype, name=name)
+    if kind == "Flatten":
+        return L.Flatten(dtype=dtype, name=name)
+    if kind == "GlobalAveragePooling2D":
+        return L.GlobalAveragePooling2D(dtype=dtype, name=name)
+    padding = layer_field(layer, "padding") or "valid"
+    if kind == "MaxPooling2D":
+        strides = None if layer.strides is None else pair(layer.strides)  # None: Keras uses the pool size
+        return L.MaxPooling2D(pair(layer_field(layer, "pool_size")), strides=strides, padding=padding,
+                              dtype=dtype, name=name)
+    # Dense and Conv2D share activation, initializer and regularizers.
+    weights: dict[str, Any] = {"activation": layer_field(layer, "activation")}
+    if layer.initializer:
+        weights["kernel_initializer"] = layer.initializer
+    if layer.l1 or layer.l2:
+        weights["kernel_regularizer"] = keras.regularizers.L1L2(l1=layer.l1 or 0.0, l2=layer.l2 or 0.0)
+    if kind == "Dense":
+        return L.Dense(layer_field(layer, "units"), dtype=dtype, name=name, **weights)
+    return L.Conv2D(layer_field(layer, "filters"), pair(layer_field(layer, "kernel_size")),
+                    strides=pair(layer.strides or 1), padding=padding, dtype=dtype, name=name, **weights)

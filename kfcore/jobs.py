@@ -1,0 +1,159 @@
+"""Training jobs: worker processes that take queued runs from the store, train them and record every event.
+
+The queue is the store itself (runs with status 'queued'), so a queued run survives a server restart
+and `submit` returns at once. Workers are spawned, never forked (a forked TensorFlow or Streamlit process
+is unsafe); each imports TensorFlow once, serves several runs, then exits so its memory is returned, and
+the supervisor starts a fresh one. A global cap limits how many train at once.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from kfcore.store import RunStore
+from kfcore.spec import RunSpec
+
+RUNS_PER_WORKER = 20  # then the worker exits and a fresh one returns the memory Keras accumulates
+POLL_S = 0.1  # how often an idle worker looks for queued runs
+CANCEL_CHECK_S = 0.2  # how often a training run reads the store's cancel flag
+
+
+def default_concurrency() -> int:
+    """One training per two CPU cores (TensorFlow uses several threads per training), at least one."""
+    env = os.environ.get("KF_MAX_CONCURRENT")
+    if env and env.isdigit() and int(env) > 0:
+        return int(env)
+    return max(1, (os.cpu_count() or 1) // 2)
+
+
+def execute_run(store: RunStore, run_id: str, on_event: Any = None) -> Any:
+    """Train one stored run, writing its events to the store. Used by workers and by the CLI."""
+    from kfcore.train import train
+
+    record = store.get(run_id, with_evaluation=False)
+    spec = RunSpec.from_dict(record.spec)
+    last_check = [0.0, False]
+
+    def should_stop() -> bool:
+        now = time.monotonic()
+        if now - last_check[0] >= CANCEL_CHECK_S:
+            last_check[0] = now
+            last_check[1] = store.cancel_requested(run_id)
+        return last_check[1]
+
+    def record_event(event: dict[str, Any]) -> None:
+        kind = event["event"]
+        if kind == "started":
+            store.set_info(run_id, event["hardware"], event["info"])
+        elif kind == "progress":
+            store.set_progress(run_id, event)
+        elif kind == "epoch":
+            store.append_epoch(run_id, event["epoch"], {k: v for k, v in event.items() if k not in ("event", "epoch")})
+            store.set_progress(run_id, {"epoch": event["epoch"], "step": None, "elapsed": event["elapsed"],
+                                        "samples_per_s": event["samples_per_s"]})
+        elif kind == "finished":
+            store.finish(run_id, event["test"], event["evaluation"], event["model_path"])
+        elif kind == "failed":
+            store.fail(run_id, event["error"])
+            if event.get("traceback"):
+                (store.run_dir(run_id)).mkdir(parents=True, exist_ok=True)
+                (store.run_dir(run_id) / "error.log").write_text(event["traceback"], encoding="utf-8")
+        elif kind == "cancelled":
+            store.mark_cancelled(run_id)
+        if on_event is not None:
+            on_event(event)
+
+    return train(spec, on_event=record_event, should_stop=should_stop, model_path=store.model_file(run_id))
+
+
+def worker_main(store_root: str, runs_per_worker: int, parent_pid: int) -> None:
+    """Body of a worker process: claim queued runs one at a time until the quota is used or the parent is gone."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras  # noqa: F401  (import TensorFlow once, before the first run, so the first Train is quick)
+
+    store = RunStore(store_root, recover=False)
+    served = 0
+    while served < runs_per_worker and os.getppid() == parent_pid:
+        record = store.claim_next(os.getpid())
+        if record is None:
+            time.sleep(POLL_S)
+            continue
+        execute_run(store, record.id)
+        served += 1
+        keras.backend.clear_session()
+
+
+class JobManager:
+    """Starts and supervises worker processes for one store. One per server process."""
+
+    def __init__(self, store: RunStore, max_concurrent: int | None = None, runs_per_worker: int = RUNS_PER_WORKER,
+                 prestart: bool = True):
+        self.store = store
+        self.max_concurrent = max_concurrent or default_concurrency()
+        self.runs_per_worker = runs_per_worker
+        self._ctx = mp.get_context("spawn")
+        self._workers: list[Any] = []
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        # A warm worker hides TensorFlow's import (seconds) from the first press of Train.
+        self._min_workers = 1 if prestart else 0
+        self._ensure_workers(want=self._min_workers)
+        self._supervisor = threading.Thread(target=self._supervise, name="kf-supervisor", daemon=True)
+        self._supervisor.start()
+
+    def submit(self, spec: RunSpec, name: str | None = None, owner: str | None = None) -> str:
+        run_id = self.store.create_run(spec.to_dict(), name=name, owner=owner)
+        self._ensure_workers()
+        return run_id
+
+    def cancel(self, run_id: str) -> str | None:
+        return self.store.request_cancel(run_id)
+
+    def worker_pids(self) -> list[int]:
+        with self._lock:
+            return [w.pid for w in self._workers if w.is_alive()]
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        self._closed.set()
+        with self._lock:
+            workers, self._workers = self._workers, []
+        for w in workers:
+            w.terminate()
+        for w in workers:
+            w.join(timeout)
+            if w.is_alive():
+                w.kill()
+                w.join(1)
+        self.store.recover()
+
+    def _ensure_workers(self, want: int | None = None) -> None:
+        with self._lock:
+            self._workers = [w for w in self._workers if w.is_alive()]
+            if want is None:
+                # Enough workers for what is running plus what waits, within the cap; idle ones count.
+                counts = self.store.counts()
+                want = counts.get("running", 0) + counts.get("queued", 0)
+            want = min(self.max_concurrent, max(want, self._min_workers))
+            while len(self._workers) < want and not self._closed.is_set():
+                w = self._ctx.Process(
+                    target=worker_main,
+                    args=(str(Path(self.store.root).resolve()), self.runs_per_worker, os.getpid()),
+                    name="kf-worker",
+                    daemon=True,
+                )
+                w.start()
+                self._workers.append(w)
+
+    def _supervise(self) -> None:
+        # Reap workers that exited (quota reached, crashed, killed), fail the runs they held, refill the pool.
+        while not self._closed.wait(0.5):
+            with self._lock:
+                died = [w for w in self._workers if not w.is_alive()]
+            if died:
+                self.store.recover()
+            self._ensure_workers()

@@ -1,0 +1,449 @@
+"""RunSpec: the one JSON-serialisable description of a run, validated, with JSON and URL round trips.
+
+The dict shape (data / split / layers / train, plus an optional output) is a contract that pages,
+share links, the CLI and tests rely on: extend it, never rename a field.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+import zlib
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+SOURCES = ("builtin", "keras", "csv", "npz", "idx")
+SYNTHETIC_SETS = ("circle", "xor", "gauss", "spiral", "moons")
+BUILTIN_SETS = ("digits", "iris", "wine", "breast_cancer", "diabetes") + SYNTHETIC_SETS
+KERAS_SETS = ("mnist", "fashion_mnist", "cifar10")
+TASKS = ("auto", "multiclass", "binary", "regression")
+
+LAYER_TYPES = (
+    "Dense",
+    "Dropout",
+    "BatchNormalization",
+    "Flatten",
+    "Conv2D",
+    "MaxPooling2D",
+    "GlobalAveragePooling2D",
+)
+ACTIVATIONS = (
+    "relu",
+    "sigmoid",
+    "tanh",
+    "softmax",
+    "linear",
+    "elu",
+    "selu",
+    "gelu",
+    "swish",
+    "leaky_relu",
+    "softplus",
+)
+INITIALIZERS = (
+    "glorot_uniform",
+    "glorot_normal",
+    "he_uniform",
+    "he_normal",
+    "lecun_uniform",
+    "lecun_normal",
+    "random_normal",
+    "random_uniform",
+    "zeros",
+    "ones",
+)
+PADDINGS = ("valid", "same")
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
+SCHEDULES = ("constant", "exponential", "cosine")
+LOSSES = (
+    "sparse_categorical_crossentropy",
+    "categorical_crossentropy",
+    "binary_crossentropy",
+    "mse",
+    "mae",
+    "huber",
+)
+
+# Which optional layer fields each layer type accepts; anything else is refused by name.
+LAYER_FIELDS: dict[str, tuple[str, ...]] = {
+    "Dense": ("units", "activation", "l1", "l2", "initializer"),
+    "Dropout": ("rate",),
+    "BatchNormalization": (),
+    "Flatten": (),
+    "Conv2D": ("filters", "kernel_size", "strides", "padding", "activation", "l1", "l2", "initializer"),
+    "MaxPooling2D": ("pool_size", "strides", "padding"),
+    "GlobalAveragePooling2D": (),
+}
+LAYER_DEFAULTS: dict[str, dict[str, Any]] = {
+    "Dense": {"units": 64, "activation": "relu"},
+    "Dropout": {"rate": 0.5},
+    "BatchNormalization": {},
+    "Flatten": {},
+    "Conv2D": {"filters": 32, "kernel_size": 3, "activation": "relu", "padding": "valid"},
+    "MaxPooling2D": {"pool_size": 2},
+    "GlobalAveragePooling2D": {},
+}
+
+MAX_URL_CHARS = 20_000
+
+
+class SpecError(ValueError):
+    """A spec that cannot run; `problems` lists (field path, message) pairs, all of them at once."""
+
+    def __init__(self, problems: list[tuple[str, str]]):
+        self.problems = problems
+        super().__init__("; ".join(f"{path}: {msg}" if path else msg for path, msg in problems))
+
+
+@dataclass
+class DataSpec:
+    source: str = "builtin"
+    name: str | None = "digits"
+    path: str | None = None  # csv, npz
+    target: str | None = None  # csv: the column to predict
+    images: str | None = None  # idx
+    labels: str | None = None  # idx
+    n: int = 500  # synthetic sets: number of points
+    noise: float = 0.0  # synthetic sets: 0 (clean) to 0.5
+    task: str = "auto"  # auto-infer, or force multiclass / binary / regression
+
+
+@dataclass
+class SplitSpec:
+    test: float = 0.2
+    validation: float = 0.1
+    seed: int = 0
+
+
+@dataclass
+class LayerSpec:
+    type: str
+    units: int | None = None
+    activation: str | None = None
+    rate: float | None = None
+    filters: int | None = None
+    kernel_size: int | list[int] | None = None
+    strides: int | list[int] | None = None
+    pool_size: int | list[int] | None = None
+    padding: str | None = None
+    l1: float | None = None
+    l2: float | None = None
+    initializer: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    def short(self) -> str:
+        """A few characters for tables: 'Dense(64, relu)', 'Conv2D(32, 3x3)'."""
+        if self.type == "Dense":
+            return f"Dense({self.units}, {self.activation or 'linear'})"
+        if self.type == "Dropout":
+            return f"Dropout({self.rate})"
+        if self.type == "Conv2D":
+            k = pair(self.kernel_size or 3)
+            return f"Conv2D({self.filters}, {k[0]}x{k[1]})"
+        if self.type == "MaxPooling2D":
+            p = pair(self.pool_size or 2)
+            return f"MaxPool({p[0]}x{p[1]})"
+        return {"BatchNormalization": "BatchNorm", "GlobalAveragePooling2D": "GAP"}.get(self.type, self.type)
+
+
+@dataclass
+class TrainSpec:
+    optimizer: str = "adam"
+    learning_rate: float = 0.001
+    epochs: int = 10
+    batch_size: int = 32
+    seed: int = 0
+    momentum: float = 0.0  # sgd only
+    weight_decay: float = 0.004  # adamw only
+    schedule: str = "constant"
+    decay_rate: float = 0.9  # exponential: learning rate multiplied by this each epoch
+    early_stopping: bool = False
+    patience: int = 3
+    restore_best_weights: bool = True
+
+
+@dataclass
+class OutputSpec:
+    """Optional override of the output layer's activation and the loss; derived from the task when None."""
+
+    activation: str | None = None
+    loss: str | None = None
+
+
+@dataclass
+class RunSpec:
+    data: DataSpec = field(default_factory=DataSpec)
+    split: SplitSpec = field(default_factory=SplitSpec)
+    layers: list[LayerSpec] = field(default_factory=lambda: [LayerSpec("Dense", units=64, activation="relu")])
+    train: TrainSpec = field(default_factory=TrainSpec)
+    output: OutputSpec = field(default_factory=OutputSpec)
+
+    # -- serialisation ------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "data": {k: v for k, v in asdict(self.data).items() if v is not None},
+            "split": asdict(self.split),
+            "layers": [layer.to_dict() for layer in self.layers],
+            "train": asdict(self.train),
+        }
+        out = {k: v for k, v in asdict(self.output).items() if v is not None}
+        if out:
+            d["output"] = out
+        return d
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, sort_keys=False)
+
+    def to_url(self) -> str:
+        """A compact URL-safe string: compact JSON, deflated, base64url without padding."""
+        raw = json.dumps(self.to_dict(), separators=(",", ":")).encode()
+        return base64.urlsafe_b64encode(zlib.compress(raw, 9)).decode().rstrip("=")
+
+    @classmethod
+    def from_dict(cls, d: Any) -> RunSpec:
+        return parse_spec(d)
+
+    @classmethod
+    def from_json(cls, text: str) -> RunSpec:
+        try:
+            d = json.loads(text)
+        except (json.JSONDecodeError, UnicodeDecodeError, TypeError) as e:
+            raise SpecError([("", f"the spec is not valid JSON ({e}); fix the syntax and try again")]) from None
+        return parse_spec(d)
+
+    @classmethod
+    def from_url(cls, token: str) -> RunSpec:
+        if not isinstance(token, str) or not token or len(token) > MAX_URL_CHARS:
+            raise SpecError([("", "the shared link holds no readable experiment; ask for the link again")])
+        try:
+            raw = zlib.decompressobj().decompress(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)), 1 << 20)
+            d = json.loads(raw)
+        except (binascii.Error, zlib.error, ValueError):
+            raise SpecError([("", "the shared link is damaged or cut short; copy the whole link and try again")]) from None
+        return parse_spec(d)
+
+    # -- conveniences -------------------------------------------------------------------------
+    def copy(self) -> RunSpec:
+        return parse_spec(self.to_dict())
+
+    def layers_short(self) -> str:
+        return " → ".join(layer.short() for layer in self.layers) or "(no hidden layers)"
+
+
+def pair(v: int | list[int] | tuple[int, ...]) -> tuple[int, int]:
+    """Keras-style size argument (3 or [3, 3]) as a (height, width) pair."""
+    if isinstance(v, (list, tuple)):
+        return (int(v[0]), int(v[1]))
+    return (int(v), int(v))
+
+
+# -- validation ---------------------------------------------------------------------------------
+
+
+class _Checker:
+    """Collects every problem in a spec so the user fixes them in one go, not one per try."""
+
+    def __init__(self) -> None:
+        self.problems: list[tuple[str, str]] = []
+
+    def fail(self, path: str, msg: str) -> None:
+        self.problems.append((path, msg))
+
+    def section(self, d: Any, path: str, allowed: tuple[str, ...]) -> dict[str, Any]:
+        if d is None:
+            return {}
+        if not isinstance(d, dict):
+            self.fail(path, f"must be an object with the fields {', '.join(allowed)}, got {type(d).__name__}")
+            return {}
+        for k in d:
+            if k not in allowed:
+                self.fail(f"{path}.{k}", f"unknown field; allowed here: {', '.join(allowed)}")
+        return {k: v for k, v in d.items() if k in allowed}
+
+    def integer(self, d: dict, key: str, path: str, default: int, lo: int, hi: int) -> int:
+        v = d.get(key, default)
+        if isinstance(v, float) and v.is_integer():
+            v = int(v)
+        if isinstance(v, bool) or not isinstance(v, int):
+            self.fail(f"{path}.{key}", f"must be a whole number from {lo} to {hi}, got {v!r}")
+            return default
+        if not lo <= v <= hi:
+            self.fail(f"{path}.{key}", f"must be from {lo} to {hi}, got {v}")
+            return default
+        return v
+
+    def number(self, d: dict, key: str, path: str, default: float, lo: float, hi: float, lo_open: bool = False) -> float:
+        v = d.get(key, default)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            self.fail(f"{path}.{key}", f"must be a number from {lo} to {hi}, got {v!r}")
+            return default
+        if v < lo or v > hi or (lo_open and v == lo):
+            bound = f"above {lo}" if lo_open else f"from {lo}"
+            self.fail(f"{path}.{key}", f"must be {bound} to {hi}, got {v}")
+            return default
+        return float(v)
+
+    def choice(self, d: dict, key: str, path: str, default: Any, options: tuple[str, ...]) -> Any:
+        v = d.get(key, default)
+        if v is None and default is None:
+            return None
+        if v not in options:
+            self.fail(f"{path}.{key}", f"unknown value {v!r}; choose one of {', '.join(options)}")
+            return default
+        return v
+
+    def text(self, d: dict, key: str, path: str) -> str | None:
+        v = d.get(key)
+        if v is not None and (not isinstance(v, str) or not v.strip()):
+            self.fail(f"{path}.{key}", f"must be a non-empty text, got {v!r}")
+            return None
+        return v
+
+    def boolean(self, d: dict, key: str, path: str, default: bool) -> bool:
+        v = d.get(key, default)
+        if not isinstance(v, bool):
+            self.fail(f"{path}.{key}", f"must be true or false, got {v!r}")
+            return default
+        return v
+
+    def size(self, d: dict, key: str, path: str, default: Any) -> Any:
+        """A kernel/pool/stride size: a whole number ≥ 1, or a pair of them."""
+        v = d.get(key, default)
+        if v is None:
+            return None
+        ok_int = lambda x: isinstance(x, int) and not isinstance(x, bool) and 1 <= x <= 1024  # noqa: E731
+        if ok_int(v):
+            return v
+        if isinstance(v, (list, tuple)) and len(v) == 2 and all(ok_int(x) for x in v):
+            return [int(x) for x in v]
+        self.fail(f"{path}.{key}", f"must be a whole number from 1 to 1024 or a pair like [3, 3], got {v!r}")
+        return default
+
+
+def parse_spec(d: Any) -> RunSpec:
+    """Validate a dict (from JSON, a form or a URL) into a RunSpec, or raise SpecError naming every problem."""
+    c = _Checker()
+    top = c.section(d, "spec", ("data", "split", "layers", "train", "output"))
+    if not isinstance(d, dict):
+        raise SpecError(c.problems)
+    data = _parse_data(c, top.get("data"))
+    split = _parse_split(c, top.get("split"))
+    layers = _parse_layers(c, top.get("layers", [LayerSpec("Dense", units=64, activation="relu").to_dict()]))
+    train = _parse_train(c, top.get("train"))
+    o = c.section(top.get("output"), "output", ("activation", "loss"))
+    output = OutputSpec(
+        activation=c.choice(o, "activation", "output", None, ACTIVATIONS),
+        loss=c.choice(o, "loss", "output", None, LOSSES),
+    )
+    if c.problems:
+        raise SpecError(c.problems)
+    return RunSpec(data=data, split=split, layers=layers, train=train, output=output)
+
+
+def _parse_data(c: _Checker, raw: Any) -> DataSpec:
+    names = [f.name for f in fields(DataSpec)]
+    d = c.section(raw, "data", tuple(names))
+    ds = DataSpec()
+    ds.source = c.choice(d, "source", "data", "builtin", SOURCES)
+    ds.task = c.choice(d, "task", "data", "auto", TASKS)
+    ds.name = None
+    if ds.source == "builtin":
+        ds.name = c.choice(d, "name", "data", "digits", BUILTIN_SETS)
+        ds.n = c.integer(d, "n", "data", 500, 20, 100_000)
+        ds.noise = c.number(d, "noise", "data", 0.0, 0.0, 0.5)
+    elif ds.source == "keras":
+        ds.name = c.choice(d, "name", "data", "mnist", KERAS_SETS)
+    elif ds.source in ("csv", "npz"):
+        ds.path = c.text(d, "path", "data")
+        if ds.path is None:
+            c.fail("data.path", f"a {ds.source} source needs the path of the file to read")
+        if ds.source == "csv":
+            ds.target = c.text(d, "target", "data")
+            if ds.target is None:
+                c.fail("data.target", "a csv source needs the name of the column to predict")
+        ds.name = c.text(d, "name", "data")
+    elif ds.source == "idx":
+        ds.images = c.text(d, "images", "data")
+        ds.labels = c.text(d, "labels", "data")
+        for key in ("images", "labels"):
+            if getattr(ds, key) is None:
+                c.fail(f"data.{key}", f"an idx source needs the path of the {key} file (IDX format, gzip or raw)")
+        ds.name = c.text(d, "name", "data")
+    return ds
+
+
+def _parse_split(c: _Checker, raw: Any) -> SplitSpec:
+    d = c.section(raw, "split", ("test", "validation", "seed"))
+    s = SplitSpec(
+        test=c.number(d, "test", "split", 0.2, 0.0, 0.9),
+        validation=c.number(d, "validation", "split", 0.1, 0.0, 0.9),
+        seed=c.integer(d, "seed", "split", 0, 0, 2**31 - 1),
+    )
+    if s.test + s.validation > 0.9:
+        c.fail("split", f"test ({s.test}) and validation ({s.validation}) leave too little to train on; keep their sum at 0.9 or less")
+    return s
+
+
+def _parse_layers(c: _Checker, raw: Any) -> list[LayerSpec]:
+    if not isinstance(raw, list):
+        c.fail("layers", f"must be a list of layers, got {type(raw).__name__}")
+        return []
+    if len(raw) > 64:
+        c.fail("layers", f"at most 64 hidden layers, got {len(raw)}")
+        return []
+    out = []
+    for i, item in enumerate(raw):
+        path = f"layers[{i}]"
+        if not isinstance(item, dict):
+            c.fail(path, f"must be an object like {{\"type\": \"Dense\", \"units\": 64}}, got {item!r}")
+            continue
+        kind = item.get("type")
+        if kind not in LAYER_TYPES:
+            c.fail(f"{path}.type", f"unknown layer type {kind!r}; choose one of {', '.join(LAYER_TYPES)}")
+            continue
+        d = c.section(item, f"{path} ({kind})", ("type",) + LAYER_FIELDS[kind])
+        defaults = LAYER_DEFAULTS[kind]
+        layer = LayerSpec(type=kind)
+        if kind == "Dense":
+            layer.units = c.integer(d, "units", path, defaults["units"], 1, 65_536)
+        if kind == "Conv2D":
+            layer.filters = c.integer(d, "filters", path, defaults["filters"], 1, 4096)
+            layer.kernel_size = c.size(d, "kernel_size", path, defaults["kernel_size"])
+            layer.strides = c.size(d, "strides", path, None)
+        if kind in ("Dense", "Conv2D"):
+            layer.activation = c.choice(d, "activation", path, defaults["activation"], ACTIVATIONS)
+            layer.initializer = c.choice(d, "initializer", path, None, INITIALIZERS)
+            for reg in ("l1", "l2"):
+                if d.get(reg) is not None:
+                    setattr(layer, reg, c.number(d, reg, path, 0.0, 0.0, 1.0))
+        if kind == "Dropout":
+            layer.rate = c.number(d, "rate", path, defaults["rate"], 0.0, 0.99)
+        if kind == "MaxPooling2D":
+            layer.pool_size = c.size(d, "pool_size", path, defaults["pool_size"])
+            layer.strides = c.size(d, "strides", path, None)
+        if kind in ("Conv2D", "MaxPooling2D"):
+            layer.padding = c.choice(d, "padding", path, "valid", PADDINGS)
+        out.append(layer)
+    return out
+
+
+def _parse_train(c: _Checker, raw: Any) -> TrainSpec:
+    d = c.section(raw, "train", tuple(f.name for f in fields(TrainSpec)))
+    return TrainSpec(
+        optimizer=c.choice(d, "optimizer", "train", "adam", OPTIMIZERS),
+        learning_rate=c.number(d, "learning_rate", "train", 0.001, 0.0, 10.0, lo_open=True),
+        epochs=c.integer(d, "epochs", "train", 10, 1, 10_000),
+        batch_size=c.integer(d, "batch_size", "train", 32, 1, 65_536),
+        seed=c.integer(d, "seed", "train", 0, 0, 2**31 - 1),
+        momentum=c.number(d, "momentum", "train", 0.0, 0.0, 0.999),
+        weight_decay=c.number(d, "weight_decay", "train", 0.004, 0.0, 1.0),
+        schedule=c.choice(d, "schedule", "train", "constant", SCHEDULES),
+        decay_rate=c.number(d, "decay_rate", "train", 0.9, 0.0, 1.0, lo_open=True),
+        early_stopping=c.boolean(d, "early_stopping", "train", False),
+        patience=c.integer(d, "patience", "train", 3, 1, 1000),
+        restore_best_weights=c.boolean(d, "restore_best_weights", "train", True),
+    )

@@ -1,0 +1,308 @@
+"""The run store: SQLite (WAL) plus model files in one directory; the only thing pages and workers share.
+
+Workers append epochs and progress while pages poll, from any number of processes. Every call opens
+its own short connection, so one RunStore object is safe to share between threads and processes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+STATUSES = ("queued", "running", "finished", "failed", "cancelled")
+FINAL_STATUSES = ("finished", "failed", "cancelled")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created REAL NOT NULL,
+    started REAL,
+    finished REAL,
+    owner TEXT,
+    host TEXT,
+    pid INTEGER,
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    hardware TEXT,
+    info TEXT,
+    progress TEXT,
+    error TEXT,
+    test TEXT,
+    evaluation TEXT,
+    model_path TEXT
+);
+CREATE INDEX IF NOT EXISTS runs_status ON runs(status, created);
+CREATE TABLE IF NOT EXISTS epochs (
+    run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    epoch INTEGER NOT NULL,
+    time REAL NOT NULL,
+    logs TEXT NOT NULL,
+    PRIMARY KEY (run_id, epoch)
+);
+"""
+
+# Columns cheap enough to read for every run in a table; evaluation can be large and is read on demand.
+_LIST_COLUMNS = (
+    "id, name, spec, status, created, started, finished, owner, host, pid, cancel_requested, "
+    "hardware, info, progress, error, test, model_path"
+)
+
+
+@dataclass
+class RunRecord:
+    id: str
+    name: str
+    spec: dict[str, Any]
+    status: str
+    created: float
+    started: float | None = None
+    finished: float | None = None
+    owner: str | None = None
+    host: str | None = None
+    pid: int | None = None
+    cancel_requested: bool = False
+    hardware: dict[str, Any] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)  # what the trainer said at start: params, sizes, steps
+    progress: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    test: dict[str, Any] = field(default_factory=dict)
+    evaluation: dict[str, Any] | None = None
+    model_path: str | None = None
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+    @property
+    def duration(self) -> float | None:
+        if self.started is None:
+            return None
+        return (self.finished or time.time()) - self.started
+
+
+def default_root() -> Path:
+    return Path(os.environ.get("KF_HOME") or ".kf")
+
+
+def _loads(text: str | None, default: Any) -> Any:
+    return json.loads(text) if text else default
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class RunStore:
+    def __init__(self, root: str | Path | None = None, recover: bool = True):
+        self.root = Path(root) if root is not None else default_root()
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / "models").mkdir(exist_ok=True)
+        self.db_path = self.root / "runs.sqlite"
+        with self._connect() as con:
+            con.execute("PRAGMA journal_mode=WAL")
+            con.executescript(_SCHEMA)
+        if recover:
+            self.recover()
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        # Autocommit mode plus explicit BEGIN IMMEDIATE where a read-then-write must be atomic; a long
+        # busy timeout so many readers and writers wait their turn instead of seeing "database is locked".
+        con = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
+        try:
+            con.execute("PRAGMA busy_timeout=30000")
+            con.execute("PRAGMA synchronous=NORMAL")
+            con.execute("PRAGMA foreign_keys=ON")
+            yield con
+        finally:
+            con.close()
+
+    # -- writing ------------------------------------------------------------------------------
+    def create_run(self, spec: dict[str, Any], name: str | None = None, owner: str | None = None) -> str:
+        run_id = uuid.uuid4().hex[:12]
+        now = time.time()
+        with self._connect() as con:
+            if not name:
+                (count,) = con.execute("SELECT COUNT(*) FROM runs").fetchone()
+                name = f"run {count + 1}"
+            con.execute(
+                "INSERT INTO runs (id, name, spec, status, created, owner) VALUES (?, ?, ?, 'queued', ?, ?)",
+                (run_id, name, json.dumps(spec), now, owner),
+            )
+        return run_id
+
+    def claim_next(self, pid: int) -> RunRecord | None:
+        """Atomically move the oldest queued run to running for this worker; None when the queue is empty."""
+        with self._connect() as con:
+            con.execute("BEGIN IMMEDIATE")
+            row = con.execute("SELECT id FROM runs WHERE status='queued' ORDER BY created LIMIT 1").fetchone()
+            if row is None:
+                con.execute("COMMIT")
+                return None
+            con.execute(
+                "UPDATE runs SET status='running', started=?, pid=?, host=? WHERE id=?",
+                (time.time(), pid, socket.gethostname(), row[0]),
+            )
+            con.execute("COMMIT")
+        return self.get(row[0])
+
+    def start_in_process(self, run_id: str) -> None:
+        """Mark a run running in this process (the CLI trains without a worker)."""
+        self._update(run_id, status="running", started=time.time(), pid=os.getpid(), host=socket.gethostname())
+
+    def set_info(self, run_id: str, hardware: dict[str, Any], info: dict[str, Any]) -> None:
+        self._update(run_id, hardware=json.dumps(hardware), info=json.dumps(info))
+
+    def set_progress(self, run_id: str, progress: dict[str, Any]) -> None:
+        self._update(run_id, progress=json.dumps(progress))
+
+    def append_epoch(self, run_id: str, epoch: int, logs: dict[str, Any]) -> None:
+        with self._connect() as con:
+            con.execute(
+                "INSERT OR REPLACE INTO epochs (run_id, epoch, time, logs) VALUES (?, ?, ?, ?)",
+                (run_id, epoch, time.time(), json.dumps(logs)),
+            )
+
+    def finish(self, run_id: str, test: dict[str, Any], evaluation: dict[str, Any], model_path: str | None) -> None:
+        self._update(
+            run_id,
+            status="finished",
+            finished=time.time(),
+            test=json.dumps(test),
+            evaluation=json.dumps(evaluation),
+            model_path=model_path,
+        )
+
+    def fail(self, run_id: str, reason: str) -> None:
+        self._update(run_id, status="failed", finished=time.time(), error=reason)
+
+    def mark_cancelled(self, run_id: str) -> None:
+        self._update(run_id, status="cancelled", finished=time.time())
+
+    def request_cancel(self, run_id: str) -> str | None:
+        """Cancel a queued run at once, or ask its worker to stop a running one. Returns the new status."""
+        with self._connect() as con:
+            con.execute("BEGIN IMMEDIATE")
+            row = con.execute("SELECT status FROM runs WHERE id=?", (run_id,)).fetchone()
+            if row is None:
+                con.execute("COMMIT")
+                return None
+            if row[0] == "queued":
+                con.execute("UPDATE runs SET status='cancelled', finished=? WHERE id=?", (time.time(), run_id))
+            elif row[0] == "running":
+                con.execute("UPDATE runs SET cancel_requested=1 WHERE id=?", (run_id,))
+            con.execute("COMMIT")
+            return "cancelled" if row[0] == "queued" else row[0]
+
+    def cancel_requested(self, run_id: str) -> bool:
+        with self._connect() as con:
+            row = con.execute("SELECT cancel_requested FROM runs WHERE id=?", (run_id,)).fetchone()
+        return bool(row and row[0])
+
+    def rename(self, run_id: str, name: str) -> None:
+        self._update(run_id, name=name.strip() or run_id)
+
+    def delete(self, run_id: str) -> None:
+        with self._connect() as con:
+            con.execute("DELETE FROM runs WHERE id=?", (run_id,))
+        shutil.rmtree(self.run_dir(run_id), ignore_errors=True)
+
+    def _update(self, run_id: str, **values: Any) -> None:
+        cols = ", ".join(f"{k}=?" for k in values)
+        with self._connect() as con:
+            con.execute(f"UPDATE runs SET {cols} WHERE id=?", (*values.values(), run_id))
+
+    # -- reading ------------------------------------------------------------------------------
+    def get(self, run_id: str, with_evaluation: bool = True) -> RunRecord | None:
+        cols = _LIST_COLUMNS + (", evaluation" if with_evaluation else "")
+        with self._connect() as con:
+            row = con.execute(f"SELECT {cols} FROM runs WHERE id=?", (run_id,)).fetchone()
+        return _record(row, with_evaluation) if row else None
+
+    def list_runs(self, owner: str | None = None) -> list[RunRecord]:
+        query = f"SELECT {_LIST_COLUMNS} FROM runs"
+        args: tuple[Any, ...] = ()
+        if owner is not None:
+            query += " WHERE owner=?"
+            args = (owner,)
+        with self._connect() as con:
+            rows = con.execute(query + " ORDER BY created DESC", args).fetchall()
+        return [_record(r, False) for r in rows]
+
+    def epochs(self, run_id: str) -> list[dict[str, Any]]:
+        """Every epoch's logs in order, each with 'epoch' and the wall-clock 'time' it was stored."""
+        with self._connect() as con:
+            rows = con.execute("SELECT epoch, time, logs FROM epochs WHERE run_id=? ORDER BY epoch", (run_id,)).fetchall()
+        return [{"epoch": e, "time": t, **json.loads(logs)} for e, t, logs in rows]
+
+    def counts(self) -> dict[str, int]:
+        with self._connect() as con:
+            rows = con.execute("SELECT status, COUNT(*) FROM runs GROUP BY status").fetchall()
+        return dict(rows)
+
+    # -- files --------------------------------------------------------------------------------
+    def run_dir(self, run_id: str) -> Path:
+        return self.root / "models" / run_id
+
+    def model_file(self, run_id: str) -> Path:
+        d = self.run_dir(run_id)
+        d.mkdir(parents=True, exist_ok=True)
+        return d / "model.keras"
+
+    # -- recovery -----------------------------------------------------------------------------
+    def recover(self) -> list[str]:
+        """Mark runs whose worker died as failed, so nothing is left 'running' forever. Returns their ids."""
+        here = socket.gethostname()
+        with self._connect() as con:
+            rows = con.execute("SELECT id, pid, host FROM runs WHERE status='running'").fetchall()
+        dead = [rid for rid, pid, host in rows if host == here and (pid is None or not _pid_alive(pid))]
+        for rid in dead:
+            self.fail(
+                rid,
+                "interrupted: the process training this run stopped unexpectedly (killed, out of memory, "
+                "or the server restarted); its epochs so far are kept — train it again to finish it",
+            )
+        return dead
+
+
+def _record(row: tuple, with_evaluation: bool) -> RunRecord:
+    (rid, name, spec, status, created, started, finished, owner, host, pid, cancel, hw, info, progress, error, test,
+     model_path) = row[:17]
+    return RunRecord(
+        id=rid,
+        name=name,
+        spec=json.loads(spec),
+        status=status,
+        created=created,
+        started=started,
+        finished=finished,
+        owner=owner,
+        host=host,
+        pid=pid,
+        cancel_requested=bool(cancel),
+        hardware=_loads(hw, {}),
+        info=_loads(info, {}),
+        progress=_loads(progress, {}),
+        error=error,
+        test=_loads(test, {}),
+        evaluation=_loads(row[17], None) if with_evaluation else None,
+        model_path=model_path,
+    )

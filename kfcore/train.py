@@ -1,0 +1,338 @@
+"""train(spec, on_event): the one training function behind the dashboard, the CLI, the tests and the bench.
+
+It loads and splits the data, builds the model, fits it in one `fit` call while streaming events
+(started, progress, epoch, finished / failed / cancelled), evaluates on the test split and saves the
+model. Nothing here knows about Streamlit or the run store.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kfcore import evaluate
+from kfcore.data import Dataset, DataError, Splits, load_dataset, split_dataset
+from kfcore.shapes import ShapeError, ShapeReport, head, infer_shapes
+from kfcore.spec import RunSpec, SpecError
+
+Event = dict[str, Any]
+EventHandler = Callable[[Event], None]
+
+PROGRESS_INTERVAL_S = 0.25  # batch progress events at most 4 times a second
+TARGET_EXECUTION_S = 0.2  # aim for one compiled multi-step call per ~0.2 s: smooth progress, fast cancel
+CPU_FLOPS_ESTIMATE = 1.5e10  # rough sustained float32 FLOP/s of a small CPU, only used to pick K
+
+
+class Cancelled(Exception):
+    """Raised from a callback to leave `fit` at once when the user presses Stop."""
+
+
+class NonFiniteLoss(Exception):
+    pass
+
+
+@dataclass
+class TrainResult:
+    status: str  # finished | failed | cancelled
+    error: str | None = None
+    test: dict[str, Any] = field(default_factory=dict)
+    evaluation: dict[str, Any] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_epoch: int | None = None
+    model_path: str | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def prepare(spec: RunSpec, dataset: Dataset | None = None) -> tuple[Dataset, Splits, ShapeReport]:
+    """Everything that can refuse a spec before TensorFlow is touched: data, split, shapes.
+
+    Raises DataError or ShapeError with a message for the user.
+    """
+    ds = dataset if dataset is not None else load_dataset(spec.data)
+    splits = split_dataset(ds, spec.split)
+    report = infer_shapes(spec.layers, ds.input_shape, ds.task, ds.n_classes, spec.output)
+    return ds, splits, report
+
+
+def estimate_flops_per_sample(report: ShapeReport) -> float:
+    """Forward FLOPs per sample, from the shape report: 2 per weight for Dense, per position for Conv2D."""
+    flops = 0.0
+    for row in report.rows:
+        positions = math.prod(row.output_shape[:-1]) if len(row.output_shape) > 1 else 1
+        flops += 2.0 * row.params * positions if row.kind == "Conv2D" else 2.0 * row.params
+        flops += math.prod(row.output_shape)  # activations, pooling, normalisation: one op per output
+    return flops
+
+
+def choose_steps_per_execution(report: ShapeReport, batch_size: int, steps_per_epoch: int, on_gpu: bool = False) -> int:
+    """How many batches one compiled call runs. Same batches and updates as K=1, far less Python overhead;
+    K is sized so a call takes about TARGET_EXECUTION_S and progress and cancel stay responsive."""
+    train_flops_per_step = 3.0 * estimate_flops_per_sample(report) * batch_size
+    step_s = train_flops_per_step / (CPU_FLOPS_ESTIMATE * (20 if on_gpu else 1)) + 5e-5
+    return max(1, min(steps_per_epoch, int(TARGET_EXECUTION_S / step_s)))
+
+
+def _make_optimizer(keras: Any, spec: RunSpec, steps_per_epoch: int) -> Any:
+    t = spec.train
+    lr: Any = t.learning_rate
+    if t.schedule == "exponential":
+        lr = keras.optimizers.schedules.ExponentialDecay(t.learning_rate, decay_steps=steps_per_epoch, decay_rate=t.decay_rate)
+    elif t.schedule == "cosine":
+        lr = keras.optimizers.schedules.CosineDecay(t.learning_rate, decay_steps=max(1, t.epochs * steps_per_epoch))
+    if t.optimizer == "sgd":
+        return keras.optimizers.SGD(learning_rate=lr, momentum=t.momentum)
+    if t.optimizer == "adamw":
+        return keras.optimizers.AdamW(learning_rate=lr, weight_decay=t.weight_decay)
+    return {"adam": keras.optimizers.Adam, "rmsprop": keras.optimizers.RMSprop, "adagrad": keras.optimizers.Adagrad}[
+        t.optimizer
+    ](learning_rate=lr)
+
+
+def _targets(y: np.ndarray | None, loss: str, n_classes: int) -> np.ndarray | None:
+    if y is None:
+        return None
+    if loss == "categorical_crossentropy":
+        return np.eye(n_classes, dtype=np.float32)[y]
+    if loss == "binary_crossentropy":
+        return y.astype(np.float32).reshape(-1, 1)
+    return y
+
+
+def train(
+    spec: RunSpec,
+    on_event: EventHandler | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    model_path: str | Path | None = None,
+    dataset: Dataset | None = None,
+    steps_per_execution: int | None = None,
+    stream: bool = True,
+) -> TrainResult:
+    """Train `spec` and report events to `on_event`; never raises for anything a user can cause.
+
+    should_stop is polled a few times a second; returning True cancels the run within about a second.
+    stream=False turns off progress/epoch-detail work (benchmarks measure its cost this way).
+    """
+    emit = on_event or (lambda e: None)
+    stop = should_stop or (lambda: False)
+    try:
+        return _train(spec, emit, stop, model_path, dataset, steps_per_execution, stream)
+    except Cancelled:
+        emit({"event": "cancelled"})
+        return TrainResult(status="cancelled")
+    except (SpecError, DataError, ShapeError, NonFiniteLoss) as e:
+        emit({"event": "failed", "error": str(e)})
+        return TrainResult(status="failed", error=str(e))
+    except MemoryError:
+        msg = "ran out of memory: choose a smaller batch size, fewer units or filters, or a smaller dataset"
+        emit({"event": "failed", "error": msg})
+        return TrainResult(status="failed", error=msg)
+    except Exception as e:  # a bug or an unforeseen TensorFlow error: say what it was, keep the trace for us
+        msg = f"training stopped by an internal error ({type(e).__name__}: {str(e)[:300]}); please report it"
+        emit({"event": "failed", "error": msg, "traceback": traceback.format_exc()})
+        return TrainResult(status="failed", error=msg)
+
+
+def _train(
+    spec: RunSpec,
+    emit: EventHandler,
+    stop: Callable[[], bool],
+    model_path: str | Path | None,
+    dataset: Dataset | None,
+    steps_per_execution: int | None,
+    stream: bool,
+) -> TrainResult:
+    t0 = time.perf_counter()
+    ds, splits, report = prepare(spec, dataset)
+
+    import keras
+
+    from kfcore import hardware
+    from kfcore.build import build_model
+
+    strategy, hw = hardware.configure()
+    keras.utils.set_random_seed(spec.train.seed)
+
+    units, _, loss = head(ds.task, ds.n_classes, spec.output)
+    n_train = len(splits.x_train)
+    batch = spec.train.batch_size
+    steps_per_epoch = max(1, math.ceil(n_train / batch))
+    k = steps_per_execution or choose_steps_per_execution(report, batch, steps_per_epoch, on_gpu=bool(hw["gpus"]))
+
+    norm_mean = norm_var = None
+    if splits.x_train.ndim == 2:  # tabular: the model standardises its own inputs, so the saved model takes raw data
+        norm_mean = splits.x_train.mean(axis=0)
+        norm_var = splits.x_train.var(axis=0)
+
+    def build_and_compile() -> Any:
+        model = build_model(spec, ds.input_shape, ds.task, ds.n_classes, norm_mean, norm_var,
+                            mixed_precision=keras.mixed_precision.global_policy().name == "mixed_float16")
+        metrics = ["mae"] if ds.task == "regression" else ["accuracy"]
+        model.compile(optimizer=_make_optimizer(keras, spec, steps_per_epoch), loss=loss, metrics=metrics,
+                      steps_per_execution=k)
+        return model
+
+    if strategy is not None:
+        with strategy.scope():
+            model = build_and_compile()
+    else:
+        model = build_and_compile()
+
+    y_train = _targets(splits.y_train, loss, ds.n_classes)
+    y_val = _targets(splits.y_val, loss, ds.n_classes)
+    y_test = _targets(splits.y_test, loss, ds.n_classes)
+    has_val = splits.x_val is not None and len(splits.x_val) > 0
+
+    info = {
+        "dataset": ds.name,
+        "task": ds.task,
+        "class_names": ds.class_names,
+        "input_shape": list(ds.input_shape),
+        "n_train": n_train,
+        "n_val": len(splits.x_val) if has_val else 0,
+        "n_test": len(splits.x_test),
+        "params": report.total_params,
+        "trainable_params": report.trainable_params,
+        "epochs": spec.train.epochs,
+        "steps_per_epoch": steps_per_epoch,
+        "steps_per_execution": k,
+        "loss": loss,
+        "output_units": units,
+        "jit_compile": str(getattr(model, "jit_compile", "auto")),
+        "notes": ds.notes,
+    }
+    hw["xla"] = f"jit_compile={info['jit_compile']}"
+    emit({"event": "started", "hardware": hw, "info": info})
+
+    history: list[dict[str, Any]] = []
+    callbacks: list[Any] = [
+        _streaming_callback(keras, emit, stop, spec.train.epochs, steps_per_epoch, n_train, batch, t0, history,
+                           splits.x_val if has_val and ds.task != "regression" and stream else None,
+                           splits.y_val, ds.n_classes, stream)
+    ]
+    if spec.train.early_stopping:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor="val_loss" if has_val else "loss",
+                patience=spec.train.patience,
+                restore_best_weights=spec.train.restore_best_weights,
+            )
+        )
+    model.fit(
+        splits.x_train,
+        y_train,
+        epochs=spec.train.epochs,
+        batch_size=batch,
+        validation_data=(splits.x_val, y_val) if has_val else None,
+        callbacks=callbacks,
+        verbose=0,
+        shuffle=True,
+    )
+    if stop():
+        raise Cancelled
+
+    monitor = "val_loss" if has_val else "loss"
+    scores = [h.get(monitor, math.inf) for h in history]
+    best_epoch = history[int(np.argmin(scores))]["epoch"] if history else None
+    eval_batch = max(256, batch)
+    test = model.evaluate(splits.x_test, y_test, batch_size=eval_batch, verbose=0, return_dict=True)
+    test = {k_: float(v) for k_, v in test.items()}
+    outputs = model.predict(splits.x_test, batch_size=eval_batch, verbose=0)
+    if ds.task == "regression":
+        evaluation = evaluate.regression_report(splits.y_test, outputs)
+    else:
+        evaluation = evaluate.classification_report(splits.y_test, outputs, ds.class_names)
+        if len(ds.input_shape) == 1 and ds.input_shape[0] == 2:
+            evaluation["decision_boundary"] = evaluate.decision_boundary(
+                lambda g: model.predict(g, batch_size=4096, verbose=0), np.concatenate([splits.x_train, splits.x_test])
+            )
+    evaluation["best_epoch"] = best_epoch
+    evaluation["epochs_run"] = len(history)
+    evaluation["stopped_early"] = len(history) < spec.train.epochs
+
+    saved = None
+    if model_path is not None:
+        Path(model_path).parent.mkdir(parents=True, exist_ok=True)
+        model.save(model_path)
+        np.savez_compressed(Path(model_path).with_name("predictions.npz"), y_true=splits.y_test,
+                            outputs=np.asarray(outputs, dtype=np.float32))
+        saved = str(model_path)
+    elapsed = time.perf_counter() - t0
+    emit({"event": "finished", "test": test, "best_epoch": best_epoch, "elapsed": elapsed, "evaluation": evaluation,
+          "model_path": saved})
+    return TrainResult(status="finished", test=test, evaluation=evaluation, history=history, best_epoch=best_epoch,
+                       model_path=saved, info=info)
+
+
+def _streaming_callback(keras: Any, *args: Any) -> Any:
+    # The Keras base class is mixed in here, at run time, so importing this module never imports TensorFlow.
+    cls = type("StreamingCallback", (_StreamingMixin, keras.callbacks.Callback), {})
+    callback = cls()
+    callback.setup(*args)
+    return callback
+
+
+class _StreamingMixin:
+    """Turns Keras callbacks into events: progress a few times a second, every epoch's logs, cancel, NaN."""
+
+    def setup(self, emit, stop, epochs, steps_per_epoch, n_train, batch, t0, history, x_val, y_val, n_classes, stream):
+        self.emit, self.stop, self.epochs, self.steps = emit, stop, epochs, steps_per_epoch
+        self.n_train, self.batch, self.t0, self.history = n_train, batch, t0, history
+        self.x_val, self.y_val, self.n_classes, self.stream = x_val, y_val, n_classes, stream
+        self.last_progress = 0.0
+        self.epoch_start = self.train_end = time.perf_counter()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch_start = self.train_end = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        now = time.perf_counter()
+        self.train_end = now
+        loss = float(logs["loss"]) if logs and "loss" in logs else 0.0
+        if not math.isfinite(loss):
+            raise NonFiniteLoss(
+                f"the loss became {loss} at batch {batch + 1}: training diverged. Lower the learning rate "
+                f"(try 10× smaller), or add BatchNormalization / regularisation, then train again"
+            )
+        if now - self.last_progress < PROGRESS_INTERVAL_S:
+            return
+        self.last_progress = now
+        if self.stop():
+            raise Cancelled
+        if self.stream:
+            done = min(batch + 1, self.steps)
+            elapsed = now - self.epoch_start
+            self.emit({"event": "progress", "epoch": len(self.history) + 1, "epochs": self.epochs, "step": done,
+                       "steps": self.steps, "loss": loss, "samples_per_s": done * self.batch / max(elapsed, 1e-9),
+                       "elapsed": now - self.t0})
+
+    def on_epoch_end(self, epoch, logs=None):
+        now = time.perf_counter()
+        row: dict[str, Any] = {"epoch": epoch + 1}
+        for key, value in (logs or {}).items():
+            row[key] = float(value)
+        loss = row.get("loss", 0.0)
+        if not math.isfinite(loss):
+            raise NonFiniteLoss(f"the loss became {loss} in epoch {epoch + 1}: lower the learning rate and train again")
+        try:
+            row["learning_rate"] = float(self.model.optimizer.learning_rate)
+        except (TypeError, ValueError):
+            pass
+        train_time = max(self.train_end - self.epoch_start, 1e-9)
+        row["epoch_time"] = now - self.epoch_start
+        row["samples_per_s"] = self.n_train / train_time
+        row["elapsed"] = now - self.t0
+        if self.x_val is not None:
+            probs = self.model.predict(self.x_val, batch_size=max(512, self.batch), verbose=0)
+            _, pred = evaluate.probabilities_to_classes(probs)
+            row["per_class_val_accuracy"] = evaluate.per_class_accuracy(self.y_val, pred, self.n_classes)
+        self.history.append(row)
+        self.emit({"event": "epoch", **row})
+        if self.stop():
+            raise Cancelled

@@ -1,0 +1,75 @@
+"""The command line: JSON lines per epoch, exit codes, one-line errors without tracebacks."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run_cli(*args, cwd=None, timeout=300):
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.run([sys.executable, "-m", "kfcore", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd or REPO, env=env, timeout=timeout)
+
+
+def write_spec(tmp_path, spec):
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps(spec))
+    return path
+
+
+def test_train_prints_epoch_lines_then_done_and_records_the_run(tmp_path, store_dir):
+    spec = {"data": {"source": "builtin", "name": "iris"}, "split": {"test": 0.2, "validation": 0.2, "seed": 0},
+            "layers": [{"type": "Dense", "units": 8, "activation": "relu"}],
+            "train": {"optimizer": "adam", "learning_rate": 0.01, "epochs": 3, "batch_size": 16, "seed": 0}}
+    out = run_cli("train", write_spec(tmp_path, spec), "--store", store_dir, "--name", "cli run")
+    assert out.returncode == 0, out.stderr
+    lines = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [line["event"] for line in lines] == ["epoch"] * 3 + ["done"]
+    assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(lines[0]) and lines[0]["epoch"] == 1
+    done = lines[-1]
+    assert set(done["test"]) >= {"loss", "accuracy"}
+
+    runs = run_cli("runs", "--store", store_dir)
+    assert done["run_id"] in runs.stdout and "cli run" in runs.stdout and "finished" in runs.stdout
+    shown = json.loads(run_cli("show", done["run_id"], "--store", store_dir).stdout)
+    assert shown["status"] == "finished" and len(shown["epochs"]) == 3 and shown["test"] == done["test"]
+
+
+@pytest.mark.parametrize(
+    "spec, words",
+    [
+        ({"layers": [{"type": "Dense", "units": 0}]}, "layers[0].units"),
+        ({"data": {"source": "builtin", "name": "iris"}, "layers": [{"type": "Conv2D"}]}, "Conv2D"),
+        ({"data": {"source": "csv", "path": "/nonexistent/file.csv", "target": "y"}}, "/nonexistent/file.csv"),
+        ({"data": {"source": "builtin", "name": "digits"},
+          "layers": [{"type": "MaxPooling2D", "pool_size": 4}, {"type": "MaxPooling2D", "pool_size": 4}]}, "1x1"),
+    ],
+)
+def test_bad_spec_or_data_exits_2_with_one_error_line(tmp_path, store_dir, spec, words):
+    out = run_cli("train", write_spec(tmp_path, spec), "--store", store_dir, timeout=60)
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and words in lines[0], out.stderr
+    assert "Traceback" not in out.stderr and out.stdout == ""
+
+
+def test_unreadable_spec_file_and_bad_json_exit_2(tmp_path, store_dir):
+    missing = run_cli("train", tmp_path / "nope.json", "--store", store_dir, timeout=60)
+    assert missing.returncode == 2 and missing.stderr.startswith("error: cannot read the spec file")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    out = run_cli("train", bad, "--store", store_dir, timeout=60)
+    assert out.returncode == 2 and "not valid JSON" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_unknown_command_and_unknown_run_exit_2(store_dir):
+    out = run_cli("fly", timeout=60)
+    assert out.returncode == 2 and out.stderr.startswith("error:") and len(out.stderr.strip().splitlines()) == 1
+    out = run_cli("show", "abc", "--store", store_dir, timeout=60)
+    assert out.returncode == 2 and "no run with id 'abc'" in out.stderr

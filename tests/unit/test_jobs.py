@@ -1,0 +1,76 @@
+"""Worker processes: submit returns at once, runs train outside this process, queue, cancel, crash recovery."""
+
+import os
+import signal
+import time
+
+import pytest
+
+from kfcore.jobs import JobManager
+from kfcore.spec import parse_spec
+from kfcore.store import RunStore
+
+TINY = {"data": {"source": "builtin", "name": "iris"}, "layers": [{"type": "Dense", "units": 8}],
+        "train": {"epochs": 3, "batch_size": 16, "learning_rate": 0.01}}
+LONG = {"data": {"source": "builtin", "name": "digits"}, "layers": [{"type": "Dense", "units": 128}],
+        "train": {"epochs": 1000, "batch_size": 8}}
+
+
+def wait_for(predicate, timeout=120.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("timed out")
+
+
+@pytest.fixture
+def manager(store_dir):
+    m = JobManager(RunStore(store_dir), max_concurrent=1, prestart=True)
+    yield m
+    m.shutdown()
+
+
+def test_submit_returns_at_once_and_a_worker_trains_the_run(manager):
+    t0 = time.perf_counter()
+    rid = manager.submit(parse_spec(TINY), name="tiny")
+    assert time.perf_counter() - t0 < 0.5
+    record = wait_for(lambda: (r := manager.store.get(rid)).is_final and r)
+    assert record.status == "finished", record.error
+    assert len(manager.store.epochs(rid)) == 3 and record.pid != os.getpid()
+    assert record.hardware["device"] and record.info["params"] > 0
+    assert os.path.exists(record.model_path)
+
+
+def test_queue_runs_one_at_a_time_under_cap_and_cancel_works_for_queued_and_running(manager):
+    store = manager.store
+    long_id = manager.submit(parse_spec(LONG))
+    queued_id = manager.submit(parse_spec(TINY))
+    wait_for(lambda: store.get(long_id).status == "running" and store.epochs(long_id))
+    assert store.get(queued_id).status == "queued"
+    assert manager.cancel(queued_id) == "cancelled"
+    t0 = time.monotonic()
+    manager.cancel(long_id)
+    wait_for(lambda: store.get(long_id).is_final, timeout=10)
+    assert store.get(long_id).status == "cancelled" and time.monotonic() - t0 < 3
+    next_id = manager.submit(parse_spec(TINY))
+    assert wait_for(lambda: (r := store.get(next_id)).is_final and r).status == "finished"
+
+
+def test_killed_worker_fails_its_run_and_the_next_run_works(manager):
+    store = manager.store
+    rid = manager.submit(parse_spec(LONG))
+    record = wait_for(lambda: (r := store.get(rid)).status == "running" and store.epochs(rid) and r)
+    os.kill(record.pid, signal.SIGKILL)
+    failed = wait_for(lambda: (r := store.get(rid)).is_final and r, timeout=10)
+    assert failed.status == "failed" and "stopped unexpectedly" in failed.error
+    next_id = manager.submit(parse_spec(TINY))
+    assert wait_for(lambda: (r := store.get(next_id)).is_final and r).status == "finished"
+
+
+def test_failed_spec_in_a_worker_is_recorded_with_its_reason(manager):
+    rid = manager.submit(parse_spec({**TINY, "layers": [{"type": "Conv2D"}]}))
+    record = wait_for(lambda: (r := manager.store.get(rid)).is_final and r)
+    assert record.status == "failed" and "Conv2D" in record.error
