@@ -6,6 +6,7 @@ the training process, sets TensorFlow up and returns the strategy plus a record 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import platform
@@ -43,17 +44,36 @@ def describe_host() -> dict[str, Any]:
     return {"cpu": _cpu_name(), "cpu_cores": os.cpu_count() or 1, "gpus": gpus}
 
 
+@contextlib.contextmanager
+def quiet_native_stderr():
+    """Silence file descriptor 2 while TensorFlow starts: its C++ start-up logs (oneDNN, CUDA probing)
+    ignore TF_CPP_MIN_LOG_LEVEL and would bury the CLI's own output. Python errors still propagate."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def configure(mixed_precision: bool | None = None) -> tuple[Any, dict[str, Any]]:
     """Set TensorFlow up for this process and say what was chosen.
 
     mixed_precision: None = on when every GPU can use it (compute capability ≥ 7.0), False = never.
     Returns (strategy or None, info dict stored with the run).
     """
-    import keras
-    import tensorflow as tf
+    with quiet_native_stderr():
+        import keras
+        import tensorflow as tf
 
+        gpus = tf.config.list_physical_devices("GPU")
     info: dict[str, Any] = {"cpu": _cpu_name(), "cpu_cores": os.cpu_count() or 1, "tensorflow": tf.__version__}
-    gpus = tf.config.list_physical_devices("GPU")
     gpu_info = []
     capable = bool(gpus)
     for gpu in gpus:

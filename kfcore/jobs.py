@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from kfcore.store import RunStore
 from kfcore.spec import RunSpec
+from kfcore.store import RunStore
 
 RUNS_PER_WORKER = 20  # then the worker exits and a fresh one returns the memory Keras accumulates
 POLL_S = 0.1  # how often an idle worker looks for queued runs
@@ -74,7 +74,10 @@ def execute_run(store: RunStore, run_id: str, on_event: Any = None) -> Any:
 def worker_main(store_root: str, runs_per_worker: int, parent_pid: int) -> None:
     """Body of a worker process: claim queued runs one at a time until the quota is used or the parent is gone."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras  # noqa: F401  (import TensorFlow once, before the first run, so the first Train is quick)
+    from kfcore.hardware import quiet_native_stderr
+
+    with quiet_native_stderr():  # import TensorFlow once, before the first run, so the first Train is quick
+        import keras
 
     store = RunStore(store_root, recover=False)
     served = 0

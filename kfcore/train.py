@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from kfcore import evaluate
-from kfcore.data import Dataset, DataError, Splits, load_dataset, split_dataset
+from kfcore.data import DataError, Dataset, Splits, load_dataset, split_dataset
 from kfcore.shapes import ShapeError, ShapeReport, head, infer_shapes
 from kfcore.spec import RunSpec, SpecError
 
@@ -151,12 +151,14 @@ def _train(
     t0 = time.perf_counter()
     ds, splits, report = prepare(spec, dataset)
 
+    from kfcore import hardware
+
+    strategy, hw = hardware.configure()  # imports TensorFlow with its start-up chatter silenced
+
     import keras
 
-    from kfcore import hardware
     from kfcore.build import build_model
 
-    strategy, hw = hardware.configure()
     keras.utils.set_random_seed(spec.train.seed)
 
     units, _, loss = head(ds.task, ds.n_classes, spec.output)
