@@ -327,9 +327,9 @@ class _Checker:
 def parse_spec(d: Any) -> RunSpec:
     """Validate a dict (from JSON, a form or a URL) into a RunSpec, or raise SpecError naming every problem."""
     c = _Checker()
-    top = c.section(d, "spec", ("data", "split", "layers", "train", "output"))
     if not isinstance(d, dict):
-        raise SpecError(c.problems)
+        raise SpecError([("spec", f"must be a JSON object with the sections data, split, layers, train; got {type(d).__name__}")])
+    top = c.section(d, "spec", ("data", "split", "layers", "train", "output"))
     data = _parse_data(c, top.get("data"))
     split = _parse_split(c, top.get("split"))
     layers = _parse_layers(c, top.get("layers", [LayerSpec("Dense", units=64, activation="relu").to_dict()]))
