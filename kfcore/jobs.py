@@ -160,3 +160,75 @@ class JobManager:
             if died:
                 self.store.recover()
             self._ensure_workers()
+
+
+class PredictError(RuntimeError):
+    """A prediction that could not be made, with a message for the user."""
+
+
+def predictor_main(requests: Any, results: Any) -> None:
+    """Body of the predictor process: load saved models (safe mode, a few cached) and answer requests."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from kfcore.hardware import quiet_native_stderr
+
+    with quiet_native_stderr():
+        import keras
+    models: dict[str, Any] = {}
+    while True:
+        request = requests.get()
+        if request is None:
+            return
+        req_id, model_path, x = request
+        try:
+            if model_path not in models:
+                if len(models) >= 4:
+                    models.pop(next(iter(models)))
+                models[model_path] = keras.saving.load_model(model_path, safe_mode=True, compile=False)
+            results.put((req_id, "ok", models[model_path].predict(x, verbose=0)))
+        except Exception as e:  # the web page shows this as a message, never a traceback
+            results.put((req_id, "error", f"{type(e).__name__}: {str(e)[:300]}"))
+
+
+class Predictor:
+    """Predictions for 'Try it', made in one spawned process so the web process never imports TensorFlow."""
+
+    def __init__(self) -> None:
+        self._ctx = mp.get_context("spawn")
+        self._lock = threading.Lock()
+        self._process: Any = None
+        self._next_id = 0
+
+    def predict(self, model_path: str, x: Any, timeout: float = 120.0) -> Any:
+        import queue
+
+        if not model_path or not Path(model_path).exists():
+            raise PredictError("this run has no saved model (it did not finish); train it to completion first")
+        with self._lock:
+            if self._process is None or not self._process.is_alive():
+                self._requests, self._results = self._ctx.Queue(), self._ctx.Queue()
+                self._process = self._ctx.Process(target=predictor_main, args=(self._requests, self._results),
+                                                  name="kf-predictor", daemon=True)
+                self._process.start()
+            self._next_id += 1
+            self._requests.put((self._next_id, str(model_path), x))
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    req_id, status, value = self._results.get(timeout=max(0.1, deadline - time.monotonic()))
+                except queue.Empty:
+                    self._process.kill()
+                    raise PredictError("the prediction took too long and was stopped; try again") from None
+                if req_id == self._next_id:
+                    break
+        if status != "ok":
+            raise PredictError(f"could not predict with this model ({value})")
+        return value
+
+    def shutdown(self) -> None:
+        with self._lock:
+            if self._process is not None and self._process.is_alive():
+                self._requests.put(None)
+                self._process.join(5)
+                if self._process.is_alive():
+                    self._process.kill()
+            self._process = None

@@ -74,3 +74,22 @@ def test_failed_spec_in_a_worker_is_recorded_with_its_reason(manager):
     rid = manager.submit(parse_spec({**TINY, "layers": [{"type": "Conv2D"}]}))
     record = wait_for(lambda: (r := manager.store.get(rid)).is_final and r)
     assert record.status == "failed" and "Conv2D" in record.error
+
+
+def test_predictor_answers_from_a_saved_model_in_another_process(manager, tmp_path):
+    import numpy as np
+
+    from kfcore.jobs import PredictError, Predictor
+
+    rid = manager.submit(parse_spec(TINY))
+    record = wait_for(lambda: (r := manager.store.get(rid)).is_final and r)
+    predictor = Predictor()
+    try:
+        probs = predictor.predict(record.model_path, np.zeros((2, 4), dtype=np.float32))
+        assert probs.shape == (2, 3) and np.allclose(probs.sum(axis=1), 1.0, atol=1e-4)
+        with pytest.raises(PredictError, match="could not predict"):
+            predictor.predict(record.model_path, np.zeros((1, 7), dtype=np.float32))
+        with pytest.raises(PredictError, match="no saved model"):
+            predictor.predict(str(tmp_path / "missing.keras"), np.zeros((1, 4)))
+    finally:
+        predictor.shutdown()
