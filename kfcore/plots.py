@@ -32,14 +32,14 @@ def class_color(i: int) -> str:
 
 
 def _layout(fig: go.Figure, title: str | None, height: int, **kwargs: Any) -> go.Figure:
-    fig.update_layout(
-        title={"text": title, "x": 0, "xanchor": "left", "font": {"size": 15}} if title else None,
-        height=height,
-        margin={"l": 10, "r": 10, "t": 40 if title else 10, "b": 10},
-        template="plotly_white",
-        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "right", "x": 1},
-        **kwargs,
-    )
+    layout: dict[str, Any] = {
+        "title": {"text": title, "x": 0, "xanchor": "left", "font": {"size": 15}} if title else None,
+        "height": height,
+        "margin": {"l": 10, "r": 10, "t": 40 if title else 10, "b": 10},
+        "template": "plotly_white",
+        "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "right", "x": 1},
+    }
+    fig.update_layout(**{**layout, **kwargs})
     return fig
 
 
@@ -83,9 +83,10 @@ def split_bar(sizes: dict[str, int], title: str = "Train / validation / test spl
                 name=f"{name} ({n:,})",
                 orientation="h",
                 marker_color=SPLIT_COLORS.get(name, PREVIOUS_COLOR),
-                text=[f"{name} {n:,} · {n / total:.0%}"],
+                text=[f"{name}<br>{n:,} · {n / total:.0%}"],
                 textposition="inside",
                 insidetextanchor="middle",
+                textangle=0,
                 hovertemplate=f"{name}: {n:,} samples<extra></extra>",
             )
         )
@@ -201,7 +202,8 @@ def training_curve(
     """One metric per epoch: train solid, validation in a second colour, the previous run dashed grey.
 
     history: the store's epoch rows ({"epoch": 1, "loss": ..., "val_loss": ...}). epochs fixes the x axis
-    to the planned length, so the chart does not rescale as the run grows. best_epoch draws a marker line.
+    to the planned length, so the chart does not rescale as the run grows; best_epoch gets a star on the
+    validation curve (the training curve without validation).
     """
     label = METRIC_LABELS.get(metric, metric)
     fig = go.Figure()
@@ -226,9 +228,22 @@ def training_curve(
                 )
             )
     if best_epoch is not None:
-        fig.add_vline(x=best_epoch, line={"color": BEST_COLOR, "dash": "dot", "width": 1.5},
-                      annotation_text="best", annotation_position="top left")
+        key = f"val_{metric}" if any(f"val_{metric}" in r for r in history) else metric
+        xs, ys = _series([r for r in history if int(r["epoch"]) == best_epoch], key)
+        if xs:
+            fig.add_trace(
+                go.Scatter(
+                    x=xs, y=ys, mode="markers", name="best epoch",
+                    marker={"symbol": "star", "size": 15, "color": BEST_COLOR, "line": {"width": 1, "color": "white"}},
+                    hovertemplate="best epoch %{x}: %{y:.4f}<extra></extra>",
+                )
+            )
     last = max([int(r["epoch"]) for r in list(history) + list(previous or [])] + [epochs or 1, 1])
     fig.update_xaxes(title="epoch", range=[0.8, last + 0.2], dtick=max(1, math.ceil(last / 10)))
     fig.update_yaxes(title=label)
-    return _layout(fig, title or label, 320, hovermode="x unified")
+    if not fig.data:  # before the first epoch: an empty frame that says what is coming, not a bare grid
+        fig.update_yaxes(showticklabels=False, showgrid=False, range=[0, 1])
+        fig.add_annotation(text="waiting for the first epoch…", x=0.5, y=0.5, xref="paper", yref="paper",
+                           showarrow=False, font={"color": PREVIOUS_COLOR, "size": 13})
+    return _layout(fig, title or label, 340, hovermode="x unified",
+                   legend={"orientation": "h", "yanchor": "top", "y": -0.22, "xanchor": "left", "x": 0})

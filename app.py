@@ -1,0 +1,37 @@
+"""KF Studio: pick a dataset, design a tf.keras network, train it and watch it learn.
+
+Only navigation and the frame live here; every page is a short script in app_pages/. This process
+never imports TensorFlow: training runs in worker processes that share nothing with it but the run store.
+
+The folder is deliberately not called pages/: Streamlit treats a pages/ folder beside the entrypoint as
+an old-style multipage app until st.navigation has run once in the server process, so the first deep
+link after a server start (/train) would run that page alone, without this frame and session set-up.
+"""
+
+
+def main() -> None:
+    import streamlit as st
+
+    from ui import sidebar, state
+
+    st.set_page_config(page_title="KF Studio", page_icon=":material/neurology:", layout="wide")
+    state.init_session()
+    page = st.navigation(
+        [
+            st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True),
+            st.Page("app_pages/data.py", title="Data", icon=":material/dataset:"),
+            st.Page("app_pages/model.py", title="Model", icon=":material/account_tree:"),
+            st.Page("app_pages/train.py", title="Train", icon=":material/model_training:"),
+            st.Page("app_pages/evaluate.py", title="Evaluate", icon=":material/analytics:"),
+            st.Page("app_pages/runs.py", title="Runs", icon=":material/history:"),
+        ]
+    )
+    sidebar.render()
+    page.run()
+
+
+# Streamlit runs this file as "__main__". A training worker is spawned by multiprocessing, which re-runs
+# the parent's main file as "__mp_main__" to restore it: there it must neither draw nor start workers
+# (nor import Streamlit), so everything happens in main().
+if __name__ == "__main__":
+    main()

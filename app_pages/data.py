@@ -1,0 +1,144 @@
+"""Data: choose what the network learns from, and see what it looks like before training on it."""
+
+from dataclasses import replace
+
+import pandas as pd
+import streamlit as st
+
+from kfcore import plots
+from kfcore.data import DataError, class_counts
+from kfcore.presets import PRESETS
+from kfcore.spec import SYNTHETIC_SETS, TASKS
+from ui import datasets, state
+from ui.widgets import bound, field
+
+ss = st.session_state
+spec = state.spec()
+
+
+def choose_source(_spec, option: str) -> None:
+    ss.data_choice = option
+    ss.data_error = None
+    if option == datasets.UPLOAD:
+        return
+    try:
+        datasets.choose(datasets.spec_for(option, state.spec().data))
+    except DataError as e:
+        ss.data_error = f"{e} The previous dataset stays selected."
+        ss.data_choice = None
+
+
+def set_generator(name: str, value) -> None:
+    try:
+        datasets.choose(replace(state.spec().data, **{name: value}))
+    except DataError as e:
+        ss.data_error = str(e)
+
+
+def upload_section() -> None:
+    file = st.file_uploader("CSV or NPZ file", type=list(datasets.UPLOAD_TYPES), key="upload")
+    try:
+        if file is None:  # removed, or back on the page: the current dataset's file (if any) is the one shown
+            ss.pop("uploaded", None)
+            ss.pop("upload_file_id", None)
+        elif ss.get("upload_file_id") != file.file_id:
+            ss.uploaded = str(datasets.save_upload(file.name, file.getvalue()))
+            ss.upload_file_id = file.file_id
+        path = ss.get("uploaded") or spec.data.path
+        if not path:
+            st.caption("A CSV needs a header row; you pick the column to predict. "
+                       "An NPZ holds arrays x and y (and optionally x_test, y_test).")
+            return
+        target = None
+        if not path.endswith(".npz"):
+            columns = datasets.csv_columns(path)
+            if ss.get("target_column") not in columns:
+                ss.target_column = spec.data.target if spec.data.target in columns else columns[-1]
+            target = st.selectbox("Column to predict", columns, key="target_column")
+        if ss.get("upload_task") not in TASKS:
+            ss.upload_task = spec.data.task
+        task = st.selectbox("Task", TASKS, key="upload_task", help="auto: classes for text or few whole numbers, "
+                            "else regression")
+        candidate = datasets.upload_spec(path, target, task)
+        if candidate != spec.data and candidate == ss.get("upload_attempt"):
+            datasets.dataset(candidate)  # raises the error remembered from the attempt, without reloading
+        elif candidate != spec.data:
+            ss.upload_attempt = candidate
+            datasets.choose(candidate)
+            st.rerun()
+    except DataError as e:
+        st.error(f"{e}", icon=":material/error:")
+        st.caption(f"The previous dataset, **{spec.data.name}**, stays selected.")
+
+
+st.title("Data")
+st.caption("What the network learns from. Everything here is ready to train; uploads are checked before use.")
+left, right = st.columns([1, 2], gap="large")
+
+with left:
+    choice = datasets.UPLOAD if ss.get("data_choice") == datasets.UPLOAD else datasets.source_of(spec.data)
+    option = bound(st.selectbox, "Dataset", "dataset", choice, choose_source, options=list(datasets.SOURCES),
+                   format_func=datasets.label)
+    st.caption(datasets.SOURCES[option])
+    if ss.get("data_error"):
+        st.error(ss.data_error, icon=":material/error:")
+    if option == datasets.UPLOAD:
+        upload_section()
+    elif spec.data.name in SYNTHETIC_SETS:
+        bound(st.slider, "Noise", "noise", spec.data.noise, lambda _s, v: set_generator("noise", v),
+              min_value=0.0, max_value=0.5, step=0.05)
+        bound(st.slider, "Points", "n_points", spec.data.n, lambda _s, v: set_generator("n", v),
+              min_value=100, max_value=5000, step=100)
+
+try:
+    ds = datasets.dataset()
+except DataError as e:
+    right.error(str(e), icon=":material/error:")
+    st.stop()
+
+with left:
+    if ds.x_test is None:
+        bound(st.slider, "Test fraction", "test_split", spec.split.test, field("split", "test", float),
+              min_value=0.05, max_value=0.5, step=0.05, help="Held out until training ends; never trained on.")
+    else:
+        st.caption("This set comes with its own official test set, used as is.")
+    st.caption("The validation fraction is set on the Train page.")
+    _, problem = datasets.check_model()
+    if problem:
+        st.warning(f"The current model does not fit this data: {problem}", icon=":material/warning:")
+        if st.button("Use the Tutorial MLP (fits any data)", key="fix_model"):
+            state.set_layers(PRESETS["mlp"].build())
+            st.rerun()
+
+with right:
+    st.subheader(ds.name)
+    st.caption(ds.description)
+    n_rows = len(ds.y) + (0 if ds.y_test is None else len(ds.y_test))
+    c = st.columns(3)
+    c[0].metric("Rows", f"{n_rows:,}")
+    c[1].metric("Image size" if ds.is_image else "Features", "×".join(map(str, ds.input_shape)))
+    c[2].metric("Classes", ds.n_classes if ds.task != "regression" else "–")
+    st.badge({"multiclass": "multiclass classification", "binary": "binary classification"}.get(ds.task, ds.task),
+             icon=":material/category:")
+    for note in ds.notes:
+        st.caption(f":material/info: {note}")
+    try:
+        st.plotly_chart(plots.split_bar(datasets.current_split_sizes()), key="chart_split")
+    except DataError as e:
+        st.error(str(e), icon=":material/error:")
+    a, b = st.columns(2)
+    with a:
+        if ds.task == "regression":
+            st.plotly_chart(plots.target_histogram(ds.y), key="chart_balance")
+        else:
+            st.plotly_chart(plots.class_balance(class_counts(ds)), key="chart_balance")
+    with b:
+        if ds.is_image:
+            st.plotly_chart(plots.sample_grid(ds.x, ds.y, ds.class_names), key="chart_samples")
+        elif ds.input_shape == (2,):
+            st.plotly_chart(plots.scatter_2d(ds.x, ds.y, ds.class_names, ds.feature_names), key="chart_scatter")
+        else:
+            st.caption("First rows")
+            head = pd.DataFrame(ds.x[:10], columns=ds.feature_names or None)
+            head.insert(0, "target", [ds.class_names[int(v)] for v in ds.y[:10]] if ds.class_names else ds.y[:10])
+            st.dataframe(head, hide_index=True)

@@ -1,0 +1,72 @@
+"""Model: the layer stack as an editable list, with each layer's output shape and parameter count, live."""
+
+import streamlit as st
+
+from kfcore.presets import PRESETS
+from kfcore.shapes import ShapeError
+from kfcore.spec import LAYER_TYPES
+from ui import datasets, layer_editor, state
+
+ss = st.session_state
+
+
+def apply_preset(key: str) -> None:
+    preset = PRESETS[key]
+    _, problem = datasets.check_model(preset.build())
+    if isinstance(problem, ShapeError):
+        ss.preset_error = f"The {preset.name} does not fit this data: {problem}"
+        return
+    ss.preset_error = None
+    state.set_layers(preset.build())
+
+
+st.title("Model")
+st.caption("Input → your layers → an output layer the studio adds for the task (softmax over the classes, "
+           "a sigmoid unit for yes/no, a linear unit for numbers). Tabular inputs are standardised automatically.")
+
+spec = state.spec()
+report, problem = datasets.check_model()
+bad_index = problem.layer_index if isinstance(problem, ShapeError) else None
+left, right = st.columns([3, 2], gap="large")
+
+with left:
+    st.markdown("**Start from a preset**")
+    cols = st.columns(len(PRESETS))
+    for col, preset in zip(cols, PRESETS.values(), strict=True):
+        col.button(preset.name, key=f"preset_{preset.key}", on_click=apply_preset, args=(preset.key,),
+                   width="stretch")
+        col.caption(preset.description)
+    if ss.get("preset_error"):
+        st.error(ss.preset_error, icon=":material/error:")
+
+    st.markdown(f"**Hidden layers** ({len(spec.layers)})")
+    ids = state.layer_ids()
+    for i, (lid, layer) in enumerate(zip(ids, spec.layers, strict=True)):
+        layer_editor.card(i, lid, layer, len(ids), str(problem) if bad_index == i else None)
+    if not spec.layers:
+        st.caption("No hidden layers: the inputs go straight to the output layer (a linear or logistic model).")
+
+    add_type, add = st.columns([3, 1], vertical_alignment="bottom")
+    add_type.selectbox("New layer", LAYER_TYPES, key="add_layer_type")
+    add.button("Add layer", key="add_layer", icon=":material/add:", type="primary", width="stretch",
+               on_click=lambda: state.add_layer(ss.add_layer_type))
+
+with right:
+    st.markdown("**The model, layer by layer**")
+    if problem is not None:
+        st.error(f"This model cannot be built: {problem}", icon=":material/error:")
+    if report is not None:
+        ds = datasets.dataset()
+        rows = [{"Layer": "Input", "Output shape": "×".join(map(str, ds.input_shape)), "Parameters": 0}]
+        rows += [
+            {"Layer": r.name, "Output shape": "×".join(str(s) for s in r.output_shape), "Parameters": r.params}
+            for r in report.rows
+        ]
+        st.dataframe(rows, hide_index=True, key="layer_table",
+                     column_config={"Parameters": st.column_config.NumberColumn(format="localized")})
+        a, b = st.columns(2)
+        a.metric("Parameters", f"{report.total_params:,}")
+        b.metric("Trainable", f"{report.trainable_params:,}")
+        st.caption(f"On **{ds.name}**: input {'×'.join(map(str, ds.input_shape))}, "
+                   f"{'regression' if ds.task == 'regression' else f'{ds.n_classes} classes'}.")
+    st.page_link("app_pages/train.py", label="Train this model", icon=":material/model_training:")

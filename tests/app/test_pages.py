@@ -1,0 +1,289 @@
+"""The dashboard driven through Streamlit's AppTest from the entrypoint: every page, data choice and upload,
+the layer editor, and real training runs in worker processes (polled with at.run(), as run_every never
+fires in AppTest)."""
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from kfcore.data import DataError
+from kfcore.store import RunStore
+
+REPO = Path(__file__).resolve().parents[2]
+APP = str(REPO / "app.py")
+PAGES = ["app_pages/home.py", "app_pages/data.py", "app_pages/model.py", "app_pages/train.py", "app_pages/evaluate.py", "app_pages/runs.py"]
+TRAIN_DEADLINE_S = 120  # a fresh worker imports TensorFlow first (5-10 s on a small machine)
+
+
+@pytest.fixture
+def kf_home(tmp_path, monkeypatch):
+    home = tmp_path / "kf"
+    monkeypatch.setenv("KF_HOME", str(home))
+    yield home
+    from ui import state
+
+    state.shutdown_jobs()  # no worker process outlives its test
+
+
+@pytest.fixture
+def app(kf_home):
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.run()
+    assert not at.exception
+    return at
+
+
+def go(at: AppTest, page: str) -> AppTest:
+    at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def use_dataset(at: AppTest, name: str) -> None:
+    go(at, "app_pages/data.py")
+    at.selectbox(key="dataset").select(name).run()
+    assert at.session_state["spec"].data.name == name
+
+
+def wait_until_final(at: AppTest, kf_home: Path, deadline_s: float = TRAIN_DEADLINE_S):
+    store = RunStore(kf_home)
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        record = store.get(at.session_state["run_id"])
+        if record.is_final:
+            at.run()  # the rerun the live fragment asks for once the run ends
+            return record
+        time.sleep(0.5)
+    pytest.fail(f"the run did not finish within {deadline_s} s")
+
+
+def sidebar_text(at: AppTest) -> str:
+    return " ".join(m.value for m in at.sidebar.markdown)
+
+
+def chart_traces(at: AppTest, key: str) -> list[dict]:
+    chart = next(c for c in at.get("plotly_chart") if key in c.proto.id)
+    return json.loads(chart.proto.spec)["data"]
+
+
+# -- every page -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_from_the_entrypoint_with_the_sidebar(app, page):
+    go(app, page)
+    assert app.title, f"{page} has no title"
+    text = sidebar_text(app)
+    assert "CPU:" in text or "GPU:" in text
+    assert "none yet" in text
+
+
+def test_home_says_what_the_studio_is_for_and_shows_the_hardware(app):
+    assert app.title[0].value == "KF Studio"
+    text = " ".join(m.value for m in app.main.markdown)
+    assert "train" in text.lower() and ("CPU:" in text or "GPU:" in text)
+    app.button(key="start").click().run()
+    assert app.selectbox(key="dataset").value == "digits"  # Start leads to the Data page
+
+
+# -- Data page ------------------------------------------------------------------------------------
+
+
+def test_choosing_iris_updates_the_spec_and_shows_its_rows_and_classes(app):
+    use_dataset(app, "iris")
+    metrics = {m.label: m.value for m in app.metric}
+    assert metrics["Rows"] == "150" and metrics["Classes"] == "3" and metrics["Features"] == "4"
+    assert app.session_state["spec"].data.source == "builtin"
+    assert app.get("plotly_chart"), "class balance and split charts"
+
+
+def test_digits_shows_a_sample_grid_and_circle_a_scatter_with_noise_controls(app):
+    go(app, "app_pages/data.py")
+    assert any("samples" in c.proto.id for c in app.get("plotly_chart"))
+    use_dataset(app, "circle")
+    assert any("scatter" in c.proto.id for c in app.get("plotly_chart"))
+    app.slider(key="noise").set_value(0.3).run()
+    assert app.session_state["spec"].data.noise == pytest.approx(0.3)
+
+
+def test_a_broken_csv_upload_is_explained_and_the_previous_dataset_stays(app):
+    use_dataset(app, "wine")
+    app.selectbox(key="dataset").select("upload").run()
+    app.file_uploader(key="upload").set_value(("table.csv", b"PK\x03\x04 not a table", "text/csv")).run()
+    assert not app.exception
+    assert any("table.csv is an Excel workbook or zip archive, not CSV" in e.value for e in app.error)
+    assert app.session_state["spec"].data.name == "wine"
+
+
+def test_a_csv_upload_becomes_the_dataset_with_the_chosen_target(app, kf_home):
+    rows = "\n".join(f"{i % 7},{(i * 3) % 11},{'yes' if i % 2 else 'no'}" for i in range(60))
+    go(app, "app_pages/data.py")
+    app.selectbox(key="dataset").select("upload").run()
+    app.file_uploader(key="upload").set_value(("survey.csv", f"a,b,answer\n{rows}".encode(), "text/csv")).run()
+    assert not app.exception and not app.error, [e.value for e in app.error]
+    data = app.session_state["spec"].data
+    assert (data.source, data.target, data.name) == ("csv", "answer", "survey")
+    assert Path(data.path).parent.parent == kf_home / "uploads" and Path(data.path).name == "survey.csv"
+    assert app.selectbox(key="target_column").value == "answer"
+    app.selectbox(key="target_column").select("a").run()
+    assert app.session_state["spec"].data.target == "a"
+
+
+def test_uploads_are_kept_once_by_content_and_other_file_types_refused(tmp_path):
+    from ui.datasets import save_upload
+
+    first = save_upload("my table (v2).csv", b"x,y\n1,2\n", root=tmp_path)
+    assert first.name == "my_table_v2.csv" and first.parent.parent == tmp_path / "uploads"
+    assert save_upload("my table (v2).csv", b"x,y\n1,2\n", root=tmp_path) == first
+    assert save_upload("my table (v2).csv", b"x,y\n3,4\n", root=tmp_path).parent != first.parent
+    assert save_upload("big.csv.gz", b"\x1f\x8b", root=tmp_path).name == "big.csv.gz"
+    with pytest.raises(DataError, match="only .csv"):
+        save_upload("model.pkl", b"x", root=tmp_path)
+
+
+# -- Model page -----------------------------------------------------------------------------------
+
+
+def layer_types(at: AppTest) -> list[str]:
+    return [layer.type for layer in at.session_state["spec"].layers]
+
+
+def test_layers_can_be_added_duplicated_moved_and_removed(app):
+    go(app, "app_pages/model.py")
+    assert layer_types(app) == ["Dense"]
+    app.selectbox(key="add_layer_type").select("Dropout").run()
+    app.button(key="add_layer").click().run()
+    assert layer_types(app) == ["Dense", "Dropout"]
+    first, second = app.session_state["layer_ids"]
+    app.number_input(key=f"layer{first}_units").set_value(16).run()
+    app.button(key=f"layer{first}_duplicate").click().run()
+    assert layer_types(app) == ["Dense", "Dense", "Dropout"]
+    assert [layer.units for layer in app.session_state["spec"].layers[:2]] == [16, 16]
+    app.button(key=f"layer{second}_up").click().run()
+    assert layer_types(app) == ["Dense", "Dropout", "Dense"]
+    # The moved layer keeps its widgets (keyed by its id, not its place).
+    app.slider(key=f"layer{second}_rate").set_value(0.25).run()
+    assert app.session_state["spec"].layers[1].rate == pytest.approx(0.25)
+    app.button(key=f"layer{first}_remove").click().run()
+    assert layer_types(app) == ["Dropout", "Dense"]
+    assert not app.error
+    table = app.dataframe[0].value
+    assert list(table["Layer"])[-1].startswith("Output (Dense 10, softmax)")
+
+
+def test_conv2d_on_tabular_data_is_refused_with_reason_before_training(app):
+    use_dataset(app, "iris")
+    go(app, "app_pages/model.py")
+    app.selectbox(key="add_layer_type").select("Conv2D").run()
+    app.button(key="add_layer").click().run()
+    assert any("needs image input" in e.value and "tabular input" in e.value for e in app.error)
+    go(app, "app_pages/train.py")
+    assert app.button(key="train").disabled
+    assert any("cannot train yet" in e.value for e in app.error)
+
+
+def test_a_preset_that_does_not_fit_the_data_is_refused_and_the_stack_kept(app):
+    use_dataset(app, "iris")
+    go(app, "app_pages/model.py")
+    app.button(key="preset_convnet").click().run()
+    assert any("does not fit" in e.value for e in app.error)
+    assert layer_types(app) == ["Dense"]
+
+
+def test_the_presets_build_on_the_default_digits(app):
+    go(app, "app_pages/model.py")
+    app.button(key="preset_convnet").click().run()
+    assert layer_types(app) == ["Conv2D", "MaxPooling2D", "Conv2D", "MaxPooling2D", "Flatten", "Dropout"]
+    assert not app.error
+    app.button(key="preset_playground").click().run()
+    assert [(layer.units, layer.activation) for layer in app.session_state["spec"].layers] == [(8, "tanh")] * 2
+
+
+# -- Train page -----------------------------------------------------------------------------------
+
+
+def test_training_a_tiny_set_shows_live_curves_then_test_results(app, kf_home):
+    use_dataset(app, "iris")
+    go(app, "app_pages/train.py")
+    assert not app.button(key="train").disabled
+    app.slider(key="epochs").set_value(3).run()
+    app.button(key="train").click().run()
+    assert app.button(key="train").disabled  # no double submit while queued or running
+    record = wait_until_final(app, kf_home)
+    assert record.status == "finished", record.error
+    assert [e["epoch"] for e in RunStore(kf_home).epochs(record.id)] == [1, 2, 3]
+    metrics = {m.label: m.value for m in app.metric}
+    assert metrics["Test accuracy"].endswith("%") and metrics["Best epoch"].endswith("of 3")
+    names = [t["name"] for t in chart_traces(app, "chart_loss")]
+    assert names == ["train", "validation", "best epoch"]
+    assert "finished — test accuracy" in sidebar_text(app)
+    assert not app.button(key="train").disabled and app.button(key="stop").disabled
+    assert app.query_params["run"] == record.id
+
+
+def test_a_retrain_keeps_the_previous_runs_curves_dashed(app, kf_home):
+    use_dataset(app, "iris")
+    go(app, "app_pages/train.py")
+    app.slider(key="epochs").set_value(2).run()
+    app.button(key="train").click().run()
+    first = wait_until_final(app, kf_home)
+    app.select_slider(key="learning_rate").set_value(0.01).run()
+    app.button(key="train").click().run()
+    second = wait_until_final(app, kf_home)
+    assert second.spec["train"]["learning_rate"] == 0.01 and second.id != first.id
+    assert app.session_state["previous_run_id"] == first.id
+    traces = {t["name"]: t for t in chart_traces(app, "chart_metric")}
+    assert traces["previous · train"]["line"]["dash"] == "dash"
+    assert traces["train"]["line"].get("dash") is None
+
+
+def test_stop_cancels_a_long_run(app, kf_home):
+    go(app, "app_pages/train.py")
+    app.slider(key="epochs").set_value(100).run()
+    app.button(key="train").click().run()
+    store = RunStore(kf_home)
+    end = time.monotonic() + TRAIN_DEADLINE_S
+    while not store.epochs(app.session_state["run_id"]) and time.monotonic() < end:
+        time.sleep(0.5)
+    app.run()
+    app.button(key="stop").click().run()
+    record = wait_until_final(app, kf_home, deadline_s=30)
+    assert record.status == "cancelled"
+    assert any("was stopped after" in w.value for w in app.warning)
+
+
+def test_a_reloaded_tab_finds_its_run_and_spec_again(kf_home):
+    store = RunStore(kf_home)
+    run_id = store.create_run({"data": {"source": "builtin", "name": "wine"}, "train": {"epochs": 7}})
+    store.mark_cancelled(run_id)
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.query_params["run"] = run_id
+    at.run()
+    assert at.session_state["run_id"] == run_id
+    assert at.session_state["spec"].data.name == "wine" and at.session_state["spec"].train.epochs == 7
+    assert "cancelled" in sidebar_text(at)
+
+
+def test_the_web_process_never_imports_tensorflow(kf_home):
+    script = f"""
+import sys
+from streamlit.testing.v1 import AppTest
+at = AppTest.from_file({APP!r}, default_timeout=60)
+at.run()
+for page in {PAGES!r}:
+    at.switch_page(page).run()
+    assert not at.exception, page
+from ui import state
+state.shutdown_jobs()
+print(sorted(m for m in ("tensorflow", "keras") if m in sys.modules))
+"""
+    out = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"

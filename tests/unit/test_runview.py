@@ -1,0 +1,78 @@
+"""How a stored run is worded and measured for people: status lines, progress, ETA, best epoch."""
+
+import time
+
+import pytest
+
+from kfcore import runview
+from kfcore.store import RunRecord
+
+
+def record(status="running", **kw) -> RunRecord:
+    kw.setdefault("spec", {"train": {"epochs": 10}})
+    kw.setdefault("created", time.time())
+    return RunRecord(id=kw.pop("id", "r1"), name="run 1", status=status, **kw)
+
+
+def epochs(n: int, epoch_time: float = 2.0) -> list[dict]:
+    return [{"epoch": e, "loss": 1.0 / e, "val_loss": 1.2 / e, "epoch_time": epoch_time} for e in range(1, n + 1)]
+
+
+def test_queued_runs_show_their_place_in_the_queue():
+    runs = [record("queued", id="a", created=1.0), record("running", id="b", created=0.5),
+            record("queued", id="c", created=2.0)]
+    assert runview.queue_position(runs, "c") == 2 and runview.queue_position(runs, "b") is None
+    assert runview.status_line(runs[2], [], 2) == "queued (position 2)"
+
+
+def test_a_running_run_says_which_epoch_of_how_many():
+    r = record(info={"epochs": 10, "n_train": 100}, progress={"epoch": 4, "step": 5, "steps": 10})
+    assert runview.status_line(r, epochs(3)) == "running — epoch 4 of 10"
+    assert runview.status_line(record(), []).startswith("running — starting")
+
+
+def test_progress_counts_finished_epochs_plus_the_part_of_the_current_one():
+    r = record(info={"epochs": 10, "n_train": 100}, progress={"epoch": 4, "step": 5, "steps": 10,
+                                                              "samples_per_s": 50.0})
+    p = runview.progress(r, epochs(3))
+    assert p.fraction == pytest.approx(0.35) and (p.epoch, p.step, p.steps) == (4, 5, 10)
+    assert p.eta_s == pytest.approx(6.5 * 2.0)  # 6.5 epochs left at 2 s each
+    assert p.samples_per_s == 50.0
+
+
+def test_before_the_first_epoch_the_eta_comes_from_the_sample_rate():
+    r = record(info={"epochs": 2, "n_train": 1000}, progress={"epoch": 1, "step": 1, "steps": 4,
+                                                              "samples_per_s": 500.0})
+    assert runview.progress(r, []).eta_s == pytest.approx(1.75 * 2.0)
+
+
+def test_an_epoch_row_in_progress_is_not_counted_twice():
+    # After an epoch event the progress row names the epoch just done, with no step.
+    r = record(info={"epochs": 4}, progress={"epoch": 2, "step": None, "samples_per_s": 10.0})
+    p = runview.progress(r, epochs(2))
+    assert p.fraction == pytest.approx(0.5) and p.step is None and p.epoch == 3
+
+
+def test_final_runs_are_worded_with_their_outcome():
+    assert runview.status_line(record("finished", test={"loss": 0.1, "accuracy": 0.972}), epochs(3)) == (
+        "finished — test accuracy 97.2%")
+    assert runview.status_line(record("finished", test={"loss": 2.0, "mae": 3.25}), []) == "finished — test mae 3.25"
+    assert runview.status_line(record("failed", error="the loss became nan"), []) == "failed — the loss became nan"
+    assert runview.status_line(record("cancelled"), epochs(3)) == "cancelled after 3 of 10 epochs"
+    assert runview.progress(record("finished"), epochs(4)).fraction == 1.0  # early stopping still ends at 100%
+
+
+def test_best_epoch_is_the_lowest_validation_loss_else_the_lowest_loss():
+    history = [{"epoch": 1, "loss": 0.9, "val_loss": 0.8}, {"epoch": 2, "loss": 0.5, "val_loss": 0.6},
+               {"epoch": 3, "loss": 0.3, "val_loss": 0.7}]
+    assert runview.best_epoch(history) == 2
+    assert runview.best_epoch([{k: v for k, v in h.items() if k != "val_loss"} for h in history]) == 3
+    assert runview.best_epoch([]) is None
+
+
+def test_durations_read_naturally():
+    assert [runview.format_duration(s) for s in (None, 8.4, 125, 3720)] == ["–", "8 s", "2 min 05 s", "1 h 02 min"]
+
+
+def test_metric_for_regression_is_mae_else_accuracy():
+    assert runview.metric_for("regression") == "mae" and runview.metric_for("binary") == "accuracy"

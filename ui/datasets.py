@@ -1,0 +1,138 @@
+"""The dataset behind the current spec, loaded once per process, and uploads saved into the store.
+
+Datasets are cached as resources (no copy per rerun: MNIST is hundreds of MB) and treated as read-only.
+A failed load is remembered for the session, so a page does not retry a dead download on every rerun;
+choosing the data again on the Data page retries it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from dataclasses import asdict
+from pathlib import Path
+
+import streamlit as st
+
+from kfcore.data import BUILTIN_INFO, KERAS_INFO, DataError, Dataset, load_dataset, split_dataset
+from kfcore.shapes import ShapeError, ShapeReport, infer_shapes
+from kfcore.spec import DataSpec, LayerSpec, SplitSpec
+from ui import state
+
+UPLOAD = "upload"
+UPLOAD_TYPES = ("csv", "npz", "gz")
+# The options of the `dataset` selector: built-in names, Keras download names, then "upload".
+SOURCES: dict[str, str] = {**BUILTIN_INFO, **KERAS_INFO, UPLOAD: "your own CSV or NPZ file"}
+
+
+def source_of(data: DataSpec) -> str:
+    return data.name if data.source in ("builtin", "keras") and data.name else UPLOAD
+
+
+def label(option: str) -> str:
+    kind = "Keras download" if option in KERAS_INFO else "upload" if option == UPLOAD else "built-in"
+    title = "Upload a file" if option == UPLOAD else option.replace("_", " ")
+    return f"{title} ({kind})"
+
+
+def spec_for(option: str, current: DataSpec) -> DataSpec:
+    """The DataSpec of a selector option, keeping the synthetic-set settings the user already chose."""
+    source = "keras" if option in KERAS_INFO else "builtin"
+    return DataSpec(source=source, name=option, n=current.n, noise=current.noise)
+
+
+def _key(data: DataSpec) -> str:
+    return json.dumps(asdict(data), sort_keys=True)
+
+
+@st.cache_resource(show_spinner="Loading the data…", max_entries=8)
+def _load(key: str) -> Dataset:
+    return load_dataset(DataSpec(**json.loads(key)))
+
+
+def dataset(data: DataSpec | None = None) -> Dataset:
+    """The dataset of `data` (default: the current spec's); raises DataError with the loader's message."""
+    key = _key(data or state.spec().data)
+    failed = st.session_state.setdefault("data_errors", {})
+    if key in failed:
+        raise DataError(failed[key])
+    try:
+        return _load(key)
+    except DataError as e:
+        failed[key] = str(e)
+        raise
+
+
+def choose(data: DataSpec) -> Dataset:
+    """Make `data` the current dataset if it loads; on DataError the previous one stays and the error rises."""
+    st.session_state.setdefault("data_errors", {}).pop(_key(data), None)
+    ds = dataset(data)
+    state.spec().data = data
+    return ds
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def split_sizes(key: str, test: float, validation: float, seed: int) -> dict[str, int]:
+    """Samples per split for a dataset (by cache key) and split settings; raises DataError."""
+    s = split_dataset(_load(key), SplitSpec(test=test, validation=validation, seed=seed))
+    return {"train": len(s.y_train), "validation": 0 if s.y_val is None else len(s.y_val), "test": len(s.y_test)}
+
+
+def current_split_sizes() -> dict[str, int]:
+    spec = state.spec()
+    dataset()  # raises the remembered DataError, if any
+    return split_sizes(_key(spec.data), spec.split.test, spec.split.validation, spec.split.seed)
+
+
+def check_model(layers: list[LayerSpec] | None = None) -> tuple[ShapeReport | None, DataError | ShapeError | None]:
+    """The shape report of `layers` (default: the current model's) on the current data, or why it cannot be built.
+
+    A ShapeError carries layer_index, the 0-based position of the layer at fault (None: input or output).
+    """
+    spec = state.spec()
+    try:
+        ds = dataset()
+        return infer_shapes(spec.layers if layers is None else layers, ds.input_shape, ds.task, ds.n_classes,
+                            spec.output), None
+    except (DataError, ShapeError) as e:
+        return None, e
+
+
+def save_upload(file_name: str, content: bytes, root: str | Path | None = None) -> Path:
+    """Keep an upload as <store>/uploads/<sha256 prefix>/<its name>, once per content; workers read it there.
+
+    The folder makes the path unique and stable; keeping the user's file name means every message
+    about the file names the file they know.
+    """
+    lower = file_name.lower()
+    ext = ".csv.gz" if lower.endswith(".csv.gz") else Path(lower).suffix
+    if ext not in (".csv", ".csv.gz", ".npz"):
+        raise DataError(f"{file_name}: only .csv, .csv.gz and .npz files can be used; export your table as CSV")
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(file_name).name[: -len(ext)]).strip("_")[:60] or "upload"
+    folder = Path(root or state.store_root()) / "uploads" / hashlib.sha256(content).hexdigest()[:16]
+    path = folder / f"{stem}{ext}"
+    if not path.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".{stem}.{os.getpid()}.part"
+        tmp.write_bytes(content)
+        tmp.replace(path)
+    return path
+
+
+@st.cache_data(show_spinner="Reading the file…", max_entries=16)
+def csv_columns(path: str) -> list[str]:
+    """Header of a CSV file, read the way the loader reads it (separator sniffing, gzip); raises DataError."""
+    from kfcore.data import _read_csv  # no public helper yet; the loader's own reader keeps both in agreement
+
+    return [str(c).strip() for c in _read_csv(Path(path)).columns]
+
+
+def upload_spec(path: str | Path, target: str | None, task: str = "auto") -> DataSpec:
+    """The DataSpec of a saved upload: an NPZ as it is, a CSV with the column to predict."""
+    path = Path(path)
+    name = path.name.split(".")[0]
+    if path.suffix == ".npz":
+        return DataSpec(source="npz", name=name, path=str(path), task=task)
+    return DataSpec(source="csv", name=name, path=str(path), target=target, task=task)

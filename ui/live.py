@@ -1,0 +1,80 @@
+"""The live view of the current run: progress, curves that grow epoch by epoch, and the result at the end.
+
+It is a fragment that re-reads the run store every half second while the run is queued or running,
+and stops polling (one full rerun) once the run is final. Training itself never happens here.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from kfcore import plots, runview
+from kfcore.store import RunRecord
+from ui import state
+
+POLL_S = 0.5
+
+
+def run_panel() -> None:
+    record = state.current_run()
+    active = state.is_active(record)
+    st.fragment(_panel, run_every=POLL_S if active else None)(active)
+
+
+def _panel(was_active: bool) -> None:
+    store = state.store()
+    record = state.current_run()
+    if record is None:
+        st.info("No run yet. Press **Train**: the defaults are ready to go, and the curves appear here.")
+        return
+    if was_active and record.is_final:
+        st.rerun()
+    history = store.epochs(record.id)
+    previous_id = st.session_state.get("previous_run_id")
+    previous = store.epochs(previous_id) if previous_id else None
+    _status(record, history)
+    metric = runview.metric_for(record.info.get("task", ""))
+    best = runview.best_epoch(history) if record.status == "finished" else None
+    planned = runview.planned_epochs(record)
+    left, right = st.columns(2)
+    with left:
+        st.plotly_chart(plots.training_curve(history, "loss", previous, planned, best), key="chart_loss")
+    with right:
+        st.plotly_chart(plots.training_curve(history, metric, previous, planned, best), key="chart_metric")
+    if record.status == "finished":
+        _results(record, history, best)
+
+
+def _status(record: RunRecord, history: list[dict]) -> None:
+    p = runview.progress(record, history)
+    if record.status == "queued":
+        position = runview.queue_position(state.store().list_runs(), record.id)
+        st.info(f"**{record.name}** is queued (position {position}); it starts when a worker is free.")
+    elif record.status == "running" and not record.info:
+        st.progress(0.0, text=f"**{record.name}**: starting — loading the data and building the model…")
+    elif record.status == "running":
+        parts = [f"Epoch {p.epoch} of {p.epochs}"]
+        if p.step and p.steps:
+            parts.append(f"step {p.step}/{p.steps}")
+        if p.samples_per_s:
+            parts.append(f"{p.samples_per_s:,.0f} samples/s")
+        parts.append(f"ETA {runview.format_duration(p.eta_s)}")
+        st.progress(p.fraction, text=f"**{record.name}**: " + " · ".join(parts))
+    elif record.status == "failed":
+        st.error(f"**{record.name}** failed: {record.error}", icon=":material/error:")
+    elif record.status == "cancelled":
+        st.warning(f"**{record.name}** was stopped after {len(history)} of {p.epochs} epochs.",
+                   icon=":material/cancel:")
+
+
+def _results(record: RunRecord, history: list[dict], best: int | None) -> None:
+    cols = st.columns(4)
+    head = runview.headline_metric(record.test)
+    if head:
+        cols[0].metric(f"Test {head[0]}", runview.format_metric(*head))
+    if "loss" in record.test:
+        cols[1].metric("Test loss", f"{record.test['loss']:.4f}")
+    cols[2].metric("Best epoch", f"{best} of {len(history)}" if best else "–")
+    cols[3].metric("Time", runview.format_duration(record.duration))
+    st.page_link("app_pages/evaluate.py", label="Evaluate this model: confusion matrix, mistakes, per-class scores",
+                 icon=":material/analytics:")

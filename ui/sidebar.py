@@ -1,0 +1,58 @@
+"""The sidebar on every page: the device training uses and the current run's state, live while it trains."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from kfcore import runview
+from kfcore.hardware import describe_host
+from kfcore.store import RunRecord
+from ui import state
+
+
+def device_text() -> str:
+    host = describe_host()
+    if host["gpus"]:
+        return "  \n".join(f"GPU: {g}" for g in host["gpus"])
+    return f"CPU: {host['cpu']} ({host['cpu_cores']} cores)"
+
+
+def render() -> None:
+    with st.sidebar:
+        st.caption("Device")
+        st.markdown(f":material/memory: {device_text()}")
+        st.caption("Experiment")
+        spec = state.spec()
+        name = spec.data.name or spec.data.source
+        layers = spec.layers_short().split(" → ")
+        shown = " → ".join(layers[:3]) + (f" → … (+{len(layers) - 3} more)" if len(layers) > 3 else "")
+        st.markdown(f"**{name}** · {shown}")
+        record = state.current_run()
+        st.caption("Current run")
+        st.fragment(_run_status, run_every=1.0 if state.is_active(record) else None)(state.is_active(record))
+
+
+def _run_status(was_active: bool) -> None:
+    record = state.current_run()
+    if record is None:
+        st.markdown("none yet — press **Train** on the Train page")
+        return
+    if was_active and record.is_final:
+        st.rerun()  # the whole page: re-enable Train, show the results, stop polling
+    st.markdown(f"{_icon(record)} **{record.name}**: {status_text(record)}")
+
+
+def status_text(record: RunRecord) -> str:
+    runs = state.store()
+    position = runview.queue_position(runs.list_runs(), record.id) if record.status == "queued" else None
+    return runview.status_line(record, runs.epochs(record.id), position)
+
+
+def _icon(record: RunRecord) -> str:
+    return {
+        "queued": ":material/hourglass_empty:",
+        "running": ":material/autorenew:",
+        "finished": ":green[:material/check_circle:]",
+        "failed": ":red[:material/error:]",
+        "cancelled": ":orange[:material/cancel:]",
+    }[record.status]

@@ -1,0 +1,186 @@
+"""Session state and shared resources for the pages: the RunSpec being edited, the current run, the store.
+
+st.session_state holds kfcore objects only: "spec" (the RunSpec every page edits), "run_id" and
+"previous_run_id" (the current run and the one before it, drawn dashed), "owner" (this browser
+session) and "layer_ids" (a stable id per layer, parallel to spec.layers, so per-layer widgets keep
+their values when layers move). The URL carries ?run=…&prev=… so a reloaded tab finds its run again.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import streamlit as st
+
+from kfcore.jobs import JobManager
+from kfcore.spec import LAYER_DEFAULTS, LayerSpec, RunSpec, SpecError, parse_spec
+from kfcore.store import RunRecord, RunStore
+
+
+def store_root() -> str:
+    return str(Path(os.environ.get("KF_HOME") or ".kf").resolve())
+
+
+# Keyed by the store directory: the cache is process-wide, and tests (or a second studio) use other roots.
+@st.cache_resource(show_spinner=False)
+def _store(root: str) -> RunStore:
+    return RunStore(root)
+
+
+@st.cache_resource(show_spinner=False, on_release=lambda manager: manager.shutdown())
+def _jobs(root: str) -> JobManager:
+    return JobManager(_store(root))
+
+
+def store() -> RunStore:
+    return _store(store_root())
+
+
+def jobs() -> JobManager:
+    """The worker pool; created on the first page view so TensorFlow is imported before the first Train."""
+    return _jobs(store_root())
+
+
+def shutdown_jobs() -> None:
+    """Stop every cached JobManager's workers (tests call this; a server's workers die with it)."""
+    _jobs.clear()
+
+
+# -- session ------------------------------------------------------------------------------------
+
+
+def init_session() -> None:
+    """Fill session state on a session's first run, picking up the run the URL (or a live worker) names."""
+    ss = st.session_state
+    if "spec" not in ss:
+        ss.owner = uuid.uuid4().hex
+        ss.spec = RunSpec()
+        ss.run_id = ss.previous_run_id = None
+        _restore_runs()
+        _new_layer_ids()
+    jobs()
+    _sync_url()
+
+
+def _restore_runs() -> None:
+    ss = st.session_state
+    runs = store()
+    current = runs.get(st.query_params.get("run", ""), with_evaluation=False)
+    if current is None:  # a new tab while something trains: show that run rather than nothing
+        active = [r for r in runs.list_runs() if not r.is_final]
+        current = active[0] if active else None
+    if current is None:
+        return
+    ss.run_id = current.id
+    try:
+        ss.spec = RunSpec.from_dict(current.spec)
+    except SpecError:
+        pass
+    previous = runs.get(st.query_params.get("prev", ""), with_evaluation=False)
+    ss.previous_run_id = previous.id if previous else None
+
+
+def _sync_url() -> None:
+    ss = st.session_state
+    want = {k: v for k, v in (("run", ss.run_id), ("prev", ss.previous_run_id)) if v}
+    if dict(st.query_params) != want:
+        st.query_params.from_dict(want)
+
+
+def spec() -> RunSpec:
+    return st.session_state.spec
+
+
+def current_run() -> RunRecord | None:
+    run_id = st.session_state.get("run_id")
+    return store().get(run_id, with_evaluation=False) if run_id else None
+
+
+def is_active(record: RunRecord | None) -> bool:
+    return record is not None and not record.is_final
+
+
+# -- training -----------------------------------------------------------------------------------
+
+
+def start_training() -> None:
+    """Train button: queue the spec as it is now; the run before becomes the dashed 'previous'."""
+    ss = st.session_state
+    try:
+        checked = parse_spec(ss.spec.to_dict())
+    except SpecError as e:
+        ss.train_error = str(e)
+        return
+    ss.train_error = None
+    run_id = jobs().submit(checked, owner=ss.owner)
+    ss.previous_run_id, ss.run_id = ss.run_id, run_id
+
+
+def stop_training() -> None:
+    if st.session_state.get("run_id"):
+        jobs().cancel(st.session_state.run_id)
+
+
+# -- layers, each with a stable id --------------------------------------------------------------
+
+
+def _next_id() -> int:
+    st.session_state.next_layer_id = st.session_state.get("next_layer_id", 0) + 1
+    return st.session_state.next_layer_id
+
+
+def _new_layer_ids() -> None:
+    st.session_state.layer_ids = [_next_id() for _ in st.session_state.spec.layers]
+
+
+def layer_ids() -> list[int]:
+    if len(st.session_state.get("layer_ids", [])) != len(spec().layers):
+        _new_layer_ids()
+    return st.session_state.layer_ids
+
+
+def layer_by_id(lid: int) -> LayerSpec:
+    return spec().layers[layer_ids().index(lid)]
+
+
+def new_layer(kind: str) -> LayerSpec:
+    return LayerSpec(type=kind, **LAYER_DEFAULTS[kind])
+
+
+def add_layer(kind: str) -> None:
+    ids = layer_ids()
+    spec().layers.append(new_layer(kind))
+    ids.append(_next_id())
+
+
+def remove_layer(lid: int) -> None:
+    ids = layer_ids()
+    i = ids.index(lid)
+    del spec().layers[i], ids[i]
+
+
+def duplicate_layer(lid: int) -> None:
+    ids = layer_ids()
+    i = ids.index(lid)
+    spec().layers.insert(i + 1, LayerSpec(**spec().layers[i].to_dict()))
+    ids.insert(i + 1, _next_id())
+
+
+def move_layer(lid: int, delta: int) -> None:
+    ids, layers = layer_ids(), spec().layers
+    i = ids.index(lid)
+    j = min(max(i + delta, 0), len(ids) - 1)
+    layers[i], layers[j] = layers[j], layers[i]
+    ids[i], ids[j] = ids[j], ids[i]
+
+
+def change_layer_type(lid: int, kind: str) -> None:
+    ids = layer_ids()
+    spec().layers[ids.index(lid)] = new_layer(kind)
+
+
+def set_layers(layers: list[LayerSpec]) -> None:
+    spec().layers = layers
+    _new_layer_ids()
