@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from kfcore import plots
-from kfcore.data import DataError, class_counts
+from kfcore.data import DataError, class_counts, csv_columns
 from kfcore.presets import PRESETS
 from kfcore.spec import SYNTHETIC_SETS, TASKS
 from ui import datasets, state
@@ -51,7 +51,7 @@ def upload_section() -> None:
             return
         target = None
         if not path.endswith(".npz"):
-            columns = datasets.csv_columns(path)
+            columns = csv_columns(path)
             if ss.get("target_column") not in columns:
                 ss.target_column = spec.data.target if spec.data.target in columns else columns[-1]
             target = st.selectbox("Column to predict", columns, key="target_column")

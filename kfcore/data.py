@@ -832,7 +832,7 @@ def _load_csv(spec: DataSpec) -> Dataset:
     if not spec.path:
         raise DataError("a CSV source needs the path of the file to read")
     path = Path(spec.path)
-    df = _read_csv(path)
+    df = read_csv(path)
     stripped = [str(c).strip() for c in df.columns]
     if len(set(stripped)) == len(stripped):  # " age" is "age", unless that would merge two columns
         df.columns = stripped
@@ -915,7 +915,13 @@ def _load_csv(spec: DataSpec) -> Dataset:
     return dataset
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
+def csv_columns(path: str | Path) -> list[str]:
+    """The column names of a CSV file, read the same way the loader reads it (for a target picker)."""
+    return [str(c).strip() for c in read_csv(Path(path)).columns]
+
+
+def read_csv(path: Path) -> pd.DataFrame:
+    """Read a CSV (or gzipped CSV, or ; / tab separated) file as a DataFrame, or raise a DataError that says why not."""
     import pandas as pd
 
     try:

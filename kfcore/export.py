@@ -375,7 +375,7 @@ def _csv_lines(spec: RunSpec, facts: _Facts) -> list[str]:
 
     path = Path(spec.data.path or "")
     target = (spec.data.target or "").strip()
-    df = kdata._read_csv(path)
+    df = kdata.read_csv(path)
     lines = [f"df = {_call('pd.read_csv', [_q(str(spec.data.path)), *_csv_read_options(path, list(df.columns))])}"]
     stripped = [str(c).strip() for c in df.columns]
     if len(set(stripped)) == len(stripped):  # kfcore's rule: " age" is "age" unless two columns would merge

@@ -122,11 +122,7 @@ def save_upload(file_name: str, content: bytes, root: str | Path | None = None) 
 
 
 @st.cache_data(show_spinner="Reading the file…", max_entries=16)
-def csv_columns(path: str) -> list[str]:
-    """Header of a CSV file, read the way the loader reads it (separator sniffing, gzip); raises DataError."""
-    from kfcore.data import _read_csv  # no public helper yet; the loader's own reader keeps both in agreement
 
-    return [str(c).strip() for c in _read_csv(Path(path)).columns]
 
 
 def upload_spec(path: str | Path, target: str | None, task: str = "auto") -> DataSpec:
