@@ -42,6 +42,7 @@ def _store(args: argparse.Namespace) -> Any:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from kfcore.data import DataError
+    from kfcore.limits import LimitError
     from kfcore.shapes import ShapeError
     from kfcore.spec import RunSpec, SpecError
     from kfcore.train import prepare
@@ -54,7 +55,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     try:
         spec = RunSpec.from_json(text)
         prepare(spec)  # refuse bad data or an unbuildable stack before TensorFlow is even imported
-    except (SpecError, DataError, ShapeError) as e:
+    except (SpecError, DataError, ShapeError, LimitError) as e:
         _fail(str(e))
 
     from kfcore.jobs import execute_run

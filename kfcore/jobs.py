@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from kfcore.limits import LimitError, Limits
 from kfcore.spec import RunSpec
 from kfcore.store import RunStore
 
@@ -31,16 +32,22 @@ def default_concurrency() -> int:
     return max(1, (os.cpu_count() or 1) // 2)
 
 
-def execute_run(store: RunStore, run_id: str, on_event: Any = None) -> Any:
+def execute_run(store: RunStore, run_id: str, on_event: Any = None, limits: Limits | None = None) -> Any:
     """Train one stored run, writing its events to the store. Used by workers and by the CLI."""
     from kfcore.train import train
 
+    limits = limits or Limits.from_env()
     record = store.get(run_id, with_evaluation=False)
     spec = RunSpec.from_dict(record.spec)
+    started = time.monotonic()
     last_check = [0.0, False]
+    timed_out = []
 
     def should_stop() -> bool:
         now = time.monotonic()
+        if limits.max_seconds_per_run and now - started > limits.max_seconds_per_run:
+            timed_out.append(True)
+            return True
         if now - last_check[0] >= CANCEL_CHECK_S:
             last_check[0] = now
             last_check[1] = store.cancel_requested(run_id)
@@ -54,8 +61,15 @@ def execute_run(store: RunStore, run_id: str, on_event: Any = None) -> Any:
             store.set_progress(run_id, event)
         elif kind == "epoch":
             store.append_epoch(run_id, event["epoch"], {k: v for k, v in event.items() if k not in ("event", "epoch")})
-            store.set_progress(run_id, {"epoch": event["epoch"], "step": None, "elapsed": event["elapsed"],
-                                        "samples_per_s": event["samples_per_s"]})
+            store.set_progress(
+                run_id,
+                {
+                    "epoch": event["epoch"],
+                    "step": None,
+                    "elapsed": event["elapsed"],
+                    "samples_per_s": event["samples_per_s"],
+                },
+            )
         elif kind == "finished":
             store.finish(run_id, event["test"], event["evaluation"], event["model_path"])
         elif kind == "failed":
@@ -63,12 +77,21 @@ def execute_run(store: RunStore, run_id: str, on_event: Any = None) -> Any:
             if event.get("traceback"):
                 (store.run_dir(run_id)).mkdir(parents=True, exist_ok=True)
                 (store.run_dir(run_id) / "error.log").write_text(event["traceback"], encoding="utf-8")
+        elif kind == "cancelled" and timed_out:
+            event = {
+                "event": "failed",
+                "error": f"stopped at this server's time limit of {limits.max_seconds_per_run:.0f} s "
+                "per run; train fewer epochs or a smaller model",
+            }
+            store.fail(run_id, event["error"])
         elif kind == "cancelled":
             store.mark_cancelled(run_id)
         if on_event is not None:
             on_event(event)
 
-    return train(spec, on_event=record_event, should_stop=should_stop, model_path=store.model_file(run_id))
+    return train(
+        spec, on_event=record_event, should_stop=should_stop, model_path=store.model_file(run_id), limits=limits
+    )
 
 
 def worker_main(store_root: str, runs_per_worker: int, parent_pid: int) -> None:
@@ -94,8 +117,13 @@ def worker_main(store_root: str, runs_per_worker: int, parent_pid: int) -> None:
 class JobManager:
     """Starts and supervises worker processes for one store. One per server process."""
 
-    def __init__(self, store: RunStore, max_concurrent: int | None = None, runs_per_worker: int = RUNS_PER_WORKER,
-                 prestart: bool = True):
+    def __init__(
+        self,
+        store: RunStore,
+        max_concurrent: int | None = None,
+        runs_per_worker: int = RUNS_PER_WORKER,
+        prestart: bool = True,
+    ):
         self.store = store
         self.max_concurrent = max_concurrent or default_concurrency()
         self.runs_per_worker = runs_per_worker
@@ -110,6 +138,22 @@ class JobManager:
         self._supervisor.start()
 
     def submit(self, spec: RunSpec, name: str | None = None, owner: str | None = None) -> str:
+        """Queue a run and return its id at once; LimitError when this owner or the server has too many."""
+        limits = Limits.from_env()
+        if (
+            limits.max_runs_per_session
+            and owner is not None
+            and self.store.active_count(owner) >= limits.max_runs_per_session
+        ):
+            raise LimitError(
+                f"you already have {limits.max_runs_per_session} runs queued or training, this server's "
+                "limit per session; wait for one to finish or stop one"
+            )
+        if limits.max_runs_total and self.store.active_count() >= limits.max_runs_total:
+            raise LimitError(
+                f"the server is busy: {limits.max_runs_total} runs are queued or training, its limit; "
+                "try again in a minute"
+            )
         run_id = self.store.create_run(spec.to_dict(), name=name, owner=owner)
         self._ensure_workers()
         return run_id
@@ -206,8 +250,9 @@ class Predictor:
         with self._lock:
             if self._process is None or not self._process.is_alive():
                 self._requests, self._results = self._ctx.Queue(), self._ctx.Queue()
-                self._process = self._ctx.Process(target=predictor_main, args=(self._requests, self._results),
-                                                  name="kf-predictor", daemon=True)
+                self._process = self._ctx.Process(
+                    target=predictor_main, args=(self._requests, self._results), name="kf-predictor", daemon=True
+                )
                 self._process.start()
             self._next_id += 1
             self._requests.put((self._next_id, str(model_path), x))

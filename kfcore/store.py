@@ -268,6 +268,16 @@ class RunStore:
             rows = con.execute("SELECT epoch, time, logs FROM epochs WHERE run_id=? ORDER BY epoch", (run_id,)).fetchall()
         return [{"epoch": e, "time": t, **json.loads(logs)} for e, t, logs in rows]
 
+    def active_count(self, owner: str | None = None) -> int:
+        """Runs queued or running, of one owner or of everyone."""
+        query = "SELECT COUNT(*) FROM runs WHERE status IN ('queued', 'running')"
+        args: tuple[Any, ...] = ()
+        if owner is not None:
+            query += " AND owner=?"
+            args = (owner,)
+        with self._connect() as con:
+            return con.execute(query, args).fetchone()[0]
+
     def counts(self) -> dict[str, int]:
         with self._connect() as con:
             rows = con.execute("SELECT status, COUNT(*) FROM runs GROUP BY status").fetchall()

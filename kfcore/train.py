@@ -19,6 +19,7 @@ import numpy as np
 
 from kfcore import evaluate
 from kfcore.data import DataError, Dataset, Splits, load_dataset, split_dataset
+from kfcore.limits import LimitError, Limits, check_run
 from kfcore.shapes import ShapeError, ShapeReport, head, infer_shapes
 from kfcore.spec import RunSpec, SpecError
 
@@ -50,14 +51,18 @@ class TrainResult:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def prepare(spec: RunSpec, dataset: Dataset | None = None) -> tuple[Dataset, Splits, ShapeReport]:
-    """Everything that can refuse a spec before TensorFlow is touched: data, split, shapes.
+def prepare(
+    spec: RunSpec, dataset: Dataset | None = None, limits: Limits | None = None
+) -> tuple[Dataset, Splits, ShapeReport]:
+    """Everything that can refuse a spec before TensorFlow is touched: data, split, shapes, limits.
 
-    Raises DataError or ShapeError with a message for the user.
+    Raises DataError, ShapeError or LimitError with a message for the user.
     """
     ds = dataset if dataset is not None else load_dataset(spec.data)
     splits = split_dataset(ds, spec.split)
     report = infer_shapes(spec.layers, ds.input_shape, ds.task, ds.n_classes, spec.output)
+    n_rows = len(ds.x) + (len(ds.x_test) if ds.x_test is not None else 0)
+    check_run(spec, report, n_rows, int(splits.x_train.size), limits or Limits.from_env())
     return ds, splits, report
 
 
@@ -113,6 +118,7 @@ def train(
     dataset: Dataset | None = None,
     steps_per_execution: int | None = None,
     stream: bool = True,
+    limits: Limits | None = None,
 ) -> TrainResult:
     """Train `spec` and report events to `on_event`; never raises for anything a user can cause.
 
@@ -122,11 +128,11 @@ def train(
     emit = on_event or (lambda e: None)
     stop = should_stop or (lambda: False)
     try:
-        return _train(spec, emit, stop, model_path, dataset, steps_per_execution, stream)
+        return _train(spec, emit, stop, model_path, dataset, steps_per_execution, stream, limits)
     except Cancelled:
         emit({"event": "cancelled"})
         return TrainResult(status="cancelled")
-    except (SpecError, DataError, ShapeError, NonFiniteLoss) as e:
+    except (SpecError, DataError, ShapeError, LimitError, NonFiniteLoss) as e:
         emit({"event": "failed", "error": str(e)})
         return TrainResult(status="failed", error=str(e))
     except MemoryError:
@@ -147,9 +153,10 @@ def _train(
     dataset: Dataset | None,
     steps_per_execution: int | None,
     stream: bool,
+    limits: Limits | None,
 ) -> TrainResult:
     t0 = time.perf_counter()
-    ds, splits, report = prepare(spec, dataset)
+    ds, splits, report = prepare(spec, dataset, limits)
 
     from kfcore import hardware
 

@@ -1,0 +1,121 @@
+"""Limits a server puts on runs: a memory budget always, and in hosted mode caps on epochs, parameters,
+rows, upload size, concurrent runs and time per run. Each refusal names the limit and what to change.
+
+Configured by environment variables (hosted mode: KF_HOSTED=1), so the same code serves a laptop and
+a shared server; README's hosting section lists them.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from kfcore.shapes import ShapeReport
+from kfcore.spec import RunSpec
+
+
+class LimitError(ValueError):
+    """A run this server will not take, with the limit that was hit and what to do."""
+
+
+# Hosted defaults: generous for learning, small enough that one visitor cannot starve the others.
+HOSTED_DEFAULTS = {
+    "max_epochs": 200,
+    "max_params": 5_000_000,
+    "max_rows": 200_000,
+    "max_upload_mb": 50,
+    "max_runs_per_session": 2,
+    "max_runs_total": 8,
+    "max_seconds_per_run": 900,
+}
+_ENV = {
+    "max_epochs": "KF_MAX_EPOCHS",
+    "max_params": "KF_MAX_PARAMS",
+    "max_rows": "KF_MAX_ROWS",
+    "max_upload_mb": "KF_MAX_UPLOAD_MB",
+    "max_runs_per_session": "KF_MAX_RUNS_PER_SESSION",
+    "max_runs_total": "KF_MAX_RUNS_TOTAL",
+    "max_seconds_per_run": "KF_MAX_SECONDS_PER_RUN",
+    "memory_budget_mb": "KF_MEMORY_BUDGET_MB",
+}
+
+
+def _total_memory_mb() -> int:
+    try:
+        with open("/proc/meminfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) // 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 8192
+
+
+@dataclass(frozen=True)
+class Limits:
+    hosted: bool = False
+    max_epochs: int | None = None
+    max_params: int | None = None
+    max_rows: int | None = None
+    max_upload_mb: int | None = None
+    max_runs_per_session: int | None = None
+    max_runs_total: int | None = None
+    max_seconds_per_run: float | None = None
+    memory_budget_mb: int = 4096
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Limits:
+        """Read the limits from the environment; unset values take the mode's defaults, 0 means no limit."""
+        env = os.environ if env is None else env
+        hosted = env.get("KF_HOSTED", "").strip().lower() in ("1", "true", "yes", "on")
+        values: dict[str, int | None] = dict(HOSTED_DEFAULTS) if hosted else {}
+        # Half the machine's memory for one training by default: the web server and other runs need the rest.
+        values["memory_budget_mb"] = _total_memory_mb() // 2
+        for field_name, var in _ENV.items():
+            raw = env.get(var, "").strip()
+            if not raw:
+                continue
+            try:
+                number = int(float(raw))
+            except ValueError:
+                raise LimitError(f"{var}={raw!r} is not a number; set it to a whole number (0 = no limit)") from None
+            values[field_name] = number if number > 0 else None
+        if values.get("memory_budget_mb") is None:
+            values["memory_budget_mb"] = 1 << 30
+        return cls(hosted=hosted, **values)
+
+
+def estimate_training_memory_mb(report: ShapeReport, batch_size: int, n_values: int) -> float:
+    """A rough upper estimate of what training takes: weights, gradients and two optimizer slots (Adam),
+    activations and their gradients for one batch, and the training data itself, all float32."""
+    weights = report.total_params * 4 * 4
+    activations = batch_size * sum(math.prod(row.output_shape) for row in report.rows) * 4 * 3
+    data = n_values * 4 * 2  # the arrays plus the copy the input pipeline makes
+    return (weights + activations + data) / 2**20
+
+
+def check_run(spec: RunSpec, report: ShapeReport, n_rows: int, n_values: int, limits: Limits) -> None:
+    """Refuse a run over any limit before training, naming the limit and what to change."""
+    problems = []
+    t = spec.train
+    if limits.max_epochs and t.epochs > limits.max_epochs:
+        problems.append(f"{t.epochs} epochs is over this server's limit of {limits.max_epochs}; lower Epochs")
+    if limits.max_params and report.total_params > limits.max_params:
+        problems.append(
+            f"the model has {report.total_params:,} parameters, over this server's limit of {limits.max_params:,}; "
+            "use fewer units or filters, or add pooling before large Dense layers"
+        )
+    if limits.max_rows and n_rows > limits.max_rows:
+        problems.append(
+            f"the dataset has {n_rows:,} rows, over this server's limit of {limits.max_rows:,}; use a smaller sample"
+        )
+    need = estimate_training_memory_mb(report, t.batch_size, n_values)
+    if need > limits.memory_budget_mb:
+        problems.append(
+            f"training this model would need about {need:,.0f} MB of memory, more than the {limits.memory_budget_mb:,} MB "
+            "this server allows one run; use fewer units or filters, fewer layers or a smaller batch size"
+        )
+    if problems:
+        raise LimitError("; ".join(problems))

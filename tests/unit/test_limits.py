@@ -1,0 +1,86 @@
+"""Server limits: defaults per mode, environment overrides, refusals that name the limit, time and queue caps."""
+
+import json
+
+import pytest
+
+from kfcore.jobs import execute_run
+from kfcore.limits import LimitError, Limits, check_run
+from kfcore.shapes import infer_shapes
+from kfcore.spec import parse_spec
+from kfcore.store import RunStore
+from kfcore.train import prepare
+from tests.unit.test_cli import run_cli, write_spec
+
+
+def test_local_mode_has_only_a_memory_budget_and_hosted_mode_has_caps():
+    local = Limits.from_env({})
+    assert not local.hosted and local.max_epochs is None and local.max_runs_total is None
+    assert local.memory_budget_mb > 0
+    hosted = Limits.from_env({"KF_HOSTED": "1", "KF_MAX_EPOCHS": "5", "KF_MAX_PARAMS": "0"})
+    assert hosted.hosted and hosted.max_epochs == 5 and hosted.max_params is None
+    assert hosted.max_runs_per_session == 2 and hosted.max_upload_mb == 50
+
+
+def test_bad_limit_value_says_which_variable():
+    with pytest.raises(LimitError, match="KF_MAX_EPOCHS='lots' is not a number"):
+        Limits.from_env({"KF_MAX_EPOCHS": "lots"})
+
+
+def _report(spec):
+    return infer_shapes(spec.layers, (8, 8, 1), "multiclass", 10)
+
+
+def test_each_limit_is_named_in_the_refusal():
+    spec = parse_spec({"layers": [{"type": "Dense", "units": 4096}], "train": {"epochs": 50}})
+    limits = Limits(max_epochs=10, max_params=1000, max_rows=100, memory_budget_mb=1 << 20)
+    with pytest.raises(LimitError) as err:
+        check_run(spec, _report(spec), 1797, 1797 * 64, limits)
+    message = str(err.value)
+    assert "50 epochs is over this server's limit of 10" in message
+    assert "over this server's limit of 1,000" in message and "fewer units" in message
+    assert "1,797 rows" in message
+
+
+def test_model_too_big_for_memory_is_refused_before_training():
+    spec = parse_spec({"layers": [{"type": "Dense", "units": 65536}, {"type": "Dense", "units": 65536}]})
+    with pytest.raises(LimitError, match="MB of memory"):
+        prepare(spec, limits=Limits(memory_budget_mb=4096))
+
+
+def test_cli_refuses_over_budget_with_exit_2(tmp_path, store_dir, monkeypatch):
+    monkeypatch.setenv("KF_MEMORY_BUDGET_MB", "1")
+    out = run_cli("train", write_spec(tmp_path, {"layers": [{"type": "Dense", "units": 4096}]}), "--store", store_dir,
+                  timeout=60)
+    assert out.returncode == 2 and "MB of memory" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_time_limit_stops_a_run_and_says_so(store_dir):
+    store = RunStore(store_dir)
+    spec = {"data": {"source": "builtin", "name": "digits"}, "train": {"epochs": 1000, "batch_size": 8}}
+    run_id = store.create_run(spec)
+    store.start_in_process(run_id)
+    result = execute_run(store, run_id, limits=Limits(max_seconds_per_run=3))
+    record = store.get(run_id)
+    assert result.status == "cancelled" and record.status == "failed"
+    assert "time limit of 3 s" in record.error
+
+
+def test_concurrent_run_caps_per_session_and_in_total(store_dir, monkeypatch):
+    from kfcore.jobs import JobManager
+
+    monkeypatch.setenv("KF_MAX_RUNS_PER_SESSION", "1")
+    monkeypatch.setenv("KF_MAX_RUNS_TOTAL", "2")
+    manager = JobManager(RunStore(store_dir), max_concurrent=1, prestart=False)
+    manager._ensure_workers = lambda want=None: None  # keep runs queued: this test is about admission only
+    try:
+        spec = parse_spec({"data": {"source": "builtin", "name": "iris"}})
+        manager.submit(spec, owner="alice")
+        with pytest.raises(LimitError, match="you already have 1 runs"):
+            manager.submit(spec, owner="alice")
+        manager.submit(spec, owner="bob")
+        with pytest.raises(LimitError, match="server is busy"):
+            manager.submit(spec, owner="carol")
+    finally:
+        manager.shutdown()
+    assert json.dumps(RunStore(store_dir).counts())
