@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from kfcore.limits import LimitError
 from kfcore.presets import PRESETS
 from kfcore.shapes import ShapeError
 from kfcore.spec import LAYER_TYPES
@@ -54,7 +55,8 @@ with left:
 with right:
     st.markdown("**The model, layer by layer**")
     if problem is not None:
-        st.error(f"This model cannot be built: {problem}", icon=":material/error:")
+        verdict = "cannot train on this server" if isinstance(problem, LimitError) else "cannot be built"
+        st.error(f"This model {verdict}: {problem}", icon=":material/error:")
     if report is not None:
         ds = datasets.dataset()
         rows = [{"Layer": "Input", "Output shape": "×".join(map(str, ds.input_shape)), "Parameters": 0}]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 from dataclasses import asdict
@@ -17,6 +18,7 @@ from pathlib import Path
 import streamlit as st
 
 from kfcore.data import BUILTIN_INFO, KERAS_INFO, DataError, Dataset, load_dataset, split_dataset
+from kfcore.limits import LimitError, Limits, check_run
 from kfcore.shapes import ShapeError, ShapeReport, infer_shapes
 from kfcore.spec import DataSpec, LayerSpec, SplitSpec
 from ui import state
@@ -86,18 +88,28 @@ def current_split_sizes() -> dict[str, int]:
     return split_sizes(_key(spec.data), spec.split.test, spec.split.validation, spec.split.seed)
 
 
-def check_model(layers: list[LayerSpec] | None = None) -> tuple[ShapeReport | None, DataError | ShapeError | None]:
-    """The shape report of `layers` (default: the current model's) on the current data, or why it cannot be built.
+def check_model(
+    layers: list[LayerSpec] | None = None,
+) -> tuple[ShapeReport | None, DataError | ShapeError | LimitError | None]:
+    """The shape report of `layers` (default: the current model's) on the current data, or why it cannot train:
+    a layer that cannot build, or a limit of this server (memory, parameters, epochs, rows) that it is over.
 
     A ShapeError carries layer_index, the 0-based position of the layer at fault (None: input or output).
     """
     spec = state.spec()
     try:
         ds = dataset()
-        return infer_shapes(spec.layers if layers is None else layers, ds.input_shape, ds.task, ds.n_classes,
-                            spec.output), None
+        report = infer_shapes(spec.layers if layers is None else layers, ds.input_shape, ds.task, ds.n_classes,
+                              spec.output)
+        n_rows = len(ds.x) + (len(ds.x_test) if ds.x_test is not None else 0)
+        n_train_values = current_split_sizes()["train"] * math.prod(ds.input_shape)
     except (DataError, ShapeError) as e:
         return None, e
+    try:
+        check_run(spec, report, n_rows, n_train_values, Limits.from_env())
+    except LimitError as e:  # the model is sound, just over a limit: keep its table visible
+        return report, e
+    return report, None
 
 
 def save_upload(file_name: str, content: bytes, root: str | Path | None = None) -> Path:

@@ -15,6 +15,7 @@ from pathlib import Path
 import streamlit as st
 
 from kfcore.jobs import JobManager
+from kfcore.limits import LimitError
 from kfcore.spec import LAYER_DEFAULTS, LayerSpec, RunSpec, SpecError, parse_spec
 from kfcore.store import RunRecord, RunStore
 
@@ -113,8 +114,12 @@ def start_training() -> None:
     except SpecError as e:
         ss.train_error = str(e)
         return
+    try:
+        run_id = jobs().submit(checked, owner=ss.owner)
+    except LimitError as e:
+        ss.train_error = str(e)
+        return
     ss.train_error = None
-    run_id = jobs().submit(checked, owner=ss.owner)
     ss.previous_run_id, ss.run_id = ss.run_id, run_id
 
 
