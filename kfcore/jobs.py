@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from kfcore.limits import LimitError, Limits
+from kfcore.limits import LimitError, Limits, check_data_access
 from kfcore.spec import RunSpec
 from kfcore.store import RunStore
 
@@ -34,11 +34,16 @@ def default_concurrency() -> int:
 
 def execute_run(store: RunStore, run_id: str, on_event: Any = None, limits: Limits | None = None) -> Any:
     """Train one stored run, writing its events to the store. Used by workers and by the CLI."""
-    from kfcore.train import train
+    from kfcore.train import TrainResult, train
 
     limits = limits or Limits.from_env()
     record = store.get(run_id, with_evaluation=False)
     spec = RunSpec.from_dict(record.spec)
+    try:
+        check_data_access(spec.data, limits, store.uploads_dir)
+    except LimitError as e:
+        store.fail(run_id, str(e))
+        return TrainResult(status="failed", error=str(e))
     started = time.monotonic()
     last_check = [0.0, False]
     timed_out = []

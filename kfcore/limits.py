@@ -11,9 +11,10 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from kfcore.shapes import ShapeReport
-from kfcore.spec import RunSpec
+from kfcore.spec import DataSpec, RunSpec
 
 
 class LimitError(ValueError):
@@ -119,3 +120,20 @@ def check_run(spec: RunSpec, report: ShapeReport, n_rows: int, n_values: int, li
         )
     if problems:
         raise LimitError("; ".join(problems))
+
+
+def check_data_access(data: DataSpec, limits: Limits, uploads_dir: str | Path) -> None:
+    """In hosted mode a spec (from a form, a share link or a hostile client) may only read built-in sets,
+    the named Keras downloads and files uploaded through the app: never another path on the server."""
+    if not limits.hosted or data.source in ("builtin", "keras"):
+        return
+    root = Path(uploads_dir).resolve()
+    for path in (data.path, data.images, data.labels):
+        if path is None:
+            continue
+        resolved = Path(path).resolve()
+        if root not in resolved.parents:
+            raise LimitError(
+                f"this hosted server reads only built-in datasets and files uploaded on the Data page, not {path!r}; "
+                "upload the file there"
+            )

@@ -284,6 +284,11 @@ class RunStore:
         return dict(rows)
 
     # -- files --------------------------------------------------------------------------------
+    @property
+    def uploads_dir(self) -> Path:
+        """Where the dashboard keeps uploaded data files; workers read them from here."""
+        return self.root / "uploads"
+
     def run_dir(self, run_id: str) -> Path:
         return self.root / "models" / run_id
 

@@ -123,7 +123,7 @@ def save_upload(file_name: str, content: bytes, root: str | Path | None = None) 
     if ext not in (".csv", ".csv.gz", ".npz"):
         raise DataError(f"{file_name}: only .csv, .csv.gz and .npz files can be used; export your table as CSV")
     stem = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(file_name).name[: -len(ext)]).strip("_")[:60] or "upload"
-    folder = Path(root or state.store_root()) / "uploads" / hashlib.sha256(content).hexdigest()[:16]
+    folder = (Path(root) / "uploads" if root else state.store().uploads_dir) / hashlib.sha256(content).hexdigest()[:16]
     path = folder / f"{stem}{ext}"
     if not path.exists():
         folder.mkdir(parents=True, exist_ok=True)

@@ -84,3 +84,30 @@ def test_concurrent_run_caps_per_session_and_in_total(store_dir, monkeypatch):
     finally:
         manager.shutdown()
     assert json.dumps(RunStore(store_dir).counts())
+
+
+def test_hosted_server_reads_only_uploads_and_builtins(tmp_path):
+    from kfcore.limits import check_data_access
+    from kfcore.spec import DataSpec
+
+    hosted, local = Limits(hosted=True), Limits()
+    uploads = tmp_path / "uploads"
+    (uploads / "abc").mkdir(parents=True)
+    inside = DataSpec(source="csv", path=str(uploads / "abc" / "data.csv"), target="y")
+    check_data_access(inside, hosted, uploads)
+    check_data_access(DataSpec(source="builtin", name="iris"), hosted, uploads)
+    for sneaky in ("/etc/passwd", str(uploads / ".." / "runs.sqlite"), str(uploads / "abc" / ".." / ".." / "x.csv")):
+        with pytest.raises(LimitError, match="uploaded on the Data page"):
+            check_data_access(DataSpec(source="csv", path=sneaky, target="y"), hosted, uploads)
+    with pytest.raises(LimitError):
+        check_data_access(DataSpec(source="idx", images=str(uploads / "abc" / "i"), labels="/etc/hosts"), hosted, uploads)
+    check_data_access(DataSpec(source="csv", path="/etc/passwd", target="y"), local, uploads)  # a local user's own files
+
+
+def test_worker_refuses_a_hosted_run_that_reads_server_files(store_dir, monkeypatch):
+    monkeypatch.setenv("KF_HOSTED", "1")
+    store = RunStore(store_dir)
+    run_id = store.create_run({"data": {"source": "csv", "path": "/etc/passwd", "target": "root"}})
+    store.start_in_process(run_id)
+    result = execute_run(store, run_id)
+    assert result.status == "failed" and "uploaded on the Data page" in store.get(run_id).error
