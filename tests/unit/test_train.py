@@ -119,3 +119,25 @@ def test_refusals_are_failed_events_not_exceptions():
     result = train(_spec(layers=[{"type": "Conv2D", "filters": 4}]), on_event=events.append)
     assert result.status == "failed" and "Conv2D" in result.error and "image" in result.error
     assert events == [{"event": "failed", "error": result.error}]
+
+
+def test_steps_per_execution_changes_speed_not_the_math():
+    spec = _spec(data={"name": "digits"}, train={"epochs": 3, "batch_size": 32})
+    one = train(spec, steps_per_execution=1)
+    many = train(spec)
+    assert many.info["steps_per_execution"] > 1 and one.info["steps_per_execution"] == 1
+    assert [h["loss"] for h in many.history] == pytest.approx([h["loss"] for h in one.history], rel=1e-5)
+    assert many.test["accuracy"] == pytest.approx(one.test["accuracy"], abs=1e-6)
+
+
+def test_steps_per_execution_is_large_for_small_models_and_small_for_convnets():
+    from kfcore.shapes import infer_shapes
+    from kfcore.spec import LayerSpec
+    from kfcore.train import choose_steps_per_execution
+
+    mlp = infer_shapes([LayerSpec("Dense", units=64, activation="relu")], (784,), "multiclass", 10)
+    assert 100 <= choose_steps_per_execution(mlp, 32, 1875) <= 1875
+    assert choose_steps_per_execution(mlp, 32, 7) == 7  # never more than an epoch
+    convnet = infer_shapes([LayerSpec("Conv2D", filters=32, kernel_size=3), LayerSpec("MaxPooling2D", pool_size=2),
+                            LayerSpec("Conv2D", filters=64, kernel_size=3)], (28, 28, 1), "multiclass", 10)
+    assert choose_steps_per_execution(convnet, 128, 400) <= 5
