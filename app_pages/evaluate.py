@@ -1,19 +1,37 @@
-"""Evaluate: how the trained model does on the test split (the full page comes with the next issue)."""
+"""Evaluate: how a finished run does on its test split, sample by sample; the latest run by default."""
 
 import streamlit as st
 
-from kfcore import runview
-from ui import state
+from ui import evaluate_view as view
+from ui import share, state
 
 st.title("Evaluate")
-st.info("Coming next: the confusion matrix, per-class scores, the most confident mistakes and, for 2-D data, "
-        "the decision boundary.", icon=":material/construction:")
-record = state.current_run()
-if record is None or record.status != "finished":
-    st.caption("Train a model first; its test results appear here.")
+record = view.pick_run()
+if record is None:
+    st.info("No finished run yet. Train a model first; its test results appear here.", icon=":material/info:")
     st.page_link("app_pages/train.py", label="Go to Train", icon=":material/model_training:")
+    st.stop()
+
+history = state.store().epochs(record.id)
+evaluation = record.evaluation or {}
+view.headline(record, history)
+data = view.run_data(record)
+
+if evaluation.get("task") == "regression":
+    view.regression(data)
+elif "confusion_matrix" in evaluation:
+    view.confusion(record, data)
+    view.per_class(record, history)
+    if "decision_boundary" in evaluation:
+        view.boundary(record, data)
 else:
-    st.subheader(record.name)
-    cols = st.columns(len(record.test) or 1)
-    for col, (name, value) in zip(cols, sorted(record.test.items()), strict=False):
-        col.metric(f"Test {name}", runview.format_metric(name, value))
+    st.warning("This run has no evaluation recorded; train it again to see one.", icon=":material/warning:")
+
+st.divider()
+view.try_it(record, data)
+
+st.divider()
+st.subheader("Export and share")
+share.downloads(record)
+st.caption("A link to this run's results:")
+st.code(share.run_link(record.id), language=None, wrap_lines=True)

@@ -1,25 +1,30 @@
-"""Runs: every run in the store, newest first (comparison and sharing come with the next issue)."""
+"""Runs: every run in the store as a table; compare the selected ones; rename, delete, reload or export one."""
 
 import streamlit as st
 
-from kfcore import runview
-from ui import state
+from ui import runs_view, state
 
 st.title("Runs")
-st.info("Coming next: compare runs side by side, rename, delete, share a run as a link.",
-        icon=":material/construction:")
-runs = state.store().list_runs()
-if not runs:
-    st.caption("No runs yet.")
+records = state.store().list_runs()
+if not records:
+    st.info("No runs yet. Train a model and every run is listed here to compare, rename, reload or export.",
+            icon=":material/info:")
+    st.page_link("app_pages/train.py", label="Go to Train", icon=":material/model_training:")
+    st.stop()
+
+rows = runs_view.summaries(records)
+visible = runs_view.filters(rows)
+chosen = runs_view.table(visible, rows)
+
+by_id = {r.id: r for r in records}
+if len(chosen) >= 2:
+    st.subheader(f"Comparing {len(chosen)} runs")
+    runs_view.comparison([by_id[i] for i in chosen])
 else:
-    rows = []
-    for r in runs:
-        head = runview.headline_metric(r.test)
-        rows.append({
-            "Run": r.name,
-            "Status": r.status,
-            "Dataset": r.spec.get("data", {}).get("name") or r.spec.get("data", {}).get("source"),
-            "Test": f"{head[0]} {runview.format_metric(*head)}" if head else "",
-            "Time": runview.format_duration(r.duration),
-        })
-    st.dataframe(rows, hide_index=True, key="runs_table")
+    st.caption("Tick two or more rows to overlay their curves and see which settings differ. "
+               "Click a column header to sort.")
+
+st.divider()
+st.subheader("One run")
+record = runs_view.pick(records, chosen)
+runs_view.manage(record)

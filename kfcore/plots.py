@@ -247,3 +247,227 @@ def training_curve(
                            showarrow=False, font={"color": PREVIOUS_COLOR, "size": 13})
     return _layout(fig, title or label, 340, hovermode="x unified",
                    legend={"orientation": "h", "yanchor": "top", "y": -0.22, "xanchor": "left", "x": 0})
+
+
+# -- evaluation -----------------------------------------------------------------------------------
+
+CELL_HIGHLIGHT_COLOR = "#f59e0b"
+
+
+def _cell_text(value: float, normalised: bool) -> str:
+    return f"{value:.0%}" if normalised else f"{int(value)}"
+
+
+def confusion_matrix(
+    cm: Sequence[Sequence[float]],
+    class_names: Sequence[str],
+    normalised: bool = False,
+    counts: Sequence[Sequence[int]] | None = None,
+    selected: tuple[int, int] | None = None,
+    title: str | None = "Confusion matrix",
+) -> go.Figure:
+    """Rows are the true class, columns the predicted one; every cell is clickable and outlined when selected.
+
+    cm holds counts, or row fractions when normalised (then counts gives the sample numbers for hover).
+    Plotly cannot select heatmap cells, so an invisible square marker sits on each cell centre; it carries
+    [true, predicted, count] as customdata, which a click hands to the page (kfcore.samples.cell_from_selection).
+    """
+    m = np.asarray(cm, dtype=np.float64)
+    n = len(class_names)
+    names = [str(c) for c in class_names]
+    counts_m = np.asarray(counts if counts is not None else m).astype(np.int64)
+    heat = go.Heatmap(
+        z=m, x=names, y=names, colorscale="Blues", zmin=0, zmax=1.0 if normalised else max(1.0, float(m.max())),
+        text=[[_cell_text(v, normalised) for v in row] for row in m], texttemplate="%{text}",
+        hoverinfo="skip", showscale=False, xgap=2, ygap=2,
+    )
+    rows, cols = np.divmod(np.arange(n * n), n)
+    cells = go.Scatter(
+        x=[names[j] for j in cols], y=[names[i] for i in rows], mode="markers", name="cells", showlegend=False,
+        marker={"symbol": "square", "size": max(12, min(48, 360 // max(n, 1))), "color": "rgba(0,0,0,0)"},
+        customdata=np.stack([rows, cols, counts_m.reshape(-1)], axis=1).tolist(),
+        hovertemplate="true <b>%{y}</b>, predicted <b>%{x}</b>: %{customdata[2]} samples"
+                      "<br>click to list them<extra></extra>",
+    )
+    fig = go.Figure([heat, cells])
+    if selected is not None:
+        i, j = selected
+        fig.add_shape(type="rect", x0=j - 0.5, x1=j + 0.5, y0=i - 0.5, y1=i + 0.5,
+                      line={"color": CELL_HIGHLIGHT_COLOR, "width": 4})
+    # Fixed ranges: the markers would otherwise pad the axes; square cells keep the grid readable.
+    fig.update_xaxes(title="predicted class", type="category", range=[-0.5, n - 0.5], showgrid=False, tickangle=0,
+                     constrain="domain")
+    fig.update_yaxes(title="true class", type="category", range=[n - 0.5, -0.5], showgrid=False, scaleanchor="x",
+                     constrain="domain", constraintoward="top")
+    return _layout(fig, title, max(380, min(520, 140 + 40 * n)), hoverdistance=-1, plot_bgcolor="white")
+
+
+def per_class_scores(per_class: Sequence[dict[str, Any]], title: str = "Precision, recall and F1 per class") -> go.Figure:
+    """Grouped bars, three per class: of the samples predicted as the class, how many were (precision); of the
+    class's samples, how many were found (recall); and their harmonic mean (F1)."""
+    names = [str(c["class"]) for c in per_class]
+    fig = go.Figure()
+    for key, label, color in (("precision", "precision", TRAIN_COLOR), ("recall", "recall", VALIDATION_COLOR),
+                              ("f1", "F1", BEST_COLOR)):
+        fig.add_trace(go.Bar(x=names, y=[c[key] for c in per_class], name=label, marker_color=color,
+                             hovertemplate=f"%{{x}}: {label} %{{y:.1%}}<extra></extra>"))
+    fig.update_xaxes(type="category", title=None)
+    fig.update_yaxes(range=[0, 1.05], tickformat=".0%")
+    return _layout(fig, title, 320, barmode="group", bargap=0.25)
+
+
+def per_class_accuracy(
+    history: Sequence[dict[str, Any]], class_names: Sequence[str], title: str = "Validation accuracy per class"
+) -> go.Figure:
+    """One line per class: the fraction of its validation samples classified right, epoch by epoch."""
+    fig = go.Figure()
+    for k, name in enumerate(class_names):
+        xs, ys = [], []
+        for row in history:
+            values = row.get("per_class_val_accuracy") or []
+            if k < len(values) and values[k] is not None:
+                xs.append(int(row["epoch"]))
+                ys.append(float(values[k]))
+        if xs:
+            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=str(name), marker={"size": 5},
+                                     line={"color": class_color(k), "width": 2},
+                                     hovertemplate=f"{name}, epoch %{{x}}: %{{y:.1%}}<extra></extra>"))
+    last = max([int(r["epoch"]) for r in history] + [1])
+    fig.update_xaxes(title="epoch", range=[0.8, last + 0.2], dtick=max(1, math.ceil(last / 10)))
+    fig.update_yaxes(title="accuracy", range=[-0.02, 1.02], tickformat=".0%")
+    return _layout(fig, title, 340, legend={"orientation": "h", "yanchor": "top", "y": -0.22, "xanchor": "left", "x": 0})
+
+
+def _boundary_colorscale(k: int) -> list[list[Any]]:
+    """Playground's look: the two class colours, pale, meeting in white where the model is unsure."""
+    return [[0.0, class_color(0)], [0.5, "#ffffff"], [1.0, class_color(1)]] if k == 2 else [
+        [i / max(k - 1, 1), class_color(i)] for i in range(k)
+    ]
+
+
+def decision_boundary(
+    boundary: dict[str, Any],
+    class_names: Sequence[str],
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+    feature_names: Sequence[str] = ("x1", "x2"),
+    title: str | None = "Decision boundary",
+) -> go.Figure:
+    """What the model predicts over the plane, as TensorFlow Playground draws it, with the data on top.
+
+    boundary: kfcore.evaluate.decision_boundary's dict (x, y, values; kind "probability" of class 1 or
+    "class"). Training points are filled circles, test points diamonds with a dark outline.
+    """
+    k = max(2, len(class_names))
+    z = np.asarray(boundary["values"], dtype=np.float64)
+    probability = boundary.get("kind") == "probability"
+    fig = go.Figure(go.Heatmap(
+        x=boundary["x"], y=boundary["y"], z=z, colorscale=_boundary_colorscale(k), opacity=0.45,
+        zmin=0 if probability else -0.5, zmax=1 if probability else k - 0.5, showscale=False,
+        hovertemplate=("P(" + str(class_names[-1]) + ") = %{z:.2f}<extra></extra>") if probability
+        else "predicted class %{z}<extra></extra>",
+    ))
+    for part, x, y, symbol, outline in (("train", x_train, y_train, "circle", "white"),
+                                        ("test", x_test, y_test, "diamond", "#111827")):
+        x, y = np.asarray(x), np.asarray(y)
+        if len(x) > MAX_SCATTER_POINTS:
+            keep = np.linspace(0, len(x) - 1, MAX_SCATTER_POINTS).astype(int)
+            x, y = x[keep], y[keep]
+        for c, name in enumerate(class_names):
+            mask = y == c
+            fig.add_trace(go.Scatter(
+                x=x[mask, 0], y=x[mask, 1], mode="markers", name=f"{part} · {name}", legendgroup=part,
+                marker={"color": class_color(c), "symbol": symbol, "size": 7 if part == "train" else 9,
+                        "line": {"width": 1.2, "color": outline}},
+                hovertemplate=f"{part}, class {name}: (%{{x:.2f}}, %{{y:.2f}})<extra></extra>",
+            ))
+    fx, fy = (list(feature_names) + ["x1", "x2"])[:2] if len(feature_names) >= 2 else ("x1", "x2")
+    fig.update_xaxes(title=fx, range=[boundary["x"][0], boundary["x"][-1]], zeroline=False, showgrid=False,
+                     constrain="domain")
+    fig.update_yaxes(title=fy, range=[boundary["y"][0], boundary["y"][-1]], zeroline=False, showgrid=False,
+                     scaleanchor="x", scaleratio=1, constrain="domain")
+    return _layout(fig, title, 520, legend={"orientation": "v", "yanchor": "top", "y": 1, "xanchor": "left", "x": 1.02})
+
+
+def predicted_vs_actual(y_true: np.ndarray, y_pred: np.ndarray, target: str = "target",
+                        title: str = "Predicted vs actual") -> go.Figure:
+    """One dot per test sample; on the diagonal the prediction is exact, above it too high, below too low."""
+    y_true = np.asarray(y_true, dtype=np.float64).reshape(-1)
+    y_pred = np.asarray(y_pred, dtype=np.float64).reshape(-1)
+    lo = float(min(y_true.min(initial=0), y_pred.min(initial=0)))
+    hi = float(max(y_true.max(initial=1), y_pred.max(initial=1)))
+    fig = go.Figure([
+        go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="perfect prediction",
+                   line={"color": PREVIOUS_COLOR, "dash": "dash"}, hoverinfo="skip"),
+        go.Scatter(x=y_true, y=y_pred, mode="markers", name="test samples", customdata=np.arange(len(y_true)),
+                   marker={"color": TRAIN_COLOR, "size": 7, "opacity": 0.75, "line": {"width": 0.5, "color": "white"}},
+                   hovertemplate="sample %{customdata}: actual %{x:.4g}, predicted %{y:.4g}<extra></extra>"),
+    ])
+    fig.update_xaxes(title=f"actual {target}", range=[lo, hi])
+    fig.update_yaxes(title=f"predicted {target}", range=[lo, hi], scaleanchor="x", scaleratio=1)
+    return _layout(fig, title, 400)
+
+
+def residual_histogram(y_true: np.ndarray, y_pred: np.ndarray, title: str = "Residuals (predicted − actual)") -> go.Figure:
+    """How far off the predictions are, and whether they lean high or low: a histogram around a line at 0."""
+    residuals = np.asarray(y_pred, dtype=np.float64).reshape(-1) - np.asarray(y_true, dtype=np.float64).reshape(-1)
+    fig = go.Figure(go.Histogram(x=residuals, nbinsx=30, marker_color=VALIDATION_COLOR, name="residuals",
+                                 hovertemplate="%{x}: %{y} samples<extra></extra>"))
+    fig.add_vline(x=0, line={"color": "#111827", "width": 1.5, "dash": "dash"})
+    fig.update_xaxes(title="predicted − actual")
+    fig.update_yaxes(title="samples")
+    return _layout(fig, title, 400, showlegend=False, bargap=0.05)
+
+
+def compare_curves(
+    runs: Sequence[tuple[str, Sequence[dict[str, Any]], int | None]], metric: str, title: str | None = None
+) -> go.Figure:
+    """Several runs' curves of one metric overlaid, one colour per run, each run's best epoch starred.
+
+    runs: (name, epoch rows, best epoch) per run. The validation curve is drawn where the run has one
+    (solid), else its training curve (dotted), so every run shows its generalisation when it can.
+    """
+    label = METRIC_LABELS.get(metric, metric)
+    fig = go.Figure()
+    last = 1
+    for k, (name, history, best) in enumerate(runs):
+        validated = any(f"val_{metric}" in r for r in history)
+        key = f"val_{metric}" if validated else metric
+        xs, ys = _series(history, key)
+        if not xs:
+            continue
+        last = max(last, max(xs))
+        part = "validation" if validated else "train"
+        color = class_color(k)
+        fig.add_trace(go.Scatter(
+            x=xs, y=ys, mode="lines+markers", name=f"{name} · {part}", legendgroup=name,
+            line={"color": color, "width": 2.5, "dash": None if validated else "dot"}, marker={"size": 4},
+            hovertemplate=f"{name} {part}, epoch %{{x}}: %{{y:.4f}}<extra></extra>",
+        ))
+        if best is not None and best in xs:
+            fig.add_trace(go.Scatter(
+                x=[best], y=[ys[xs.index(best)]], mode="markers", name=f"{name} · best epoch", legendgroup=name,
+                showlegend=False, marker={"symbol": "star", "size": 16, "color": color, "line": {"width": 1, "color": "white"}},
+                hovertemplate=f"{name} best epoch %{{x}}: %{{y:.4f}}<extra></extra>",
+            ))
+    fig.update_xaxes(title="epoch", range=[0.8, last + 0.2], dtick=max(1, math.ceil(last / 10)))
+    fig.update_yaxes(title=label)
+    return _layout(fig, title or f"{label} (validation), best epoch starred", 360, hovermode="closest",
+                   legend={"orientation": "h", "yanchor": "top", "y": -0.22, "xanchor": "left", "x": 0})
+
+
+def class_probabilities(probs: Sequence[float], class_names: Sequence[str], title: str = "Class probabilities") -> go.Figure:
+    """Horizontal bars, one per class, the predicted class in colour and the rest grey."""
+    p = np.asarray(probs, dtype=np.float64).reshape(-1)
+    names = [str(c) for c in class_names]
+    top = int(np.argmax(p)) if len(p) else -1
+    fig = go.Figure(go.Bar(
+        x=p, y=names, orientation="h", text=[f"{v:.1%}" for v in p], textposition="outside", cliponaxis=False,
+        marker_color=[TRAIN_COLOR if i == top else PREVIOUS_COLOR for i in range(len(p))],
+        hovertemplate="%{y}: %{x:.2%}<extra></extra>",
+    ))
+    fig.update_xaxes(range=[0, 1.15], tickformat=".0%", title=None)
+    fig.update_yaxes(type="category", autorange="reversed", title=None)
+    return _layout(fig, title, min(420, 80 + 26 * len(names)), showlegend=False)

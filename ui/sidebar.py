@@ -7,7 +7,7 @@ import streamlit as st
 from kfcore import runview
 from kfcore.hardware import describe_host
 from kfcore.store import RunRecord
-from ui import state
+from ui import share, state
 
 
 def device_text() -> str:
@@ -27,6 +27,7 @@ def render() -> None:
         layers = spec.layers_short().split(" → ")
         shown = " → ".join(layers[:3]) + (f" → … (+{len(layers) - 3} more)" if len(layers) > 3 else "")
         st.markdown(f"**{name}** · {shown}")
+        share.share_popover()
         record = state.current_run()
         st.caption("Current run")
         st.fragment(_run_status, run_every=1.0 if state.is_active(record) else None)(state.is_active(record))

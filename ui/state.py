@@ -3,7 +3,8 @@
 st.session_state holds kfcore objects only: "spec" (the RunSpec every page edits), "run_id" and
 "previous_run_id" (the current run and the one before it, drawn dashed), "owner" (this browser
 session) and "layer_ids" (a stable id per layer, parallel to spec.layers, so per-layer widgets keep
-their values when layers move). The URL carries ?run=…&prev=… so a reloaded tab finds its run again.
+their values when layers move). The URL carries ?run=…&prev=… so a reloaded tab finds its run again;
+a share link's ?spec=… (RunSpec.to_url) restores a whole experiment once, when a session starts.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from kfcore.jobs import JobManager
-from kfcore.limits import LimitError
+from kfcore.jobs import JobManager, Predictor
+from kfcore.limits import LimitError, Limits, check_data_access
 from kfcore.spec import LAYER_DEFAULTS, LayerSpec, RunSpec, SpecError, parse_spec
 from kfcore.store import RunRecord, RunStore
 
@@ -44,9 +45,16 @@ def jobs() -> JobManager:
     return _jobs(store_root())
 
 
+@st.cache_resource(show_spinner=False, on_release=lambda p: p.shutdown())
+def predictor() -> Predictor:
+    """The process that makes 'Try it' predictions (it imports TensorFlow, never this one); started on first use."""
+    return Predictor()
+
+
 def shutdown_jobs() -> None:
-    """Stop every cached JobManager's workers (tests call this; a server's workers die with it)."""
+    """Stop every cached JobManager's workers and the predictor (tests call this; a server's die with it)."""
     _jobs.clear()
+    predictor.clear()
 
 
 # -- session ------------------------------------------------------------------------------------
@@ -61,6 +69,7 @@ def init_session() -> None:
         ss.run_id = ss.previous_run_id = None
         _restore_runs()
         _new_layer_ids()
+        _restore_shared_spec()
     jobs()
     _sync_url()
 
@@ -81,6 +90,34 @@ def _restore_runs() -> None:
         pass
     previous = runs.get(st.query_params.get("prev", ""), with_evaluation=False)
     ss.previous_run_id = previous.id if previous else None
+
+
+def _restore_shared_spec() -> None:
+    """A share link (?spec=…) sets the experiment; a damaged one says why and leaves the spec as it was."""
+    token = st.query_params.get("spec")
+    if not token:
+        return
+    try:
+        shared = RunSpec.from_url(token)
+        check_data_access(shared.data, Limits.from_env(), store().uploads_dir)  # a link may name any server path
+    except (SpecError, LimitError) as e:
+        st.error(f"This share link could not be opened: {e}", icon=":material/link_off:")
+        return
+    load_spec(shared)
+
+
+# Widget state of the Data page that belongs to the spec being replaced (an upload, its target column).
+_EDITOR_KEYS = ("data_choice", "data_error", "uploaded", "upload_file_id", "upload_attempt", "target_column",
+                "upload_task", "preset_error", "train_error")
+
+
+def load_spec(new: RunSpec) -> None:
+    """Make `new` the experiment every page edits (a share link, a run loaded from the Runs page)."""
+    ss = st.session_state
+    for key in _EDITOR_KEYS:
+        ss.pop(key, None)
+    ss.spec = new
+    _new_layer_ids()
 
 
 def _sync_url() -> None:

@@ -1,0 +1,423 @@
+"""The Evaluate and Runs pages, export and share links, through Streamlit's AppTest on real finished runs.
+
+One subprocess trains four small runs once for the module (iris: tabular classes, circle: 2-D, diabetes:
+regression, digits: images), the way the CLI does; the tests then read them like a user would.
+"""
+
+import io
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from kfcore import export
+from kfcore.spec import RunSpec
+from kfcore.store import RunStore
+
+REPO = Path(__file__).resolve().parents[2]
+APP = str(REPO / "app.py")
+EVALUATE, RUNS = "app_pages/evaluate.py", "app_pages/runs.py"
+
+SPECS = {
+    "iris run": {"data": {"source": "builtin", "name": "iris"},
+                 "layers": [{"type": "Dense", "units": 16, "activation": "relu"}], "train": {"epochs": 3}},
+    "circle run": {"data": {"source": "builtin", "name": "circle", "n": 300},
+                   "layers": [{"type": "Dense", "units": 8, "activation": "tanh"}],
+                   "train": {"epochs": 3, "learning_rate": 0.03}},
+    "diabetes run": {"data": {"source": "builtin", "name": "diabetes"},
+                     "layers": [{"type": "Dense", "units": 32, "activation": "relu"}],
+                     "train": {"epochs": 3, "learning_rate": 0.03}},
+    "digits run": {"data": {"source": "builtin", "name": "digits"},
+                   "layers": [{"type": "Dense", "units": 64, "activation": "relu"}], "train": {"epochs": 2}},
+}
+# What `python -m kfcore train` does for each spec, in one process so TensorFlow is imported once.
+TRAIN = """
+import json, sys
+from kfcore.jobs import execute_run
+from kfcore.spec import RunSpec
+from kfcore.store import RunStore
+store = RunStore(sys.argv[1])
+for name, spec in json.loads(sys.argv[2]).items():
+    run_id = store.create_run(RunSpec.from_dict(spec).to_dict(), name=name)
+    store.start_in_process(run_id)
+    result = execute_run(store, run_id)
+    assert result.status == "finished", (name, result.error)
+"""
+
+
+@pytest.fixture(scope="module")
+def kf_home(tmp_path_factory):
+    home = tmp_path_factory.mktemp("kf")
+    out = subprocess.run([sys.executable, "-c", TRAIN, str(home), json.dumps(SPECS)], cwd=REPO, capture_output=True,
+                         text=True, timeout=240)
+    assert out.returncode == 0, out.stderr[-3000:]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("KF_HOME", str(home))
+        yield home
+        from ui import state
+
+        state.shutdown_jobs()  # the worker and the predictor of this module's store
+
+
+@pytest.fixture(scope="module")
+def runs(kf_home):
+    return {r.name: r.id for r in RunStore(kf_home).list_runs()}
+
+
+@pytest.fixture
+def app(kf_home):
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    assert not at.exception
+    return at
+
+
+def go(at: AppTest, page: str) -> AppTest:
+    at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def evaluate(at: AppTest, run_id: str) -> AppTest:
+    go(at, EVALUATE)
+    at.selectbox(key="eval_run").select(run_id).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def chart(at: AppTest, key: str) -> dict:
+    found = [c for c in at.get("plotly_chart") if c.proto.id.endswith(key)]
+    assert found, f"no chart {key}"
+    return json.loads(found[0].proto.spec)
+
+
+def values(array) -> list:
+    """A trace's data as a list, whether Plotly wrote it as a list or as a typed array (numpy input)."""
+    if isinstance(array, dict) and "bdata" in array:
+        import base64
+
+        return np.frombuffer(base64.b64decode(array["bdata"]), dtype=array["dtype"]).tolist()
+    return list(array)
+
+
+def table_with(at: AppTest, column: str):
+    """The first table on the page with this column (plain st.dataframe tables carry no key in AppTest)."""
+    found = [d.value for d in at.dataframe if column in d.value.columns]
+    assert found, f"no table with a {column!r} column"
+    return found[0]
+
+
+def metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def copy_run(kf_home: Path, source_id: str, name: str, spec: dict | None = None) -> str:
+    """A finished run made from another one's results (for tests that change or delete runs)."""
+    store = RunStore(kf_home)
+    src = store.get(source_id)
+    run_id = store.create_run(spec or src.spec, name=name)
+    store.start_in_process(run_id)
+    shutil.copytree(store.run_dir(source_id), store.run_dir(run_id), dirs_exist_ok=True)
+    store.finish(run_id, src.test, src.evaluation, str(store.model_file(run_id)))
+    return run_id
+
+
+# -- Evaluate -------------------------------------------------------------------------------------
+
+
+def test_evaluate_opens_on_the_newest_finished_run_with_its_test_metrics(app, kf_home):
+    go(app, EVALUATE)
+    newest = next(r for r in RunStore(kf_home).list_runs() if r.status == "finished")
+    assert app.selectbox(key="eval_run").value == newest.id
+    shown = metrics(app)
+    assert set(shown) >= {"Test accuracy", "Test loss", "Best epoch"} or "Test MAE" in shown
+
+
+def test_a_confusion_cell_lists_its_tabular_samples_with_their_probabilities(app, runs, kf_home):
+    evaluate(app, runs["iris run"])
+    record = RunStore(kf_home).get(runs["iris run"])
+    cm = record.evaluation["confusion_matrix"]
+    names = record.evaluation["class_names"]
+    assert metrics(app)["Test accuracy"] == f"{record.test['accuracy']:.1%}"
+    fig = chart(app, "confusion")
+    assert fig["data"][0]["type"] == "heatmap" and fig["data"][0]["x"] == names
+    i, j = max(((i, j) for i in range(3) for j in range(3)), key=lambda c: cm[c[0]][c[1]])
+    app.selectbox(key="cm_true").select(names[i]).run()
+    app.selectbox(key="cm_pred").select(names[j]).run()
+    table = table_with(app, f"P({names[j]})")
+    assert len(table) == cm[i][j]
+    probs = table[[f"P({n})" for n in names]].to_numpy()
+    assert np.allclose(probs.sum(axis=1), 1, atol=1e-3) and (probs.argmax(axis=1) == j).all()
+    assert "sepal length (cm)" in table.columns
+    # the chosen cell is outlined on the matrix
+    (shape,) = chart(app, "confusion")["layout"]["shapes"]
+    assert (shape["x0"], shape["y0"]) == (j - 0.5, i - 0.5)
+
+
+def test_the_matrix_opens_on_the_commonest_mistake_and_can_show_row_shares(app, runs, kf_home):
+    evaluate(app, runs["digits run"])
+    cm = np.array(RunStore(kf_home).get(runs["digits run"]).evaluation["confusion_matrix"])
+    off = cm - np.diag(np.diag(cm))
+    i, j = np.unravel_index(off.argmax(), off.shape)
+    assert (app.selectbox(key="cm_true").value, app.selectbox(key="cm_pred").value) == (str(i), str(j))
+    assert chart(app, "confusion")["data"][0]["text"][0][0].isdigit()
+    app.toggle(key="cm_normalise").set_value(True).run()
+    assert chart(app, "confusion")["data"][0]["text"][0][0].endswith("%")
+
+
+def test_an_image_cell_shows_thumbnails_captioned_with_confidence(app, runs, kf_home):
+    evaluate(app, runs["digits run"])
+    cm = RunStore(kf_home).get(runs["digits run"]).evaluation["confusion_matrix"]
+    app.selectbox(key="cm_true").select("3").run()
+    app.selectbox(key="cm_pred").select("3").run()
+    (images,) = [im for im in app.image if im.captions and im.captions[0].startswith("#")]
+    assert len(images.value) == min(cm[3][3], 48)
+    assert all(c.startswith("#") and c.endswith("%") for c in images.captions)
+
+
+def test_per_class_scores_and_per_class_validation_accuracy_over_epochs(app, runs):
+    evaluate(app, runs["iris run"])
+    table = table_with(app, "precision")
+    assert list(table["class"]) == ["setosa", "versicolor", "virginica"]
+    assert [t["name"] for t in chart(app, "chart_per_class")["data"]] == ["precision", "recall", "F1"]
+    lines = chart(app, "chart_per_class_epochs")["data"]
+    assert [t["name"] for t in lines] == ["setosa", "versicolor", "virginica"] and lines[0]["x"] == [1, 2, 3]
+
+
+def test_two_d_data_shows_the_decision_boundary_with_train_and_test_points(app, runs):
+    evaluate(app, runs["circle run"])
+    traces = chart(app, "chart_boundary")["data"]
+    assert traces[0]["type"] == "heatmap"
+    assert [t["name"] for t in traces[1:]] == ["train · 0", "train · 1", "test · 0", "test · 1"]
+    assert sum(len(values(t["x"])) for t in traces[3:]) == 60  # the 20% test split of 300 points
+
+
+def test_regression_shows_errors_predicted_vs_actual_and_residuals(app, runs):
+    evaluate(app, runs["diabetes run"])
+    assert {"Test MAE", "Test RMSE", "R²"} <= set(metrics(app))
+    scatter = chart(app, "chart_predicted")["data"]
+    assert len(values(scatter[1]["x"])) == 88  # diabetes' 20% test split of 442
+    assert chart(app, "chart_residuals")["data"][0]["type"] == "histogram"
+    assert not any(c.proto.id.endswith("confusion") for c in app.get("plotly_chart"))
+    assert list(table_with(app, "predicted").columns[:2]) == ["sample", "age"]  # the largest errors, with features
+
+
+def test_data_that_changed_since_training_is_reported_instead_of_wrong_samples(app, runs, kf_home):
+    run_id = copy_run(kf_home, runs["iris run"], "changed data")
+    path = RunStore(kf_home).run_dir(run_id) / "predictions.npz"
+    with np.load(path) as f:
+        y, outputs = f["y_true"], f["outputs"]
+    np.savez_compressed(path, y_true=np.roll(y, 1), outputs=outputs)
+    evaluate(app, run_id)
+    assert any("changed since" in w.value for w in app.warning)
+    assert not any("P(setosa)" in d.value.columns for d in app.dataframe)
+
+
+def test_try_it_predicts_a_test_sample_and_an_uploaded_picture_in_a_worker(app, runs):
+    from PIL import Image
+
+    evaluate(app, runs["iris run"])
+    app.number_input(key="try_index").set_value(4).run()
+    app.button(key="try_predict").click().run(timeout=120)
+    assert not app.error, [e.value for e in app.error]
+    assert any(m.value.startswith("Prediction: **") for m in app.markdown)
+    bars = chart(app, "chart_try")["data"][0]
+    assert bars["y"] == ["setosa", "versicolor", "virginica"] and abs(sum(values(bars["x"])) - 1) < 1e-3
+    app.button_group(key="try_source").set_value("Type feature values").run()
+    assert any("Starts from test sample 4" in c.value for c in app.caption)
+    app.button(key="try_predict").click().run(timeout=120)
+    assert not app.error and any(m.value.startswith("Prediction: **") for m in app.markdown)
+
+    evaluate(app, runs["digits run"])
+    app.button_group(key="try_source").set_value("Upload an image").run()
+    picture = np.full((32, 32), 255, np.uint8)
+    picture[6:26, 14:18] = 0
+    buf = io.BytesIO()
+    Image.fromarray(picture).save(buf, format="PNG")
+    app.file_uploader(key="try_upload").set_value(("one.png", buf.getvalue(), "image/png")).run()
+    assert any(c == "What the model sees" for im in app.image for c in im.captions)
+    app.button(key="try_predict").click().run(timeout=120)
+    assert not app.error, [e.value for e in app.error]
+    assert chart(app, "chart_try")["data"][0]["y"] == [str(d) for d in range(10)]
+
+
+def test_try_it_refuses_a_file_that_is_not_a_picture(app, runs):
+    evaluate(app, runs["digits run"])
+    app.button_group(key="try_source").set_value("Upload an image").run()
+    app.file_uploader(key="try_upload").set_value(("notes.png", b"hello", "image/png")).run()
+    assert any("not a picture" in e.value for e in app.error) and not app.exception
+
+
+def test_with_no_finished_run_evaluate_says_to_train_first(tmp_path, monkeypatch):
+    monkeypatch.setenv("KF_HOME", str(tmp_path / "empty"))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    go(at, EVALUATE)
+    go(at, RUNS)
+    assert any("No runs yet" in i.value for i in at.info)
+    from ui import state
+
+    state.shutdown_jobs()
+
+
+# -- Export and share -----------------------------------------------------------------------------
+
+
+def test_the_model_metrics_and_script_can_be_downloaded(app, runs, kf_home):
+    evaluate(app, runs["iris run"])
+    buttons = {b.id.rsplit("-", 1)[-1]: b for b in app.get("download_button")}
+    assert set(buttons) == {"download_model", "download_metrics", "download_script"}
+    assert not any(b.proto.disabled for b in buttons.values())
+    assert buttons["download_script"].proto.url.endswith(".py")
+    assert buttons["download_metrics"].proto.url.endswith(".csv")
+    from ui import share
+
+    record = RunStore(kf_home).get(runs["iris run"])
+    script, problem = share._script(RunSpec.from_dict(record.spec).to_json(), record.name)
+    assert problem is None and script == export.python_script(RunSpec.from_dict(record.spec), record.name)
+    assert "model.fit(" in script and "iris run" in script
+
+
+def test_a_share_link_restores_the_experiment_in_a_new_session(kf_home):
+    spec = RunSpec.from_dict({"data": {"source": "builtin", "name": "wine"},
+                              "layers": [{"type": "Dense", "units": 24, "activation": "tanh"},
+                                         {"type": "Dropout", "rate": 0.25}],
+                              "train": {"epochs": 17, "learning_rate": 0.003}})
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["spec"] = spec.to_url()
+    at.run()
+    assert not at.exception and not at.error
+    restored = at.session_state["spec"]
+    assert restored.to_dict() == spec.to_dict()
+    assert "spec" not in at.query_params  # applied once; the address bar goes back to ?run=
+    go(at, "app_pages/model.py")
+    assert [layer.type for layer in at.session_state["spec"].layers] == ["Dense", "Dropout"]
+    go(at, "app_pages/train.py")
+    assert at.slider(key="epochs").value == 17
+
+
+def test_a_damaged_share_link_says_why_and_keeps_the_default_experiment(kf_home):
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["spec"] = RunSpec().to_url()[:-30] + "x"
+    at.run()
+    assert not at.exception
+    assert any("share link could not be opened" in e.value for e in at.error)
+    assert at.session_state["spec"].to_dict() == RunSpec().to_dict()
+
+
+def test_the_sidebar_share_control_holds_the_link_of_the_current_experiment(app):
+    go(app, "app_pages/data.py")
+    app.selectbox(key="dataset").select("iris").run()
+    links = [c.value for c in app.sidebar.code]
+    assert links and links[0].startswith("/train?spec=")
+    shared = RunSpec.from_url(links[0].split("spec=", 1)[1])
+    assert shared.data.name == "iris"
+
+
+def test_a_run_link_opens_that_runs_evaluate_page(kf_home, runs):
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["run"] = runs["circle run"]
+    at.run()
+    go(at, EVALUATE)
+    assert at.selectbox(key="eval_run").value == runs["circle run"]
+    assert any(c.value == f"/evaluate?run={runs['circle run']}" for c in at.main.code)
+
+
+def test_the_app_root_drops_the_page_path_from_the_browser_address():
+    from ui.share import app_root
+
+    assert app_root("http://host:8501/evaluate") == "http://host:8501"
+    assert app_root("http://host:8501/") == "http://host:8501"
+    assert app_root("https://x.org/studio/runs?run=1") == "https://x.org/studio"
+    assert app_root(None) == ""
+
+
+# -- Runs -----------------------------------------------------------------------------------------
+
+
+def runs_table(at: AppTest):
+    return next(d for d in at.dataframe if d.proto.id.split("-")[-1].startswith("runs_table")).value
+
+
+def test_the_runs_table_lists_every_run_with_its_results_and_filters(app, runs):
+    go(app, RUNS)
+    table = runs_table(app)
+    assert set(runs) <= set(table["Name"])
+    assert {"Dataset", "Layers", "Parameters", "Epochs", "Best val acc.", "Test acc.", "Test MAE", "Time", "Device",
+            "Status"} <= set(table.columns)
+    iris = table[table["Name"] == "iris run"].iloc[0]
+    assert iris["Layers"] == "Dense(16, relu)" and iris["Epochs"] == "3 of 3" and iris["Parameters"] == 131
+    app.text_input(key="runs_filter").input("circle").run()
+    assert list(runs_table(app)["Name"]) == ["circle run"]
+    app.text_input(key="runs_filter").input("").run()
+    app.multiselect(key="runs_status").select("failed").run()
+    assert any("No run matches" in c.value for c in app.caption)
+
+
+def test_comparing_two_runs_overlays_their_curves_and_lists_only_the_settings_that_differ(app, runs):
+    go(app, RUNS)
+    app.multiselect(key="compare_runs").select(runs["iris run"]).select(runs["digits run"]).run()
+    names = [t["name"] for t in chart(app, "compare_loss")["data"]]
+    assert names == ["iris run · validation", "iris run · best epoch", "digits run · validation",
+                     "digits run · best epoch"]
+    assert chart(app, "compare_metric")["layout"]["yaxis"]["title"]["text"] == "Accuracy"
+    diff = table_with(app, "setting")
+    assert list(diff["setting"]) == ["data.name", "layers[0].units", "train.epochs"]
+    assert list(diff["iris run"]) == ["iris", "16", "3"] and list(diff["digits run"]) == ["digits", "64", "2"]
+
+
+def test_a_run_can_be_renamed_and_deleted_after_confirmation(app, runs, kf_home):
+    run_id = copy_run(kf_home, runs["iris run"], "scratch")
+    go(app, RUNS)
+    app.selectbox(key="manage_run").select(run_id).run()
+    app.text_input(key="rename_run").input("keeper?").run()
+    assert RunStore(kf_home).get(run_id).name == "keeper?"
+    assert "keeper?" in list(runs_table(app)["Name"])
+    app.button(key="delete_run").click().run()
+    assert RunStore(kf_home).get(run_id) is not None  # nothing happens before the confirmation
+    app.button(key="confirm_delete").click().run()
+    assert RunStore(kf_home).get(run_id) is None and not RunStore(kf_home).run_dir(run_id).exists()
+    assert "keeper?" not in list(runs_table(app)["Name"])
+    assert any("Deleted keeper?" in s.value for s in app.success)
+
+
+def test_load_into_editor_puts_a_runs_spec_back_into_data_model_and_train(app, runs):
+    go(app, RUNS)
+    app.selectbox(key="manage_run").select(runs["circle run"]).run()
+    app.button(key="load_run").click().run()
+    spec = app.session_state["spec"]
+    assert spec.data.name == "circle" and spec.data.n == 300 and spec.layers[0].units == 8
+    assert app.session_state["run_id"] == runs["circle run"]  # a retrain is drawn over it
+    go(app, "app_pages/data.py")
+    assert app.selectbox(key="dataset").value == "circle" and app.slider(key="n_points").value == 300
+    go(app, "app_pages/train.py")
+    assert app.slider(key="epochs").value == 3
+
+
+def test_load_into_editor_of_an_upload_works_while_the_file_is_there(app, runs, kf_home):
+    folder = kf_home / "uploads" / "0123456789abcdef"
+    folder.mkdir(parents=True)
+    csv = folder / "flowers.csv"
+    csv.write_text("a,b,kind\n" + "\n".join(f"{i % 5},{i % 3},{'x' if i % 2 else 'y'}" for i in range(40)))
+    spec = {"data": {"source": "csv", "name": "flowers", "path": str(csv), "target": "kind"},
+            "layers": [{"type": "Dense", "units": 4, "activation": "relu"}], "train": {"epochs": 2}}
+    present = copy_run(kf_home, runs["iris run"], "from upload", spec)
+    gone = copy_run(kf_home, runs["iris run"], "lost upload", {**spec, "data": {**spec["data"],
+                                                                                "path": str(folder / "gone.csv")}})
+    go(app, RUNS)
+    app.selectbox(key="manage_run").select(gone).run()
+    app.button(key="load_run").click().run()
+    assert any("no longer on this server" in e.value for e in app.error)
+    assert app.session_state["spec"].data.name == "digits"  # the editor is left as it was
+    app.selectbox(key="manage_run").select(present).run()
+    app.button(key="load_run").click().run()
+    assert app.session_state["spec"].data.path == str(csv)
+    go(app, "app_pages/data.py")
+    assert not app.error and app.selectbox(key="target_column").value == "kind"
+    for run_id in (present, gone):
+        RunStore(kf_home).delete(run_id)

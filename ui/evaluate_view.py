@@ -1,0 +1,322 @@
+"""The Evaluate page's parts: the run picker, test metrics, the clickable confusion matrix and the samples in a
+cell, per-class scores, the decision boundary, regression plots and 'Try it'.
+
+How a click becomes samples: plots.confusion_matrix puts an invisible marker on every cell; Streamlit reports
+a click on one as a point selection (on_select), whose customdata [true, predicted] the callback writes into
+the two selectboxes `cm_true` and `cm_pred`. Those selectboxes are the one source of the chosen cell, so a
+click, a keyboard user and a test all choose a cell the same way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from kfcore import plots, runview, samples
+from kfcore.data import DataError, Dataset
+from kfcore.jobs import PredictError
+from kfcore.samples import Predictions, SampleError, TestSplit
+from kfcore.spec import RunSpec, SpecError, SplitSpec
+from kfcore.store import RunRecord
+from ui import datasets, state
+
+ss = st.session_state
+IMAGE_TYPES = ("png", "jpg", "jpeg", "bmp", "gif", "webp")
+SAMPLE = "A test sample"
+UPLOAD = "Upload an image"
+TYPE = "Type feature values"
+
+
+@dataclass
+class RunData:
+    """What a run's samples need: its saved predictions, its data and rebuilt split, or why they are missing."""
+
+    predictions: Predictions | None = None
+    dataset: Dataset | None = None
+    split: TestSplit | None = None
+    problem: str | None = None
+
+
+# -- choosing the run -----------------------------------------------------------------------------
+
+
+def pick_run() -> RunRecord | None:
+    """The `eval_run` selector over finished runs: the current run by default, else the newest; follows new runs."""
+    finished = [r for r in state.store().list_runs() if r.status == "finished"]
+    if not finished:
+        return None
+    ids = [r.id for r in finished]
+    current = ss.get("run_id")
+    default = current if current in ids else ids[0]
+    if ss.get("eval_default") != default or ss.get("eval_run") not in ids:
+        ss.eval_run, ss.eval_default = default, default
+    by_id = {r.id: r for r in finished}
+    run_id = st.selectbox("Run", ids, key="eval_run", format_func=lambda i: _run_label(by_id[i]))
+    record = state.current_run()
+    if record is not None and record.id not in ids:
+        st.caption(f":material/info: The current run, **{record.name}**, is {record.status}: only finished runs "
+                   "can be evaluated.")
+    return state.store().get(run_id)
+
+
+def _run_label(r: RunRecord) -> str:
+    head = runview.headline_metric(r.test)
+    score = f" · test {head[0]} {runview.format_metric(*head)}" if head else ""
+    data = r.spec.get("data", {})
+    return f"{r.name} · {data.get('name') or data.get('source')}{score}"
+
+
+def headline(record: RunRecord, history: list[dict]) -> None:
+    ev = record.evaluation or {}
+    best = ev.get("best_epoch")
+    epochs = f"{best} of {len(history)}" if best else "–"
+    if ev.get("task") == "regression":
+        items = [("Test MAE", f"{ev['mae']:.4g}"), ("Test RMSE", f"{ev['rmse']:.4g}"), ("R²", f"{ev['r2']:.3f}"),
+                 ("Test loss", f"{record.test.get('loss', float('nan')):.4g}"), ("Best epoch", epochs)]
+    else:
+        items = [("Test accuracy", runview.format_metric("accuracy", record.test.get("accuracy", ev.get("accuracy", 0)))),
+                 ("Test loss", f"{record.test.get('loss', float('nan')):.4f}"),
+                 ("Macro F1", f"{ev.get('macro_f1', 0):.3f}"),
+                 ("Mistakes", f"{ev.get('n_mistakes', 0)} of {ev.get('n_test', 0)}"), ("Best epoch", epochs)]
+    for col, (label, value) in zip(st.columns(len(items)), items, strict=True):
+        col.metric(label, value)
+
+
+# -- the samples behind the numbers ---------------------------------------------------------------
+
+
+@st.cache_resource(show_spinner="Rebuilding the test split…", max_entries=4)
+def _split(data_key: str, split_key: str, _ds: Dataset) -> TestSplit:
+    return samples.rebuild_split(_ds, SplitSpec(**json.loads(split_key)))
+
+
+def run_data(record: RunRecord) -> RunData:
+    """The run's predictions, data and test split, checked against each other; never raises."""
+    try:
+        predictions = samples.load_predictions(state.store().run_dir(record.id))
+    except SampleError as e:
+        return RunData(problem=str(e))
+    try:
+        spec = RunSpec.from_dict(record.spec)
+        ds = datasets.dataset(spec.data)
+        split = _split(json.dumps(asdict(spec.data), sort_keys=True), json.dumps(asdict(spec.split)), ds)
+    except (SpecError, DataError) as e:
+        return RunData(predictions, problem=f"the run's data cannot be loaded now, so its samples cannot be shown: {e}")
+    problem = samples.mismatch(split.y_test, predictions.y_true)
+    return RunData(predictions, ds, None if problem else split, problem)
+
+
+def _on_cell_click() -> None:
+    event = ss.get("confusion") or {}
+    cell = samples.cell_from_selection(event.get("selection", {}).get("points", []), ss.get("cm_names", []))
+    if cell is not None:
+        ss.cm_true, ss.cm_pred = ss.cm_names[cell[0]], ss.cm_names[cell[1]]
+
+
+def confusion(record: RunRecord, rd: RunData) -> None:
+    ev = record.evaluation or {}
+    names = [str(n) for n in ev["class_names"]]
+    if ss.get("cm_run") != record.id or ss.get("cm_true") not in names or ss.get("cm_pred") not in names:
+        i, j = samples.most_confused(ev["confusion_matrix"])  # open on the commonest mistake
+        ss.cm_true, ss.cm_pred, ss.cm_run = names[i], names[j], record.id
+    ss.cm_names = names
+    left, right = st.columns([1, 1.15], gap="large")
+    with left:
+        st.subheader("Confusion matrix")
+        normalised = st.toggle("Row-normalised (share of each true class)", key="cm_normalise")
+        matrix = ev["confusion_matrix_normalised" if normalised else "confusion_matrix"]
+        selected = (names.index(ss.cm_true), names.index(ss.cm_pred))
+        fig = plots.confusion_matrix(matrix, names, normalised, counts=ev["confusion_matrix"], selected=selected,
+                                     title=None)
+        st.plotly_chart(fig, key="confusion", on_select=_on_cell_click, selection_mode="points",
+                        config={"displayModeBar": False})
+        st.caption("Click a cell to list its test samples.")
+    with right:
+        st.subheader("Samples in the cell")
+        a, b = st.columns(2)
+        a.selectbox("True class", names, key="cm_true")
+        b.selectbox("Predicted class", names, key="cm_pred")
+        with st.container(key="cell_samples"):
+            cell_samples(rd, names, names.index(ss.cm_true), names.index(ss.cm_pred), ev["confusion_matrix"])
+
+
+def cell_samples(rd: RunData, names: list[str], i: int, j: int, cm: list[list[int]]) -> None:
+    count = int(cm[i][j])
+    verdict = "right" if i == j else "wrong"
+    st.markdown(f"**{count}** test sample{'s' if count != 1 else ''} of class **{names[i]}** predicted as "
+                f"**{names[j]}** ({verdict}){', the most confident first' if count > 1 else ''}.")
+    if rd.problem or rd.split is None or rd.predictions is None:
+        st.warning(rd.problem or "The samples cannot be shown.", icon=":material/warning:")
+        return
+    idx = samples.cell(rd.predictions, i, j)
+    if not len(idx):
+        return
+    if count > len(idx):
+        st.caption(f"Showing the first {len(idx)} of {count}.")
+    probs = rd.predictions.probs
+    if rd.split.x_test.ndim == 4:
+        captions = [f"#{k} · {probs[k, j]:.0%}" + (f" ({names[i]} {probs[k, i]:.0%})" if i != j else "") for k in idx]
+        st.image([samples.thumbnail(rd.split.x_test[k]) for k in idx], caption=captions, width=76)
+        with st.expander("Every class probability of these samples"):
+            st.dataframe(_probability_table(idx, probs, names), hide_index=True, column_config=_percent_columns(names))
+    else:
+        table = _probability_table(idx, probs, names)  # probabilities first: the features may be many
+        features = pd.DataFrame(rd.split.x_test[idx], columns=_feature_names(rd))
+        table = pd.concat([table, features], axis=1)
+        st.dataframe(table, hide_index=True, column_config=_percent_columns(names), key="cell_table")
+
+
+def _feature_names(rd: RunData) -> list[str]:
+    n = rd.split.x_test.shape[1]
+    names = list(rd.dataset.feature_names) if rd.dataset else []
+    return names if len(names) == n else [f"x{k + 1}" for k in range(n)]
+
+
+def _probability_table(idx: np.ndarray, probs: np.ndarray, names: list[str]) -> pd.DataFrame:
+    table = pd.DataFrame({"sample": idx.astype(int)})
+    for c, name in enumerate(names):
+        table[f"P({name})"] = probs[idx, c]
+    return table
+
+
+def _percent_columns(names: list[str]) -> dict[str, Any]:
+    return {f"P({n})": st.column_config.ProgressColumn(f"P({n})", format="percent", min_value=0.0, max_value=1.0,
+                                                     width="medium") for n in names}
+
+
+# -- per class, 2-D, regression -------------------------------------------------------------------
+
+
+def per_class(record: RunRecord, history: list[dict]) -> None:
+    ev = record.evaluation or {}
+    st.subheader("Per class")
+    left, right = st.columns([1, 1.4], gap="large")
+    table = pd.DataFrame(ev["per_class"])
+    score = st.column_config.NumberColumn(format="percent")
+    left.dataframe(table, hide_index=True, key="per_class_table",
+                   column_config={"precision": score, "recall": score, "f1": st.column_config.NumberColumn(
+                       "F1", format="percent"), "support": st.column_config.NumberColumn("test samples")})
+    right.plotly_chart(plots.per_class_scores(ev["per_class"]), key="chart_per_class")
+    if any(r.get("per_class_val_accuracy") for r in history):
+        st.plotly_chart(plots.per_class_accuracy(history, ev["class_names"]), key="chart_per_class_epochs")
+
+
+def boundary(record: RunRecord, rd: RunData) -> None:
+    ev = record.evaluation or {}
+    st.subheader("Decision boundary")
+    if rd.split is None or rd.dataset is None:
+        st.warning(rd.problem or "The data cannot be shown.", icon=":material/warning:")
+        return
+    x_train = rd.dataset.x[rd.split.train_index]
+    left, right = st.columns([2.2, 1], gap="large")
+    left.plotly_chart(plots.decision_boundary(ev["decision_boundary"], ev["class_names"], x_train, rd.split.y_train,
+                                              rd.split.x_test, rd.split.y_test, rd.dataset.feature_names, title=None),
+                      key="chart_boundary")
+    right.caption("The background is what the model predicts at each point of the plane, as TensorFlow Playground "
+                  "draws it: the class colours where it is sure, pale where it is not. Circles are the points it "
+                  "trained on, diamonds the test points it never saw; a diamond on the other colour is a mistake.")
+
+
+def regression(rd: RunData) -> None:
+    st.subheader("Predictions on the test set")
+    if rd.predictions is None:
+        st.warning(rd.problem or "This run saved no predictions.", icon=":material/warning:")
+        return
+    y, pred = rd.predictions.y_true, rd.predictions.predicted
+    left, right = st.columns(2, gap="large")
+    left.plotly_chart(plots.predicted_vs_actual(y, pred), key="chart_predicted")
+    right.plotly_chart(plots.residual_histogram(y, pred), key="chart_residuals")
+    if rd.split is not None:
+        worst = np.argsort(-np.abs(pred - y), kind="stable")[:10]
+        table = pd.DataFrame(rd.split.x_test[worst], columns=_feature_names(rd))
+        table.insert(0, "sample", worst)
+        table["actual"], table["predicted"] = y[worst], pred[worst]
+        st.markdown("**The ten largest errors**")
+        st.dataframe(table, hide_index=True, key="worst_table")
+
+
+# -- Try it ---------------------------------------------------------------------------------------
+
+
+def try_it(record: RunRecord, rd: RunData) -> None:
+    """Predict one input in the predictor process: a test sample, an uploaded picture, or typed features."""
+    ev = record.evaluation or {}
+    shape = tuple(record.info.get("input_shape") or ())
+    image = len(shape) == 3
+    st.subheader("Try it")
+    if rd.split is None:
+        st.warning(rd.problem or "The run's data cannot be loaded.", icon=":material/warning:")
+        return
+    options = [SAMPLE, UPLOAD if image else TYPE]
+    if ss.get("try_source") not in options:
+        ss.try_source = SAMPLE
+    if ss.get("try_index", 0) >= len(rd.split.y_test):
+        ss.try_index = 0
+    source = st.segmented_control("Input", options, key="try_source") or SAMPLE
+    left, right = st.columns([1.2, 1], gap="large")
+    truth = None
+    with left:
+        if source == UPLOAD:
+            file = st.file_uploader("A picture (PNG or JPEG)", type=list(IMAGE_TYPES), key="try_upload")
+            if file is None:
+                st.caption("It is turned grey or colour and shrunk to the model's "
+                           f"{shape[0]}×{shape[1]} input, as the training images were.")
+                return
+            try:
+                x = samples.image_input(file.getvalue(), shape, dark_background=float(rd.split.x_test.mean()) < 0.5)
+            except SampleError as e:
+                st.error(str(e), icon=":material/error:")
+                return
+            st.image(samples.thumbnail(x[0], 128), caption="What the model sees")
+        else:
+            n = len(rd.split.y_test)
+            k = int(st.number_input(f"Test sample (0 to {n - 1})", min_value=0, max_value=n - 1, key="try_index"))
+            if source == TYPE:
+                base = pd.DataFrame(rd.split.x_test[k : k + 1], columns=_feature_names(rd))
+                x = st.data_editor(base, hide_index=True, key="try_features").to_numpy(dtype=np.float32)
+                st.caption(f"Starts from test sample {k}; change any value.")
+            else:
+                x = rd.split.x_test[k : k + 1]
+                truth = rd.split.y_test[k]
+                if image:
+                    st.image(samples.thumbnail(x[0], 128), caption=f"Test sample {k}")
+                else:
+                    st.dataframe(pd.DataFrame(x, columns=_feature_names(rd)), hide_index=True, key="try_row")
+                names = ev.get("class_names") or []
+                st.markdown(f"True {'class' if names else 'value'}: **{names[int(truth)] if names else f'{truth:.4g}'}**")
+        if not np.isfinite(x).all():
+            st.error("Every feature needs a number.", icon=":material/error:")
+            return
+        digest = hashlib.sha1(np.ascontiguousarray(x, dtype=np.float32).tobytes()).hexdigest() + record.id
+        if st.button("Predict", key="try_predict", type="primary", icon=":material/bolt:"):
+            with st.spinner("Predicting in a worker process (the first time loads TensorFlow)…"):
+                try:
+                    ss.try_result = (digest, state.predictor().predict(record.model_path or "", x.astype(np.float32)))
+                except PredictError as e:
+                    st.error(str(e), icon=":material/error:")
+    with right:
+        result = ss.get("try_result")
+        if result and result[0] == digest:
+            _prediction(np.asarray(result[1]), ev, truth)
+        else:
+            st.caption("Press **Predict** to see what the model says.")
+
+
+def _prediction(outputs: np.ndarray, ev: dict[str, Any], truth: Any) -> None:
+    names = ev.get("class_names") or []
+    if not names:
+        value = float(outputs.reshape(-1)[0])
+        delta = None if truth is None else f"{value - float(truth):+.4g} vs actual"
+        st.metric("Predicted value", f"{value:.4g}", delta=delta, delta_color="off")
+        return
+    probs = Predictions(y_true=np.zeros(1, dtype=np.int64), outputs=outputs).probs[0]
+    top = int(np.argmax(probs))
+    mark = "" if truth is None else (" — right" if top == int(truth) else f" — wrong, it is {names[int(truth)]}")
+    st.markdown(f"Prediction: **{names[top]}** ({probs[top]:.1%}){mark}")
+    st.plotly_chart(plots.class_probabilities(probs, names), key="chart_try")

@@ -1,0 +1,224 @@
+"""The Runs page's parts: the filterable table of every run, the comparison of selected runs, and managing one.
+
+The selected runs live in the `compare_runs` multiselect's state; ticking rows in the table writes there too.
+The table's widget key changes with the rows it shows (and when the multiselect is edited), so its ticks
+are always drawn from `compare_runs` and never point at rows that a filter has since moved.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from kfcore import compare, plots, runview
+from kfcore.spec import RunSpec, SpecError
+from kfcore.store import STATUSES, RunRecord
+from ui import share, state
+
+ss = st.session_state
+
+
+def summaries(records: list[RunRecord]) -> list[dict[str, Any]]:
+    return [compare.summary_row(r, state.store().epochs(r.id)) for r in records]
+
+
+def filters(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    a, b = st.columns([2, 1])
+    text = a.text_input("Filter", key="runs_filter", placeholder="name, dataset or layer, e.g. conv mnist",
+                        label_visibility="collapsed")
+    statuses = b.multiselect("Status", STATUSES, key="runs_status", placeholder="any status",
+                             label_visibility="collapsed")
+    return [r for r in rows if compare.matches(r, text, statuses)]
+
+
+def _numbers(values: list[Any]) -> pd.Series:
+    return pd.to_numeric(pd.Series(values, dtype=object), errors="coerce")  # a missing value shows as a blank cell
+
+
+def _table_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    def metric(kind: str, key: str) -> pd.Series:
+        return _numbers([r[key] if r[f"{key}_metric"] == kind else None for r in rows])
+
+    frame = pd.DataFrame({
+        "Name": [r["name"] for r in rows],
+        "Dataset": [r["dataset"] for r in rows],
+        "Layers": [r["layers"] for r in rows],
+        "Parameters": _numbers([r["params"] for r in rows]),
+        "Epochs": [r["epochs"] for r in rows],
+        "Best val acc.": metric("accuracy", "best_val"),
+        "Test acc.": metric("accuracy", "test"),
+        "Best val MAE": metric("mae", "best_val"),
+        "Test MAE": metric("mae", "test"),
+        "Time": _numbers([r["time_s"] for r in rows]),
+        "Device": [r["device"] for r in rows],
+        "Status": [r["status"] for r in rows],
+        "Created (UTC)": pd.to_datetime([r["created"] for r in rows], unit="s", utc=True).tz_convert(None),
+    })
+    return frame.dropna(axis=1, how="all")  # no MAE columns without a regression run, and so on
+
+
+COLUMNS = {
+    "Parameters": st.column_config.NumberColumn(format="localized"),
+    "Best val acc.": st.column_config.NumberColumn(format="percent", help="The best validation accuracy of any epoch"),
+    "Test acc.": st.column_config.NumberColumn(format="percent"),
+    "Best val MAE": st.column_config.NumberColumn(format="%.4g", help="The lowest validation MAE of any epoch"),
+    "Test MAE": st.column_config.NumberColumn(format="%.4g"),
+    "Time": st.column_config.NumberColumn(format="%.1f s", help="Training time, seconds"),
+    "Created (UTC)": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
+}
+
+
+def _on_table_select() -> None:
+    rows = ss[ss.runs_table_key]["selection"]["rows"]
+    visible = ss.get("runs_visible", [])
+    ss.compare_runs = [visible[i] for i in rows if i < len(visible)]
+
+
+def _on_compare_change() -> None:
+    ss.runs_table_version = ss.get("runs_table_version", 0) + 1  # redraw the table's ticks from the multiselect
+
+
+def table(rows: list[dict[str, Any]], every: list[dict[str, Any]]) -> list[str]:
+    """The runs table of `rows` (sortable by any column, multi-row selection) and the `compare_runs` picker
+    over `every` run; returns the chosen ids."""
+    names = {r["id"]: r["name"] for r in every}
+    ss.compare_runs = [i for i in ss.get("compare_runs", []) if i in names]  # deleted runs drop out
+    visible = [r["id"] for r in rows]
+    ss.runs_visible = visible
+    digest = hashlib.sha1(" ".join(visible).encode()).hexdigest()[:10]
+    ss.runs_table_key = f"runs_table_{digest}_{ss.get('runs_table_version', 0)}"
+    chosen = [visible.index(i) for i in ss.compare_runs if i in visible]
+    with st.container(key="runs_table"):
+        if rows:
+            st.dataframe(_table_frame(rows), key=ss.runs_table_key, hide_index=True, column_config=COLUMNS,
+                         on_select=_on_table_select, selection_mode="multi-row",
+                         selection_default={"selection": {"rows": chosen, "columns": []}})
+        else:
+            st.caption("No run matches the filter.")
+    return st.multiselect("Compare", list(names), key="compare_runs", format_func=lambda i: names[i],
+                          on_change=_on_compare_change, placeholder="tick rows in the table, or choose runs here")
+
+
+# -- comparing ------------------------------------------------------------------------------------
+
+
+def _labels(records: list[RunRecord]) -> list[str]:
+    names = [r.name for r in records]
+    return [f"{r.name} ({r.id[:6]})" if names.count(r.name) > 1 else r.name for r in records]
+
+
+def comparison(records: list[RunRecord]) -> None:
+    labels = _labels(records)
+    store = state.store()
+    runs = []
+    for label, r in zip(labels, records, strict=True):
+        history = store.epochs(r.id)
+        runs.append((label, history, runview.best_epoch(history)))
+    metrics = {runview.metric_for(r.info.get("task", "")) for r in records if r.info}
+    left, right = st.columns(2)
+    left.plotly_chart(plots.compare_curves(runs, "loss"), key="compare_loss")
+    if len(metrics) > 1:
+        right.info("These runs solve different tasks (classification and regression): only their losses compare.")
+    else:
+        right.plotly_chart(plots.compare_curves(runs, metrics.pop() if metrics else "accuracy"), key="compare_metric")
+    diff = compare.config_diff([r.spec for r in records])
+    st.markdown("**What differs** (only the settings that are not the same in every run)")
+    if not diff:
+        st.caption("Nothing: these runs share every setting (a repeated run differs only by chance, if at all).")
+        return
+    frame = pd.DataFrame({"setting": [path for path, _ in diff]})
+    for k, label in enumerate(labels):
+        frame[label] = ["–" if values[k] is None else str(values[k]) for _, values in diff]
+    st.dataframe(frame, hide_index=True, key="config_diff")
+
+
+# -- one run --------------------------------------------------------------------------------------
+
+
+def pick(records: list[RunRecord], chosen: list[str]) -> RunRecord:
+    """The `manage_run` selector: follows the last run chosen for comparison, else the newest run."""
+    ids = [r.id for r in records]
+    default = chosen[-1] if chosen else ids[0]
+    if ss.get("manage_default") != default or ss.get("manage_run") not in ids:
+        ss.manage_run, ss.manage_default = default, default
+    by_id = {r.id: r for r in records}
+    run_id = st.selectbox("Run", ids, key="manage_run", format_func=lambda i: f"{by_id[i].name} · {by_id[i].status}")
+    return by_id[run_id]
+
+
+def _rename(run_id: str) -> None:
+    name = ss.rename_run.strip()
+    if name:
+        state.store().rename(run_id, name)
+
+
+def _ask_delete(run_id: str) -> None:
+    ss.pending_delete = run_id
+
+
+def _delete(run_id: str) -> None:
+    record = state.store().get(run_id, with_evaluation=False)
+    ss.pending_delete = None
+    if record is None:
+        return
+    if not record.is_final:
+        ss.runs_message = ("error", f"{record.name} is still {record.status}: stop it on the Train page first.")
+        return
+    state.store().delete(run_id)
+    for key in ("run_id", "previous_run_id"):
+        if ss.get(key) == run_id:
+            ss[key] = None
+    ss.runs_message = ("success", f"Deleted {record.name}.")
+
+
+def _load(run_id: str) -> None:
+    record = state.store().get(run_id, with_evaluation=False)
+    try:
+        spec = RunSpec.from_dict(record.spec)
+    except SpecError as e:
+        ss.runs_message = ("error", f"{record.name} cannot be loaded: its spec is not valid any more ({e}).")
+        return
+    gone = [p for p in (spec.data.path, spec.data.images, spec.data.labels) if p and not Path(p).exists()]
+    if gone:
+        ss.runs_message = ("error", f"{record.name} cannot be loaded: its data file {gone[0]} is no longer on this "
+                           "server. Upload the file again on the Data page.")
+        return
+    state.load_spec(spec)
+    if ss.get("run_id") != run_id:  # retrain against it: it becomes the run the next one is drawn over
+        ss.previous_run_id, ss.run_id = ss.get("run_id"), run_id
+    ss.runs_message = ("loaded", f"Loaded **{record.name}** into the editor: tweak it on Data, Model or Train and "
+                       "train again; its curves show dashed behind the new run's.")
+
+
+def manage(record: RunRecord) -> None:
+    ss.rename_run = record.name
+    a, b, c = st.columns([2, 1, 1], vertical_alignment="bottom")
+    a.text_input("Name", key="rename_run", on_change=_rename, args=(record.id,), max_chars=80)
+    # No help= tooltips on these buttons: one makes Streamlit draw a button twice (browser tests click by key).
+    b.button("Load into editor", key="load_run", icon=":material/edit:", on_click=_load, args=(record.id,),
+             width="stretch")
+    c.button("Delete", key="delete_run", icon=":material/delete:", on_click=_ask_delete, args=(record.id,),
+             width="stretch", disabled=not record.is_final)
+    if ss.get("pending_delete") == record.id:
+        with st.container(border=True, key="delete_confirmation"):
+            st.warning(f"Delete **{record.name}** for good, with its model and metrics?", icon=":material/warning:")
+            x, y, _ = st.columns([1, 1, 3])
+            x.button("Delete for good", key="confirm_delete", type="primary", on_click=_delete, args=(record.id,))
+            y.button("Keep it", key="cancel_delete", on_click=_ask_delete, args=(None,))
+    message = ss.pop("runs_message", None)
+    if message:
+        kind, text = message
+        (st.error if kind == "error" else st.success)(text)
+        if kind == "loaded":
+            cols = st.columns(3)
+            for col, (page, label) in zip(cols, (("data", "Data"), ("model", "Model"), ("train", "Train")), strict=True):
+                col.page_link(f"app_pages/{page}.py", label=f"Open {label}", icon=":material/arrow_forward:")
+    st.caption(runview.status_line(record, state.store().epochs(record.id)))
+    if record.status == "finished":
+        share.downloads(record)
+        st.caption("A link to this run's results:")
+        st.code(share.run_link(record.id), language=None, wrap_lines=True)

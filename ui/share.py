@@ -1,0 +1,106 @@
+"""Export and share: links that reopen an experiment or a run, and downloads of a run's model, metrics and script.
+
+An experiment link carries the whole RunSpec in ?spec= (RunSpec.to_url), as TensorFlow Playground's URL
+carries its state; ui/state.py restores it when a session starts. A run link is the Evaluate page with
+?run=ID, which the same start-up code already reads to pick the run.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import streamlit as st
+
+from kfcore import export
+from kfcore.data import DataError
+from kfcore.shapes import ShapeError
+from kfcore.spec import RunSpec, SpecError
+from kfcore.store import RunRecord
+from ui import state
+
+# The url paths st.navigation gives the pages (file stems); Home, the default page, has none.
+PAGE_PATHS = ("data", "model", "train", "evaluate", "runs")
+
+
+def app_root(url: str | None, page_paths: tuple[str, ...] = PAGE_PATHS) -> str:
+    """The app's own address without the page part: http://host:8501/evaluate -> http://host:8501 ("" unknown)."""
+    if not url:
+        return ""
+    url = url.split("?")[0].split("#")[0].rstrip("/")
+    for path in page_paths:
+        if url.endswith(f"/{path}"):
+            return url[: -len(path) - 1]
+    return url
+
+
+def _root() -> str:
+    return app_root(st.context.url)  # None without a browser (AppTest): the links stay relative
+
+
+def spec_link(spec: RunSpec) -> str:
+    """Opens the Train page with this experiment's data, layers and hyperparameters in any new session."""
+    return f"{_root()}/train?spec={spec.to_url()}"
+
+
+def run_link(run_id: str) -> str:
+    """Opens this run's Evaluate page."""
+    return f"{_root()}/evaluate?run={run_id}"
+
+
+def share_popover() -> None:
+    """The sidebar's Share control: the experiment as a link and, once it has finished, the current run."""
+    with st.popover("Share", icon=":material/share:", width="stretch", key="share"):
+        st.markdown("**This experiment**")
+        st.caption("Opens the same data, layers and hyperparameters in any browser, ready to train.")
+        st.code(spec_link(state.spec()), language=None, wrap_lines=True)
+        record = state.current_run()
+        if record is not None and record.status == "finished":
+            st.markdown(f"**Run {record.name}**")
+            st.caption("Opens this run's results on the Evaluate page.")
+            st.code(run_link(record.id), language=None, wrap_lines=True)
+
+
+def file_stem(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", name).strip("_")[:60] or "run"
+
+
+@st.cache_data(show_spinner="Writing the script…", max_entries=32)
+def _script(spec_json: str, run_name: str) -> tuple[str | None, str | None]:
+    """(script, None), or (None, why it cannot be written): the data is gone, the spec no longer parses."""
+    try:
+        return export.python_script(RunSpec.from_json(spec_json), run_name), None
+    except (SpecError, DataError, ShapeError, OSError, ValueError) as e:
+        return None, str(e)
+
+
+def downloads(record: RunRecord) -> None:
+    """Three download buttons: the trained .keras model, the metrics per epoch (CSV), a standalone script."""
+    stem = file_stem(record.name)
+    model = Path(record.model_path) if record.model_path else None
+    has_model = model is not None and model.exists()
+    try:
+        spec_json = RunSpec.from_dict(record.spec).to_json()
+        script, problem = _script(spec_json, record.name)
+    except SpecError as e:
+        script, problem = None, str(e)
+    cols = st.columns(3)
+    cols[0].download_button(
+        "Model (.keras)", data=lambda: model.read_bytes(), file_name=f"{stem}.keras", mime="application/octet-stream",
+        key="download_model", icon=":material/download:", on_click="ignore", disabled=not has_model, width="stretch",
+    )
+    cols[1].download_button(
+        "Metrics (.csv)", data=export.metrics_csv(state.store().epochs(record.id)), file_name=f"{stem}-metrics.csv",
+        mime="text/csv", key="download_metrics", icon=":material/table:", on_click="ignore", width="stretch",
+    )
+    cols[2].download_button(
+        "Export as Python", data=script or "", file_name=f"{stem}.py", mime="text/x-python", key="download_script",
+        icon=":material/code:", on_click="ignore", disabled=script is None, width="stretch",
+    )
+    # No help= tooltips: one makes Streamlit draw a button twice, which browser automation cannot tell apart.
+    notes = ["The script trains this run again with tf.keras alone, top to bottom like a keras-io example."]
+    if not has_model:
+        notes.append("This run saved no model file.")
+    if problem:
+        notes.append(f"No script for this run: {problem}")
+    st.caption(" ".join(notes))
