@@ -128,6 +128,7 @@ class JobManager:
         max_concurrent: int | None = None,
         runs_per_worker: int = RUNS_PER_WORKER,
         prestart: bool = True,
+        prestart_delay: float = 0.0,
     ):
         self.store = store
         self.max_concurrent = max_concurrent or default_concurrency()
@@ -136,9 +137,12 @@ class JobManager:
         self._workers: list[Any] = []
         self._lock = threading.Lock()
         self._closed = threading.Event()
-        # A warm worker hides TensorFlow's import (seconds) from the first press of Train.
+        # A warm worker hides TensorFlow's import (seconds) from the first press of Train. The web server
+        # delays it a little so that import does not compete with drawing the first page on a small machine.
         self._min_workers = 1 if prestart else 0
-        self._ensure_workers(want=self._min_workers)
+        self._prestart_at = time.monotonic() + prestart_delay
+        if prestart_delay <= 0:
+            self._ensure_workers()
         self._supervisor = threading.Thread(target=self._supervise, name="kf-supervisor", daemon=True)
         self._supervisor.start()
 
@@ -190,7 +194,8 @@ class JobManager:
                 # Enough workers for what is running plus what waits, within the cap; idle ones count.
                 counts = self.store.counts()
                 want = counts.get("running", 0) + counts.get("queued", 0)
-            want = min(self.max_concurrent, max(want, self._min_workers))
+            floor = self._min_workers if time.monotonic() >= self._prestart_at else 0
+            want = min(self.max_concurrent, max(want, floor))
             while len(self._workers) < want and not self._closed.is_set():
                 w = self._ctx.Process(
                     target=worker_main,

@@ -239,7 +239,7 @@ def training_curve(
                 )
             )
     last = max([int(r["epoch"]) for r in list(history) + list(previous or [])] + [epochs or 1, 1])
-    fig.update_xaxes(title="epoch", range=[0.8, last + 0.2], dtick=max(1, math.ceil(last / 10)))
+    fig.update_xaxes(title="epoch", range=[0.6, last + 0.4], tick0=1, dtick=max(1, math.ceil(last / 10)))
     fig.update_yaxes(title=label)
     if not fig.data:  # before the first epoch: an empty frame that says what is coming, not a bare grid
         fig.update_yaxes(showticklabels=False, showgrid=False, range=[0, 1])
@@ -333,7 +333,7 @@ def per_class_accuracy(
                                      line={"color": class_color(k), "width": 2},
                                      hovertemplate=f"{name}, epoch %{{x}}: %{{y:.1%}}<extra></extra>"))
     last = max([int(r["epoch"]) for r in history] + [1])
-    fig.update_xaxes(title="epoch", range=[0.8, last + 0.2], dtick=max(1, math.ceil(last / 10)))
+    fig.update_xaxes(title="epoch", range=[0.6, last + 0.4], tick0=1, dtick=max(1, math.ceil(last / 10)))
     fig.update_yaxes(title="accuracy", range=[-0.02, 1.02], tickformat=".0%")
     return _layout(fig, title, 340, legend={"orientation": "h", "yanchor": "top", "y": -0.22, "xanchor": "left", "x": 0})
 
@@ -452,7 +452,7 @@ def compare_curves(
                 showlegend=False, marker={"symbol": "star", "size": 16, "color": color, "line": {"width": 1, "color": "white"}},
                 hovertemplate=f"{name} best epoch %{{x}}: %{{y:.4f}}<extra></extra>",
             ))
-    fig.update_xaxes(title="epoch", range=[0.8, last + 0.2], dtick=max(1, math.ceil(last / 10)))
+    fig.update_xaxes(title="epoch", range=[0.6, last + 0.4], tick0=1, dtick=max(1, math.ceil(last / 10)))
     fig.update_yaxes(title=label)
     return _layout(fig, title or f"{label} (validation), best epoch starred", 360, hovermode="closest",
                    legend={"orientation": "h", "yanchor": "top", "y": -0.22, "xanchor": "left", "x": 0})

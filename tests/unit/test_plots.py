@@ -47,8 +47,9 @@ def test_metric_curve_uses_the_metric_and_its_validation_twin():
 
 def test_x_axis_spans_the_planned_epochs_so_the_chart_does_not_rescale_while_growing():
     fig = plots.training_curve(HISTORY[:1], "loss", epochs=20)
-    assert fig.layout.xaxis.range[1] == pytest.approx(20.2)
-    assert plots.training_curve(HISTORY, "loss", previous=PREVIOUS).layout.xaxis.range[1] == pytest.approx(5.2)
+    assert fig.layout.xaxis.range[1] == pytest.approx(20.4)
+    assert plots.training_curve(HISTORY, "loss", previous=PREVIOUS).layout.xaxis.range[1] == pytest.approx(5.4)
+    assert fig.layout.xaxis.tick0 == 1  # epoch 1 is labelled whatever the tick step
 
 
 def test_best_epoch_is_starred_on_the_validation_curve():
