@@ -27,7 +27,10 @@ def bound(widget: Callable[..., Any], label: str, key: str, value: Any, setter: 
     options = kwargs.get("options")
     if options is not None and value not in options:  # a value from a shared spec that no option offers
         kwargs["options"] = sorted([*options, value])
-    st.session_state[key] = value
+    # Only when the spec moved on (a preset, a loaded run, a share link): writing an unchanged value
+    # would push it back to the browser on every rerun and swallow key presses made meanwhile.
+    if key not in st.session_state or st.session_state[key] != value:
+        st.session_state[key] = value
     return widget(label, key=key, on_change=_apply, args=(key, setter), **kwargs)
 
 
