@@ -36,7 +36,8 @@ def set_generator(name: str, value) -> None:
 
 
 def upload_section() -> None:
-    file = st.file_uploader("CSV or NPZ file", type=list(datasets.UPLOAD_TYPES), key="upload")
+    file = st.file_uploader("CSV or NPZ file", type=list(datasets.UPLOAD_TYPES), key="upload",
+                            max_upload_size=datasets.upload_limit_mb())
     try:
         if file is None:  # removed, or back on the page: the current dataset's file (if any) is the one shown
             ss.pop("uploaded", None)

@@ -156,6 +156,8 @@ _OFFLINE_ALTERNATIVES = {
 
 MAX_CLASSES_AUTO = 50  # integer targets with more distinct values than this are treated as regression
 MAX_CATEGORIES = 100  # text columns with more distinct values (names, IDs, free text) are dropped, not one-hot encoded
+MAX_CLASSES = 1000  # a classification target with more distinct labels is refused: an ID, a name, or a number to predict
+MIN_NUMERIC_SHARE = 0.9  # a text column whose filled cells are at least this share numbers is a number column with typos
 MISSING_CATEGORY = "(missing)"
 _CIFAR_RECORD = 1 + 3 * 32 * 32  # one label byte, then the image as 3 planes of 32×32 (CHW)
 _MAX_IDX_BYTES = 4 << 30  # refuse IDX headers that promise more than 4 GiB (a damaged or hostile file)
@@ -290,12 +292,14 @@ def _finish(
             f"{name}: x has {len(x)} rows but there are {len(y)} values in {what}; give one label per sample"
         )
     if len(y) < 2:
-        raise DataError(f"{name} has {len(y)} usable samples; a model needs at least 2 (in practice hundreds)")
+        raise DataError(_too_few_rows(name, len(y), own_test=x_test is not None))
     for arr, label in ((x, "x"), (x_test, "x_test")):
         if arr is not None and not np.isfinite(arr).all():
             bad = int(arr.size - np.isfinite(arr).sum())
             raise DataError(f"{name}: {label} holds {bad} missing (NaN) or infinite values; fill or remove them first")
     y, y_test, task, class_names = _resolve_target(y, y_test, spec.task, what, names)
+    if x_test is None and len(y) < 3:  # 2 to train on and 1 to test on (a source's own test set spares the 1)
+        raise DataError(_too_few_rows(name, len(y)))
     return Dataset(
         name=name,
         description=description,
@@ -346,18 +350,44 @@ def _resolve_target(
                 shown = ", ".join(_label_text(v) for v in unknown[:5])
                 raise DataError(f"the test labels include classes that never occur in {what}: {shown}")
             test_codes = np.searchsorted(classes, y_test).astype(np.int64)
+        if len(classes) > MAX_CLASSES:
+            examples = ", ".join(repr(_label_text(v)) for v in classes[:3])
+            advice = (
+                "choose another column to predict (an ID or a name cannot be learned as a class)"
+                if texty
+                else "to predict it as a number choose task 'regression', or choose another column to predict"
+            )
+            raise DataError(
+                f"there are {len(classes):,} different values in {what} (like {examples}), too many classes for a "
+                f"classifier (at most {MAX_CLASSES:,}): it looks like an ID, a name or a number to predict; {advice}"
+            )
         class_names = [_label_text(v) for v in classes]
 
     k = len(class_names)
     if k < 2:
         only = class_names[0] if class_names else ""
-        raise DataError(f"only one class ({only!r}) occurs in {what}; a classifier needs at least two different labels")
+        raise DataError(
+            f"only one class ({only!r}) occurs in {what}; a classifier needs at least two different labels. "
+            "Choose another column to predict, or add rows of the other classes"
+        )
     if requested == "binary" and k != 2:
         raise DataError(
             f"task 'binary' needs exactly 2 classes, but there are {k} in {what}; choose 'multiclass' or 'auto'"
         )
     task = requested if requested != "auto" else ("binary" if k == 2 else "multiclass")
     return codes, test_codes, task, list(class_names)
+
+
+def _too_few_rows(name: str, n: int, own_test: bool = False, dropped: str = "") -> str:
+    """Why n rows cannot be split into training and test data, and how many it takes."""
+    if own_test:
+        need = "a model needs at least 2 to train on (in practice hundreds)"
+    else:
+        need = (
+            "a model needs at least 2 to train on and 1 to test on (in practice hundreds), so 3 rows at the very "
+            "least and 4 with a validation split"
+        )
+    return f"{name} has {n} usable rows; {need}. Add more rows{dropped}"
 
 
 def _label_text(v: object) -> str:
@@ -683,7 +713,9 @@ def _read_idx(path: str | Path, what: str) -> np.ndarray:
             dtype = np.dtype(_IDX_TYPES[head[2]])
             nbytes = math.prod(dims) * dtype.itemsize
             if len(dims) != head[3] or nbytes > _MAX_IDX_BYTES:
-                raise DataError(f"the {what} file {path.name} has a damaged IDX header (dimensions {dims})")
+                raise DataError(
+                    f"the {what} file {path.name} has a damaged IDX header (dimensions {dims}); get the file again"
+                )
             data = f.read(nbytes)
     except FileNotFoundError:
         raise DataError(f"the {what} file {path} does not exist; upload it again") from None
@@ -691,7 +723,8 @@ def _read_idx(path: str | Path, what: str) -> np.ndarray:
         raise DataError(f"could not read the {what} file {path.name}: {e}") from None
     if len(data) != nbytes:
         raise DataError(
-            f"the {what} file {path.name} is cut short: its header promises {nbytes:,} bytes of data, it holds {len(data):,}"
+            f"the {what} file {path.name} is cut short: its header promises {nbytes:,} bytes of data, it holds "
+            f"{len(data):,}; the file is incomplete (an interrupted download or copy?): get it again"
         )
     return np.frombuffer(data, dtype).reshape(dims).astype(dtype.newbyteorder("="))
 
@@ -845,13 +878,34 @@ def _load_csv(spec: DataSpec) -> Dataset:
         problem = f"there is no column {target!r}" if target else "no target column is chosen"
         raise DataError(f"{path.name}: {problem}; the columns are: {shown}. Choose the column to predict")
 
+    if len(df) == 0:
+        raise DataError(f"{path.name} has a header row but no data rows; add one row per sample under the header")
     notes: list[str] = []
+    n_rows = len(df)
     missing_target = df[target].isna()
+    if missing_target.all():
+        raise DataError(
+            f"{path.name}: every value in the target column '{target}' is empty, so there is nothing to learn; "
+            "choose the column that holds the values to predict"
+        )
     if missing_target.any():
         notes.append(f"dropped {int(missing_target.sum())} rows whose target '{target}' is missing")
         df = df.loc[~missing_target].reset_index(drop=True)
+    if spec.task in ("auto", "regression"):
+        # A number column with a few typos ('?', '12a') is still a number to predict, not thousands of text classes.
+        mostly = _mostly_numbers(df[target])
+        if mostly is not None:
+            values, stray = mostly
+            keep = ~np.isnan(values)
+            if stray:
+                notes.append(f"dropped {len(stray)} rows whose target '{target}' is not a number ({_examples(stray)})")
+            df = df.loc[keep].reset_index(drop=True)
+            df[target] = values[keep]
     if len(df) < 2:
-        raise DataError(f"{path.name} has {len(df)} usable rows; a model needs at least 2 (in practice hundreds)")
+        dropped = n_rows - len(df)
+        raise DataError(
+            _too_few_rows(path.name, len(df), dropped=f" ({dropped} rows had no usable '{target}')" if dropped else "")
+        )
 
     blocks: list[np.ndarray] = []
     feature_names: list[str] = []
@@ -861,8 +915,16 @@ def _load_csv(spec: DataSpec) -> Dataset:
             continue
         s = df[col]
         n_missing = int(s.isna().sum())
+        values: np.ndarray | None = None
         if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
             values = s.to_numpy(dtype=np.float64, na_value=np.nan, copy=True)  # pandas hands out read-only views
+        elif not pd.api.types.is_bool_dtype(s) and (mostly := _mostly_numbers(s)) is not None:
+            values, stray = mostly
+            notes.append(
+                f"'{col}' holds numbers, but {len(stray)} cells are not numbers ({_examples(stray)}); treated them as "
+                "missing rather than turning the column into categories"
+            )
+        if values is not None:
             values[~np.isfinite(values)] = np.nan  # "inf" in a CSV is as useless as an empty cell
             n_missing = int(np.isnan(values).sum())
             if n_missing == len(values):
@@ -915,9 +977,64 @@ def _load_csv(spec: DataSpec) -> Dataset:
     return dataset
 
 
+def _mostly_numbers(s: pd.Series) -> tuple[np.ndarray, list[str]] | None:
+    """A text column whose filled cells are mostly numbers: (float64 values with NaN where a cell was empty or
+    not a number, the cells that were not numbers); None for a numeric, boolean or really textual column."""
+    import pandas as pd
+
+    if pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
+        return None
+    filled = s.notna().to_numpy()
+    if not filled.any():
+        return None
+    text = s[filled].astype(str).str.strip()
+    head = pd.to_numeric(text.iloc[:1000], errors="coerce")  # a cheap look first: most text columns are just text
+    if head.notna().mean() < MIN_NUMERIC_SHARE / 2:
+        return None
+    parsed = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    ok = ~np.isnan(parsed)
+    if ok.mean() < MIN_NUMERIC_SHARE:
+        return None
+    values = np.full(len(s), np.nan)
+    values[filled] = parsed
+    return values, text[~ok].tolist()
+
+
+def _examples(cells: list[str], k: int = 3) -> str:
+    distinct = list(dict.fromkeys(cells))
+    shown = ", ".join(repr(c) for c in distinct[:k])
+    return f"e.g. {shown}" + (f" and {len(distinct) - k} more" if len(distinct) > k else "")
+
+
 def csv_columns(path: str | Path) -> list[str]:
     """The column names of a CSV file, read the same way the loader reads it (for a target picker)."""
     return [str(c).strip() for c in read_csv(Path(path)).columns]
+
+
+# What a file that is not CSV text starts with (an .xlsx or .npz is a zip archive: checked separately).
+_NOT_CSV = {
+    b"\x89PNG": "a PNG image",
+    b"\xff\xd8\xff": "a JPEG image",
+    b"GIF8": "a GIF image",
+    b"%PDF": "a PDF document",
+    b"\xd0\xcf\x11\xe0": "an old Excel workbook (.xls)",
+    b"\x93NUMPY": "a single NumPy array (.npy)",
+    b"\xff\xfe": "UTF-16 text (Excel's 'Unicode Text')",
+    b"\xfe\xff": "UTF-16 text",
+}
+
+
+def _where_not_utf8(path: Path, gzipped: bool) -> str:
+    """' (line 3 has the byte 0xE9 …)' for the first byte that is not UTF-8, or '' when it cannot be found."""
+    try:
+        raw = gzip.decompress(path.read_bytes()) if gzipped else path.read_bytes()
+        raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        return f" (line {line} has the byte 0x{raw[e.start]:02X}, which is not valid UTF-8)"
+    except (OSError, EOFError, zlib.error, MemoryError):
+        pass
+    return ""
 
 
 def read_csv(path: Path) -> pd.DataFrame:
@@ -938,6 +1055,9 @@ def read_csv(path: Path) -> pd.DataFrame:
         raise DataError(
             f"{path.name} is an Excel workbook or zip archive, not CSV; save it as 'CSV UTF-8' and upload that"
         )
+    for magic, what in _NOT_CSV.items():
+        if head.startswith(magic):
+            raise DataError(f"{path.name} is {what}, not CSV text; export the table as 'CSV UTF-8' and upload that")
     if not gzipped and b"\0" in head:
         raise DataError(f"{path.name} holds binary data, not CSV text; export the table as 'CSV UTF-8'")
     options = {"encoding": "utf-8", "compression": "gzip" if gzipped else None}
@@ -951,7 +1071,10 @@ def read_csv(path: Path) -> pd.DataFrame:
                     df = pd.read_csv(path, sep=sep, **options)
                     break
     except UnicodeDecodeError:
-        raise DataError(f"{path.name} is not UTF-8 text; save it as 'CSV UTF-8' and upload that") from None
+        raise DataError(
+            f"{path.name} is not UTF-8 text{_where_not_utf8(path, gzipped)}; it is probably Latin-1 or Windows-1252, "
+            "as older Excel saves it. Save it as 'CSV UTF-8' and upload that"
+        ) from None
     except pd.errors.EmptyDataError:
         raise DataError(f"{path.name} is empty; upload a CSV file with a header row and data rows") from None
     except pd.errors.ParserError as e:

@@ -112,16 +112,42 @@ def check_model(
     return report, None
 
 
+def _max_upload_mb() -> int | None:
+    """KF_MAX_UPLOAD_MB (50 by default in hosted mode, none locally). A malformed value leaves the mode's default
+    in force, as for every limit in the UI (the Train page names the bad variable): a typo never lifts the cap."""
+    env = {var: os.environ.get(var, "") for var in ("KF_HOSTED", "KF_MAX_UPLOAD_MB")}  # a typo elsewhere: not ours
+    try:
+        return Limits.from_env(env).max_upload_mb
+    except LimitError:
+        return Limits.from_env({"KF_HOSTED": env["KF_HOSTED"]}).max_upload_mb
+
+
+def upload_limit_mb() -> int | None:
+    """This server's cap on one upload when it is below Streamlit's own server.maxUploadSize (200 MB in
+    .streamlit/config.toml), for the uploader to enforce in the browser; None: only Streamlit's applies."""
+    limit = _max_upload_mb()
+    return limit if limit is not None and limit < st.get_option("server.maxUploadSize") else None
+
+
 def save_upload(file_name: str, content: bytes, root: str | Path | None = None) -> Path:
     """Keep an upload as <store>/uploads/<sha256 prefix>/<its name>, once per content; workers read it there.
 
     The folder makes the path unique and stable; keeping the user's file name means every message
-    about the file names the file they know.
+    about the file names the file they know. A file over this server's upload limit is refused here too:
+    the browser's check (the uploader's max_upload_size) is only a courtesy a client can skip.
     """
     lower = file_name.lower()
     ext = ".csv.gz" if lower.endswith(".csv.gz") else Path(lower).suffix
     if ext not in (".csv", ".csv.gz", ".npz"):
         raise DataError(f"{file_name}: only .csv, .csv.gz and .npz files can be used; export your table as CSV")
+    limit_mb = _max_upload_mb()
+    if limit_mb is not None and len(content) > limit_mb * 2**20:
+        size_mb = len(content) / 2**20
+        shown = f"{size_mb:,.1f}" if round(size_mb, 1) > limit_mb else f"{size_mb:,.3f}"  # never "50.0, over 50"
+        raise DataError(
+            f"{file_name} is {shown} MB, over this server's upload limit of {limit_mb:,} MB; upload a smaller "
+            "file: a sample of the rows, or compressed (.csv.gz, or numpy.savez_compressed for an .npz)"
+        )
     stem = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(file_name).name[: -len(ext)]).strip("_")[:60] or "upload"
     folder = (Path(root) / "uploads" if root else state.store().uploads_dir) / hashlib.sha256(content).hexdigest()[:16]
     path = folder / f"{stem}{ext}"
