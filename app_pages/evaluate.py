@@ -3,7 +3,7 @@
 import streamlit as st
 
 from ui import evaluate_view as view
-from ui import share, state
+from ui import runs_view, share, state
 
 st.title("Evaluate")
 record = view.pick_run()
@@ -12,6 +12,7 @@ if record is None:
     st.page_link("app_pages/train.py", label="Go to Train", icon=":material/model_training:")
     st.stop()
 
+runs_view.shared_notice(record)
 history = state.store().epochs(record.id)
 evaluation = record.evaluation or {}
 view.headline(record, history)

@@ -5,7 +5,7 @@ import streamlit as st
 from ui import runs_view, state
 
 st.title("Runs")
-records = state.store().list_runs()
+records = state.visible_runs()  # hosted: this browser's runs only; another's is reached through its link
 if not records:
     st.info("No runs yet. Train a model and every run is listed here to compare, rename, reload or export.",
             icon=":material/info:")

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from kfcore.spec import OPTIMIZERS, SCHEDULES
-from ui import datasets, live, state
+from ui import datasets, limits, live, state
 from ui.widgets import bound, field
 
 LEARNING_RATES = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0)
@@ -36,7 +36,7 @@ with left, st.container(border=True):
     bound(st.select_slider, "Batch size", "batch_size", t.batch_size, field("train", "batch_size", int),
           options=BATCH_SIZES)
     bound(st.slider, "Epochs", "epochs", t.epochs, field("train", "epochs", int),
-          min_value=1, max_value=max(100, t.epochs))
+          min_value=1, max_value=state.epochs_max(t.epochs))
     bound(st.slider, "Validation fraction", "validation_split", spec.split.validation,
           field("split", "validation", float), min_value=0.0, max_value=0.4, step=0.05,
           help="Held out from training to draw the validation curves; 0 turns them off.")
@@ -52,7 +52,7 @@ with left, st.container(border=True):
 
 with right:
     record = state.current_run()
-    active = state.is_active(record)
+    active = state.is_active(record) and state.owns(record)  # a shared run training elsewhere blocks nothing here
     report, problem = datasets.check_model()
     if problem is None:
         ds = datasets.dataset()
@@ -72,4 +72,5 @@ with right:
     buttons.button("Stop", key="stop", icon=":material/stop:", on_click=state.stop_training, disabled=not active)
     if ss.get("train_error"):
         st.error(ss.train_error, icon=":material/error:")
+    limits.server_note()
     live.run_panel()

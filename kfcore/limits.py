@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import math
 import os
+import re
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from kfcore.shapes import ShapeReport
 from kfcore.spec import DataSpec, RunSpec
+from kfcore.store import RunRecord
 
 
 class LimitError(ValueError):
@@ -137,3 +140,51 @@ def check_data_access(data: DataSpec, limits: Limits, uploads_dir: str | Path) -
                 f"this hosted server reads only built-in datasets and files uploaded on the Data page, not {path!r}; "
                 "upload the file there"
             )
+
+
+def describe(limits: Limits) -> list[str]:
+    """The caps a hosted server sets, one short phrase each, for the page that lists them (memory is left out:
+    it is an estimate the Model page explains when a model is over it)."""
+    parts = []
+    if limits.max_epochs:
+        parts.append(f"{limits.max_epochs:,} epochs per run")
+    if limits.max_params:
+        parts.append(f"{limits.max_params:,} parameters")
+    if limits.max_rows:
+        parts.append(f"{limits.max_rows:,} dataset rows")
+    if limits.max_upload_mb:
+        parts.append(f"{limits.max_upload_mb:,} MB per upload")
+    if limits.max_runs_per_session:
+        parts.append(f"{limits.max_runs_per_session} run{'s' if limits.max_runs_per_session != 1 else ''} "
+                     "queued or training per browser")
+    if limits.max_runs_total:
+        parts.append(f"{limits.max_runs_total} on the whole server")
+    if limits.max_seconds_per_run:
+        seconds = limits.max_seconds_per_run
+        parts.append(f"{seconds / 60:g} minutes per run" if seconds % 60 == 0 else f"{seconds:g} s per run")
+    return parts
+
+
+# -- who may change a run ---------------------------------------------------------------------------
+# In hosted mode a run belongs to the browser that made it, known by an opaque random token the browser
+# keeps (a cookie). The token is only ever compared for equality: never parsed, never used in a path.
+
+OWNER_TOKEN = re.compile(r"[0-9a-f]{32}")
+
+
+def new_owner_token() -> str:
+    """A fresh owner token: 128 random bits as 32 lowercase hex digits."""
+    return secrets.token_hex(16)
+
+
+def valid_owner_token(value: object) -> str | None:
+    """`value` if it has an owner token's exact form (32 lowercase hex digits), else None."""
+    return value if isinstance(value, str) and OWNER_TOKEN.fullmatch(value) else None
+
+
+def can_modify(record: RunRecord, owner: str | None, limits: Limits) -> bool:
+    """Whether `owner` may rename, delete or stop the run: anyone locally (one user), only its owner when hosted.
+    A run with no owner (trained from the command line) is read-only to every browser of a hosted server."""
+    if not limits.hosted:
+        return True
+    return owner is not None and record.owner is not None and record.owner == owner

@@ -47,8 +47,13 @@ class RunData:
 
 
 def pick_run() -> RunRecord | None:
-    """The `eval_run` selector over finished runs: the current run by default, else the newest; follows new runs."""
-    finished = [r for r in state.store().list_runs() if r.status == "finished"]
+    """The `eval_run` selector over finished runs: the current run by default, else the newest; follows new runs.
+    In hosted mode the runs are this browser's, plus the current run when it is another's opened by its link."""
+    finished = [r for r in state.visible_runs() if r.status == "finished"]
+    current_record = state.current_run()
+    if current_record is not None and current_record.status == "finished" and current_record.id not in {
+            r.id for r in finished}:
+        finished.insert(0, current_record)
     if not finished:
         return None
     ids = [r.id for r in finished]
@@ -104,6 +109,9 @@ def run_data(record: RunRecord) -> RunData:
         return RunData(problem=str(e))
     try:
         spec = RunSpec.from_dict(record.spec)
+        refusal = state.data_refusal(spec)  # hosted: a run may not make this process read a file outside uploads
+        if refusal:
+            return RunData(predictions, problem=f"the run's samples cannot be shown: {refusal}")
         ds = datasets.dataset(spec.data)
         split = _split(json.dumps(asdict(spec.data), sort_keys=True), json.dumps(asdict(spec.split)), ds)
     except (SpecError, DataError) as e:

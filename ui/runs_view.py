@@ -150,20 +150,34 @@ def pick(records: list[RunRecord], chosen: list[str]) -> RunRecord:
     return by_id[run_id]
 
 
+SHARED = "shared run — fork it to change it"
+
+
+def _refuse_shared(record: RunRecord, what: str) -> bool:
+    """True (with a message) when this session may not change the run: another browser's, on a hosted server.
+    Checked here, where runs are changed, not only by hiding the buttons: a stale page can still call these."""
+    if state.owns(record):
+        return False
+    ss.runs_message = ("error", f"{record.name} is a shared run: it cannot be {what} here; fork it to change it.")
+    return True
+
+
 def _rename(run_id: str) -> None:
-    name = ss.rename_run.strip()
-    if name:
-        state.store().rename(run_id, name)
+    record = state.store().get(run_id, with_evaluation=False)
+    name = ss.get("rename_run", "").strip()
+    if record is None or not name or _refuse_shared(record, "renamed"):
+        return
+    state.store().rename(run_id, name)
 
 
-def _ask_delete(run_id: str) -> None:
+def _ask_delete(run_id: str | None) -> None:
     ss.pending_delete = run_id
 
 
 def _delete(run_id: str) -> None:
     record = state.store().get(run_id, with_evaluation=False)
     ss.pending_delete = None
-    if record is None:
+    if record is None or _refuse_shared(record, "deleted"):
         return
     if not record.is_final:
         ss.runs_message = ("error", f"{record.name} is still {record.status}: stop it on the Train page first.")
@@ -176,11 +190,18 @@ def _delete(run_id: str) -> None:
 
 
 def _load(run_id: str) -> None:
+    """Load into editor; for another owner's run, Fork: the same, and the next Train makes a run of one's own."""
     record = state.store().get(run_id, with_evaluation=False)
+    if record is None:
+        return
     try:
         spec = RunSpec.from_dict(record.spec)
     except SpecError as e:
         ss.runs_message = ("error", f"{record.name} cannot be loaded: its spec is not valid any more ({e}).")
+        return
+    refusal = state.data_refusal(spec)
+    if refusal:
+        ss.runs_message = ("error", f"{record.name} cannot be loaded: {refusal}")
         return
     gone = [p for p in (spec.data.path, spec.data.images, spec.data.labels) if p and not Path(p).exists()]
     if gone:
@@ -190,25 +211,15 @@ def _load(run_id: str) -> None:
     state.load_spec(spec)
     if ss.get("run_id") != run_id:  # retrain against it: it becomes the run the next one is drawn over
         ss.previous_run_id, ss.run_id = ss.get("run_id"), run_id
-    ss.runs_message = ("loaded", f"Loaded **{record.name}** into the editor: tweak it on Data, Model or Train and "
-                       "train again; its curves show dashed behind the new run's.")
+    if state.owns(record):
+        ss.runs_message = ("loaded", f"Loaded **{record.name}** into the editor: tweak it on Data, Model or Train and "
+                           "train again; its curves show dashed behind the new run's.")
+    else:
+        ss.runs_message = ("loaded", f"Forked **{record.name}** into your editor: tweak it on Data, Model or Train; "
+                           "your next Train makes a run of your own, drawn over this one's dashed curves.")
 
 
-def manage(record: RunRecord) -> None:
-    ss.rename_run = record.name
-    a, b, c = st.columns([2, 1, 1], vertical_alignment="bottom")
-    a.text_input("Name", key="rename_run", on_change=_rename, args=(record.id,), max_chars=80)
-    # No help= tooltips on these buttons: one makes Streamlit draw a button twice (browser tests click by key).
-    b.button("Load into editor", key="load_run", icon=":material/edit:", on_click=_load, args=(record.id,),
-             width="stretch")
-    c.button("Delete", key="delete_run", icon=":material/delete:", on_click=_ask_delete, args=(record.id,),
-             width="stretch", disabled=not record.is_final)
-    if ss.get("pending_delete") == record.id:
-        with st.container(border=True, key="delete_confirmation"):
-            st.warning(f"Delete **{record.name}** for good, with its model and metrics?", icon=":material/warning:")
-            x, y, _ = st.columns([1, 1, 3])
-            x.button("Delete for good", key="confirm_delete", type="primary", on_click=_delete, args=(record.id,))
-            y.button("Keep it", key="cancel_delete", on_click=_ask_delete, args=(None,))
+def _message() -> None:
     message = ss.pop("runs_message", None)
     if message:
         kind, text = message
@@ -217,8 +228,47 @@ def manage(record: RunRecord) -> None:
             cols = st.columns(3)
             for col, (page, label) in zip(cols, (("data", "Data"), ("model", "Model"), ("train", "Train")), strict=True):
                 col.page_link(f"app_pages/{page}.py", label=f"Open {label}", icon=":material/arrow_forward:")
+
+
+def manage(record: RunRecord) -> None:
+    """Rename, Load into editor and Delete for one's own run; only Fork for another browser's (hosted mode)."""
+    own = state.owns(record)
+    a, b, c = st.columns([2, 1, 1], vertical_alignment="bottom")
+    # No help= tooltips on these buttons: one makes Streamlit draw a button twice (browser tests click by key).
+    if own:
+        ss.rename_run = record.name
+        a.text_input("Name", key="rename_run", on_change=_rename, args=(record.id,), max_chars=80)
+        b.button("Load into editor", key="load_run", icon=":material/edit:", on_click=_load, args=(record.id,),
+                 width="stretch")
+        c.button("Delete", key="delete_run", icon=":material/delete:", on_click=_ask_delete, args=(record.id,),
+                 width="stretch", disabled=not record.is_final)
+    else:
+        a.markdown(f"**{record.name}**")
+        b.button("Fork into editor", key="load_run", icon=":material/fork_right:", on_click=_load, args=(record.id,),
+                 width="stretch")
+        c.caption(f":material/lock: {SHARED}")
+    if own and ss.get("pending_delete") == record.id:
+        with st.container(border=True, key="delete_confirmation"):
+            st.warning(f"Delete **{record.name}** for good, with its model and metrics?", icon=":material/warning:")
+            x, y, _ = st.columns([1, 1, 3])
+            x.button("Delete for good", key="confirm_delete", type="primary", on_click=_delete, args=(record.id,))
+            y.button("Keep it", key="cancel_delete", on_click=_ask_delete, args=(None,))
+    _message()
     st.caption(runview.status_line(record, state.store().epochs(record.id)))
     if record.status == "finished":
         share.downloads(record)
         st.caption("A link to this run's results:")
         st.code(share.run_link(record.id), language=None, wrap_lines=True)
+
+
+def shared_notice(record: RunRecord) -> None:
+    """On Evaluate, for another browser's run (reached through its link): it is read-only here; Fork copies its
+    experiment into this browser's editor. Nothing for one's own runs."""
+    if state.owns(record):
+        return
+    with st.container(border=True, key="shared_run"):
+        a, b = st.columns([3, 1], vertical_alignment="center")
+        a.caption(f":material/lock: {SHARED.capitalize()}: you can look and download, not rename or delete it.")
+        b.button("Fork into editor", key="fork_run", icon=":material/fork_right:", on_click=_load, args=(record.id,),
+                 width="stretch")
+        _message()

@@ -31,6 +31,7 @@ def render() -> None:
         record = state.current_run()
         st.caption("Current run")
         st.fragment(_run_status, run_every=1.0 if state.is_active(record) else None)(state.is_active(record))
+        state.remember_owner()
 
 
 def _run_status(was_active: bool) -> None:
@@ -41,6 +42,8 @@ def _run_status(was_active: bool) -> None:
     if was_active and record.is_final:
         st.rerun()  # the whole page: re-enable Train, show the results, stop polling
     st.markdown(f"{_icon(record)} **{record.name}**: {status_text(record)}")
+    if not state.owns(record):
+        st.caption(":material/lock: shared run — fork it to change it")
 
 
 def status_text(record: RunRecord) -> str:

@@ -1,10 +1,16 @@
 """Session state and shared resources for the pages: the RunSpec being edited, the current run, the store.
 
 st.session_state holds kfcore objects only: "spec" (the RunSpec every page edits), "run_id" and
-"previous_run_id" (the current run and the one before it, drawn dashed), "owner" (this browser
-session) and "layer_ids" (a stable id per layer, parallel to spec.layers, so per-layer widgets keep
-their values when layers move). The URL carries ?run=…&prev=… so a reloaded tab finds its run again;
+"previous_run_id" (the current run and the one before it, drawn dashed), "owner" (who this session is;
+"owner_cookie_ok": whether the browser already keeps it in its cookie) and "layer_ids" (a stable id per
+layer, parallel to spec.layers, so per-layer widgets keep their values when layers move). The URL carries ?run=…&prev=… so a reloaded tab finds its run again;
 a share link's ?spec=… (RunSpec.to_url) restores a whole experiment once, when a session starts.
+
+Who owns what: locally every session may change every run (one user). In hosted mode (KF_HOSTED=1)
+"owner" is the browser's, not one tab's: a random token kept in the `kf_owner` cookie, read when a
+session starts (st.context.cookies) and, when the browser sent none, set from the page by a one-line
+script in the sidebar. A session sees its owner's runs; another owner's run, reached through its link,
+is read-only (can_modify): it can be forked into the editor, never renamed, deleted or stopped.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from pathlib import Path
 import streamlit as st
 
 from kfcore.jobs import JobManager, Predictor
-from kfcore.limits import LimitError, Limits, check_data_access
+from kfcore.limits import LimitError, Limits, can_modify, check_data_access, new_owner_token, valid_owner_token
 from kfcore.spec import LAYER_DEFAULTS, LayerSpec, RunSpec, SpecError, parse_spec
 from kfcore.store import RunRecord, RunStore
 
@@ -55,6 +61,28 @@ def predictor() -> Predictor:
     return Predictor()
 
 
+def limits() -> Limits:
+    """This server's limits. With a malformed variable the mode's defaults apply (the Train page says so), so a
+    typo in KF_MAX_EPOCHS never turns a hosted server's limits off."""
+    try:
+        return Limits.from_env()
+    except LimitError:
+        return Limits.from_env({"KF_HOSTED": os.environ.get("KF_HOSTED", "")})
+
+
+def limits_problem() -> str | None:
+    """What is wrong with this server's limit variables, or None."""
+    try:
+        Limits.from_env()
+    except LimitError as e:
+        return str(e)
+    return None
+
+
+def hosted() -> bool:
+    return limits().hosted
+
+
 def shutdown_jobs() -> None:
     """Stop every cached JobManager's workers and the predictor (tests call this; a server's die with it)."""
     _jobs.clear()
@@ -68,7 +96,7 @@ def init_session() -> None:
     """Fill session state on a session's first run, picking up the run the URL (or a live worker) names."""
     ss = st.session_state
     if "spec" not in ss:
-        ss.owner = uuid.uuid4().hex
+        _init_owner()
         ss.spec = RunSpec()
         ss.run_id = ss.previous_run_id = None
         _restore_runs()
@@ -78,18 +106,76 @@ def init_session() -> None:
     _sync_url()
 
 
+# -- owner ----------------------------------------------------------------------------------------
+
+OWNER_COOKIE = "kf_owner"
+OWNER_COOKIE_MAX_AGE_S = 365 * 24 * 3600
+
+
+def _init_owner() -> None:
+    """ss.owner: a new id per session locally; in hosted mode the browser's token from its cookie, or a new one
+    (then remember_owner() sets the cookie, so the next session of this browser gets the same owner)."""
+    ss = st.session_state
+    if not hosted():
+        ss.owner, ss.owner_cookie_ok = uuid.uuid4().hex, True
+        return
+    sent = cookie_owner()
+    ss.owner, ss.owner_cookie_ok = sent or new_owner_token(), sent is not None
+
+
+def cookie_owner() -> str | None:
+    """The owner token the browser sent with this session's first request, if it has the right form (anything
+    else is ignored, never parsed). st.context.cookies are those of the websocket's opening request."""
+    return valid_owner_token(st.context.cookies.get(OWNER_COOKIE))
+
+
+def remember_owner() -> None:
+    """In hosted mode, when the browser came without a valid owner cookie, set it from the page. st.html runs the
+    script in the page itself (no iframe), so the cookie is the app's own; the token is 32 hex digits we made."""
+    ss = st.session_state
+    if ss.get("owner_cookie_ok", True):
+        return
+    token = valid_owner_token(ss.get("owner"))
+    if token is None:
+        return
+    st.html(f"""<script>document.cookie = "{OWNER_COOKIE}={token}; path=/; max-age={OWNER_COOKIE_MAX_AGE_S}; """
+            """SameSite=Lax" + (location.protocol === "https:" ? "; Secure" : "");</script>""",
+            unsafe_allow_javascript=True, width="content")
+
+
+def owns(record: RunRecord | None) -> bool:
+    """Whether this session may rename, delete or stop the run (always locally; its own runs when hosted)."""
+    return record is not None and can_modify(record, st.session_state.get("owner"), limits())
+
+
+def visible_runs() -> list[RunRecord]:
+    """The runs this session lists: every run locally, only its owner's when hosted."""
+    return store().list_runs(owner=st.session_state.get("owner") if hosted() else None)
+
+
+def data_refusal(candidate: RunSpec) -> str | None:
+    """Why a spec's data may not be read here (hosted mode: only built-ins and uploads), or None."""
+    try:
+        check_data_access(candidate.data, limits(), store().uploads_dir)
+    except LimitError as e:
+        return str(e)
+    return None
+
+
 def _restore_runs() -> None:
     ss = st.session_state
     runs = store()
     current = runs.get(st.query_params.get("run", ""), with_evaluation=False)
-    if current is None:  # a new tab while something trains: show that run rather than nothing
-        active = [r for r in runs.list_runs() if not r.is_final]
+    if current is None:  # a new tab while something trains: show that run (one's own, when hosted) rather than nothing
+        active = [r for r in visible_runs() if not r.is_final]
         current = active[0] if active else None
     if current is None:
         return
     ss.run_id = current.id
     try:
-        ss.spec = RunSpec.from_dict(current.spec)
+        restored = RunSpec.from_dict(current.spec)
+        if data_refusal(restored) is None:  # another owner's run may name a file this session must not read
+            ss.spec = restored
     except SpecError:
         pass
     previous = runs.get(st.query_params.get("prev", ""), with_evaluation=False)
@@ -103,9 +189,12 @@ def _restore_shared_spec() -> None:
         return
     try:
         shared = RunSpec.from_url(token)
-        check_data_access(shared.data, Limits.from_env(), store().uploads_dir)  # a link may name any server path
-    except (SpecError, LimitError) as e:
+    except SpecError as e:
         st.error(f"This share link could not be opened: {e}", icon=":material/link_off:")
+        return
+    refusal = data_refusal(shared)  # a link may name any path on the server
+    if refusal:
+        st.error(f"This share link could not be opened: {refusal}", icon=":material/link_off:")
         return
     load_spec(shared)
 
@@ -165,8 +254,16 @@ def start_training() -> None:
 
 
 def stop_training() -> None:
-    if st.session_state.get("run_id"):
+    """Stop button: cancel the current run, if it is this session's to stop (a shared run is not)."""
+    if owns(current_run()):
         jobs().cancel(st.session_state.run_id)
+
+
+def epochs_max(epochs: int) -> int:
+    """The Epochs slider's maximum: the server's cap in hosted mode (or the spec's value, when a shared spec is
+    over it: the slider shows it and Train says which limit it is over), else 100 or more."""
+    cap = limits().max_epochs
+    return max(cap, epochs) if cap else max(100, epochs)
 
 
 # -- layers, each with a stable id --------------------------------------------------------------

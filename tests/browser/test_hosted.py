@@ -1,0 +1,104 @@
+"""Hosted mode in a real browser: the owner cookie that makes a run "this browser's" across reloads.
+
+A server of its own with KF_HOSTED=1. One browser context trains a tiny run, reloads the tab and still
+finds the run on Runs (the page set the `kf_owner` cookie, the reloaded session read it back); a second
+context, another person, does not see it on Runs, and its run link shows it read-only with Fork.
+AppTest cannot send cookies, so only a browser can check this. Screenshots land in artifacts/browser/.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from kfcore.spec import RunSpec
+from tests.browser.conftest import VIEWPORT, exceptions, goto, nav, shot, start_server, stop_server, wait_idle
+
+TINY = RunSpec.from_dict({"data": {"source": "builtin", "name": "iris"},
+                          "layers": [{"type": "Dense", "units": 8, "activation": "relu"}], "train": {"epochs": 2}})
+RUN_DEADLINE_S = 60  # the worker imports TensorFlow first
+
+
+@pytest.fixture(scope="module")
+def hosted_server():
+    home = Path(tempfile.mkdtemp(prefix="kf-hosted-"))
+    server = start_server(home=home, extra_env={"KF_HOSTED": "1"})
+    try:
+        yield server
+    finally:
+        stop_server(server)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def owner_cookie(context) -> str | None:
+    return next((c["value"] for c in context.cookies() if c["name"] == "kf_owner"), None)
+
+
+def main_text(page) -> str:
+    return page.locator('[data-testid="stMain"]').inner_text()
+
+
+def assert_no_exception(page) -> None:
+    found = exceptions(page)
+    assert not found, f"exception on {page.url}: {found}"
+
+
+@pytest.mark.timeout(90)
+def test_a_run_stays_with_its_browser_across_reloads_and_is_read_only_to_another(browser, hosted_server):
+    store = hosted_server.store()
+    mine = browser.new_context(base_url=hosted_server.url, viewport=VIEWPORT)
+    other = browser.new_context(base_url=hosted_server.url, viewport=VIEWPORT)
+    try:
+        # 1. One browser trains a tiny run (the experiment comes from a share link); the page set its cookie.
+        page = mine.new_page()
+        goto(page, f"/train?spec={TINY.to_url()}")
+        token = owner_cookie(mine)
+        assert token and re.fullmatch(r"[0-9a-f]{32}", token), mine.cookies()
+        assert "Server limits" in main_text(page)
+        page.locator(".st-key-train button").click()
+        page.wait_for_function("() => new URLSearchParams(location.search).get('run')")
+        run_id = page.evaluate("() => new URLSearchParams(location.search).get('run')")
+        assert store.get(run_id).owner == token  # the session's owner is the cookie's token
+        name = store.get(run_id).name
+
+        # 2. Reload the tab on Runs (while the run trains): a new session, the same owner through the cookie.
+        nav(page, "Runs")
+        page.reload()
+        wait_idle(page)
+        assert_no_exception(page)
+        assert owner_cookie(mine) == token
+        assert page.locator(".st-key-manage_run input").input_value().startswith(name)
+
+        # 3. Another person: Runs lists nothing; the run link shows the finished run read-only, with Fork.
+        theirs = other.new_page()
+        goto(theirs, "/runs")
+        assert "No runs yet" in main_text(theirs)
+        assert owner_cookie(other) not in (None, token)
+        end = time.monotonic() + RUN_DEADLINE_S
+        while not store.get(run_id).is_final and time.monotonic() < end:
+            time.sleep(0.2)
+        assert store.get(run_id).status == "finished", store.get(run_id).error
+        goto(theirs, f"/evaluate?run={run_id}")
+        assert_no_exception(theirs)
+        assert theirs.locator(".st-key-eval_run input").input_value().startswith(name)
+        assert "Shared run — fork it to change it" in theirs.locator(".st-key-shared_run").inner_text()
+        assert theirs.locator(".st-key-rename_run, .st-key-delete_run").count() == 0
+        shot(theirs, "hosted-shared-run")
+        theirs.locator(".st-key-fork_run button").click()
+        wait_idle(theirs)
+        assert "Forked" in theirs.locator(".st-key-shared_run").inner_text()
+        nav(theirs, "Runs")
+        assert "No runs yet" in main_text(theirs)  # forking copies the experiment, not the run
+
+        # 4. Back in the first browser, the run is still its own to rename.
+        goto(page, "/runs")
+        assert page.locator(".st-key-rename_run input").input_value() == name
+        assert store.get(run_id).owner == token
+    finally:
+        mine.close()
+        other.close()
