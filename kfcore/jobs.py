@@ -155,7 +155,7 @@ class JobManager:
             and self.store.active_count(owner) >= limits.max_runs_per_session
         ):
             raise LimitError(
-                f"you already have {limits.max_runs_per_session} runs queued or training, this server's "
+                f"you already have {limits.max_runs_per_session} run(s) queued or training, this server's "
                 "limit per session; wait for one to finish or stop one"
             )
         if limits.max_runs_total and self.store.active_count() >= limits.max_runs_total:

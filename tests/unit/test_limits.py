@@ -76,7 +76,7 @@ def test_concurrent_run_caps_per_session_and_in_total(store_dir, monkeypatch):
     try:
         spec = parse_spec({"data": {"source": "builtin", "name": "iris"}})
         manager.submit(spec, owner="alice")
-        with pytest.raises(LimitError, match="you already have 1 runs"):
+        with pytest.raises(LimitError, match=r"you already have 1 run\(s\)"):
             manager.submit(spec, owner="alice")
         manager.submit(spec, owner="bob")
         with pytest.raises(LimitError, match="server is busy"):
