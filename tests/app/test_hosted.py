@@ -235,7 +235,7 @@ def test_a_second_run_over_the_per_browser_cap_is_refused_with_the_limit_named(k
     go(at, TRAIN)
     assert not at.button(key="train").disabled
     at.button(key="train").click().run()
-    assert any("you already have 1 runs queued or training" in e.value and "limit per session" in e.value
+    assert any("you already have 1 run(s) queued or training" in e.value and "limit per session" in e.value
                for e in at.error), [e.value for e in at.error]
     assert len(RunStore(kf_home).list_runs()) == 1
 
