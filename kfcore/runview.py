@@ -103,15 +103,6 @@ def format_duration(seconds: float | None) -> str:
     return f"{s // 3600} h {(s % 3600) // 60:02d} min"
 
 
-def queue_position(runs: Sequence[RunRecord], run_id: str) -> int | None:
-    """1-based place of a queued run among all queued runs, oldest first; None when it is not queued."""
-    queued = sorted((r for r in runs if r.status == "queued"), key=lambda r: r.created)
-    for i, r in enumerate(queued):
-        if r.id == run_id:
-            return i + 1
-    return None
-
-
 def status_line(record: RunRecord, history: Sequence[dict[str, Any]], position: int | None = None) -> str:
     """One line for the sidebar: 'queued (position 2)', 'running — epoch 3 of 10', 'finished — test accuracy 97.2%'."""
     if record.status == "queued":

@@ -278,6 +278,17 @@ class RunStore:
         with self._connect() as con:
             return con.execute(query, args).fetchone()[0]
 
+    def queue_position(self, run_id: str) -> int | None:
+        """1-based place of a queued run in the queue, oldest first; None when it is not queued.
+        One indexed query, so pages can poll it cheaply however many runs the store holds."""
+        with self._connect() as con:
+            row = con.execute(
+                "SELECT COUNT(*) FROM runs q, runs r WHERE r.id=? AND r.status='queued' AND q.status='queued' "
+                "AND q.created <= r.created",
+                (run_id,),
+            ).fetchone()
+        return row[0] or None
+
     def counts(self) -> dict[str, int]:
         with self._connect() as con:
             rows = con.execute("SELECT status, COUNT(*) FROM runs GROUP BY status").fetchall()

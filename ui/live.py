@@ -1,7 +1,7 @@
 """The live view of the current run: progress, curves that grow epoch by epoch, and the result at the end.
 
-It is a fragment that re-reads the run store about three times a second while the run is queued or
-running (an epoch then shows well within a second of ending: measured in bench/bench_ui.py),
+It is a fragment that re-reads the run store every half second while the run is queued or running
+(an epoch shows about half a second after it ends: measured in bench/bench_ui.py),
 and stops polling (one full rerun) once the run is final. Training itself never happens here.
 """
 
@@ -13,7 +13,7 @@ from kfcore import plots, runview
 from kfcore.store import RunRecord
 from ui import state
 
-POLL_S = 0.35
+POLL_S = 0.5
 
 
 def run_panel() -> None:
@@ -49,7 +49,7 @@ def _panel(was_active: bool) -> None:
 def _status(record: RunRecord, history: list[dict]) -> None:
     p = runview.progress(record, history)
     if record.status == "queued":
-        position = runview.queue_position(state.store().list_runs(), record.id)
+        position = state.store().queue_position(record.id)
         st.info(f"**{record.name}** is queued (position {position}); it starts when a worker is free.")
     elif record.status == "running" and not record.info:
         st.progress(0.0, text=f"**{record.name}**: starting — loading the data and building the model…")

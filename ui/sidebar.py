@@ -48,7 +48,7 @@ def _run_status(was_active: bool) -> None:
 
 def status_text(record: RunRecord) -> str:
     runs = state.store()
-    position = runview.queue_position(runs.list_runs(), record.id) if record.status == "queued" else None
+    position = runs.queue_position(record.id) if record.status == "queued" else None
     return runview.status_line(record, runs.epochs(record.id), position)
 
 

@@ -18,11 +18,15 @@ def epochs(n: int, epoch_time: float = 2.0) -> list[dict]:
     return [{"epoch": e, "loss": 1.0 / e, "val_loss": 1.2 / e, "epoch_time": epoch_time} for e in range(1, n + 1)]
 
 
-def test_queued_runs_show_their_place_in_the_queue():
-    runs = [record("queued", id="a", created=1.0), record("running", id="b", created=0.5),
-            record("queued", id="c", created=2.0)]
-    assert runview.queue_position(runs, "c") == 2 and runview.queue_position(runs, "b") is None
-    assert runview.status_line(runs[2], [], 2) == "queued (position 2)"
+def test_queued_runs_show_their_place_in_the_queue(tmp_path):
+    from kfcore.store import RunStore
+
+    store = RunStore(tmp_path)
+    first, second, third = (store.create_run({}) for _ in range(3))
+    store.claim_next(pid=1)  # the first starts training; the others wait
+    assert store.queue_position(third) == 2 and store.queue_position(second) == 1
+    assert store.queue_position(first) is None
+    assert runview.status_line(store.get(third), [], 2) == "queued (position 2)"
 
 
 def test_a_running_run_says_which_epoch_of_how_many():
