@@ -12,8 +12,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from kfcore.jobs import JobManager
-
-APP = str(Path(__file__).resolve().parents[2] / "app.py")
+from tests.app.helpers import APP
 
 
 @pytest.fixture

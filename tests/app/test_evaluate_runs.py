@@ -18,9 +18,9 @@ from streamlit.testing.v1 import AppTest
 from kfcore import export
 from kfcore.spec import RunSpec
 from kfcore.store import RunStore
+from tests.app.helpers import APP, go
 
 REPO = Path(__file__).resolve().parents[2]
-APP = str(REPO / "app.py")
 EVALUATE, RUNS = "app_pages/evaluate.py", "app_pages/runs.py"
 
 SPECS = {
@@ -76,11 +76,6 @@ def app(kf_home):
     assert not at.exception
     return at
 
-
-def go(at: AppTest, page: str) -> AppTest:
-    at.switch_page(page).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
 
 
 def evaluate(at: AppTest, run_id: str) -> AppTest:

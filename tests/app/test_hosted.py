@@ -17,9 +17,9 @@ from streamlit.testing.v1 import AppTest
 from kfcore.limits import Limits, can_modify, describe, new_owner_token, valid_owner_token
 from kfcore.spec import RunSpec
 from kfcore.store import RunRecord, RunStore
+from tests.app.helpers import APP, go
 
 REPO = Path(__file__).resolve().parents[2]
-APP = str(REPO / "app.py")
 EVALUATE, RUNS, TRAIN = "app_pages/evaluate.py", "app_pages/runs.py", "app_pages/train.py"
 THEIR_SPEC = RunSpec.from_dict({"data": {"source": "builtin", "name": "wine"},
                                 "layers": [{"type": "Dense", "units": 24, "activation": "tanh"}],
@@ -45,11 +45,6 @@ def new_app(query: dict[str, str] | None = None) -> AppTest:
     assert not at.exception, [e.value for e in at.exception]
     return at
 
-
-def go(at: AppTest, page: str) -> AppTest:
-    at.switch_page(page).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
 
 
 def add_run(home: Path, owner: str | None, name: str, spec: dict | None = None, finished: bool = True) -> str:

@@ -13,9 +13,9 @@ from streamlit.testing.v1 import AppTest
 
 from kfcore.data import DataError
 from kfcore.store import RunStore
+from tests.app.helpers import APP, go
 
 REPO = Path(__file__).resolve().parents[2]
-APP = str(REPO / "app.py")
 PAGES = ["app_pages/home.py", "app_pages/data.py", "app_pages/model.py", "app_pages/train.py", "app_pages/evaluate.py", "app_pages/runs.py"]
 TRAIN_DEADLINE_S = 120  # a fresh worker imports TensorFlow first (5-10 s on a small machine)
 
@@ -37,11 +37,6 @@ def app(kf_home):
     assert not at.exception
     return at
 
-
-def go(at: AppTest, page: str) -> AppTest:
-    at.switch_page(page).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
 
 
 def use_dataset(at: AppTest, name: str) -> None:

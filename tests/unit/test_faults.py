@@ -15,7 +15,6 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
@@ -26,6 +25,7 @@ from kfcore.__main__ import main
 from kfcore.jobs import JobManager, execute_run
 from kfcore.spec import ACTIVATIONS, OPTIMIZERS, SCHEDULES, parse_spec
 from kfcore.store import RunStore
+from tests.unit.helpers import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -35,14 +35,6 @@ LONG = {"data": {"source": "builtin", "name": "digits"}, "layers": [{"type": "De
         "train": {"epochs": 1000, "batch_size": 8}}
 
 
-def wait_for(predicate, timeout: float = 120.0, what: str = "the condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 # -- (a) any spec JSON through the CLI, in process --------------------------------------------------

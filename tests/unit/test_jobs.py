@@ -9,6 +9,7 @@ import pytest
 from kfcore.jobs import JobManager
 from kfcore.spec import parse_spec
 from kfcore.store import RunStore
+from tests.unit.helpers import wait_for
 
 TINY = {"data": {"source": "builtin", "name": "iris"}, "layers": [{"type": "Dense", "units": 8}],
         "train": {"epochs": 3, "batch_size": 16, "learning_rate": 0.01}}
@@ -16,14 +17,6 @@ LONG = {"data": {"source": "builtin", "name": "digits"}, "layers": [{"type": "De
         "train": {"epochs": 1000, "batch_size": 8}}
 
 
-def wait_for(predicate, timeout=120.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("timed out")
 
 
 @pytest.fixture
