@@ -413,19 +413,10 @@ def _load_builtin(spec: DataSpec) -> Dataset:
         bunch = skd.load_digits()
         x = (bunch.images / 16.0).astype(np.float32)[..., None]  # pixel values are 0..16
         return _finish(spec, name, BUILTIN_INFO[name], x, bunch.target, "the digit labels", names=DIGIT_NAMES)
-    if name == "diabetes":
-        bunch = skd.load_diabetes(scaled=False)  # raw units; the model standardises
-        return _finish(
-            spec,
-            name,
-            BUILTIN_INFO[name],
-            bunch.data.astype(np.float32),
-            bunch.target,
-            "the target",
-            feature_names=list(bunch.feature_names),
-        )
-    loader = {"iris": skd.load_iris, "wine": skd.load_wine, "breast_cancer": skd.load_breast_cancer}[name]
-    bunch = loader()
+    loaders = {"iris": skd.load_iris, "wine": skd.load_wine, "breast_cancer": skd.load_breast_cancer,
+               "diabetes": lambda: skd.load_diabetes(scaled=False)}  # diabetes in raw units; the model standardises
+    bunch = loaders[name]()
+    names = [str(t) for t in bunch.target_names] if "target_names" in bunch else None  # diabetes is a regression
     return _finish(
         spec,
         name,
@@ -433,7 +424,7 @@ def _load_builtin(spec: DataSpec) -> Dataset:
         bunch.data.astype(np.float32),
         bunch.target,
         "the target",
-        names=[str(t) for t in bunch.target_names],
+        names=names,
         feature_names=list(bunch.feature_names),
     )
 
