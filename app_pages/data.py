@@ -78,7 +78,7 @@ left, right = st.columns([1, 2], gap="large")
 
 with left:
     choice = datasets.UPLOAD if ss.get("data_choice") == datasets.UPLOAD else datasets.source_of(spec.data)
-    option = bound(st.selectbox, "Dataset", "dataset", choice, choose_source, options=list(datasets.SOURCES),
+    option = bound(st.selectbox, "Dataset", "dataset", choice, choose_source, options=datasets.options(),
                    format_func=datasets.label)
     st.caption(datasets.SOURCES[option])
     if ss.get("data_error"):

@@ -68,12 +68,14 @@ class Limits:
     max_runs_total: int | None = None
     max_seconds_per_run: float | None = None
     memory_budget_mb: int = 4096
+    keras_downloads: bool = True  # KF_KERAS_DOWNLOADS=0: a server with no way out, or that must fetch nothing
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Limits:
         """Read the limits from the environment; unset values take the mode's defaults, 0 means no limit."""
         env = os.environ if env is None else env
         hosted = env.get("KF_HOSTED", "").strip().lower() in ("1", "true", "yes", "on")
+        downloads = env.get("KF_KERAS_DOWNLOADS", "").strip().lower() not in ("0", "false", "no", "off")
         values: dict[str, int | None] = dict(HOSTED_DEFAULTS) if hosted else {}
         # Half the machine's memory for one training by default: the web server and other runs need the rest.
         values["memory_budget_mb"] = _total_memory_mb() // 2
@@ -88,7 +90,7 @@ class Limits:
             values[field_name] = number if number > 0 else None
         if values.get("memory_budget_mb") is None:
             values["memory_budget_mb"] = 1 << 30
-        return cls(hosted=hosted, **values)
+        return cls(hosted=hosted, keras_downloads=downloads, **values)
 
 
 def estimate_training_memory_mb(report: ShapeReport, batch_size: int, n_values: int) -> float:
@@ -127,7 +129,13 @@ def check_run(spec: RunSpec, report: ShapeReport, n_rows: int, n_values: int, li
 
 def check_data_access(data: DataSpec, limits: Limits, uploads_dir: str | Path) -> None:
     """In hosted mode a spec (from a form, a share link or a hostile client) may only read built-in sets,
-    the named Keras downloads and files uploaded through the app: never another path on the server."""
+    the named Keras downloads and files uploaded through the app: never another path on the server.
+    KF_KERAS_DOWNLOADS=0 (either mode) takes the Keras downloads away too."""
+    if data.source == "keras" and not limits.keras_downloads:
+        raise LimitError(
+            f"this server does not download Keras datasets (KF_KERAS_DOWNLOADS=0), so {data.name or 'it'!r} is not "
+            "available; pick a built-in dataset (digits is MNIST-like) or upload a file on the Data page"
+        )
     if not limits.hosted or data.source in ("builtin", "keras"):
         return
     root = Path(uploads_dir).resolve()

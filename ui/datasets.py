@@ -29,6 +29,13 @@ UPLOAD_TYPES = ("csv", "npz", "gz")
 SOURCES: dict[str, str] = {**BUILTIN_INFO, **KERAS_INFO, UPLOAD: "your own CSV or NPZ file"}
 
 
+def options() -> list[str]:
+    """The selector's options on this server: without Keras downloads (KF_KERAS_DOWNLOADS=0) only built-ins
+    and uploads."""
+    downloads = state.limits().keras_downloads
+    return [o for o in SOURCES if downloads or o not in KERAS_INFO]
+
+
 def source_of(data: DataSpec) -> str:
     return data.name if data.source in ("builtin", "keras") and data.name else UPLOAD
 

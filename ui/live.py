@@ -37,13 +37,27 @@ def _panel(was_active: bool) -> None:
     metric = runview.metric_for(record.info.get("task", ""))
     best = runview.best_epoch(history) if record.status == "finished" else None
     planned = runview.planned_epochs(record)
+    loss_chart, metric_chart = _curves(record, history, previous_id, previous, metric, planned, best)
     left, right = st.columns(2)
     with left:
-        st.plotly_chart(plots.training_curve(history, "loss", previous, planned, best), key="chart_loss")
+        st.plotly_chart(loss_chart, key="chart_loss")
     with right:
-        st.plotly_chart(plots.training_curve(history, metric, previous, planned, best), key="chart_metric")
+        st.plotly_chart(metric_chart, key="chart_metric")
     if record.status == "finished":
         _results(record, history, best)
+
+
+def _curves(record: RunRecord, history: list[dict], previous_id: str | None, previous: list[dict] | None,
+            metric: str, planned: int, best: int | None) -> tuple:
+    """The two charts, rebuilt only when something they show changed: most polls find no new epoch
+    (and a queued run none at all), and building a figure is the costliest part of a poll."""
+    version = (record.id, len(history), previous_id, len(previous or ()), metric, planned, best)
+    cached = st.session_state.get("_live_charts")
+    if cached is None or cached[0] != version:
+        cached = (version, plots.training_curve(history, "loss", previous, planned, best),
+                  plots.training_curve(history, metric, previous, planned, best))
+        st.session_state["_live_charts"] = cached
+    return cached[1], cached[2]
 
 
 def _status(record: RunRecord, history: list[dict]) -> None:

@@ -253,3 +253,24 @@ def test_a_run_link_whose_run_names_a_file_on_the_server_keeps_it_out_of_the_edi
     at.button(key="fork_run").click().run()
     assert any("cannot be loaded" in e.value and "/etc/passwd" in e.value for e in at.error)
     assert at.session_state["spec"].to_dict() == RunSpec().to_dict()
+
+
+def test_with_keras_downloads_off_the_data_page_offers_none_and_a_link_to_mnist_is_refused(kf_home, monkeypatch):
+    monkeypatch.setenv("KF_KERAS_DOWNLOADS", "0")
+    at = new_app()
+    go(at, "app_pages/data.py")
+    options = " | ".join(at.selectbox(key="dataset").options)  # the labels: "iris (built-in)", …
+    assert "iris (built-in)" in options and "digits (built-in)" in options and "Upload a file" in options
+    assert "Keras download" not in options and "mnist" not in options, options
+    spec = RunSpec.from_dict({"data": {"source": "keras", "name": "mnist"}})
+    at = new_app({"spec": spec.to_url()})
+    assert any("share link could not be opened" in e.value and "KF_KERAS_DOWNLOADS=0" in e.value
+               and "built-in" in e.value for e in at.error), [e.value for e in at.error]
+    assert at.session_state["spec"].to_dict() == RunSpec().to_dict()
+
+
+def test_keras_downloads_stay_on_by_default_when_hosted(kf_home):
+    at = new_app()
+    go(at, "app_pages/data.py")
+    options = at.selectbox(key="dataset").options
+    assert {"mnist (Keras download)", "fashion mnist (Keras download)", "cifar10 (Keras download)"} <= set(options)

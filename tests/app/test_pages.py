@@ -282,3 +282,13 @@ print(sorted(m for m in ("tensorflow", "keras") if m in sys.modules))
     out = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_the_shipped_server_config_hides_tracebacks_and_skips_a_full_gc_after_every_script_run():
+    import tomllib
+
+    config = tomllib.loads((REPO / ".streamlit" / "config.toml").read_text())
+    assert config["client"]["showErrorDetails"] == "none"
+    # On, Streamlit's collection after each script run (every live-chart refresh) saturated the server's
+    # core with 8 sessions training: renders > 30 s instead of 0.2 s (bench/bench_load.py's baseline pass).
+    assert config["runner"]["postScriptGC"] is False

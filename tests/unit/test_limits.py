@@ -104,6 +104,21 @@ def test_hosted_server_reads_only_uploads_and_builtins(tmp_path):
     check_data_access(DataSpec(source="csv", path="/etc/passwd", target="y"), local, uploads)  # a local user's own files
 
 
+def test_keras_downloads_can_be_turned_off_in_either_mode(tmp_path):
+    from kfcore.limits import check_data_access
+    from kfcore.spec import DataSpec
+
+    mnist = DataSpec(source="keras", name="mnist")
+    assert Limits.from_env({}).keras_downloads and Limits.from_env({"KF_HOSTED": "1"}).keras_downloads
+    check_data_access(mnist, Limits.from_env({"KF_HOSTED": "1"}), tmp_path)
+    for env in ({"KF_KERAS_DOWNLOADS": "0"}, {"KF_KERAS_DOWNLOADS": "off", "KF_HOSTED": "1"}):
+        limits = Limits.from_env(env)
+        assert not limits.keras_downloads
+        with pytest.raises(LimitError, match=r"does not download Keras datasets \(KF_KERAS_DOWNLOADS=0\).*'mnist'"):
+            check_data_access(mnist, limits, tmp_path)
+        check_data_access(DataSpec(source="builtin", name="digits"), limits, tmp_path)
+
+
 def test_worker_refuses_a_hosted_run_that_reads_server_files(store_dir, monkeypatch):
     monkeypatch.setenv("KF_HOSTED", "1")
     store = RunStore(store_dir)
