@@ -57,6 +57,8 @@ with right:
     if problem is not None:
         verdict = "cannot train on this server" if isinstance(problem, LimitError) else "cannot be built"
         st.error(f"This model {verdict}: {problem}", icon=":material/error:")
+    for note in datasets.model_advice():
+        st.warning(note, icon=":material/lightbulb:")
     if report is not None:
         ds = datasets.dataset()
         rows = [{"Layer": "Input", "Output shape": "×".join(map(str, ds.input_shape)), "Parameters": 0}]

@@ -61,6 +61,8 @@ with right:
             f"**{ds.name}** ({sizes['train']:,} train · {sizes['validation']:,} validation · {sizes['test']:,} test)"
             f" → {spec.layers_short()} → output · **{report.total_params:,}** parameters"
         )
+        for note in datasets.model_advice():
+            st.warning(note, icon=":material/lightbulb:")
     else:
         st.error(f"This experiment cannot train yet: {problem}", icon=":material/error:")
         st.page_link("app_pages/model.py", label="Fix the model", icon=":material/account_tree:")

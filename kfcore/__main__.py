@@ -41,6 +41,7 @@ def _store(args: argparse.Namespace) -> Any:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from kfcore.advice import model_advice
     from kfcore.data import DataError
     from kfcore.limits import LimitError
     from kfcore.shapes import ShapeError
@@ -54,9 +55,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         _fail(f"cannot read the spec file {path}: {getattr(e, 'strerror', None) or e}")
     try:
         spec = RunSpec.from_json(text)
-        prepare(spec)  # refuse bad data or an unbuildable stack before TensorFlow is even imported
+        dataset, _, _ = prepare(spec)  # refuse bad data or an unbuildable stack before TensorFlow is even imported
     except (SpecError, DataError, ShapeError, LimitError) as e:
         _fail(str(e))
+    for note in model_advice(spec, dataset.task, dataset.n_classes):  # it still trains: the user may mean it
+        print(f"warning: {note}", file=sys.stderr)
 
     from kfcore.jobs import execute_run
 

@@ -36,6 +36,7 @@ CREATE TABLE IF NOT EXISTS runs (
     owner TEXT,
     host TEXT,
     pid INTEGER,
+    proc_start TEXT,
     cancel_requested INTEGER NOT NULL DEFAULT 0,
     hardware TEXT,
     info TEXT,
@@ -102,14 +103,44 @@ def _loads(text: str | None, default: Any) -> Any:
     return json.loads(text) if text else default
 
 
-def _pid_alive(pid: int) -> bool:
+def _proc_stat(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (state first), or None without /proc."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return []
+    except OSError:
+        return None
+    return text[text.rindex(")") + 2:].split()
+
+
+def process_identity(pid: int) -> str | None:
+    """Boot id and start time of a live process: the same pid handed to another process later (a restarted
+    container counts from 1 again) has another identity. None where /proc cannot tell (not Linux)."""
+    fields = _proc_stat(pid)
+    if not fields:
+        return None
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        boot = "?"
+    return f"{boot}:{fields[19]}"  # field 22 of stat, the start time in clock ticks since boot
+
+
+def _process_alive(pid: int, identity: str | None) -> bool:
+    """Whether the process that claimed a run is still that process and still running (not a zombie)."""
+    fields = _proc_stat(pid)
+    if fields is None:  # no /proc: ask the kernel whether the pid exists at all
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
         return True
-    return True
+    if not fields or fields[0] in ("Z", "X"):
+        return False
+    return identity is None or process_identity(pid) == identity
 
 
 class RunStore:
@@ -122,6 +153,13 @@ class RunStore:
         with self._connect() as con:
             con.execute("PRAGMA journal_mode=WAL")
             con.executescript(_SCHEMA)
+            columns = {row[1] for row in con.execute("PRAGMA table_info(runs)")}
+            if "proc_start" not in columns:  # a store made before the column existed
+                try:
+                    con.execute("ALTER TABLE runs ADD COLUMN proc_start TEXT")
+                except sqlite3.OperationalError as e:  # another process added it first
+                    if "duplicate column" not in str(e):
+                        raise
         if recover:
             self.recover()
 
@@ -173,15 +211,16 @@ class RunStore:
                 con.execute("COMMIT")
                 return None
             con.execute(
-                "UPDATE runs SET status='running', started=?, pid=?, host=? WHERE id=?",
-                (time.time(), pid, socket.gethostname(), row[0]),
+                "UPDATE runs SET status='running', started=?, pid=?, host=?, proc_start=? WHERE id=?",
+                (time.time(), pid, socket.gethostname(), process_identity(pid), row[0]),
             )
             con.execute("COMMIT")
         return self.get(row[0])
 
     def start_in_process(self, run_id: str) -> None:
         """Mark a run running in this process (the CLI trains without a worker)."""
-        self._update(run_id, status="running", started=time.time(), pid=os.getpid(), host=socket.gethostname())
+        self._update(run_id, status="running", started=time.time(), pid=os.getpid(), host=socket.gethostname(),
+                     proc_start=process_identity(os.getpid()))
 
     def set_info(self, run_id: str, hardware: dict[str, Any], info: dict[str, Any]) -> None:
         self._update(run_id, hardware=json.dumps(hardware), info=json.dumps(info))
@@ -310,11 +349,14 @@ class RunStore:
 
     # -- recovery -----------------------------------------------------------------------------
     def recover(self) -> list[str]:
-        """Mark runs whose worker died as failed, so nothing is left 'running' forever. Returns their ids."""
+        """Mark runs whose worker died as failed, so nothing is left 'running' forever. Returns their ids.
+
+        A worker is dead when its pid is gone, a zombie, or now another process (a different start time)."""
         here = socket.gethostname()
         with self._connect() as con:
-            rows = con.execute("SELECT id, pid, host FROM runs WHERE status='running'").fetchall()
-        dead = [rid for rid, pid, host in rows if host == here and (pid is None or not _pid_alive(pid))]
+            rows = con.execute("SELECT id, pid, host, proc_start FROM runs WHERE status='running'").fetchall()
+        dead = [rid for rid, pid, host, identity in rows
+                if host == here and (pid is None or not _process_alive(pid, identity))]
         for rid in dead:
             self.fail(
                 rid,

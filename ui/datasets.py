@@ -17,6 +17,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from kfcore import advice
 from kfcore.data import BUILTIN_INFO, KERAS_INFO, DataError, Dataset, load_dataset, split_dataset
 from kfcore.limits import LimitError, Limits, check_run
 from kfcore.shapes import ShapeError, ShapeReport, infer_shapes
@@ -117,6 +118,15 @@ def check_model(
     except LimitError as e:  # the model is sound, just over a limit: keep its table visible
         return report, e
     return report, None
+
+
+def model_advice() -> list[str]:
+    """Warnings about the current model on the current data (kfcore.advice); none when the data does not load."""
+    try:
+        ds = dataset()
+    except DataError:
+        return []
+    return advice.model_advice(state.spec(), ds.task, ds.n_classes)
 
 
 def _max_upload_mb() -> int | None:

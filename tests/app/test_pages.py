@@ -201,6 +201,23 @@ def test_the_presets_build_on_the_default_digits(app):
     assert [(layer.units, layer.activation) for layer in app.session_state["spec"].layers] == [(8, "tanh")] * 2
 
 
+def test_a_layer_that_cannot_learn_gets_advice_on_model_and_train_and_still_trains(app):
+    go(app, "app_pages/model.py")
+    assert not app.warning
+    (lid,) = app.session_state["layer_ids"]
+    app.number_input(key=f"layer{lid}_units").set_value(1).run()
+    app.selectbox(key=f"layer{lid}_activation").select("softmax").run()
+    assert [w.value for w in app.warning] == [
+        "Layer 1: Dense(1, softmax) always outputs 1, so nothing after it can learn; use relu or tanh, or more units."]
+    assert not app.error
+    go(app, "app_pages/train.py")
+    assert any("Dense(1, softmax)" in w.value for w in app.warning)
+    assert not app.button(key="train").disabled  # advice, not a refusal: exploring it is allowed
+    go(app, "app_pages/model.py")
+    app.selectbox(key=f"layer{lid}_activation").select("relu").run()
+    assert not app.warning
+
+
 # -- Train page -----------------------------------------------------------------------------------
 
 

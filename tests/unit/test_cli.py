@@ -29,6 +29,7 @@ def test_train_prints_epoch_lines_then_done_and_records_the_run(tmp_path, store_
             "train": {"optimizer": "adam", "learning_rate": 0.01, "epochs": 3, "batch_size": 16, "seed": 0}}
     out = run_cli("train", write_spec(tmp_path, spec), "--store", store_dir, "--name", "cli run")
     assert out.returncode == 0, out.stderr
+    assert "warning:" not in out.stderr
     lines = [json.loads(line) for line in out.stdout.splitlines()]
     assert [line["event"] for line in lines] == ["epoch"] * 3 + ["done"]
     assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(lines[0]) and lines[0]["epoch"] == 1
@@ -39,6 +40,17 @@ def test_train_prints_epoch_lines_then_done_and_records_the_run(tmp_path, store_
     assert done["run_id"] in runs.stdout and "cli run" in runs.stdout and "finished" in runs.stdout
     shown = json.loads(run_cli("show", done["run_id"], "--store", store_dir).stdout)
     assert shown["status"] == "finished" and len(shown["epochs"]) == 3 and shown["test"] == done["test"]
+
+
+def test_a_model_that_cannot_learn_well_trains_anyway_with_a_warning_first(tmp_path, store_dir):
+    spec = {"data": {"source": "builtin", "name": "iris"},
+            "layers": [{"type": "Dense", "units": 1, "activation": "softmax"}], "train": {"epochs": 1}}
+    out = run_cli("train", write_spec(tmp_path, spec), "--store", store_dir)
+    assert out.returncode == 0, out.stderr
+    warnings = [line for line in out.stderr.splitlines() if line.startswith("warning:")]
+    assert warnings == ["warning: Layer 1: Dense(1, softmax) always outputs 1, so nothing after it can learn; "
+                        "use relu or tanh, or more units."], out.stderr
+    assert json.loads(out.stdout.splitlines()[-1])["event"] == "done"
 
 
 @pytest.mark.parametrize(

@@ -1,8 +1,10 @@
 """The run store: lifecycle, epochs, cancel, recovery of dead workers, concurrent access."""
 
 import multiprocessing as mp
+import os
 import subprocess
 import sys
+import time
 
 from kfcore.store import RunStore
 
@@ -58,9 +60,52 @@ def test_running_run_of_a_dead_process_is_failed_on_next_open(store_dir):
 def test_running_run_of_a_live_process_is_left_alone(store_dir):
     store = RunStore(store_dir)
     rid = store.create_run(SPEC)
-    import os
     store.claim_next(pid=os.getpid())
     assert RunStore(store_dir).get(rid).status == "running"
+
+
+def test_running_run_of_a_zombie_worker_is_failed_on_next_open(store_dir):
+    store = RunStore(store_dir)
+    rid = store.create_run(SPEC)
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    store.claim_next(pid=child.pid)  # claimed while alive, then it dies and nobody reaps it yet
+    child.kill()
+    deadline = time.monotonic() + 10
+    while open(f"/proc/{child.pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    try:
+        r = RunStore(store_dir).get(rid)
+        assert r.status == "failed" and r.error.startswith("interrupted")
+    finally:
+        child.wait()
+
+
+def test_a_pid_now_used_by_another_process_does_not_keep_a_run_running(store_dir):
+    """After a restart (a container counts pids from 1 again) the dead worker's pid can belong to someone else."""
+    store = RunStore(store_dir)
+    mine, theirs = store.create_run(SPEC), store.create_run(SPEC)
+    store.claim_next(pid=os.getpid())  # this process, as it is: alive
+    store.claim_next(pid=os.getpid())
+    with store._connect() as con:  # the second claim was made by an earlier process that had this pid
+        con.execute("UPDATE runs SET proc_start='another-boot:12' WHERE id=?", (theirs,))
+    reopened = RunStore(store_dir)
+    assert reopened.get(mine).status == "running"
+    assert reopened.get(theirs).status == "failed" and reopened.get(theirs).error.startswith("interrupted")
+
+
+def test_a_store_made_before_the_process_identity_column_opens_and_recovers(store_dir):
+    import sqlite3
+
+    store = RunStore(store_dir)
+    rid = store.create_run(SPEC)
+    store.claim_next(pid=os.getpid())
+    store.close()
+    with sqlite3.connect(store_dir / "runs.sqlite") as con:
+        con.execute("ALTER TABLE runs DROP COLUMN proc_start")
+    reopened = RunStore(store_dir)
+    assert reopened.get(rid).status == "running"  # no identity recorded: the pid alone decides, and it is alive
+    assert reopened.claim_next(pid=os.getpid()) is None
 
 
 def test_rename_and_delete(store_dir):

@@ -1,0 +1,51 @@
+"""Design advice: models that build and train but cannot learn well, said before anyone waits for them.
+
+Errors (a shape that cannot build, a limit) stop a run; these only warn, because a person may be exploring
+on purpose ("what does a softmax hidden layer do?"). Each message names the layer, what goes wrong and
+what to change.
+"""
+
+from __future__ import annotations
+
+from kfcore.shapes import head
+from kfcore.spec import RunSpec
+
+SATURATING = ("sigmoid", "tanh")
+DEEP_SATURATING = 4  # from this many sigmoid/tanh layers in a row, gradients fade noticeably
+
+
+def model_advice(spec: RunSpec, task: str, n_classes: int) -> list[str]:
+    """Warnings about `spec`'s model for this data (task "multiclass", "binary" or "regression")."""
+    notes: list[str] = []
+    dense = [(i, layer) for i, layer in enumerate(spec.layers) if layer.type == "Dense"]
+    for i, layer in dense:
+        if layer.activation == "softmax" and layer.units == 1:
+            notes.append(f"Layer {i + 1}: Dense(1, softmax) always outputs 1, so nothing after it can learn; "
+                         "use relu or tanh, or more units.")
+        elif layer.activation == "softmax":
+            notes.append(f"Layer {i + 1}: softmax in a hidden layer forces its {layer.units} outputs to sum to 1, "
+                         "which usually slows learning; relu is the usual choice for hidden layers.")
+    weighted = [layer for layer in spec.layers if layer.type in ("Dense", "Conv2D")]
+    if len(weighted) >= 2 and all((layer.activation or "linear") == "linear" for layer in weighted):
+        notes.append("Every hidden layer is linear, so together they are one linear map: the model can only "
+                     "draw straight boundaries. Give them relu (or tanh) to learn curves.")
+    run = longest_run(spec, SATURATING)
+    if run >= DEEP_SATURATING:
+        notes.append(f"{run} sigmoid/tanh layers in a row: their gradients shrink layer by layer, so the first "
+                     "ones barely learn; relu (or BatchNormalization between them) trains faster.")
+    units, activation, _ = head(task, n_classes, spec.output)
+    if activation == "softmax" and units == 1:
+        notes.append("The output layer is a single softmax unit, which always outputs 1: the model cannot learn. "
+                     "Remove the output activation override (a yes/no task uses one sigmoid unit).")
+    return notes
+
+
+def longest_run(spec: RunSpec, activations: tuple[str, ...]) -> int:
+    """The most weighted layers in a row with one of `activations` (Dropout and BatchNormalization between
+    them do not break the run)."""
+    best = current = 0
+    for layer in spec.layers:
+        if layer.type in ("Dense", "Conv2D"):
+            current = current + 1 if layer.activation in activations else 0
+            best = max(best, current)
+    return best
