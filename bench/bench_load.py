@@ -629,8 +629,8 @@ def summary(passes: list[tuple[str, dict]], args: argparse.Namespace, meta: dict
         if base:
             b = statistics.median(base)
             ratio = "more than " + f"{RENDER_TIMEOUT_S / mid:.0f}×" if math.isinf(b) else f"{b / mid:.1f}×"
-            lines.append(f"Baseline in the same run (Streamlit's default `runner.postScriptGC = true`, what the app "
-                         f"shipped before): median {secs(b)}; the app's setting is {ratio} faster.")
+            lines.append(f"Baseline in the same run: the same code with Streamlit's default `runner.postScriptGC = "
+                         f"true`: median {secs(b)}; the app's setting is {ratio} faster.")
     return "\n".join(lines)
 
 
@@ -778,7 +778,8 @@ Machine: {meta['cores']} CPU cores (`nproc`), {meta['cpu']}; Chromium {meta.get(
 browser with {n} contexts, on the same machine as the server), Streamlit {meta['streamlit']}, Python
 {platform.python_version()}; code at {meta['revision']}. Server: {hosted}, {meta['env']}.
 Load average before {meta['load_before']}, after {meta['load_after']}; highest 1-minute load seen during
-the run {load_peak:.2f} (other engineers' jobs were sharing the CPU). Each session trains {args.dataset}, Dense 16,
+the run {load_peak:.2f} (this bench's browser, server and worker included; everything else on the machine used
+{cores['others']:.2f} cores on average while runs were active). Each session trains {args.dataset}, Dense 16,
 {args.epochs} epochs, batch 32. Took {out['elapsed']:.0f} s in all.
 
 {table}
@@ -838,7 +839,8 @@ def main() -> None:
             last_app = report(out, args, pass_meta)
         meta = {**meta, "load_before": machine()["load"]}
     text = (f"## Load: {args.sessions} browser sessions training at once (bench/bench_load.py)\n\n"
-            f"Measured {meta['date']} with `{meta['command']}`: {args.repeats} passes with the app's settings"
+            f"Measured {meta['date']} with `{meta['command']}`: {args.repeats} pass{'es' if args.repeats != 1 else ''} "
+            "with the app's settings"
             + (", then one baseline pass" if args.baseline else "") + ", each on a fresh server and store.\n\n"
             + summary(passes, args, meta) + "\n\n"
             + (last_app.replace("## Load:", "### The last pass with the app's settings, in detail —", 1)
