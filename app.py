@@ -16,6 +16,7 @@ def main() -> None:
 
     st.set_page_config(page_title="KF Studio", page_icon=":material/neurology:", layout="wide")
     state.init_session()
+    state.collect_garbage_now_and_then()
     page = st.navigation(
         [
             st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True),

@@ -315,7 +315,7 @@ Measured {meta['date']} with
 
 Machine: {meta['cores']} CPU cores (`nproc`), {meta['cpu']}; Chromium {meta['chromium']} (headless, /usr/bin/chromium),
 Streamlit {meta['streamlit']}, Python {platform.python_version()}. Load average before {meta['load_before']},
-after {meta['load_after']} (other engineers' jobs were sharing the CPU). Took {meta['elapsed']:.0f} s.
+after {meta['load_after']} (this bench's own server, worker and browser included). Took {meta['elapsed']:.0f} s.
 
 {table}
 
