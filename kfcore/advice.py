@@ -17,12 +17,13 @@ DEEP_SATURATING = 4  # from this many sigmoid/tanh layers in a row, gradients fa
 def model_advice(spec: RunSpec, task: str, n_classes: int) -> list[str]:
     """Warnings about `spec`'s model for this data (task "multiclass", "binary" or "regression")."""
     notes: list[str] = []
-    dense = [(i, layer) for i, layer in enumerate(spec.layers) if layer.type == "Dense"]
-    for i, layer in dense:
-        if layer.activation == "softmax" and layer.units == 1:
+    for i, layer in enumerate(spec.layers):
+        if layer.type != "Dense" or layer.activation != "softmax":
+            continue
+        if layer.units == 1:
             notes.append(f"Layer {i + 1}: Dense(1, softmax) always outputs 1, so nothing after it can learn; "
                          "use relu or tanh, or more units.")
-        elif layer.activation == "softmax":
+        else:
             notes.append(f"Layer {i + 1}: softmax in a hidden layer forces its {layer.units} outputs to sum to 1, "
                          "which usually slows learning; relu is the usual choice for hidden layers.")
     weighted = [layer for layer in spec.layers if layer.type in ("Dense", "Conv2D")]
