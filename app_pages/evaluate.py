@@ -19,7 +19,7 @@ view.headline(record, history)
 data = view.run_data(record)
 
 if evaluation.get("task") == "regression":
-    view.regression(data)
+    view.regression(record, data)
 elif "confusion_matrix" in evaluation:
     view.confusion(record, data)
     view.per_class(record, history)

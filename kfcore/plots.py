@@ -413,7 +413,8 @@ def predicted_vs_actual(y_true: np.ndarray, y_pred: np.ndarray, target: str = "t
     ])
     fig.update_xaxes(title=f"actual {target}", range=[lo, hi])
     fig.update_yaxes(title=f"predicted {target}", range=[lo, hi], scaleanchor="x", scaleratio=1)
-    return _layout(fig, title, 400)
+    # The legend goes under the chart: above it, the selection toolbar would cover it.
+    return _layout(fig, title, 420, legend={"orientation": "h", "yanchor": "top", "y": -0.2, "xanchor": "left", "x": 0})
 
 
 def residual_histogram(y_true: np.ndarray, y_pred: np.ndarray, title: str = "Residuals (predicted − actual)") -> go.Figure:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,6 +136,56 @@ def cell_from_selection(points: Sequence[dict[str, Any]], class_names: Sequence[
         if x in names and y in names:
             return names.index(y), names.index(x)
     return None
+
+
+MAX_LISTED = 200  # rows in a table of chosen samples; a lasso around thousands of points lists the worst
+
+
+def samples_from_selection(points: Sequence[dict[str, Any]], n_samples: int, curve: int = 1) -> list[int]:
+    """Test-sample numbers of the points selected (clicked, boxed or lassoed) on trace `curve` of a chart
+    whose points carry their sample number as customdata (plots.predicted_vs_actual: trace 1). Other
+    traces (the diagonal) and numbers out of range are ignored; order kept, no repeats."""
+    picked: list[int] = []
+    for point in points or []:
+        if point.get("curve_number", curve) != curve:
+            continue
+        value = point.get("customdata", point.get("point_index"))
+        if isinstance(value, (list, tuple)):
+            value = value[0] if value else None
+        try:
+            k = int(value)
+        except (TypeError, ValueError):
+            continue
+        if 0 <= k < n_samples and k not in picked:
+            picked.append(k)
+    return picked
+
+
+def parse_sample_numbers(text: str, n_samples: int) -> list[int]:
+    """"3, 17 42" → [3, 17, 42]: test-sample numbers typed by a person. Raises SampleError saying what is
+    wrong (not a whole number, out of range) and what is allowed."""
+    picked: list[int] = []
+    for word in re.split(r"[\s,;]+", text.strip()):
+        if not word:
+            continue
+        word = word.lstrip("#")
+        if not word.isdigit():
+            raise SampleError(f"{word!r} is not a sample number; type whole numbers from 0 to {n_samples - 1}, "
+                              "separated by commas")
+        k = int(word)
+        if k >= n_samples:
+            raise SampleError(f"there is no sample {k}: the test set has {n_samples} (0 to {n_samples - 1})")
+        if k not in picked:
+            picked.append(k)
+    return picked
+
+
+def largest_errors(y_true: np.ndarray, y_pred: np.ndarray, among: Sequence[int] | None = None,
+                   limit: int = MAX_LISTED) -> np.ndarray:
+    """Sample numbers (all, or those `among`), the largest absolute error first, at most `limit`."""
+    idx = np.arange(len(y_true)) if among is None else np.asarray(list(among), dtype=int)
+    errors = np.abs(np.asarray(y_pred, dtype=np.float64)[idx] - np.asarray(y_true, dtype=np.float64)[idx])
+    return idx[np.argsort(-errors, kind="stable")][:limit]
 
 
 # -- images ---------------------------------------------------------------------------------------

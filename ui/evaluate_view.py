@@ -231,22 +231,53 @@ def boundary(record: RunRecord, rd: RunData) -> None:
                   "trained on, diamonds the test points it never saw; a diamond on the other colour is a mistake.")
 
 
-def regression(rd: RunData) -> None:
+def _on_points_selected() -> None:
+    """Points clicked, boxed or lassoed on predicted-vs-actual become the typed list of samples below it."""
+    event = ss.get("chart_predicted") or {}
+    y = ss.get("reg_truth")
+    if y is None:
+        return
+    picked = samples.samples_from_selection(event.get("selection", {}).get("points", []), len(y[0]))
+    if picked:
+        ss.reg_selected = len(picked)
+        ss.reg_samples = ", ".join(str(k) for k in samples.largest_errors(*y, among=picked))
+
+
+def regression(record: RunRecord, rd: RunData) -> None:
     st.subheader("Predictions on the test set")
     if rd.predictions is None:
         st.warning(rd.problem or "This run saved no predictions.", icon=":material/warning:")
         return
     y, pred = rd.predictions.y_true, rd.predictions.predicted
+    if ss.get("reg_run") != record.id:  # another run: its own samples, starting from its largest errors
+        ss.reg_run, ss.reg_samples, ss.reg_selected = record.id, "", 0
+    ss.reg_truth = (y, pred)
     left, right = st.columns(2, gap="large")
-    left.plotly_chart(plots.predicted_vs_actual(y, pred), key="chart_predicted")
+    left.plotly_chart(plots.predicted_vs_actual(y, pred), key="chart_predicted", on_select=_on_points_selected,
+                      selection_mode=("points", "box", "lasso"))
+    left.caption("Click a dot, or drag a box or lasso around several, to list those samples below.")
     right.plotly_chart(plots.residual_histogram(y, pred), key="chart_residuals")
-    if rd.split is not None:
-        worst = np.argsort(-np.abs(pred - y), kind="stable")[:10]
-        table = pd.DataFrame(rd.split.x_test[worst], columns=_feature_names(rd))
-        table.insert(0, "sample", worst)
-        table["actual"], table["predicted"] = y[worst], pred[worst]
+    st.text_input("Samples", key="reg_samples", placeholder="empty: the ten largest errors",
+                  help="Test-sample numbers, separated by commas; filled in by selecting dots in the chart.")
+    try:
+        typed = samples.parse_sample_numbers(ss.reg_samples, len(y))
+    except SampleError as e:
+        st.error(f"{e}. The ten largest errors are shown meanwhile.", icon=":material/error:")
+        typed = []
+    if typed:
+        shown = samples.largest_errors(y, pred, among=typed)
+        chosen = max(len(typed), ss.get("reg_selected") or 0)
+        more = f" (the {len(shown)} largest errors of {chosen} selected)" if chosen > len(shown) else ""
+        st.markdown(f"**{len(shown)} chosen sample{'s' if len(shown) != 1 else ''}**, the largest error first{more}")
+    else:
+        shown = samples.largest_errors(y, pred, limit=10)
         st.markdown("**The ten largest errors**")
-        st.dataframe(table, hide_index=True, key="worst_table")
+    table = pd.DataFrame({"sample": shown, "actual": y[shown], "predicted": pred[shown], "error": pred[shown] - y[shown]})
+    if rd.split is not None:
+        table = pd.concat([table, pd.DataFrame(rd.split.x_test[shown], columns=_feature_names(rd))], axis=1)
+    else:
+        st.caption(rd.problem or "The features of these samples cannot be shown.")
+    st.dataframe(table, hide_index=True, key="worst_table")
 
 
 # -- Try it ---------------------------------------------------------------------------------------

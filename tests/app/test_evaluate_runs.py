@@ -199,7 +199,24 @@ def test_regression_shows_errors_predicted_vs_actual_and_residuals(app, runs):
     assert len(values(scatter[1]["x"])) == 88  # diabetes' 20% test split of 442
     assert chart(app, "chart_residuals")["data"][0]["type"] == "histogram"
     assert not any(c.proto.id.endswith("confusion") for c in app.get("plotly_chart"))
-    assert list(table_with(app, "predicted").columns[:2]) == ["sample", "age"]  # the largest errors, with features
+    table = table_with(app, "predicted")  # the ten largest errors, with their features
+    assert list(table.columns[:5]) == ["sample", "actual", "predicted", "error", "age"] and len(table) == 10
+    errors = np.abs(table["error"].to_numpy())
+    assert (np.diff(errors) <= 0).all() and np.allclose(table["error"], table["predicted"] - table["actual"])
+
+
+def test_regression_lists_the_samples_typed_or_selected_and_explains_a_bad_number(app, runs):
+    evaluate(app, runs["diabetes run"])
+    largest = table_with(app, "predicted")
+    app.text_input(key="reg_samples").input("5, 17 3").run()
+    table = table_with(app, "predicted")
+    assert sorted(table["sample"]) == [3, 5, 17]
+    assert (np.diff(np.abs(table["error"].to_numpy())) <= 0).all()  # the largest error first
+    assert any("3 chosen samples" in m.value for m in app.markdown)
+    app.text_input(key="reg_samples").input("5, 500").run()
+    assert any("there is no sample 500: the test set has 88 (0 to 87)" in e.value for e in app.error)
+    assert table_with(app, "predicted")["sample"].tolist() == largest["sample"].tolist()  # nothing lost
+    assert not app.exception
 
 
 def test_data_that_changed_since_training_is_reported_instead_of_wrong_samples(app, runs, kf_home):

@@ -26,6 +26,9 @@ SPECS = {
                 "train": {"epochs": 20, "learning_rate": 0.01}},
     "bt digits": {"data": {"source": "builtin", "name": "digits"},
                   "layers": [{"type": "Dense", "units": 32, "activation": "relu"}], "train": {"epochs": 3}},
+    "reg diabetes": {"data": {"source": "builtin", "name": "diabetes"},  # not "bt …": the Runs test filters on it
+                     "layers": [{"type": "Dense", "units": 16, "activation": "relu"}],
+                     "train": {"epochs": 3, "learning_rate": 0.03}},
 }
 # What `python -m kfcore train SPEC --store DIR` does for each spec, in one process (TensorFlow imported once).
 TRAIN = """
@@ -49,6 +52,15 @@ CELL_XY_JS = """
 ([el, i, j]) => {
   const xa = el._fullLayout.xaxis, ya = el._fullLayout.yaxis, r = el.getBoundingClientRect();
   return [r.left + xa._offset + xa.l2p(j), r.top + ya._offset + ya.l2p(i)];
+}
+"""
+
+# Where test sample k's dot is on the predicted-vs-actual chart (trace 1: x actual, y predicted).
+DOT_XY_JS = """
+([el, k]) => {
+  const xa = el._fullLayout.xaxis, ya = el._fullLayout.yaxis, r = el.getBoundingClientRect();
+  const t = el._fullData[1];
+  return [r.left + xa._offset + xa.l2p(t.x[k]), r.top + ya._offset + ya.l2p(t.y[k])];
 }
 """
 
@@ -101,6 +113,28 @@ def test_clicking_a_confusion_matrix_cell_lists_its_samples(page, runs):
     assert_no_exception(page)
     assert page.locator(".st-key-confusion .js-plotly-plot").count() == 1
     shot(page, "evaluate_tabular")
+
+
+def test_clicking_a_dot_of_a_regression_run_lists_that_sample(page, runs):
+    goto(page, f"/evaluate?run={runs['reg diabetes'].id}")
+    assert_no_exception(page)
+    assert page.locator(".st-key-reg_samples input").input_value() == ""
+    assert page.locator('[data-testid="stMain"]').get_by_text("The ten largest errors").count() == 1
+    chart = page.locator(".st-key-chart_predicted .js-plotly-plot").first
+    chart.scroll_into_view_if_needed()
+    # The dot the page lists first (the largest error) sits far from the diagonal, clear of the crowd.
+    errors = page.evaluate("""(el) => { const t = el._fullData[1];
+        return Array.from(t.x, (x, k) => Math.abs(t.y[k] - x)); }""", chart.element_handle())
+    k = max(range(len(errors)), key=errors.__getitem__)
+    x, y = page.evaluate(DOT_XY_JS, [chart.element_handle(), k])
+    page.mouse.move(x, y)
+    page.mouse.click(x, y)
+    page.wait_for_function("() => document.querySelector('.st-key-reg_samples input').value !== ''")
+    wait_idle(page)
+    assert page.locator(".st-key-reg_samples input").input_value() == str(k)
+    assert "1 chosen sample" in page.locator('[data-testid="stMain"]').inner_text()
+    assert_no_exception(page)
+    shot(page, "evaluate_regression_dot")
 
 
 def test_two_runs_compare_on_the_runs_page(page, runs):

@@ -74,6 +74,36 @@ def test_regression_predictions_are_the_outputs_as_values():
     assert pred.is_regression and pred.predicted.tolist() == [1.5, 1.0]
 
 
+def test_selected_dots_become_sample_numbers_and_the_diagonal_is_ignored():
+    points = [{"curve_number": 1, "point_index": 4, "customdata": 4},
+              {"curve_number": 0, "point_index": 1},  # the perfect-prediction line
+              {"curve_number": 1, "point_index": 9, "customdata": [9]},
+              {"curve_number": 1, "point_index": 4, "customdata": 4},  # twice: once
+              {"curve_number": 1, "customdata": 99},  # not a test sample
+              {"curve_number": 1, "point_index": 2}]  # no customdata: the point's index
+    assert samples.samples_from_selection(points, n_samples=20) == [4, 9, 2]
+    assert samples.samples_from_selection([], 20) == [] and samples.samples_from_selection(None, 20) == []
+
+
+def test_typed_sample_numbers_are_read_leniently_and_bad_ones_explained():
+    assert samples.parse_sample_numbers(" 3, 17 #42;3 ", 50) == [3, 17, 42]
+    assert samples.parse_sample_numbers("", 50) == []
+    with pytest.raises(SampleError, match=r"'x1' is not a sample number; type whole numbers from 0 to 49"):
+        samples.parse_sample_numbers("3, x1", 50)
+    with pytest.raises(SampleError, match=r"there is no sample 50: the test set has 50 \(0 to 49\)"):
+        samples.parse_sample_numbers("50", 50)
+    with pytest.raises(SampleError, match="not a sample number"):
+        samples.parse_sample_numbers("-1", 50)
+
+
+def test_largest_errors_come_first_among_all_or_the_chosen_and_are_capped():
+    y = np.array([0.0, 1.0, 2.0, 3.0, 4.0])
+    pred = np.array([0.5, 3.0, 2.0, 0.0, 4.1])  # errors 0.5, 2, 0, 3, 0.1
+    assert samples.largest_errors(y, pred).tolist() == [3, 1, 0, 4, 2]
+    assert samples.largest_errors(y, pred, limit=2).tolist() == [3, 1]
+    assert samples.largest_errors(y, pred, among=[4, 0, 2]).tolist() == [0, 4, 2]
+
+
 def test_grey_thumbnails_are_ink_on_paper_and_enlarged_with_hard_edges():
     img = np.zeros((8, 8, 1), np.float32)
     img[0, 0, 0] = 1.0
