@@ -258,6 +258,7 @@ def training_curve(
 # -- evaluation -----------------------------------------------------------------------------------
 
 CELL_HIGHLIGHT_COLOR = "#f59e0b"
+MAX_LABELLED_CLASSES = 25  # a confusion matrix prints its numbers in the cells up to this many classes
 
 
 def _cell_text(value: float, normalised: bool) -> str:
@@ -282,10 +283,12 @@ def confusion_matrix(
     n = len(class_names)
     names = [str(c) for c in class_names]
     counts_m = np.asarray(counts if counts is not None else m).astype(np.int64)
+    labelled = n <= MAX_LABELLED_CLASSES  # beyond that the numbers no longer fit their cells: hover tells them
     heat = go.Heatmap(
         z=m, x=names, y=names, colorscale="Blues", zmin=0, zmax=1.0 if normalised else max(1.0, float(m.max())),
-        text=[[_cell_text(v, normalised) for v in row] for row in m], texttemplate="%{text}",
-        hoverinfo="skip", showscale=False, xgap=2, ygap=2,
+        text=[[_cell_text(v, normalised) for v in row] for row in m] if labelled else None,
+        texttemplate="%{text}" if labelled else None,
+        hoverinfo="skip", showscale=False, xgap=2 if labelled else 1, ygap=2 if labelled else 1,
     )
     rows, cols = np.divmod(np.arange(n * n), n)
     cells = go.Scatter(
@@ -301,11 +304,12 @@ def confusion_matrix(
         fig.add_shape(type="rect", x0=j - 0.5, x1=j + 0.5, y0=i - 0.5, y1=i + 0.5,
                       line={"color": CELL_HIGHLIGHT_COLOR, "width": 4})
     # Fixed ranges: the markers would otherwise pad the axes; square cells keep the grid readable.
-    fig.update_xaxes(title="predicted class", type="category", range=[-0.5, n - 0.5], showgrid=False, tickangle=0,
-                     constrain="domain")
+    fig.update_xaxes(title="predicted class", type="category", range=[-0.5, n - 0.5], showgrid=False,
+                     tickangle=0 if labelled else None, constrain="domain")
     fig.update_yaxes(title="true class", type="category", range=[n - 0.5, -0.5], showgrid=False, scaleanchor="x",
                      constrain="domain", constraintoward="top")
-    return _layout(fig, title, max(380, min(520, 140 + 40 * n)), hoverdistance=-1, plot_bgcolor="white")
+    height = max(380, min(520, 140 + 40 * n)) if labelled else min(900, 300 + 12 * n)
+    return _layout(fig, title, height, hoverdistance=-1, plot_bgcolor="white")
 
 
 def per_class_scores(per_class: Sequence[dict[str, Any]], title: str = "Precision, recall and F1 per class") -> go.Figure:

@@ -106,7 +106,17 @@ def test_class_probabilities_highlight_the_predicted_class():
     assert bar.marker.color[1] == plots.TRAIN_COLOR and bar.marker.color[0] == plots.PREVIOUS_COLOR
 
 
-@pytest.mark.parametrize("n", [2, 10, 26])
+@pytest.mark.parametrize("n", [2, 10, plots.MAX_LABELLED_CLASSES])
 def test_confusion_matrix_stays_a_readable_size(n):
     fig = plots.confusion_matrix(np.eye(n).tolist(), [str(i) for i in range(n)])
     assert 380 <= fig.layout.height <= 520
+    assert fig.data[0].texttemplate == "%{text}" and len(fig.data[0].text) == n
+
+
+def test_a_matrix_of_many_classes_drops_the_cell_numbers_grows_taller_and_keeps_them_on_hover():
+    n = 100
+    fig = plots.confusion_matrix((np.eye(n) * 3).tolist(), [f"class {i}" for i in range(n)])
+    heat, cells = fig.data
+    assert heat.text is None and heat.texttemplate is None
+    assert 520 < fig.layout.height <= 900
+    assert len(cells.customdata) == n * n and list(cells.customdata[n + 1]) == [1, 1, 3]
