@@ -641,7 +641,8 @@ def summary(passes: list[tuple[str, dict]], args: argparse.Namespace, meta: dict
             lines.append(f"Baseline in the same run (the same code with Streamlit's default `runner.postScriptGC = "
                          f"true`): no render could be timed under load — pressing Train in the {args.sessions} "
                          f"sessions took {h['submit_s']:.0f} s (click → run id median {secs(h['press']['median'])}), "
-                         f"and every run had finished by then; with the app's settings the same presses took "
+                         f"and every submitted run had finished by then ({h['finished']} of {args.sessions} runs finished); "
+                         f"with the app's settings the same presses took "
                          f"{app_submit:.1f} s ({h['submit_s'] / app_submit:.1f}× longer under the baseline).")
     return "\n".join(lines)
 

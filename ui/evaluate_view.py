@@ -238,9 +238,9 @@ def _on_points_selected() -> None:
     if y is None:
         return
     picked = samples.samples_from_selection(event.get("selection", {}).get("points", []), len(y[0]))
-    if picked:
-        ss.reg_selected = len(picked)
+    if picked:  # a lasso can take thousands: the box lists the worst MAX_LISTED, the page says how many there were
         ss.reg_samples = ", ".join(str(k) for k in samples.largest_errors(*y, among=picked))
+        ss.reg_selection = (ss.reg_samples, len(picked))
 
 
 def regression(record: RunRecord, rd: RunData) -> None:
@@ -250,7 +250,7 @@ def regression(record: RunRecord, rd: RunData) -> None:
         return
     y, pred = rd.predictions.y_true, rd.predictions.predicted
     if ss.get("reg_run") != record.id:  # another run: its own samples, starting from its largest errors
-        ss.reg_run, ss.reg_samples, ss.reg_selected = record.id, "", 0
+        ss.reg_run, ss.reg_samples, ss.reg_selection = record.id, "", ("", 0)
     ss.reg_truth = (y, pred)
     left, right = st.columns(2, gap="large")
     left.plotly_chart(plots.predicted_vs_actual(y, pred), key="chart_predicted", on_select=_on_points_selected,
@@ -266,7 +266,8 @@ def regression(record: RunRecord, rd: RunData) -> None:
         typed = []
     if typed:
         shown = samples.largest_errors(y, pred, among=typed)
-        chosen = max(len(typed), ss.get("reg_selected") or 0)
+        written, selected = ss.get("reg_selection", ("", 0))
+        chosen = selected if ss.reg_samples == written else len(typed)  # typed over: what is typed counts
         more = f" (the {len(shown)} largest errors of {chosen} selected)" if chosen > len(shown) else ""
         st.markdown(f"**{len(shown)} chosen sample{'s' if len(shown) != 1 else ''}**, the largest error first{more}")
     else:
