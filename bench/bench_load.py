@@ -66,13 +66,12 @@ import threading
 import time
 import urllib.request
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.bench_ui import children, machine, rss_mb  # noqa: E402  (after the path set-up)
+from bench.bench_ui import children, machine, rss_mb, run_meta  # noqa: E402  (after the path set-up)
 from tests.browser.conftest import (  # noqa: E402
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -827,11 +826,7 @@ def main() -> None:
         sys.exit(f"no Chromium at {CHROMIUM} (apt-get install -y chromium)")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-    import streamlit
-
-    meta = {**machine(), "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-            "command": "python bench/bench_load.py " + " ".join(sys.argv[1:]), "streamlit": streamlit.__version__}
-    meta["load_before"] = meta.pop("load")
+    meta = run_meta("bench_load.py")
     meta["cores"] = len(os.sched_getaffinity(0))  # what `nproc` prints
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
     dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, capture_output=True,

@@ -268,6 +268,17 @@ def machine() -> dict:
     return {"cores": os.cpu_count(), "cpu": cpu, "load": " ".join(Path("/proc/loadavg").read_text().split()[:3])}
 
 
+def run_meta(script: str) -> dict:
+    """What every bench report starts with: the machine, its load now (load_before), when, the exact command
+    and the Streamlit version."""
+    import streamlit
+
+    meta = {**machine(), "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            "command": f"python bench/{script} " + " ".join(sys.argv[1:]), "streamlit": streamlit.__version__}
+    meta["load_before"] = meta.pop("load")
+    return meta
+
+
 def report(a: dict, b: dict, c: dict, args: argparse.Namespace, meta: dict) -> str:
     med = statistics.median
     cold = med(r["cold"] for r in a["app"])
@@ -353,12 +364,9 @@ def main() -> None:
         sys.exit(f"no Chromium at {CHROMIUM} (apt-get install -y chromium)")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-    import streamlit
     from playwright.sync_api import sync_playwright
 
-    meta = {**machine(), "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-            "command": "python bench/bench_ui.py " + " ".join(sys.argv[1:]), "streamlit": streamlit.__version__}
-    meta["load_before"] = meta.pop("load")
+    meta = run_meta("bench_ui.py")
     started = time.monotonic()
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)

@@ -18,7 +18,7 @@ from streamlit.testing.v1 import AppTest
 from kfcore import export
 from kfcore.spec import RunSpec
 from kfcore.store import RunStore
-from tests.app.helpers import APP, go
+from tests.app.helpers import go, open_app
 
 REPO = Path(__file__).resolve().parents[2]
 EVALUATE, RUNS = "app_pages/evaluate.py", "app_pages/runs.py"
@@ -71,8 +71,7 @@ def runs(kf_home):
 
 @pytest.fixture
 def app(kf_home):
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.run()
+    at = open_app(timeout_s=60)
     assert not at.exception
     return at
 
@@ -267,8 +266,7 @@ def test_try_it_refuses_a_file_that_is_not_a_picture(app, runs):
 
 def test_with_no_finished_run_evaluate_says_to_train_first(tmp_path, monkeypatch):
     monkeypatch.setenv("KF_HOME", str(tmp_path / "empty"))
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.run()
+    at = open_app(timeout_s=60)
     go(at, EVALUATE)
     go(at, RUNS)
     assert any("No runs yet" in i.value for i in at.info)
@@ -300,9 +298,7 @@ def test_a_share_link_restores_the_experiment_in_a_new_session(kf_home):
                               "layers": [{"type": "Dense", "units": 24, "activation": "tanh"},
                                          {"type": "Dropout", "rate": 0.25}],
                               "train": {"epochs": 17, "learning_rate": 0.003}})
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.query_params["spec"] = spec.to_url()
-    at.run()
+    at = open_app({"spec": spec.to_url()}, timeout_s=60)
     assert not at.exception and not at.error
     restored = at.session_state["spec"]
     assert restored.to_dict() == spec.to_dict()
@@ -314,9 +310,7 @@ def test_a_share_link_restores_the_experiment_in_a_new_session(kf_home):
 
 
 def test_a_damaged_share_link_says_why_and_keeps_the_default_experiment(kf_home):
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.query_params["spec"] = RunSpec().to_url()[:-30] + "x"
-    at.run()
+    at = open_app({"spec": RunSpec().to_url()[:-30] + "x"}, timeout_s=60)
     assert not at.exception
     assert any("share link could not be opened" in e.value for e in at.error)
     assert at.session_state["spec"].to_dict() == RunSpec().to_dict()
@@ -332,9 +326,7 @@ def test_the_sidebar_share_control_holds_the_link_of_the_current_experiment(app)
 
 
 def test_a_run_link_opens_that_runs_evaluate_page(kf_home, runs):
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.query_params["run"] = runs["circle run"]
-    at.run()
+    at = open_app({"run": runs["circle run"]}, timeout_s=60)
     go(at, EVALUATE)
     assert at.selectbox(key="eval_run").value == runs["circle run"]
     assert any(c.value == f"/evaluate?run={runs['circle run']}" for c in at.main.code)

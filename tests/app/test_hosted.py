@@ -17,7 +17,7 @@ from streamlit.testing.v1 import AppTest
 from kfcore.limits import Limits, can_modify, describe, new_owner_token, valid_owner_token
 from kfcore.spec import RunSpec
 from kfcore.store import RunRecord, RunStore
-from tests.app.helpers import APP, go
+from tests.app.helpers import go, open_app
 
 REPO = Path(__file__).resolve().parents[2]
 EVALUATE, RUNS, TRAIN = "app_pages/evaluate.py", "app_pages/runs.py", "app_pages/train.py"
@@ -38,10 +38,7 @@ def kf_home(tmp_path, monkeypatch):
 
 
 def new_app(query: dict[str, str] | None = None) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=30)
-    for key, value in (query or {}).items():
-        at.query_params[key] = value
-    at.run()
+    at = open_app(query)
     assert not at.exception, [e.value for e in at.exception]
     return at
 

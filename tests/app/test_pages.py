@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from kfcore.data import DataError
 from kfcore.store import RunStore
-from tests.app.helpers import APP, go
+from tests.app.helpers import APP, go, open_app
 
 REPO = Path(__file__).resolve().parents[2]
 PAGES = ["app_pages/home.py", "app_pages/data.py", "app_pages/model.py", "app_pages/train.py", "app_pages/evaluate.py", "app_pages/runs.py"]
@@ -32,8 +32,7 @@ def kf_home(tmp_path, monkeypatch):
 
 @pytest.fixture
 def app(kf_home):
-    at = AppTest.from_file(APP, default_timeout=30)
-    at.run()
+    at = open_app()
     assert not at.exception
     return at
 
@@ -275,9 +274,7 @@ def test_a_reloaded_tab_finds_its_run_and_spec_again(kf_home):
     store = RunStore(kf_home)
     run_id = store.create_run({"data": {"source": "builtin", "name": "wine"}, "train": {"epochs": 7}})
     store.mark_cancelled(run_id)
-    at = AppTest.from_file(APP, default_timeout=30)
-    at.query_params["run"] = run_id
-    at.run()
+    at = open_app({"run": run_id})
     assert at.session_state["run_id"] == run_id
     assert at.session_state["spec"].data.name == "wine" and at.session_state["spec"].train.epochs == 7
     assert "cancelled" in sidebar_text(at)
