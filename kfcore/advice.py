@@ -28,8 +28,9 @@ def model_advice(spec: RunSpec, task: str, n_classes: int) -> list[str]:
                          "which usually slows learning; relu is the usual choice for hidden layers.")
     weighted = [layer for layer in spec.layers if layer.type in ("Dense", "Conv2D")]
     if len(weighted) >= 2 and all((layer.activation or "linear") == "linear" for layer in weighted):
-        notes.append("Every hidden layer is linear, so together they are one linear map: the model can only "
-                     "draw straight boundaries. Give them relu (or tanh) to learn curves.")
+        reach = "fit a flat plane through the data" if task == "regression" else "draw straight boundaries"
+        notes.append(f"Every hidden layer is linear, so together they are one linear map: the model can only {reach}. "
+                     "Give them relu (or tanh) to learn curves.")
     run = longest_run(spec, SATURATING)
     if run >= DEEP_SATURATING:
         notes.append(f"{run} sigmoid/tanh layers in a row: their gradients shrink layer by layer, so the first "
