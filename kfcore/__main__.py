@@ -45,13 +45,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     from kfcore.data import DataError
     from kfcore.limits import LimitError
     from kfcore.shapes import ShapeError
-    from kfcore.spec import RunSpec, SpecError
+    from kfcore.spec import MAX_SPEC_BYTES, RunSpec, SpecError
     from kfcore.train import prepare
 
     path = Path(args.spec)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
+        with open(path, "rb") as f:
+            text = f.read(MAX_SPEC_BYTES + 1)  # never more than a spec can be: the parser refuses the rest
+    except (OSError, ValueError) as e:
         _fail(f"cannot read the spec file {path}: {getattr(e, 'strerror', None) or e}")
     try:
         spec = RunSpec.from_json(text)

@@ -87,6 +87,13 @@ LAYER_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 MAX_URL_CHARS = 20_000
+# Bounds checked before a spec's JSON is parsed, so a crafted link, file or form can only be refused, never
+# exhaust the parser: a few KB hold any real spec; JSON nests 3 levels deep in a real one; 20 digits hold every
+# integer a field accepts (Python refuses to parse integers of more than 4,300 digits with a ValueError).
+MAX_SPEC_BYTES = 1 << 20
+MAX_JSON_DEPTH = 16
+MAX_INT_DIGITS = 20
+MAX_TEXT_CHARS = 4096
 
 
 class SpecError(ValueError):
@@ -208,23 +215,22 @@ class RunSpec:
         return parse_spec(d)
 
     @classmethod
-    def from_json(cls, text: str) -> RunSpec:
-        try:
-            d = json.loads(text)
-        except (json.JSONDecodeError, UnicodeDecodeError, TypeError) as e:
-            raise SpecError([("", f"the spec is not valid JSON ({e}); fix the syntax and try again")]) from None
-        return parse_spec(d)
+    def from_json(cls, text: str | bytes) -> RunSpec:
+        return parse_spec(load_json(text, "the spec"))
 
     @classmethod
     def from_url(cls, token: str) -> RunSpec:
         if not isinstance(token, str) or not token or len(token) > MAX_URL_CHARS:
             raise SpecError([("", "the shared link holds no readable experiment; ask for the link again")])
         try:
-            raw = zlib.decompressobj().decompress(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)), 1 << 20)
-            d = json.loads(raw)
+            inflate = zlib.decompressobj()
+            raw = inflate.decompress(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)), MAX_SPEC_BYTES)
         except (binascii.Error, zlib.error, ValueError):
             raise SpecError([("", "the shared link is damaged or cut short; copy the whole link and try again")]) from None
-        return parse_spec(d)
+        if inflate.unconsumed_tail:  # a zlib bomb: more than any real spec inflates to
+            raise SpecError([("", f"the shared link inflates to more than {MAX_SPEC_BYTES // 1024:,} KB, far more than "
+                                  "any experiment needs; it is damaged or crafted. Ask for the link again")])
+        return parse_spec(load_json(raw, "the shared link"))
 
     # -- conveniences -------------------------------------------------------------------------
     def copy(self) -> RunSpec:
@@ -232,6 +238,68 @@ class RunSpec:
 
     def layers_short(self) -> str:
         return " → ".join(layer.short() for layer in self.layers) or "(no hidden layers)"
+
+
+def load_json(text: str | bytes, what: str) -> Any:
+    """JSON text as Python values, refusing sizes, nesting and numbers no spec has before the parser sees them.
+
+    Raises SpecError naming `what` ("the spec", "the shared link") and the bound that was crossed.
+    """
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError:
+            raise SpecError([("", f"{what} is not UTF-8 text; save it as UTF-8 JSON")]) from None
+    if not isinstance(text, str):
+        raise SpecError([("", f"{what} must be JSON text, got {type(text).__name__}")])
+    if len(text) > MAX_SPEC_BYTES:
+        raise SpecError([("", f"{what} is {len(text):,} characters long, over the {MAX_SPEC_BYTES:,} any spec "
+                              "needs; it is not a run spec")])
+    depth = json_depth(text)
+    if depth > MAX_JSON_DEPTH:
+        raise SpecError([("", f"{what} nests {depth:,} levels deep; a run spec nests at most {MAX_JSON_DEPTH} "
+                              "(sections, then layers); it is not a run spec")])
+    try:
+        return json.loads(text, parse_int=_bounded_int)
+    except SpecError:
+        raise
+    except (json.JSONDecodeError, ValueError, RecursionError) as e:
+        raise SpecError([("", f"{what} is not valid JSON ({e}); fix the syntax and try again")]) from None
+
+
+def json_depth(text: str) -> int:
+    """The deepest nesting of [ and { in JSON text (brackets inside strings do not count), without parsing it."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest
+
+
+def _bounded_int(digits: str) -> int:
+    if len(digits.lstrip("-")) > MAX_INT_DIGITS:
+        raise SpecError([("", f"a number in the spec has {len(digits.lstrip('-')):,} digits; no field takes more "
+                              f"than {MAX_INT_DIGITS}")])
+    return int(digits)
+
+
+def _shown(v: Any, limit: int = 60) -> str:
+    """A value as an error message quotes it: its repr, cut short (a crafted spec may hold megabytes)."""
+    text = repr(v)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def pair(v: int | list[int] | tuple[int, ...]) -> tuple[int, int]:
@@ -261,7 +329,7 @@ class _Checker:
             return {}
         for k in d:
             if k not in allowed:
-                self.fail(f"{path}.{k}", f"unknown field; allowed here: {', '.join(allowed)}")
+                self.fail(f"{path}.{str(k)[:40]}", f"unknown field; allowed here: {', '.join(allowed)}")
         return {k: v for k, v in d.items() if k in allowed}
 
     def integer(self, d: dict, key: str, path: str, default: int, lo: int, hi: int) -> int:
@@ -269,7 +337,7 @@ class _Checker:
         if isinstance(v, float) and v.is_integer():
             v = int(v)
         if isinstance(v, bool) or not isinstance(v, int):
-            self.fail(f"{path}.{key}", f"must be a whole number from {lo} to {hi}, got {v!r}")
+            self.fail(f"{path}.{key}", f"must be a whole number from {lo} to {hi}, got {_shown(v)}")
             return default
         if not lo <= v <= hi:
             self.fail(f"{path}.{key}", f"must be from {lo} to {hi}, got {v}")
@@ -279,7 +347,7 @@ class _Checker:
     def number(self, d: dict, key: str, path: str, default: float, lo: float, hi: float, lo_open: bool = False) -> float:
         v = d.get(key, default)
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            self.fail(f"{path}.{key}", f"must be a number from {lo} to {hi}, got {v!r}")
+            self.fail(f"{path}.{key}", f"must be a number from {lo} to {hi}, got {_shown(v)}")
             return default
         if v < lo or v > hi or (lo_open and v == lo):
             bound = f"above {lo}" if lo_open else f"from {lo}"
@@ -292,21 +360,29 @@ class _Checker:
         if v is None and default is None:
             return None
         if v not in options:
-            self.fail(f"{path}.{key}", f"unknown value {v!r}; choose one of {', '.join(options)}")
+            self.fail(f"{path}.{key}", f"unknown value {_shown(v)}; choose one of {', '.join(options)}")
             return default
         return v
 
     def text(self, d: dict, key: str, path: str) -> str | None:
         v = d.get(key)
-        if v is not None and (not isinstance(v, str) or not v.strip()):
-            self.fail(f"{path}.{key}", f"must be a non-empty text, got {v!r}")
+        if v is None:
+            return None
+        if not isinstance(v, str) or not v.strip():
+            self.fail(f"{path}.{key}", f"must be a non-empty text, got {_shown(v)}")
+            return None
+        if len(v) > MAX_TEXT_CHARS:
+            self.fail(f"{path}.{key}", f"is {len(v):,} characters long; at most {MAX_TEXT_CHARS:,}")
+            return None
+        if any(ord(ch) < 32 for ch in v):  # a NUL in a path makes the OS calls raise; no name needs control bytes
+            self.fail(f"{path}.{key}", f"holds control characters (such as a NUL byte): {_shown(v)}; remove them")
             return None
         return v
 
     def boolean(self, d: dict, key: str, path: str, default: bool) -> bool:
         v = d.get(key, default)
         if not isinstance(v, bool):
-            self.fail(f"{path}.{key}", f"must be true or false, got {v!r}")
+            self.fail(f"{path}.{key}", f"must be true or false, got {_shown(v)}")
             return default
         return v
 
@@ -320,7 +396,7 @@ class _Checker:
             return v
         if isinstance(v, (list, tuple)) and len(v) == 2 and all(ok_int(x) for x in v):
             return [int(x) for x in v]
-        self.fail(f"{path}.{key}", f"must be a whole number from 1 to 1024 or a pair like [3, 3], got {v!r}")
+        self.fail(f"{path}.{key}", f"must be a whole number from 1 to 1024 or a pair like [3, 3], got {_shown(v)}")
         return default
 
 
@@ -359,18 +435,18 @@ def _parse_data(c: _Checker, raw: Any) -> DataSpec:
         ds.name = c.choice(d, "name", "data", "mnist", KERAS_SETS)
     elif ds.source in ("csv", "npz"):
         ds.path = c.text(d, "path", "data")
-        if ds.path is None:
+        if "path" not in d:
             c.fail("data.path", f"a {ds.source} source needs the path of the file to read")
         if ds.source == "csv":
             ds.target = c.text(d, "target", "data")
-            if ds.target is None:
+            if "target" not in d:
                 c.fail("data.target", "a csv source needs the name of the column to predict")
         ds.name = c.text(d, "name", "data")
     elif ds.source == "idx":
         ds.images = c.text(d, "images", "data")
         ds.labels = c.text(d, "labels", "data")
         for key in ("images", "labels"):
-            if getattr(ds, key) is None:
+            if key not in d:
                 c.fail(f"data.{key}", f"an idx source needs the path of the {key} file (IDX format, gzip or raw)")
         ds.name = c.text(d, "name", "data")
     return ds
@@ -399,11 +475,11 @@ def _parse_layers(c: _Checker, raw: Any) -> list[LayerSpec]:
     for i, item in enumerate(raw):
         path = f"layers[{i}]"
         if not isinstance(item, dict):
-            c.fail(path, f"must be an object like {{\"type\": \"Dense\", \"units\": 64}}, got {item!r}")
+            c.fail(path, f"must be an object like {{\"type\": \"Dense\", \"units\": 64}}, got {_shown(item)}")
             continue
         kind = item.get("type")
         if kind not in LAYER_TYPES:
-            c.fail(f"{path}.type", f"unknown layer type {kind!r}; choose one of {', '.join(LAYER_TYPES)}")
+            c.fail(f"{path}.type", f"unknown layer type {_shown(kind)}; choose one of {', '.join(LAYER_TYPES)}")
             continue
         d = c.section(item, f"{path} ({kind})", ("type",) + LAYER_FIELDS[kind])
         defaults = LAYER_DEFAULTS[kind]

@@ -316,6 +316,23 @@ def test_a_damaged_share_link_says_why_and_keeps_the_default_experiment(kf_home)
     assert at.session_state["spec"].to_dict() == RunSpec().to_dict()
 
 
+@pytest.mark.parametrize("raw", [b"[" * 100_000 + b"]" * 100_000, b" " * (4 << 20),
+                                 b'{"train": {"epochs": ' + b"9" * 5000 + b"}}",
+                                 b'{"data": {"source": "csv", "path": "a\\u0000b", "target": "y"}}'],
+                         ids=["nested", "zlib-bomb", "huge-integer", "nul-in-path"])
+def test_a_crafted_share_link_shows_the_notice_and_the_app_goes_on_with_the_default_experiment(kf_home, raw):
+    import base64
+    import zlib
+
+    token = base64.urlsafe_b64encode(zlib.compress(raw, 9)).decode().rstrip("=")
+    at = open_app({"spec": token}, timeout_s=60)
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("share link could not be opened" in e.value for e in at.error)
+    assert at.session_state["spec"].to_dict() == RunSpec().to_dict()
+    assert "spec" not in at.query_params  # a reload does not meet the crafted token again
+    go(at, "app_pages/train.py")
+
+
 def test_the_sidebar_share_control_holds_the_link_of_the_current_experiment(app):
     go(app, "app_pages/data.py")
     app.selectbox(key="dataset").select("iris").run()

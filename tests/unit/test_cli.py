@@ -85,3 +85,31 @@ def test_unknown_command_and_unknown_run_exit_2(store_dir):
     assert out.returncode == 2 and out.stderr.startswith("error:") and len(out.stderr.strip().splitlines()) == 1
     out = run_cli("show", "abc", "--store", store_dir, timeout=60)
     assert out.returncode == 2 and "no run with id 'abc'" in out.stderr
+
+
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("[" * 50_000 + "]" * 50_000, "nests 50,000 levels"),
+        ('{"data": {"name": ' + "[" * 20 + "]" * 20 + "}}", "nests 22 levels"),
+        ('{"train": {"epochs": ' + "7" * 5000 + "}}", "5,000 digits"),
+        ('{"train": {"epochs": -' + "7" * 4400 + "}}", "4,400 digits"),
+        ('{"data": {"source": "csv", "path": "a\\u0000b.csv", "target": "y"}}', "control characters"),
+    ],
+)
+def test_crafted_spec_files_exit_2_with_one_error_line_and_no_traceback(tmp_path, store_dir, text, words):
+    path = tmp_path / "spec.json"
+    path.write_text(text)
+    out = run_cli("train", path, "--store", store_dir, timeout=120)
+    assert out.returncode == 2, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and words in lines[0], out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_a_spec_file_of_megabytes_is_refused_without_reading_it_all(tmp_path, store_dir):
+    path = tmp_path / "huge.json"
+    with open(path, "wb") as f:
+        f.write(b'{"data": {"name": "' + b"x" * (5 << 20) + b'"}}')
+    out = run_cli("train", path, "--store", store_dir, timeout=120)
+    assert out.returncode == 2 and out.stderr.startswith("error:") and "characters long" in out.stderr, out.stderr

@@ -93,3 +93,54 @@ def test_short_layer_descriptions():
     assert LayerSpec("Dense", units=64, activation="relu").short() == "Dense(64, relu)"
     assert LayerSpec("Conv2D", filters=32, kernel_size=3).short() == "Conv2D(32, 3x3)"
     assert parse_spec(CONTRACT).layers_short() == "Dense(64, relu)"
+
+
+# -- crafted specs and links: refused with a reason before the parser can be exhausted ---------------------------
+
+
+def _token(raw: bytes) -> str:
+    import base64
+    import zlib
+
+    return base64.urlsafe_b64encode(zlib.compress(raw, 9)).decode().rstrip("=")
+
+
+def test_deeply_nested_json_is_refused_before_parsing_not_a_recursion_error():
+    with pytest.raises(SpecError, match="nests 100,000 levels deep"):
+        RunSpec.from_json("[" * 100_000 + "]" * 100_000)
+    nested_field = {**CONTRACT, "train": {"epochs": json.loads("[" * 30 + "]" * 30)}}
+    with pytest.raises(SpecError, match="nests 32 levels"):
+        RunSpec.from_json(json.dumps(nested_field))
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting():
+    spec = {**CONTRACT, "data": {"source": "csv", "path": "[[[[[[[[[[[[[[[[[[[[.csv", "target": "{{{{"}}
+    assert RunSpec.from_json(json.dumps(spec)).data.path.startswith("[[[")
+
+
+def test_an_integer_of_thousands_of_digits_is_refused_with_the_bound():
+    with pytest.raises(SpecError, match="5,000 digits"):
+        RunSpec.from_json('{"train": {"epochs": ' + "9" * 5000 + "}}")
+
+
+def test_a_nul_byte_or_other_control_character_in_a_path_is_refused_naming_the_field():
+    with pytest.raises(SpecError) as err:
+        RunSpec.from_json(json.dumps({"data": {"source": "csv", "path": "a\x00b.csv", "target": "y"}}))
+    assert [p for p, _ in err.value.problems] == ["data.path"] and "control characters" in str(err.value)
+
+
+def test_error_messages_quote_a_huge_value_cut_short():
+    with pytest.raises(SpecError) as err:
+        parse_spec({**CONTRACT, "train": {"optimizer": "x" * 100_000}})
+    assert len(str(err.value)) < 300
+
+
+def test_a_link_nesting_deeply_or_inflating_like_a_bomb_is_refused_with_a_reason():
+    token = _token(b"[" * 100_000 + b"]" * 100_000)
+    assert len(token) < 1000  # a short link: the attack needs no long URL
+    with pytest.raises(SpecError, match="shared link nests"):
+        RunSpec.from_url(token)
+    with pytest.raises(SpecError, match="inflates to more than"):
+        RunSpec.from_url(_token(b" " * (4 << 20)))
+    with pytest.raises(SpecError, match="digits"):
+        RunSpec.from_url(_token(b'{"train": {"seed": ' + b"1" * 10_000 + b"}}"))
