@@ -158,6 +158,17 @@ MAX_CLASSES_AUTO = 50  # integer targets with more distinct values than this are
 MAX_CATEGORIES = 100  # text columns with more distinct values (names, IDs, free text) are dropped, not one-hot encoded
 MAX_CLASSES = 1000  # a classification target with more distinct labels is refused: an ID, a name, or a number to predict
 MIN_NUMERIC_SHARE = 0.9  # a text column whose filled cells are at least this share numbers is a number column with typos
+# A text column with (nearly) one value per row names the rows (an ID, a name): one-hot encoding it gives every
+# training row its own feature, which predicts nothing about new rows and made test losses explode.
+ID_LIKE_SHARE = 0.9
+ID_LIKE_MIN_ROWS = 8
+# Numbers as spreadsheets write them: "12,345.6" (comma groups thousands) or "12.345,6" / "0,123" (decimal comma).
+_THOUSANDS = r"[+-]?(?:[1-9]\d{0,2}(?:,\d{3})+|\d+)(?:\.\d+)?"
+_DECIMAL_COMMA = r"[+-]?(?:\d{1,3}(?:\.\d{3})+|\d+)(?:,\d+)?"
+NUMBER_FORMATS = {
+    "thousands": "commas as thousands separators ('12,345.6' is 12345.6)",
+    "decimal_comma": "a decimal comma ('0,123' is 0.123; dots group thousands)",
+}
 MISSING_CATEGORY = "(missing)"
 _CIFAR_RECORD = 1 + 3 * 32 * 32  # one label byte, then the image as 3 planes of 32×32 (CHW)
 _MAX_IDX_BYTES = 4 << 30  # refuse IDX headers that promise more than 4 GiB (a damaged or hostile file)
@@ -886,8 +897,10 @@ def _load_csv(spec: DataSpec) -> Dataset:
         # A number column with a few typos ('?', '12a') is still a number to predict, not thousands of text classes.
         mostly = _mostly_numbers(df[target])
         if mostly is not None:
-            values, stray = mostly
+            values, stray, fmt = mostly
             keep = ~np.isnan(values)
+            if fmt:
+                notes.append(f"read the target '{target}' as numbers written with {NUMBER_FORMATS[fmt]}")
             if stray:
                 notes.append(f"dropped {len(stray)} rows whose target '{target}' is not a number ({_examples(stray)})")
             df = df.loc[keep].reset_index(drop=True)
@@ -910,11 +923,14 @@ def _load_csv(spec: DataSpec) -> Dataset:
         if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
             values = s.to_numpy(dtype=np.float64, na_value=np.nan, copy=True)  # pandas hands out read-only views
         elif not pd.api.types.is_bool_dtype(s) and (mostly := _mostly_numbers(s)) is not None:
-            values, stray = mostly
-            notes.append(
-                f"'{col}' holds numbers, but {len(stray)} cells are not numbers ({_examples(stray)}); treated them as "
-                "missing rather than turning the column into categories"
-            )
+            values, stray, fmt = mostly
+            if fmt:
+                notes.append(f"read '{col}' as numbers written with {NUMBER_FORMATS[fmt]}")
+            if stray:
+                notes.append(
+                    f"'{col}' holds numbers, but {len(stray)} cells are not numbers ({_examples(stray)}); treated them "
+                    "as missing rather than turning the column into categories"
+                )
         if values is not None:
             values[~np.isfinite(values)] = np.nan  # "inf" in a CSV is as useless as an empty cell
             n_missing = int(np.isnan(values).sum())
@@ -930,6 +946,13 @@ def _load_csv(spec: DataSpec) -> Dataset:
             continue
         text = s.astype(object).where(s.notna(), MISSING_CATEGORY).astype(str).to_numpy()
         categories, codes = np.unique(text, return_inverse=True)
+        n_filled, n_distinct = len(s) - n_missing, s.nunique()
+        if n_filled >= ID_LIKE_MIN_ROWS and n_distinct >= ID_LIKE_SHARE * n_filled:
+            notes.append(
+                f"dropped column '{col}': {n_distinct} different text values in {n_filled} rows, one per row "
+                "(an ID or a name?), which says nothing about new rows"
+            )
+            continue
         if len(categories) > MAX_CATEGORIES:
             notes.append(
                 f"dropped column '{col}': {len(categories)} different text values (an ID, a name or free text?) "
@@ -968,9 +991,10 @@ def _load_csv(spec: DataSpec) -> Dataset:
     return dataset
 
 
-def _mostly_numbers(s: pd.Series) -> tuple[np.ndarray, list[str]] | None:
+def _mostly_numbers(s: pd.Series) -> tuple[np.ndarray, list[str], str | None] | None:
     """A text column whose filled cells are mostly numbers: (float64 values with NaN where a cell was empty or
-    not a number, the cells that were not numbers); None for a numeric, boolean or really textual column."""
+    not a number, the cells that were not numbers, the NUMBER_FORMATS key when they are written with commas);
+    None for a numeric, boolean or really textual column."""
     import pandas as pd
 
     if pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
@@ -979,16 +1003,41 @@ def _mostly_numbers(s: pd.Series) -> tuple[np.ndarray, list[str]] | None:
     if not filled.any():
         return None
     text = s[filled].astype(str).str.strip()
-    head = pd.to_numeric(text.iloc[:1000], errors="coerce")  # a cheap look first: most text columns are just text
+    fmt = number_format(text)
+    plain = normalise_numbers(text, fmt)
+    head = pd.to_numeric(plain.iloc[:1000], errors="coerce")  # a cheap look first: most text columns are just text
     if head.notna().mean() < MIN_NUMERIC_SHARE / 2:
         return None
-    parsed = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    parsed = pd.to_numeric(plain, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     ok = ~np.isnan(parsed)
     if ok.mean() < MIN_NUMERIC_SHARE:
         return None
     values = np.full(len(s), np.nan)
     values[filled] = parsed
-    return values, text[~ok].tolist()
+    return values, text[~ok].tolist(), fmt
+
+
+def number_format(text: pd.Series) -> str | None:
+    """How numbers in these (stripped, filled) text cells use commas: "thousands" ("12,345.6"), "decimal_comma"
+    ("0,123", "12.345,6"), or None (no commas, or not numbers). Cells that fit both ("1,234") are read as
+    thousands: a decimal comma rarely has exactly three digits after it in every cell."""
+    sample = text.iloc[:5000]
+    if not sample.str.contains(",", regex=False).any():
+        return None
+    thousands = sample.str.fullmatch(_THOUSANDS).mean()
+    decimal = sample.str.fullmatch(_DECIMAL_COMMA).mean()
+    if max(thousands, decimal) < MIN_NUMERIC_SHARE:
+        return None
+    return "thousands" if thousands >= decimal else "decimal_comma"
+
+
+def normalise_numbers(text: pd.Series, fmt: str | None) -> pd.Series:
+    """Text cells in `fmt` (number_format) rewritten as plain numbers ("12,345.6" -> "12345.6", "0,5" -> "0.5")."""
+    if fmt == "thousands":
+        return text.str.replace(",", "", regex=False)
+    if fmt == "decimal_comma":
+        return text.str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
+    return text
 
 
 def _examples(cells: list[str], k: int = 3) -> str:

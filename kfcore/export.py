@@ -382,6 +382,10 @@ def _csv_lines(spec: RunSpec, facts: _Facts) -> list[str]:
         if stripped != list(df.columns):
             lines.append("df.columns = df.columns.str.strip()")
         df.columns = stripped
+    if not facts.classify and not pd.api.types.is_numeric_dtype(df[target]):  # a number written as text, as kfcore reads it
+        fmt = kdata.number_format(df[target].dropna().astype(str).str.strip())
+        lines.append(f'df[{_q(target)}] = pd.to_numeric({_as_numbers(f"df[{_q(target)}]", fmt)}, errors="coerce")')
+        df[target] = pd.to_numeric(kdata.normalise_numbers(df[target].astype(str).str.strip(), fmt), errors="coerce")
     if df[target].isna().any():
         lines.append(f"df = df.dropna(subset=[{_q(target)}])  # rows without a target teach nothing")
         df = df.loc[df[target].notna()]
@@ -399,6 +403,16 @@ def _csv_lines(spec: RunSpec, facts: _Facts) -> list[str]:
         if is_number[c] and c in features:
             pieces.append(f"{column}.fillna({column}.median())" if missing else column)
             numbers, filled = True, filled or missing
+        elif c in features:  # text that kfcore read as numbers: typos become gaps, commas as the file writes them
+            fmt = kdata.number_format(df[c].dropna().astype(str).str.strip())
+            parsed = _as_numbers(column, fmt)
+            name = f"number_{len(pieces)}"
+            written = f", written with {kdata.NUMBER_FORMATS[fmt].split(' (')[0]}" if fmt else ""
+            lines += [f"# {_q(c)} holds numbers as text{written}; cells that are not numbers become gaps",
+                      f"{name} = {parsed}",
+                      f'{name} = pd.to_numeric({name}, errors="coerce").replace([np.inf, -np.inf], np.nan)']
+            pieces.append(f"{name}.fillna({name}.median())")
+            numbers, filled = True, True
         elif not is_number[c] and any(f.startswith(f"{c}=") for f in features):
             if missing:
                 column += f".fillna({_q(kdata.MISSING_CATEGORY)})"
@@ -407,7 +421,7 @@ def _csv_lines(spec: RunSpec, facts: _Facts) -> list[str]:
             pieces.append(f"pd.get_dummies({column}, prefix={_q(c)})")
             encoded = True
         else:
-            left_out.append(f"{_q(c)} ({'no values' if is_number[c] else 'too many different texts to encode'})")
+            left_out.append(f"{_q(c)} ({'no values' if is_number[c] else 'one value per row, or too many to encode'})")
     if left_out:
         lines.append(f"# Left out, as in KF Studio: {', '.join(left_out)}")
     kinds = ["numbers" + (" (gaps filled with the column's median)" if filled else "")] if numbers else []
@@ -419,6 +433,16 @@ def _csv_lines(spec: RunSpec, facts: _Facts) -> list[str]:
     ]
     text = not is_number[target] and not pd.api.types.is_bool_dtype(df[target])
     return lines + [f"y = df[{_q(target)}]{'.astype(str)' if text else ''}.to_numpy()"]
+
+
+def _as_numbers(column: str, fmt: str | None) -> str:
+    """Code for a text column as plain number text, commas handled as kfcore.data.normalise_numbers does."""
+    code = f"{column}.astype(str).str.strip()"
+    if fmt == "thousands":
+        return code + '.str.replace(",", "")'
+    if fmt == "decimal_comma":
+        return code + '.str.replace(".", "").str.replace(",", ".")'
+    return code
 
 
 def _csv_read_options(path: Path, columns: list[str]) -> list[str]:

@@ -157,6 +157,43 @@ def test_a_mostly_text_column_stays_categories(tmp_path):
     assert ds.feature_names == ["size=1", "size=2", "size=L", "size=M", "size=S"]
 
 
+# -- numbers as spreadsheets write them, and columns that only name the rows ----------------------------------
+
+
+def test_decimal_comma_numbers_in_a_semicolon_file_are_read_as_numbers_with_a_note(tmp_path):
+    # "7,7" is 7.7; "1.007,5" is 1007.5 (a dot groups thousands); the target "0,1" is 0.1
+    lines = ["price;weight;y"] + [f"{i},{i % 10};1.{i:03d},5;0,{i % 3}" for i in range(30)]
+    ds = load_csv(csv_file(tmp_path, "\n".join(lines) + "\n"), task="regression")
+    assert ds.feature_names == ["price", "weight"] and ds.task == "regression"
+    assert ds.x[7].tolist() == pytest.approx([7.7, 1007.5])  # "7,7" and "1.007,5"
+    assert ds.y[4] == pytest.approx(0.1)  # the target "0,1"
+    assert "read 'price' as numbers written with a decimal comma ('0,123' is 0.123; dots group thousands)" in ds.notes
+    assert any("read the target 'y'" in n and "decimal comma" in n for n in ds.notes)
+
+
+def test_thousands_separators_are_read_as_numbers_not_thousands_of_classes(tmp_path):
+    lines = ["amount,y"] + [f'"{1000 + 1234 * i:,}","{2000 + 55 * i:,}.5"' for i in range(60)]
+    ds = load_csv(csv_file(tmp_path, "\n".join(lines) + "\n"))
+    assert ds.task == "regression" and ds.x[2, 0] == pytest.approx(3468) and ds.y[2] == pytest.approx(2110.5)
+    assert any("read 'amount' as numbers written with commas as thousands separators" in n for n in ds.notes)
+
+
+def test_a_text_column_with_one_value_per_row_is_dropped_as_an_id_with_a_note(tmp_path):
+    names = ["Mazda RX4", "Datsun 710", "Hornet 4 Drive", "Valiant", "Duster 360", "Merc 240D", "Merc 230",
+             "Fiat 128", "Honda Civic", "Toyota Corolla", "Camaro Z28", "Pontiac Firebird"]
+    lines = ["model,cyl,kind,y"] + [f"{n},{4 + i % 3 * 2},{'ab'[i % 2]},{i % 2}" for i, n in enumerate(names)]
+    ds = load_csv(csv_file(tmp_path, "\n".join(lines) + "\n"))
+    assert ds.feature_names == ["cyl", "kind=a", "kind=b"]
+    assert "dropped column 'model': 12 different text values in 12 rows, one per row (an ID or a name?), which says " \
+           "nothing about new rows" in ds.notes
+
+
+def test_a_few_categories_in_a_small_table_stay_categories(tmp_path):
+    lines = ["colour,y"] + [f"{c},{i % 2}" for i, c in enumerate(["red", "green", "blue", "red", "green"] * 2)]
+    assert load_csv(csv_file(tmp_path, "\n".join(lines) + "\n")).feature_names == [
+        "colour=blue", "colour=green", "colour=red"]
+
+
 # -- the upload size limit (ui.datasets.save_upload, where an upload arrives) -----------------------
 
 

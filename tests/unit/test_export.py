@@ -68,7 +68,16 @@ def files(tmp_path_factory) -> dict[str, str]:
     np.savez(d / "table.npz", x=rng.normal(size=40), y=(np.arange(40) % 2)[:, None])
     np.savez(d / "images.npz", x=rng.uniform(0, 4095, (40, 6, 6)).astype(np.float32), y=np.arange(40) % 4 * 10,
              x_test=rng.uniform(0, 4095, (8, 6, 6)).astype(np.float32), y_test=np.arange(8) % 4 * 10)
+    # "1.037,5": a dot groups thousands, a comma starts the decimals; "car 3" names the row (an ID, dropped)
+    eu = ["name;price;weight;y"] + [
+        f"car {i};{1 + i // 20}.{(37 * i) % 1000:03d},{i % 10};{i // 2},{(i * 5) % 10};{i % 2}" for i in range(40)
+    ]
+    (d / "decimal_comma.csv").write_text("\n".join(eu) + "\n", encoding="utf-8")
+    us = ["amount,code,y"] + [f'"{1000 + 997 * i:,}",c{i % 3},{i % 3}' for i in range(40)]
+    (d / "thousands.csv").write_text("\n".join(us) + "\n", encoding="utf-8")
     return {
+        "decimal_comma": str(d / "decimal_comma.csv"),
+        "thousands": str(d / "thousands.csv"),
         "csv": _people_csv(d / "people.csv"),
         "semicolon": str(d / "semicolon.csv.txt"),
         "table_npz": str(d / "table.npz"),
@@ -115,6 +124,10 @@ def matrix(files) -> dict:
         },
         "csv": _spec({"source": "csv", "path": files["csv"], "target": "label"}, early_stopping=True,
                      restore_best_weights=False),
+        "csv_decimal_comma_and_an_id": _spec({"source": "csv", "path": files["decimal_comma"], "target": "y"}),
+        "csv_thousands": _spec({"source": "csv", "path": files["thousands"], "target": "y"}),
+        "csv_decimal_comma_target": _spec({"source": "csv", "path": files["decimal_comma"], "target": "weight",
+                                           "task": "regression"}),
         "csv_semicolon_gzip": _spec({"source": "csv", "path": files["semicolon"], "target": "y"},
                                     split={"test": 0.3, "validation": 0}, early_stopping=True),
         "npz_table": _spec({"source": "npz", "path": files["table_npz"]}, [{"type": "Dropout", "rate": 0.2}]),
