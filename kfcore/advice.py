@@ -7,8 +7,9 @@ what to change.
 
 from __future__ import annotations
 
+from kfcore.layers import KINDS
 from kfcore.shapes import head
-from kfcore.spec import RunSpec
+from kfcore.spec import LayerSpec, RunSpec
 
 SATURATING = ("sigmoid", "tanh")
 DEEP_SATURATING = 4  # from this many sigmoid/tanh layers in a row, gradients fade noticeably
@@ -17,16 +18,10 @@ DEEP_SATURATING = 4  # from this many sigmoid/tanh layers in a row, gradients fa
 def model_advice(spec: RunSpec, task: str, n_classes: int) -> list[str]:
     """Warnings about `spec`'s model for this data (task "multiclass", "binary" or "regression")."""
     notes: list[str] = []
-    for i, layer in enumerate(spec.layers):
-        if layer.type != "Dense" or layer.activation != "softmax":
-            continue
-        if layer.units == 1:
-            notes.append(f"Layer {i + 1}: Dense(1, softmax) always outputs 1, so nothing after it can learn; "
-                         "use relu or tanh, or more units.")
-        else:
-            notes.append(f"Layer {i + 1}: softmax in a hidden layer forces its {layer.units} outputs to sum to 1, "
-                         "which usually slows learning; relu is the usual choice for hidden layers.")
-    weighted = [layer for layer in spec.layers if layer.type in ("Dense", "Conv2D")]
+    for i, layer in enumerate(spec.layers):  # what each layer's kind says about the layer alone
+        if layer.type in KINDS:
+            notes += KINDS[layer.type].advice(layer.values(), i + 1)
+    weighted = [layer for layer in spec.layers if _weighted(layer)]
     if len(weighted) >= 2 and all((layer.activation or "linear") == "linear" for layer in weighted):
         reach = "fit a flat plane through the data" if task == "regression" else "draw straight boundaries"
         notes.append(f"Every hidden layer is linear, so together they are one linear map: the model can only {reach}. "
@@ -47,7 +42,12 @@ def longest_run(spec: RunSpec, activations: tuple[str, ...]) -> int:
     them do not break the run)."""
     best = current = 0
     for layer in spec.layers:
-        if layer.type in ("Dense", "Conv2D"):
+        if _weighted(layer):
             current = current + 1 if layer.activation in activations else 0
             best = max(best, current)
     return best
+
+
+def _weighted(layer: LayerSpec) -> bool:
+    """A layer with weights and an activation (Dense, Conv2D): normalisation and dropout between them do not count."""
+    return layer.type in KINDS and KINDS[layer.type].weighted

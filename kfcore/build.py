@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from kfcore.shapes import ShapeReport, head, infer_shapes, layer_field
-from kfcore.spec import LayerSpec, RunSpec, pair
+from kfcore.layers import kind
+from kfcore.shapes import ShapeReport, head, infer_shapes
+from kfcore.spec import RunSpec
 
 if TYPE_CHECKING:
     import keras
@@ -62,39 +63,11 @@ def build_model(
             var = np.ones(input_shape[-1]) if norm_var is None else np.asarray(norm_var)
             model.add(keras.layers.Normalization(mean=mean, variance=var, dtype="float32", name=name))
         elif row.index is not None:
-            model.add(_hidden(keras, spec.layers[row.index], name, dtype))
+            layer = spec.layers[row.index]
+            model.add(kind(layer.type).build(keras, layer.values(), name, dtype))
         elif row.kind == "Flatten":
             model.add(keras.layers.Flatten(dtype=dtype, name=name))
         else:
             units, activation, _ = head(task, n_classes, spec.output)
             model.add(keras.layers.Dense(units, activation=activation, dtype="float32", name=name))
     return model
-
-
-def _hidden(keras: Any, layer: LayerSpec, name: str, dtype: str | None) -> keras.layers.Layer:
-    """One user layer; fields left None take the defaults a parsed spec would have."""
-    L = keras.layers
-    kind = layer.type
-    if kind == "Dropout":
-        return L.Dropout(layer_field(layer, "rate"), dtype=dtype, name=name)
-    if kind == "BatchNormalization":
-        return L.BatchNormalization(dtype=dtype, name=name)
-    if kind == "Flatten":
-        return L.Flatten(dtype=dtype, name=name)
-    if kind == "GlobalAveragePooling2D":
-        return L.GlobalAveragePooling2D(dtype=dtype, name=name)
-    padding = layer_field(layer, "padding") or "valid"
-    if kind == "MaxPooling2D":
-        strides = None if layer.strides is None else pair(layer.strides)  # None: Keras uses the pool size
-        return L.MaxPooling2D(pair(layer_field(layer, "pool_size")), strides=strides, padding=padding,
-                              dtype=dtype, name=name)
-    # Dense and Conv2D share activation, initializer and regularizers.
-    weights: dict[str, Any] = {"activation": layer_field(layer, "activation")}
-    if layer.initializer:
-        weights["kernel_initializer"] = layer.initializer
-    if layer.l1 or layer.l2:
-        weights["kernel_regularizer"] = keras.regularizers.L1L2(l1=layer.l1 or 0.0, l2=layer.l2 or 0.0)
-    if kind == "Dense":
-        return L.Dense(layer_field(layer, "units"), dtype=dtype, name=name, **weights)
-    return L.Conv2D(layer_field(layer, "filters"), pair(layer_field(layer, "kernel_size")),
-                    strides=pair(layer.strides or 1), padding=padding, dtype=dtype, name=name, **weights)

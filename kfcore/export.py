@@ -13,7 +13,6 @@ import csv
 import dataclasses
 import inspect
 import io
-import json
 import tokenize
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,10 +22,13 @@ import numpy as np
 
 from kfcore import data as kdata
 from kfcore.data import DataError, Dataset, load_dataset, split_dataset
-from kfcore.shapes import head, infer_shapes, layer_field
-from kfcore.spec import KERAS_SETS, SYNTHETIC_SETS, LayerSpec, RunSpec, pair
+from kfcore.layers import kind
+from kfcore.layers.base import call as _call
+from kfcore.layers.base import num as _num
+from kfcore.layers.base import q as _q
+from kfcore.shapes import head, infer_shapes
+from kfcore.spec import KERAS_SETS, SYNTHETIC_SETS, RunSpec
 
-_WIDTH = 100  # a call wider than this is written one argument per line
 # Training samples and image shape of each Keras set: known without downloading it.
 _KERAS_SHAPES = {
     "mnist": (60_000, (28, 28, 1)),
@@ -196,28 +198,9 @@ class _Script:
         return f"{docstring}\n\n{imports}{gap}{code}\n"
 
 
-def _q(text: str) -> str:
-    """A Python string literal in double quotes."""
-    return json.dumps(text, ensure_ascii=False)
-
-
-def _num(v: float) -> str:
-    """A number as written by hand: 255, 0.001, 1e-05."""
-    return str(int(v)) if float(v).is_integer() and abs(v) < 1e15 else repr(float(v))
-
-
 def _num32(v: float) -> str:
     """The shortest literal that is v as a float32: the script computes in float32, as kfcore does."""
     return _num(float(str(np.float32(v))))
-
-
-def _call(fn: str, args: list[str], indent: int = 0) -> str:
-    """fn(a, b) on one line, or one argument per line when that would be too wide."""
-    one = f"{fn}({', '.join(args)})"
-    if indent + len(one) <= _WIDTH:
-        return one
-    pad = " " * (indent + 4)
-    return f"{fn}(\n" + "".join(f"{pad}{a},\n" for a in args) + " " * indent + ")"
 
 
 def _clean(text: str) -> str:
@@ -511,7 +494,7 @@ def _model_lines(spec: RunSpec, facts: _Facts) -> list[str]:
             items += ["# Standardise each feature with the training split's mean and variance",
                       "layers.Normalization(mean=x_train.mean(axis=0), variance=x_train.var(axis=0)),"]
         elif row.index is not None:
-            items.append(_layer_code(spec.layers[row.index]) + ",")
+            items.append(kind(spec.layers[row.index].type).code(spec.layers[row.index].values()) + ",")
         elif row.kind == "Flatten":
             items.append("layers.Flatten(),  # added because Dense needs flat input")
         else:
@@ -523,46 +506,6 @@ def _model_lines(spec: RunSpec, facts: _Facts) -> list[str]:
         "model = keras.Sequential(\n    [\n" + listed + "    ]\n)",
         "model.summary()",
     ]
-
-
-def _layer_code(layer: LayerSpec) -> str:
-    """One hidden layer as kfcore.build makes it; fields left None take the parsed spec's defaults."""
-    kind = layer.type
-    if kind == "Dropout":
-        return f"layers.Dropout({_num(layer_field(layer, 'rate'))})"
-    if kind in ("BatchNormalization", "Flatten", "GlobalAveragePooling2D"):
-        return f"layers.{kind}()"
-    padding = layer_field(layer, "padding") or "valid"
-    extra = [f'padding="{padding}"'] if padding != "valid" else []
-    if kind == "MaxPooling2D":
-        args = [_size(layer_field(layer, "pool_size"))]
-        if layer.strides is not None:
-            args.append(f"strides={_size(layer.strides)}")
-        return _call("layers.MaxPooling2D", args + extra, 8)
-    if kind == "Dense":
-        args = [str(layer_field(layer, "units"))]
-    else:
-        args = [str(layer_field(layer, "filters")), _size(layer_field(layer, "kernel_size"))]
-        if layer.strides is not None and pair(layer.strides) != (1, 1):
-            args.append(f"strides={_size(layer.strides)}")
-        args += extra
-    activation = layer_field(layer, "activation")
-    if activation != "linear":
-        args.append(f"activation={_q(activation)}")
-    if layer.initializer:
-        args.append(f"kernel_initializer={_q(layer.initializer)}")
-    if layer.l1 or layer.l2:
-        if layer.l1 and layer.l2:
-            reg = f"keras.regularizers.L1L2(l1={_num(layer.l1)}, l2={_num(layer.l2)})"
-        else:
-            reg = f"keras.regularizers.L1({_num(layer.l1)})" if layer.l1 else f"keras.regularizers.L2({_num(layer.l2)})"
-        args.append(f"kernel_regularizer={reg}")
-    return _call(f"layers.{kind}", args, 8)
-
-
-def _size(v: int | list[int]) -> str:
-    h, w = pair(v)
-    return str(h) if h == w else f"({h}, {w})"
 
 
 def _train_lines(spec: RunSpec, facts: _Facts) -> list[str]:

@@ -10,15 +10,16 @@ inserted automatically before any Dense (hidden or output) that would otherwise 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
-from kfcore.spec import LAYER_DEFAULTS, LayerSpec, OutputSpec, pair
+from kfcore.layers import KINDS, ShapeError, Where
+from kfcore.layers.base import flatten
+from kfcore.spec import LayerSpec, OutputSpec
+
+__all__ = ["LayerRow", "ShapeError", "ShapeReport", "head", "infer_shapes", "layer_field"]
 
 Shape = tuple[int, ...]
-
-_IMAGE_ONLY = ("Conv2D", "MaxPooling2D", "GlobalAveragePooling2D")
 
 # (units, activation, loss) of the output layer for each resolved task; units None means n_classes.
 _HEADS: dict[str, tuple[int | None, str, str]] = {
@@ -26,15 +27,6 @@ _HEADS: dict[str, tuple[int | None, str, str]] = {
     "binary": (1, "sigmoid", "binary_crossentropy"),
     "regression": (1, "linear", "mse"),
 }
-
-
-class ShapeError(ValueError):
-    """A layer stack that cannot be built; `layer_index` is the 0-based position in the spec's layers
-    (None for the input or the output layer), the message names the layer counting from 1."""
-
-    def __init__(self, layer_index: int | None, message: str):
-        self.layer_index = layer_index
-        super().__init__(message)
 
 
 @dataclass
@@ -101,21 +93,24 @@ def infer_shapes(
 
     for i, layer in enumerate(layers):
         label = f"layer {i + 1} ({layer.type})"
-        if len(shape) > 1 and layer.type == "Dense":
-            shape = _flatten(shape)
+        layer_kind = KINDS.get(layer.type)
+        if layer_kind is None:
+            raise ShapeError(i, f"{label}: unknown layer type; remove it")
+        if len(shape) > 1 and layer_kind.input == "flat":
+            shape = flatten(shape)
             rows.append(LayerRow(None, "Flatten (automatic)", "Flatten", shape, 0, 0, True))
             flattened_by = flattened_by or f"the automatic Flatten before {label}"
-        if layer.type in _IMAGE_ONLY and len(shape) != 3:
+        if layer_kind.input == "image" and len(shape) != 3:
             raise ShapeError(i, f"{label}: needs image input of shape (height, width, channels), but gets "
                                 f"{_describe_flat(shape, input_shape, flattened_by)}")
-        shape, params, trainable = _layer(i, label, layer, shape)
+        shape, params, trainable = layer_kind.output(layer.values(), shape, Where(i, label))
         if len(shape) == 1 and not tabular and flattened_by is None:
             flattened_by = label
         rows.append(LayerRow(i, f"{layer.type} {i + 1}", layer.type, shape, params, trainable, False))
 
     units, activation, _ = head(task, n_classes, output)
     if len(shape) > 1:
-        shape = _flatten(shape)
+        shape = flatten(shape)
         rows.append(LayerRow(None, "Flatten (automatic)", "Flatten", shape, 0, 0, True))
     params = shape[0] * units + units
     rows.append(LayerRow(None, f"Output (Dense {units}, {activation})", "Dense", (units,), params, params, False))
@@ -126,13 +121,8 @@ def infer_shapes(
 
 
 def layer_field(layer: LayerSpec, name: str) -> Any:
-    """A layer field, or the default a parsed spec would have filled in (for LayerSpecs made by hand)."""
-    v = getattr(layer, name)
-    return LAYER_DEFAULTS[layer.type].get(name) if v is None else v
-
-
-def _flatten(shape: Shape) -> Shape:
-    return (math.prod(shape),)
+    """A layer field, or the default its kind declares (for LayerSpecs made by hand)."""
+    return layer.values().get(name)
 
 
 def _describe_flat(shape: Shape, input_shape: Shape, flattened_by: str | None) -> str:
@@ -143,47 +133,3 @@ def _describe_flat(shape: Shape, input_shape: Shape, flattened_by: str | None) -
         return (f"flat input of {shape[0]} features because {flattened_by} already flattened the image; "
                 f"move it before that layer or remove it")
     return f"input of shape {shape}; remove it or choose an image dataset"
-
-
-def _layer(i: int, label: str, layer: LayerSpec, shape: Shape) -> tuple[Shape, int, int]:
-    """(output shape, params, trainable params) of one hidden layer; the input rank is already checked."""
-    kind = layer.type
-    if kind == "Dense":
-        units = int(layer_field(layer, "units"))
-        return (units,), shape[0] * units + units, shape[0] * units + units
-    if kind == "Dropout":
-        return shape, 0, 0
-    if kind == "BatchNormalization":
-        # gamma and beta train; the moving mean and variance are non-trainable weights.
-        c = shape[-1]
-        return shape, 4 * c, 2 * c
-    if kind == "Flatten":
-        return _flatten(shape), 0, 0
-    if kind == "GlobalAveragePooling2D":
-        return (shape[2],), 0, 0
-    if kind == "Conv2D":
-        filters = int(layer_field(layer, "filters"))
-        kernel = pair(layer_field(layer, "kernel_size"))
-        strides = pair(layer.strides or 1)
-        out = _spatial(i, label, shape, kernel, strides, layer_field(layer, "padding") or "valid", "kernel")
-        params = kernel[0] * kernel[1] * shape[2] * filters + filters
-        return (*out, filters), params, params
-    if kind == "MaxPooling2D":
-        pool = pair(layer_field(layer, "pool_size"))
-        strides = pair(layer.strides) if layer.strides is not None else pool
-        out = _spatial(i, label, shape, pool, strides, layer_field(layer, "padding") or "valid", "pool")
-        return (*out, shape[2]), 0, 0
-    raise ShapeError(i, f"{label}: unknown layer type; remove it")
-
-
-def _spatial(i: int, label: str, shape: Shape, window: tuple[int, int], strides: tuple[int, int],
-             padding: str, what: str) -> tuple[int, int]:
-    """Height and width after a Conv2D/MaxPooling2D window, refusing anything below 1x1."""
-    if padding == "same":
-        return (math.ceil(shape[0] / strides[0]), math.ceil(shape[1] / strides[1]))
-    out = tuple(max(0, (n - k) // s + 1) for n, k, s in zip(shape[:2], window, strides, strict=True))
-    if min(out) < 1:
-        raise ShapeError(i, f"{label}: its {window[0]}x{window[1]} {what} (padding \"valid\") on a "
-                            f"{shape[0]}x{shape[1]} input would leave {out[0]}x{out[1]}, below 1x1; use padding "
-                            f"\"same\", a smaller {what} or fewer pooling layers before it")
-    return out[0], out[1]

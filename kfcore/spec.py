@@ -14,47 +14,17 @@ import zlib
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from kfcore.layers import ACTIVATIONS, FIELD_NAMES, INITIALIZERS, KINDS, LAYER_TYPES, PADDINGS, kind, pair
+
+__all__ = ["ACTIVATIONS", "INITIALIZERS", "LAYER_DEFAULTS", "LAYER_TYPES", "PADDINGS", "DataSpec", "LayerSpec",
+           "OutputSpec", "RunSpec", "SpecError", "SplitSpec", "TrainSpec", "pair", "parse_spec"]
+
 SOURCES = ("builtin", "keras", "csv", "npz", "idx")
 SYNTHETIC_SETS = ("circle", "xor", "gauss", "spiral", "moons")
 BUILTIN_SETS = ("digits", "iris", "wine", "breast_cancer", "diabetes") + SYNTHETIC_SETS
 KERAS_SETS = ("mnist", "fashion_mnist", "cifar10")
 TASKS = ("auto", "multiclass", "binary", "regression")
 
-LAYER_TYPES = (
-    "Dense",
-    "Dropout",
-    "BatchNormalization",
-    "Flatten",
-    "Conv2D",
-    "MaxPooling2D",
-    "GlobalAveragePooling2D",
-)
-ACTIVATIONS = (
-    "relu",
-    "sigmoid",
-    "tanh",
-    "softmax",
-    "linear",
-    "elu",
-    "selu",
-    "gelu",
-    "swish",
-    "leaky_relu",
-    "softplus",
-)
-INITIALIZERS = (
-    "glorot_uniform",
-    "glorot_normal",
-    "he_uniform",
-    "he_normal",
-    "lecun_uniform",
-    "lecun_normal",
-    "random_normal",
-    "random_uniform",
-    "zeros",
-    "ones",
-)
-PADDINGS = ("valid", "same")
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
 SCHEDULES = ("constant", "exponential", "cosine")
 LOSSES = (
@@ -66,24 +36,9 @@ LOSSES = (
     "huber",
 )
 
-# Which optional layer fields each layer type accepts; anything else is refused by name.
-LAYER_FIELDS: dict[str, tuple[str, ...]] = {
-    "Dense": ("units", "activation", "l1", "l2", "initializer"),
-    "Dropout": ("rate",),
-    "BatchNormalization": (),
-    "Flatten": (),
-    "Conv2D": ("filters", "kernel_size", "strides", "padding", "activation", "l1", "l2", "initializer"),
-    "MaxPooling2D": ("pool_size", "strides", "padding"),
-    "GlobalAveragePooling2D": (),
-}
+# Every layer kind's defaults, for callers that make a fresh layer of a kind (the editor's Add layer).
 LAYER_DEFAULTS: dict[str, dict[str, Any]] = {
-    "Dense": {"units": 64, "activation": "relu"},
-    "Dropout": {"rate": 0.5},
-    "BatchNormalization": {},
-    "Flatten": {},
-    "Conv2D": {"filters": 32, "kernel_size": 3, "activation": "relu", "padding": "valid"},
-    "MaxPooling2D": {"pool_size": 2},
-    "GlobalAveragePooling2D": {},
+    name: {f.name: f.default for f in k.fields if f.default is not None} for name, k in KINDS.items()
 }
 
 MAX_URL_CHARS = 20_000
@@ -124,37 +79,51 @@ class SplitSpec:
     seed: int = 0
 
 
-@dataclass
 class LayerSpec:
-    type: str
-    units: int | None = None
-    activation: str | None = None
-    rate: float | None = None
-    filters: int | None = None
-    kernel_size: int | list[int] | None = None
-    strides: int | list[int] | None = None
-    pool_size: int | list[int] | None = None
-    padding: str | None = None
-    l1: float | None = None
-    l2: float | None = None
-    initializer: str | None = None
+    """One hidden layer: its kind (`type`) and the values of the kind's fields (kfcore.layers declares them).
+
+    Every field any kind declares reads as an attribute, None when unset (`layer.units`); unknown names are
+    refused, so a typo never passes silently. Equal when the kind and the set values are.
+    """
+
+    def __init__(self, type: str, **values: Any):
+        self.__dict__["type"] = type
+        self.__dict__["_values"] = {}
+        for name, value in values.items():
+            setattr(self, name, value)
+
+    def __getattr__(self, name: str) -> Any:
+        if name in FIELD_NAMES:
+            return self.__dict__["_values"].get(name)
+        raise AttributeError(f"a layer has no field {name!r}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "type":
+            self.__dict__["type"] = value
+        elif name not in FIELD_NAMES:
+            raise AttributeError(f"a layer has no field {name!r}; the fields are {', '.join(FIELD_NAMES)}")
+        elif value is None:
+            self.__dict__["_values"].pop(name, None)
+        else:
+            self.__dict__["_values"][name] = value
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, LayerSpec) and (self.type, self._values) == (other.type, other._values)
+
+    def __repr__(self) -> str:
+        args = "".join(f", {k}={v!r}" for k, v in self._values.items())
+        return f"LayerSpec({self.type!r}{args})"
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v is not None}
+        return {"type": self.type, **self._values}
+
+    def values(self) -> dict[str, Any]:
+        """Every field of the layer's kind, the kind's defaults filling those not set."""
+        return kind(self.type).values(self._values)
 
     def short(self) -> str:
         """A few characters for tables: 'Dense(64, relu)', 'Conv2D(32, 3x3)'."""
-        if self.type == "Dense":
-            return f"Dense({self.units}, {self.activation or 'linear'})"
-        if self.type == "Dropout":
-            return f"Dropout({self.rate})"
-        if self.type == "Conv2D":
-            k = pair(self.kernel_size or 3)
-            return f"Conv2D({self.filters}, {k[0]}x{k[1]})"
-        if self.type == "MaxPooling2D":
-            p = pair(self.pool_size or 2)
-            return f"MaxPool({p[0]}x{p[1]})"
-        return {"BatchNormalization": "BatchNorm", "GlobalAveragePooling2D": "GAP"}.get(self.type, self.type)
+        return kind(self.type).short(self.values()) if self.type in KINDS else str(self.type)
 
 
 @dataclass
@@ -302,13 +271,6 @@ def _shown(v: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def pair(v: int | list[int] | tuple[int, ...]) -> tuple[int, int]:
-    """Keras-style size argument (3 or [3, 3]) as a (height, width) pair."""
-    if isinstance(v, (list, tuple)):
-        return (int(v[0]), int(v[1]))
-    return (int(v), int(v))
-
-
 # -- validation ---------------------------------------------------------------------------------
 
 
@@ -385,6 +347,16 @@ class _Checker:
             self.fail(f"{path}.{key}", f"must be true or false, got {_shown(v)}")
             return default
         return v
+
+    def field(self, d: dict, f: Any, path: str) -> Any:
+        """A layer field by its declaration (kfcore.layers.Field): the checks its kind of value needs."""
+        if f.kind == "int":
+            return self.integer(d, f.name, path, f.default, int(f.lo), int(f.hi))
+        if f.kind == "float":
+            return self.number(d, f.name, path, f.default, f.lo, f.hi)
+        if f.kind == "choice":
+            return self.choice(d, f.name, path, f.default, f.options)
+        return self.size(d, f.name, path, f.default)
 
     def size(self, d: dict, key: str, path: str, default: Any) -> Any:
         """A kernel/pool/stride size: a whole number ≥ 1, or a pair of them."""
@@ -478,31 +450,16 @@ def _parse_layers(c: _Checker, raw: Any) -> list[LayerSpec]:
             c.fail(path, f"must be an object like {{\"type\": \"Dense\", \"units\": 64}}, got {_shown(item)}")
             continue
         kind = item.get("type")
-        if kind not in LAYER_TYPES:
+        if not isinstance(kind, str) or kind not in LAYER_TYPES:
             c.fail(f"{path}.type", f"unknown layer type {_shown(kind)}; choose one of {', '.join(LAYER_TYPES)}")
             continue
-        d = c.section(item, f"{path} ({kind})", ("type",) + LAYER_FIELDS[kind])
-        defaults = LAYER_DEFAULTS[kind]
+        layer_kind = KINDS[kind]
+        d = c.section(item, f"{path} ({kind})", ("type",) + tuple(f.name for f in layer_kind.fields))
         layer = LayerSpec(type=kind)
-        if kind == "Dense":
-            layer.units = c.integer(d, "units", path, defaults["units"], 1, 65_536)
-        if kind == "Conv2D":
-            layer.filters = c.integer(d, "filters", path, defaults["filters"], 1, 4096)
-            layer.kernel_size = c.size(d, "kernel_size", path, defaults["kernel_size"])
-            layer.strides = c.size(d, "strides", path, None)
-        if kind in ("Dense", "Conv2D"):
-            layer.activation = c.choice(d, "activation", path, defaults["activation"], ACTIVATIONS)
-            layer.initializer = c.choice(d, "initializer", path, None, INITIALIZERS)
-            for reg in ("l1", "l2"):
-                if d.get(reg) is not None:
-                    setattr(layer, reg, c.number(d, reg, path, 0.0, 0.0, 1.0))
-        if kind == "Dropout":
-            layer.rate = c.number(d, "rate", path, defaults["rate"], 0.0, 0.99)
-        if kind == "MaxPooling2D":
-            layer.pool_size = c.size(d, "pool_size", path, defaults["pool_size"])
-            layer.strides = c.size(d, "strides", path, None)
-        if kind in ("Conv2D", "MaxPooling2D"):
-            layer.padding = c.choice(d, "padding", path, "valid", PADDINGS)
+        for f in layer_kind.fields:
+            if f.default is None and d.get(f.name) is None:
+                continue  # an optional field left out: Keras's own default applies
+            setattr(layer, f.name, c.field(d, f, path))
         out.append(layer)
     return out
 

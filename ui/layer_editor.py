@@ -1,5 +1,8 @@
 """One editable card per layer: its type, its parameters, and buttons to move, duplicate or remove it.
 
+The widgets come from the layer kind's declared fields (kfcore.layers): a field with a `widget` is shown,
+in one row, as a number input, a select box or a slider; a kind with none shows its description.
+
 Every widget is keyed by the layer's stable id (layer<ID>_<what>), never by its position, so moving a
 layer carries its values along. Ids start at 1 for a session's first layers and only grow.
 """
@@ -10,65 +13,52 @@ from typing import Any
 
 import streamlit as st
 
-from kfcore.shapes import layer_field
-from kfcore.spec import ACTIVATIONS, LAYER_TYPES, PADDINGS, LayerSpec, RunSpec, pair
+from kfcore.layers import KINDS, LAYER_TYPES, Field, pair
+from kfcore.spec import LayerSpec, RunSpec
 from ui import state
 from ui.widgets import bound
 
-SIZES = (1, 2, 3, 4, 5, 7)
 
-
-def _layer_setter(lid: int, name: str, cast: Any = lambda v: v) -> Any:
+def _layer_setter(lid: int, name: str, cast: Any) -> Any:
     def set_value(_spec: RunSpec, value: Any) -> None:
         setattr(state.layer_by_id(lid), name, cast(value))
 
     return set_value
 
 
-def _param(widget: Any, label: str, lid: int, layer: LayerSpec, name: str, cast: Any = lambda v: v,
-           **kwargs: Any) -> None:
-    value = layer_field(layer, name)
+def _cast(f: Field) -> Any:
+    return {"int": int, "float": float, "size": int}.get(f.kind, lambda v: v)
+
+
+def _widget(lid: int, layer: LayerSpec, f: Field) -> None:
+    value = layer.values()[f.name]
     if value is None:
-        value = {"padding": "valid", "strides": 1}[name]
-    if name in ("kernel_size", "pool_size", "strides"):
-        value = pair(value or 1)[0]  # the editor offers square windows; a shared [3, 5] shows as 3
-    bound(widget, label, f"layer{lid}_{name}", value, _layer_setter(lid, name, cast), **kwargs)
+        value = f.shown
+    if f.kind == "size":
+        value = pair(value)[0]  # the editor offers square windows; a shared [3, 5] shows as 3
+    key, setter = f"layer{lid}_{f.name}", _layer_setter(lid, f.name, _cast(f))
+    kwargs: dict[str, Any] = {"help": f.help or None}
+    if f.widget == "number":
+        bound(st.number_input, f.label, key, value, setter, min_value=int(f.lo), max_value=int(f.hi),
+              step=int(f.step or 1), **kwargs)
+    elif f.widget == "slider":
+        bound(st.slider, f.label, key, value, setter, min_value=float(f.lo), max_value=min(float(f.hi), 0.95),
+              step=f.step, **kwargs)
+    else:
+        fmt = _square if f.kind == "size" else (lambda v: f"{v:g}") if f.kind == "float" else str
+        bound(st.selectbox, f.label, key, value, setter, options=f.options, format_func=fmt, **kwargs)
 
 
 def params(lid: int, layer: LayerSpec) -> None:
-    """The parameter widgets of one layer type."""
-    kind = layer.type
-    if kind == "Dense":
-        a, b = st.columns(2)
-        with a:
-            _param(st.number_input, "Units", lid, layer, "units", int, min_value=1, max_value=65_536, step=1)
-        with b:
-            _param(st.selectbox, "Activation", lid, layer, "activation", options=ACTIVATIONS)
-    elif kind == "Conv2D":
-        a, b, c, d, e = st.columns(5)
-        with a:
-            _param(st.number_input, "Filters", lid, layer, "filters", int, min_value=1, max_value=4096, step=1)
-        with b:
-            _param(st.selectbox, "Kernel", lid, layer, "kernel_size", int, options=SIZES, format_func=_square)
-        with c:
-            _param(st.selectbox, "Stride", lid, layer, "strides", int, options=(1, 2, 3))
-        with d:
-            _param(st.selectbox, "Padding", lid, layer, "padding", options=PADDINGS)
-        with e:
-            _param(st.selectbox, "Activation", lid, layer, "activation", options=ACTIVATIONS)
-    elif kind == "MaxPooling2D":
-        a, b = st.columns(2)
-        with a:
-            _param(st.selectbox, "Pool", lid, layer, "pool_size", int, options=SIZES[1:], format_func=_square)
-        with b:
-            _param(st.selectbox, "Padding", lid, layer, "padding", options=PADDINGS)
-    elif kind == "Dropout":
-        _param(st.slider, "Rate (fraction of units dropped while training)", lid, layer, "rate", float,
-               min_value=0.0, max_value=0.95, step=0.05)
-    else:
-        st.caption({"Flatten": "Turns an image into one long row of numbers; no parameters.",
-                    "BatchNormalization": "Re-centres and re-scales its inputs; no settings needed.",
-                    "GlobalAveragePooling2D": "Averages each channel over the image; no parameters."}[kind])
+    """The parameter widgets of one layer, as its kind declares them."""
+    layer_kind = KINDS[layer.type]
+    shown = [f for f in layer_kind.fields if f.widget]
+    if not shown:
+        st.caption(layer_kind.description)
+        return
+    for column, f in zip(st.columns(len(shown)), shown, strict=True):
+        with column:
+            _widget(lid, layer, f)
 
 
 def _square(n: int) -> str:

@@ -172,6 +172,26 @@ def test_layers_can_be_added_duplicated_moved_and_removed(app):
     assert list(table["Layer"])[-1].startswith("Output (Dense 10, softmax)")
 
 
+def test_the_two_kinds_the_registry_added_are_edited_like_any_other(app):
+    go(app, "app_pages/model.py")  # digits, 8x8 images
+    for kind in ("Conv2D", "AveragePooling2D", "LayerNormalization"):
+        app.selectbox(key="add_layer_type").select(kind).run()
+        app.button(key="add_layer").click().run()
+    _, conv, pool, norm = app.session_state["layer_ids"]
+    app.selectbox(key=f"layer{conv}_padding").select("same").run()
+    app.selectbox(key=f"layer{pool}_pool_size").set_value(4).run()
+    app.selectbox(key=f"layer{norm}_epsilon").set_value(1e-5).run()
+    layers = app.session_state["spec"].layers
+    assert [layer.type for layer in layers] == ["Dense", "Conv2D", "AveragePooling2D", "LayerNormalization"]
+    assert layers[2].pool_size == 4 and layers[3].epsilon == pytest.approx(1e-5)
+    assert any("needs image input" in e.value for e in app.error)  # the Dense first flattened the image
+    app.button(key=f"layer{app.session_state['layer_ids'][0]}_remove").click().run()
+    assert not app.error
+    rows = list(app.dataframe[0].value["Layer"])
+    assert rows[1:4] == ["Conv2D 1", "AveragePooling2D 2", "LayerNormalization 3"]
+    assert list(app.dataframe[0].value["Output shape"])[2] == "2×2×32"  # 8x8 "same" conv, then a 4x4 pool
+
+
 def test_conv2d_on_tabular_data_is_refused_with_reason_before_training(app):
     use_dataset(app, "iris")
     go(app, "app_pages/model.py")

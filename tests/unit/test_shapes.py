@@ -54,6 +54,10 @@ CASES = {
     "conv_dropout_flatten": ([conv(3, 5), D("Dropout", rate=0.25), FLAT, dense(10)], (28, 28, 1), "regression", 0,
                              None),
     "conv_defaults_then_dense": ([D("Conv2D"), D("Dense")], (6, 6, 1), "multiclass", 4, None),
+    "avg_pool_and_layer_norm_image": ([conv(4, padding="same"), D("AveragePooling2D", pool_size=2),
+                                       D("LayerNormalization"), D("AveragePooling2D", pool_size=[3, 1], strides=1,
+                                                                  padding="same")], (8, 8, 1), "multiclass", 10, None),
+    "layer_norm_tabular": ([dense(8), D("LayerNormalization", epsilon=1e-5), dense(4)], (4,), "binary", 2, None),
 }
 
 
