@@ -138,3 +138,12 @@ def test_without_auth_secrets_hosted_mode_keeps_the_browser_cookie_owner(kf_home
     assert owner != account_owner_token(ISSUER, "alice-42") and at.session_state["owner_cookie_ok"] is False
     assert any(f"kf_owner={owner}" in h.proto.body for h in at.sidebar.get("html"))
     assert "Sign in" not in sidebar_buttons(at) and "Sign out" not in sidebar_buttons(at)
+
+
+def test_sign_in_on_a_server_whose_auth_secrets_are_incomplete_says_so_in_the_sidebar(kf_home):
+    at = signed(None, auth={"client_id": "kf"})  # no redirect_uri, cookie_secret, …
+    at.sidebar.button(key="sign_in").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    errors = [e.value for e in at.sidebar.error]
+    assert len(errors) == 1 and errors[0].startswith("Sign-in is not available: ")
+    assert "check its [auth] secrets" in errors[0]
