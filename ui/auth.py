@@ -40,7 +40,7 @@ def _shown_name() -> str:
 
 
 def sidebar_control() -> None:
-    """"Sign in", or "Signed in as …" and "Sign out". Both reload the page: a new session, a new owner."""
+    """The Sign in button, or who is signed in and Sign out. Both reload the page: a new session, a new owner."""
     try:
         if signed_in_owner() is None:
             if st.button("Sign in", key="sign_in", icon=":material/login:", width="stretch"):
@@ -50,5 +50,6 @@ def sidebar_control() -> None:
             if st.button("Sign out", key="sign_out", icon=":material/logout:", width="stretch"):
                 st.logout()
     except StreamlitAuthError as e:  # [auth] incomplete, or Authlib missing: the operator's to fix
-        st.error(f"Sign-in is not available: {' '.join(str(e).split())} Ask whoever runs this server to check its [auth] secrets.",
+        reason = " ".join(str(e).split())
+        st.error(f"Sign-in is not available: {reason} Ask whoever runs this server to check its [auth] secrets.",
                  icon=":material/error:")
