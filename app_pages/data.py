@@ -36,6 +36,10 @@ def set_generator(name: str, value) -> None:
 
 
 def upload_section() -> None:
+    sign_in = state.sign_in_first()
+    if sign_in:  # an upload belongs to its owner: no uploader before there is one
+        st.info(sign_in, icon=":material/login:")
+        return
     file = st.file_uploader("CSV or NPZ file", type=list(datasets.UPLOAD_TYPES), key="upload",
                             max_upload_size=datasets.upload_limit_mb())
     try:

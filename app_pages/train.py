@@ -69,10 +69,13 @@ with right:
     buttons = st.container(horizontal=True)
     # No help= on these two: a tooltip makes Streamlit draw the button twice, and `.st-key-train button`
     # must find exactly one for browser automation.
+    sign_in = state.sign_in_first()
     buttons.button("Train", key="train", type="primary", icon=":material/play_arrow:", on_click=state.start_training,
-                   disabled=problem is not None or active)
+                   disabled=problem is not None or active or sign_in is not None)
     buttons.button("Stop", key="stop", icon=":material/stop:", on_click=state.stop_training, disabled=not active)
-    if ss.get("train_error"):
+    if sign_in:
+        st.info(sign_in, icon=":material/login:")
+    elif ss.get("train_error"):
         st.error(ss.train_error, icon=":material/error:")
     limits.server_note()
     live.run_panel()

@@ -7,6 +7,7 @@ a shared server; README's hosting section lists them.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import re
@@ -175,7 +176,8 @@ def describe(limits: Limits) -> list[str]:
 
 # -- who may change a run ---------------------------------------------------------------------------
 # In hosted mode a run belongs to the browser that made it, known by an opaque random token the browser
-# keeps (a cookie). The token is only ever compared for equality: never parsed, never used in a path.
+# keeps (a cookie), or, where the server has sign-in, to the account (a token derived from its identity).
+# The token is only ever compared for equality: never parsed, never used in a path.
 
 OWNER_TOKEN = re.compile(r"[0-9a-f]{32}")
 
@@ -183,6 +185,13 @@ OWNER_TOKEN = re.compile(r"[0-9a-f]{32}")
 def new_owner_token() -> str:
     """A fresh owner token: 128 random bits as 32 lowercase hex digits."""
     return secrets.token_hex(16)
+
+
+def account_owner_token(issuer: str, subject: str) -> str:
+    """The owner token of a signed-in account: the same for its every session and browser, different for every
+    (issuer, subject) pair (OpenID Connect's stable user id), in a new owner token's form so stores and can_modify
+    need nothing new. The NUL between the two keeps ("ab", "c") and ("a", "bc") apart."""
+    return hashlib.sha256(f"{issuer}\0{subject}".encode()).hexdigest()[:32]
 
 
 def valid_owner_token(value: object) -> str | None:

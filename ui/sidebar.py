@@ -7,7 +7,7 @@ import streamlit as st
 from kfcore import runview
 from kfcore.hardware import describe_host
 from kfcore.store import RunRecord
-from ui import share, state
+from ui import auth, share, state
 
 
 def device_text() -> str:
@@ -19,6 +19,8 @@ def device_text() -> str:
 
 def render() -> None:
     with st.sidebar:
+        if state.accounts():
+            auth.sidebar_control()
         st.caption("Device")
         st.markdown(f":material/memory: {device_text()}")
         st.caption("Experiment")

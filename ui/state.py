@@ -10,7 +10,8 @@ Who owns what: locally every session may change every run (one user). In hosted 
 "owner" is the browser's, not one tab's: a random token kept in the `kf_owner` cookie, read when a
 session starts (st.context.cookies) and, when the browser sent none, set from the page by a one-line
 script in the sidebar. A session sees its owner's runs; another owner's run, reached through its link,
-is read-only (can_modify): it can be forked into the editor, never renamed, deleted or stopped.
+is read-only (can_modify): it can be forked into the editor, never renamed, deleted or stopped. Where the
+server has sign-in (ui.auth), "owner" is the signed-in account instead, and None (may look, not train) before.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from kfcore.jobs import JobManager, Predictor
 from kfcore.limits import LimitError, Limits, can_modify, check_data_access, new_owner_token, valid_owner_token
 from kfcore.spec import LAYER_DEFAULTS, LayerSpec, RunSpec, SpecError, parse_spec
 from kfcore.store import RunRecord, RunStore
+from ui import auth
 
 # Start the warm training worker this long after the first page view: its TensorFlow import would
 # otherwise slow the first page on a 2-core machine (measured: 0.3-0.4 s of a 2.3 s landing).
@@ -89,6 +91,11 @@ def hosted() -> bool:
     return limits().hosted
 
 
+def accounts() -> bool:
+    """Whether runs belong to signed-in accounts: hosted mode with an [auth] section in the secrets."""
+    return hosted() and auth.configured()
+
+
 def shutdown_jobs() -> None:
     """Stop every cached JobManager's workers and the predictor (tests call this; a server's die with it)."""
     _jobs.clear()
@@ -120,10 +127,14 @@ OWNER_COOKIE_MAX_AGE_S = 365 * 24 * 3600
 
 def _init_owner() -> None:
     """ss.owner: a new id per session locally; in hosted mode the browser's token from its cookie, or a new one
-    (then remember_owner() sets the cookie, so the next session of this browser gets the same owner)."""
+    (then remember_owner() sets the cookie, so the next session of this browser gets the same owner); in hosted
+    mode with sign-in (ui.auth), the signed-in account's token, or None for a visitor who has not signed in."""
     ss = st.session_state
     if not hosted():
         ss.owner, ss.owner_cookie_ok = uuid.uuid4().hex, True
+        return
+    if accounts():  # the account is the owner (None until signed in); the cookie is neither read nor set
+        ss.owner, ss.owner_cookie_ok = auth.signed_in_owner(), True
         return
     sent = cookie_owner()
     ss.owner, ss.owner_cookie_ok = sent or new_owner_token(), sent is not None
@@ -155,8 +166,16 @@ def owns(record: RunRecord | None) -> bool:
 
 
 def visible_runs() -> list[RunRecord]:
-    """The runs this session lists: every run locally, only its owner's when hosted."""
-    return store().list_runs(owner=st.session_state.get("owner") if hosted() else None)
+    """The runs this session lists: every run locally, only its owner's when hosted (none before signing in)."""
+    if not hosted():
+        return store().list_runs()
+    owner = st.session_state.get("owner")
+    return store().list_runs(owner=owner) if owner is not None else []
+
+
+def sign_in_first() -> str | None:
+    """Why this session may not train or upload yet (a hosted server with sign-in, nobody signed in), or None."""
+    return auth.SIGN_IN_FIRST if hosted() and st.session_state.get("owner") is None else None
 
 
 def data_refusal(candidate: RunSpec) -> str | None:
@@ -262,6 +281,9 @@ def collect_garbage_now_and_then() -> None:
 def start_training() -> None:
     """Train button: queue the spec as it is now; the run before becomes the dashed 'previous'."""
     ss = st.session_state
+    ss.train_error = sign_in_first()
+    if ss.train_error:
+        return
     try:
         checked = parse_spec(ss.spec.to_dict())
     except SpecError as e:
