@@ -24,6 +24,8 @@ def keras_names(report: ShapeReport) -> list[str]:
             names.append(f"layer_{row.index + 1}_{row.kind.lower()}")
         elif row.kind == "Normalization":
             names.append("normalization")
+        elif row.kind == "Rescaling":
+            names.append("to_target_units")
         elif row.kind == "Flatten":
             # An automatic Flatten always sits right before a Dense: name it after that layer.
             nxt = report.rows[j + 1].index
@@ -41,13 +43,16 @@ def build_model(
     norm_mean: Any = None,
     norm_var: Any = None,
     mixed_precision: bool = False,
+    target_scale: tuple[float, float] = (0.0, 1.0),
 ) -> keras.Model:
     """An uncompiled keras.Sequential for `spec` on inputs of `input_shape` (batch excluded).
 
     norm_mean / norm_var: per-feature statistics for the Normalization of tabular input (zeros / ones
     when None). mixed_precision: run the hidden layers under "mixed_float16"; when False they follow
     the global Keras policy. Normalization and the output layer always stay float32 (raw features may
-    overflow float16; losses need float32 outputs). Raises ShapeError before any TensorFlow work.
+    overflow float16; losses need float32 outputs). target_scale: (mean, std) of a regression target; the model
+    ends in a Rescaling by them, so it learns the standardised target and predicts in the target's units.
+    Raises ShapeError before any TensorFlow work.
     """
     input_shape = tuple(int(s) for s in input_shape)
     report = infer_shapes(spec.layers, input_shape, task, n_classes, spec.output)
@@ -67,6 +72,9 @@ def build_model(
             model.add(kind(layer.type).build(keras, layer.values(), name, dtype))
         elif row.kind == "Flatten":
             model.add(keras.layers.Flatten(dtype=dtype, name=name))
+        elif row.kind == "Rescaling":
+            mean, std = target_scale
+            model.add(keras.layers.Rescaling(scale=float(std), offset=float(mean), dtype="float32", name=name))
         else:
             units, activation, _ = head(task, n_classes, spec.output)
             model.add(keras.layers.Dense(units, activation=activation, dtype="float32", name=name))

@@ -497,11 +497,16 @@ def _model_lines(spec: RunSpec, facts: _Facts) -> list[str]:
             items.append(kind(spec.layers[row.index].type).code(spec.layers[row.index].values()) + ",")
         elif row.kind == "Flatten":
             items.append("layers.Flatten(),  # added because Dense needs flat input")
+        elif row.kind == "Rescaling":
+            items += ["# Back to the target's units: the layers before learn the standardised target",
+                      "layers.Rescaling(scale=y_std, offset=y_mean),"]
         else:
             args = [str(facts.units)] + ([f"activation={_q(facts.activation)}"] if facts.activation != "linear" else [])
             items.append(_call("layers.Dense", args, 8) + ",  # output")
     listed = "".join(f"        {item}\n" for item in items)
+    scale = ["y_mean, y_std = float(y_train.mean()), float(y_train.std()) or 1.0  # the target's scale"]
     return [
+        *(scale if not facts.classify else []),
         f"keras.utils.set_random_seed({spec.train.seed})  # the same initial weights, dropout and shuffling",
         "model = keras.Sequential(\n    [\n" + listed + "    ]\n)",
         "model.summary()",
@@ -530,8 +535,12 @@ def _train_lines(spec: RunSpec, facts: _Facts) -> list[str]:
         args.append(f"weight_decay={_num(t.weight_decay)}")
     name = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW", "rmsprop": "RMSprop", "adagrad": "Adagrad"}[t.optimizer]
     metric = "mae" if facts.task == "regression" else "accuracy"
-    lines.append(_call("model.compile", [f"optimizer={_call(f'keras.optimizers.{name}', args, 4)}",
-                                         f"loss={_q(facts.loss)}", f'metrics=["{metric}"]']))
+    compile_args = [f"optimizer={_call(f'keras.optimizers.{name}', args, 4)}", f"loss={_q(facts.loss)}",
+                    f'metrics=["{metric}"]']
+    power = {"mse": " ** 2", "mae": "", "huber": ""}.get(facts.loss) if not facts.classify else None
+    if power is not None:  # the loss of the standardised target, as kfcore.train.loss_weight weighs it
+        compile_args.append(f"loss_weights=[1 / y_std{power}]")
+    lines.append(_call("model.compile", compile_args))
     fit = ["x_train", "y_train", f"batch_size={t.batch_size}", f"epochs={t.epochs}"]
     if facts.n_val:
         fit.append("validation_data=(x_val, y_val)")

@@ -114,6 +114,10 @@ def infer_shapes(
         rows.append(LayerRow(None, "Flatten (automatic)", "Flatten", shape, 0, 0, True))
     params = shape[0] * units + units
     rows.append(LayerRow(None, f"Output (Dense {units}, {activation})", "Dense", (units,), params, params, False))
+    if task == "regression":
+        # The network learns the standardised target; this turns its output back into the target's units, so the
+        # saved model predicts in them (its scale and offset are the training split's std and mean: 0 params).
+        rows.append(LayerRow(None, "Rescaling (to the target's units)", "Rescaling", (units,), 0, 0, True))
 
     total = sum(r.params for r in rows)
     trainable = sum(r.trainable for r in rows)

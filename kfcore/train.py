@@ -100,6 +100,18 @@ def _make_optimizer(keras: Any, spec: RunSpec, steps_per_epoch: int) -> Any:
     ](learning_rate=lr)
 
 
+def target_scale(y_train: np.ndarray) -> tuple[float, float]:
+    """(mean, std) of a regression target on the training split: the model learns (y - mean) / std, which keeps
+    its output near 1 whatever the units (diabetes' targets run 25-346; unscaled, the defaults learned nothing)."""
+    return float(y_train.mean()), float(y_train.std()) or 1.0
+
+
+def loss_weight(loss: str, std: float) -> float:
+    """The weight that makes a regression loss in the target's units the loss on the standardised target:
+    mse / std², mae and huber / std; 1 for any other loss."""
+    return {"mse": 1.0 / std**2, "mae": 1.0 / std, "huber": 1.0 / std}.get(loss, 1.0)
+
+
 def _targets(y: np.ndarray | None, loss: str, n_classes: int) -> np.ndarray | None:
     if y is None:
         return None
@@ -179,12 +191,16 @@ def _train(
         norm_mean = splits.x_train.mean(axis=0)
         norm_var = splits.x_train.var(axis=0)
 
+    scale = target_scale(splits.y_train) if ds.task == "regression" else (0.0, 1.0)
+
     def build_and_compile() -> Any:
         model = build_model(spec, ds.input_shape, ds.task, ds.n_classes, norm_mean, norm_var,
-                            mixed_precision=keras.mixed_precision.global_policy().name == "mixed_float16")
+                            mixed_precision=keras.mixed_precision.global_policy().name == "mixed_float16",
+                            target_scale=scale)
         metrics = ["mae"] if ds.task == "regression" else ["accuracy"]
+        weights = [loss_weight(loss, scale[1])] if ds.task == "regression" else None
         model.compile(optimizer=_make_optimizer(keras, spec, steps_per_epoch), loss=loss, metrics=metrics,
-                      steps_per_execution=k)
+                      loss_weights=weights, steps_per_execution=k)
         return model
 
     if strategy is not None:
@@ -213,6 +229,7 @@ def _train(
         "steps_per_execution": k,
         "loss": loss,
         "output_units": units,
+        "target_scale": list(scale) if ds.task == "regression" else None,
         "jit_compile": str(getattr(model, "jit_compile", "auto")),
         "notes": ds.notes,
     }

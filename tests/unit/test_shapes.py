@@ -101,9 +101,9 @@ def test_rows_name_layers_and_mark_automatic_ones():
 
 
 def test_normalize_flag_overrides_the_default():
-    assert [r.kind for r in infer_shapes([], (4,), "regression", 0, normalize=False).rows] == ["Dense"]
+    assert [r.kind for r in infer_shapes([], (4,), "regression", 0, normalize=False).rows] == ["Dense", "Rescaling"]
     rows = infer_shapes([], (8, 8, 1), "regression", 0, normalize=True).rows
-    assert [r.kind for r in rows] == ["Normalization", "Flatten", "Dense"]
+    assert [r.kind for r in rows] == ["Normalization", "Flatten", "Dense", "Rescaling"]
 
 
 def test_head():
