@@ -131,8 +131,10 @@ def comparison(records: list[RunRecord]) -> None:
         st.caption("Nothing: these runs share every setting (a repeated run differs only by chance, if at all).")
         return
     frame = pd.DataFrame({"setting": [path for path, _ in diff]})
+    files = {f"data.{k}" for k in uploads.FILE_FIELDS}  # a data file by its name: never a server path
     for k, label in enumerate(labels):
-        frame[label] = ["–" if values[k] is None else str(values[k]) for _, values in diff]
+        frame[label] = ["–" if values[k] is None else Path(values[k]).name if path in files else str(values[k])
+                        for path, values in diff]
     st.dataframe(frame, hide_index=True, key="config_diff")
 
 

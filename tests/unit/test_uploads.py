@@ -96,3 +96,12 @@ def test_messages_and_exported_scripts_name_data_files_without_their_folder(stor
     script = python_script(dataclasses.replace(spec, data=uploads.resolve(spec.data, store.uploads_dir)))
     assert "# Put flowers.csv next to this script" in script and 'pd.read_csv("flowers.csv")' in script
     assert str(store.root) not in script and "0123456789abcdef" not in script
+
+
+def test_the_command_line_reads_an_upload_reference_from_its_store(store, tmp_path):
+    from tests.unit.test_cli import run_cli, write_spec
+
+    spec = {"data": {"source": "csv", "path": MINE, "target": "nope"}}  # fails on the file's columns, before training
+    out = run_cli("train", write_spec(tmp_path, spec), "--store", store.root)
+    assert out.returncode == 2 and out.stderr.startswith("error: flowers.csv: ") and "there is no column 'nope'" in out.stderr
+    assert str(store.root) not in out.stderr
