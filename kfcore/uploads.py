@@ -40,9 +40,8 @@ def ref_of(path: str, uploads_dir: str | Path) -> str | None:
 
 def as_refs(data: DataSpec, uploads_dir: str | Path) -> DataSpec:
     """`data` with every upload named by its reference (an old spec's absolute upload paths become references)."""
-    changes = {k: ref for k in FILE_FIELDS if (v := getattr(data, k)) and (ref := ref_of(v, uploads_dir)) != v
-               and ref is not None}
-    return dataclasses.replace(data, **changes) if changes else data
+    refs = {k: ref_of(v, uploads_dir) for k in FILE_FIELDS if (v := getattr(data, k))}
+    return dataclasses.replace(data, **{k: ref for k, ref in refs.items() if ref is not None})
 
 
 def local_path(path: str, uploads_dir: str | Path) -> Path:
@@ -52,6 +51,5 @@ def local_path(path: str, uploads_dir: str | Path) -> Path:
 
 def resolve(data: DataSpec, uploads_dir: str | Path) -> DataSpec:
     """`data` ready for kfcore.data.load_dataset: each upload reference replaced by the file's path."""
-    changes = {k: str(local_path(v, uploads_dir)) for k in FILE_FIELDS if (v := getattr(data, k)) and
-               UPLOAD_REF.fullmatch(v)}
-    return dataclasses.replace(data, **changes) if changes else data
+    return dataclasses.replace(data, **{k: str(local_path(v, uploads_dir)) for k in FILE_FIELDS
+                                        if (v := getattr(data, k))})
