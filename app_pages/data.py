@@ -47,7 +47,7 @@ def upload_section() -> None:
             ss.pop("uploaded", None)
             ss.pop("upload_file_id", None)
         elif ss.get("upload_file_id") != file.file_id:
-            ss.uploaded = str(datasets.save_upload(file.name, file.getvalue()))
+            ss.uploaded = datasets.keep_upload(file.name, file.getvalue())
             ss.upload_file_id = file.file_id
         path = ss.get("uploaded") or spec.data.path
         if not path:
@@ -56,7 +56,7 @@ def upload_section() -> None:
             return
         target = None
         if not path.endswith(".npz"):
-            columns = csv_columns(path)
+            columns = csv_columns(datasets.local_path(path))
             if ss.get("target_column") not in columns:
                 ss.target_column = spec.data.target if spec.data.target in columns else columns[-1]
             target = st.selectbox("Column to predict", columns, key="target_column")

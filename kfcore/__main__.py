@@ -41,6 +41,9 @@ def _store(args: argparse.Namespace) -> Any:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from kfcore import uploads
     from kfcore.advice import model_advice
     from kfcore.data import DataError
     from kfcore.limits import LimitError
@@ -54,9 +57,12 @@ def cmd_train(args: argparse.Namespace) -> int:
             text = f.read(MAX_SPEC_BYTES + 1)  # never more than a spec can be: the parser refuses the rest
     except (OSError, ValueError) as e:
         _fail(f"cannot read the spec file {path}: {getattr(e, 'strerror', None) or e}")
+    store = _store(args)
     try:
         spec = RunSpec.from_json(text)
-        dataset, _, _ = prepare(spec)  # refuse bad data or an unbuildable stack before TensorFlow is even imported
+        # Refuse bad data or an unbuildable stack before TensorFlow is even imported; an upload reference (a spec
+        # from a share link or `show`) names a file in the store.
+        dataset, _, _ = prepare(replace(spec, data=uploads.resolve(spec.data, store.uploads_dir)))
     except (SpecError, DataError, ShapeError, LimitError) as e:
         _fail(str(e))
     for note in model_advice(spec, dataset.task, dataset.n_classes):  # it still trains: the user may mean it
@@ -64,7 +70,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from kfcore.jobs import execute_run
 
-    store = _store(args)
     run_id = store.create_run(spec.to_dict(), name=args.name)
     store.start_in_process(run_id)
     # Ctrl-C cancels cleanly (the run is recorded as cancelled) instead of dumping a KeyboardInterrupt trace.

@@ -720,7 +720,7 @@ def _read_idx(path: str | Path, what: str) -> np.ndarray:
                 )
             data = f.read(nbytes)
     except FileNotFoundError:
-        raise DataError(f"the {what} file {path} does not exist; upload it again") from None
+        raise DataError(f"the {what} file {path.name} does not exist; upload it again") from None
     except (OSError, EOFError, zlib.error) as e:
         raise DataError(f"could not read the {what} file {path.name}: {e}") from None
     if len(data) != nbytes:
@@ -766,7 +766,7 @@ def _load_npz(spec: DataSpec) -> Dataset:
     try:
         archive = np.load(path, allow_pickle=False)  # never unpickle: a pickle can run any code
     except FileNotFoundError:
-        raise DataError(f"the file {path} does not exist; upload it again") from None
+        raise DataError(f"the file {path.name} does not exist; upload it again") from None
     except ValueError:
         # numpy falls back to unpickling anything that is not .npy / .npz, and refuses to.
         raise DataError(
@@ -1085,7 +1085,7 @@ def read_csv(path: Path) -> pd.DataFrame:
         with open(path, "rb") as f:
             head = f.read(4096)
     except FileNotFoundError:
-        raise DataError(f"the file {path} does not exist; upload it again") from None
+        raise DataError(f"the file {path.name} does not exist; upload it again") from None
     except OSError as e:
         raise DataError(f"could not open {path.name} ({e.strerror or e})") from None
     if not head:

@@ -64,8 +64,10 @@ def python_script(spec: RunSpec, run_name: str | None = None) -> str:
     """A standalone tf.keras script, top to bottom like a keras-io example, that trains the run again.
 
     The data is read once here (Keras downloads excepted) so that the code fits what it holds: the
-    task, the split sizes, the CSV columns. Raises DataError or ShapeError, with kfcore's message,
-    when the run itself could not start (a missing file, an impossible layer stack).
+    task, the split sizes, the CSV columns (from the spec's paths: resolve upload references first,
+    kfcore.uploads.resolve); the script names its files without their folder. Raises DataError or
+    ShapeError, with kfcore's message, when the run itself could not start (a missing file, an
+    impossible layer stack).
     """
     facts = _facts(spec)
     script = _Script()
@@ -266,7 +268,8 @@ def _data_lines(spec: RunSpec, facts: _Facts, script: _Script) -> list[str]:
     if d.source == "idx":
         script.helpers.append(_READ_IDX)
         images = kdata._read_idx(d.images or "", "images")
-        return [f"x = read_idx({_q(d.images or '')})", f"y = read_idx({_q(d.labels or '')})",
+        names = [Path(d.images or "").name, Path(d.labels or "").name]
+        return [_beside(*names), f"x = read_idx({_q(names[0])})", f"y = read_idx({_q(names[1])})",
                 *_image_lines(["x"], [images])]
     return _csv_lines(spec, facts)
 
@@ -326,11 +329,18 @@ def _image_lines(names: list[str], arrays: list[np.ndarray]) -> list[str]:
     return lines
 
 
+def _beside(*names: str) -> str:
+    """The script reads its data files by name alone: no server path in a download, and it runs anywhere."""
+    them = "them" if len(names) > 1 else "it"
+    return f"# Put {' and '.join(names)} next to this script: it reads {them} from the working directory"
+
+
 def _npz_lines(spec: RunSpec, facts: _Facts) -> list[str]:
     keys = ["x", "y", "x_test", "y_test"] if facts.own_test else ["x", "y"]
     with np.load(spec.data.path or "", allow_pickle=False) as archive:
         raw = {k: archive[k] for k in keys}
-    lines = [f"data = np.load({_q(spec.data.path or '')}, allow_pickle=False)", 'x, y = data["x"], data["y"]']
+    name = Path(spec.data.path or "").name
+    lines = [_beside(name), f"data = np.load({_q(name)}, allow_pickle=False)", 'x, y = data["x"], data["y"]']
     if facts.own_test:
         lines.append('x_test, y_test = data["x_test"], data["y_test"]  # the file\'s own test set')
     lines += [f"{y} = {y}.ravel()  # one label per sample" for y in keys[1::2] if raw[y].ndim == 2]
@@ -359,7 +369,8 @@ def _csv_lines(spec: RunSpec, facts: _Facts) -> list[str]:
     path = Path(spec.data.path or "")
     target = (spec.data.target or "").strip()
     df = kdata.read_csv(path)
-    lines = [f"df = {_call('pd.read_csv', [_q(str(spec.data.path)), *_csv_read_options(path, list(df.columns))])}"]
+    lines = [_beside(path.name),
+             f"df = {_call('pd.read_csv', [_q(path.name), *_csv_read_options(path, list(df.columns))])}"]
     stripped = [str(c).strip() for c in df.columns]
     if len(set(stripped)) == len(stripped):  # kfcore's rule: " age" is "age" unless two columns would merge
         if stripped != list(df.columns):

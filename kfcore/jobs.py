@@ -8,6 +8,7 @@ the supervisor starts a fresh one. A global cap limits how many train at once.
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing as mp
 import os
 import threading
@@ -15,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from kfcore import uploads
 from kfcore.limits import LimitError, Limits, check_data_access
 from kfcore.spec import RunSpec
 from kfcore.store import RunStore
@@ -40,10 +42,11 @@ def execute_run(store: RunStore, run_id: str, on_event: Any = None, limits: Limi
     record = store.get(run_id, with_evaluation=False)
     spec = RunSpec.from_dict(record.spec)
     try:
-        check_data_access(spec.data, limits, store.uploads_dir)
+        check_data_access(spec.data, limits, store, record.owner)  # the run's owner: its own or forked uploads
     except LimitError as e:
         store.fail(run_id, str(e))
         return TrainResult(status="failed", error=str(e))
+    spec = dataclasses.replace(spec, data=uploads.resolve(spec.data, store.uploads_dir))
     started = time.monotonic()
     last_check = [0.0, False]
     timed_out = []

@@ -16,9 +16,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from kfcore import uploads
 from kfcore.shapes import ShapeReport
-from kfcore.spec import DataSpec, RunSpec
-from kfcore.store import RunRecord
+from kfcore.spec import DataSpec, RunSpec, SpecError
+from kfcore.store import RunRecord, RunStore
 
 
 class LimitError(ValueError):
@@ -128,10 +129,15 @@ def check_run(spec: RunSpec, report: ShapeReport, n_rows: int, n_values: int, li
         raise LimitError("; ".join(problems))
 
 
-def check_data_access(data: DataSpec, limits: Limits, uploads_dir: str | Path) -> None:
-    """In hosted mode a spec (from a form, a share link or a hostile client) may only read built-in sets,
-    the named Keras downloads and files uploaded through the app: never another path on the server.
-    KF_KERAS_DOWNLOADS=0 (either mode) takes the Keras downloads away too."""
+def check_data_access(
+    data: DataSpec, limits: Limits, store: RunStore, owner: str | None, via: RunRecord | None = None
+) -> None:
+    """In hosted mode a spec (from a form, a share link, a queued run or a hostile client) may only read built-in
+    sets, the named Keras downloads and the uploads `owner` may read: its own and those of runs it forked
+    (grant_data_access); never another path on the server, nor another browser's upload. `via`, a run this
+    session was given by its link, lets it read that run's own files too (when the run's owner may).
+    KF_KERAS_DOWNLOADS=0 (either mode) takes the Keras downloads away too. The web process and the worker
+    both ask this, so a link and a queued run meet the same rule."""
     if data.source == "keras" and not limits.keras_downloads:
         raise LimitError(
             f"this server does not download Keras datasets (KF_KERAS_DOWNLOADS=0), so {data.name or 'it'!r} is not "
@@ -139,16 +145,37 @@ def check_data_access(data: DataSpec, limits: Limits, uploads_dir: str | Path) -
         )
     if not limits.hosted or data.source in ("builtin", "keras"):
         return
-    root = Path(uploads_dir).resolve()
-    for path in (data.path, data.images, data.labels):
-        if path is None:
-            continue
-        resolved = Path(path).resolve()
-        if root not in resolved.parents:
+    vouched = _run_uploads(via, store) if via is not None else set()
+    for path in uploads.files(data):
+        name = Path(path).name  # never the server path, even of a file that is not there
+        ref = uploads.ref_of(path, store.uploads_dir)
+        if ref is None:
             raise LimitError(
-                f"this hosted server reads only built-in datasets and files uploaded on the Data page, not {path!r}; "
+                f"this hosted server reads only built-in datasets and files uploaded on the Data page, not {name!r}; "
                 "upload the file there"
             )
+        if ref not in vouched and not store.may_read_upload(owner, ref):
+            raise LimitError(
+                f"{name!r} was uploaded from another browser, and uploads here are private to the browser that "
+                "uploaded them; upload your own copy on the Data page, or ask its owner for a link to their run"
+            )
+
+
+def grant_data_access(store: RunStore, owner: str, via: RunRecord) -> None:
+    """A fork of `via` (after check_data_access allowed its data): from now on `owner` may read that run's own
+    uploads, so the runs it trains from the fork pass the worker's check; no other upload of its owner."""
+    for ref in _run_uploads(via, store):
+        store.add_upload(owner, ref, Path(ref).name, via=via.id)
+
+
+def _run_uploads(record: RunRecord, store: RunStore) -> set[str]:
+    """The uploads a run reads that its owner may read: what a run vouches for to whoever it is shared with."""
+    try:
+        data = RunSpec.from_dict(record.spec).data
+    except SpecError:
+        return set()
+    refs = {uploads.ref_of(path, store.uploads_dir) for path in uploads.files(data)}
+    return {ref for ref in refs if ref is not None and store.may_read_upload(record.owner, ref)}
 
 
 def describe(limits: Limits) -> list[str]:

@@ -54,6 +54,16 @@ CREATE TABLE IF NOT EXISTS epochs (
     logs TEXT NOT NULL,
     PRIMARY KEY (run_id, epoch)
 );
+-- Who may read which upload (kfcore.uploads reference): its uploader (via NULL), or a browser that forked a run
+-- on it (via: that run's id).
+CREATE TABLE IF NOT EXISTS uploads (
+    owner TEXT NOT NULL,
+    ref TEXT NOT NULL,
+    name TEXT NOT NULL,
+    created REAL NOT NULL,
+    via TEXT,
+    PRIMARY KEY (owner, ref)
+);
 """
 
 # Columns cheap enough to read for every run in a table; evaluation can be large and is read on demand.
@@ -338,6 +348,17 @@ class RunStore:
     def uploads_dir(self) -> Path:
         """Where the dashboard keeps uploaded data files; workers read them from here."""
         return self.root / "uploads"
+
+    def add_upload(self, owner: str, ref: str, name: str, via: str | None = None) -> None:
+        """Record that `owner` may read the upload `ref` (`name`: the file name as uploaded); the first record of
+        an owner and a file stays: uploading it again after a fork keeps the fork's."""
+        with self._connect() as con:
+            con.execute("INSERT OR IGNORE INTO uploads (owner, ref, name, created, via) VALUES (?, ?, ?, ?, ?)",
+                        (owner, ref, name, time.time(), via))
+
+    def may_read_upload(self, owner: str | None, ref: str) -> bool:
+        with self._connect() as con:
+            return con.execute("SELECT 1 FROM uploads WHERE owner=? AND ref=?", (owner, ref)).fetchone() is not None
 
     def run_dir(self, run_id: str) -> Path:
         return self.root / "models" / run_id

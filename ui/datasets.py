@@ -17,7 +17,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from kfcore import advice
+from kfcore import advice, uploads
 from kfcore.data import BUILTIN_INFO, KERAS_INFO, DataError, Dataset, load_dataset, split_dataset
 from kfcore.limits import LimitError, Limits, check_run
 from kfcore.shapes import ShapeError, ShapeReport, infer_shapes
@@ -59,7 +59,7 @@ def _key(data: DataSpec) -> str:
 
 @st.cache_resource(show_spinner="Loading the data…", max_entries=8)
 def _load(key: str) -> Dataset:
-    return load_dataset(DataSpec(**json.loads(key)))
+    return load_dataset(uploads.resolve(DataSpec(**json.loads(key)), state.store().uploads_dir))
 
 
 def dataset(data: DataSpec | None = None) -> Dataset:
@@ -176,14 +176,24 @@ def save_upload(file_name: str, content: bytes, root: str | Path | None = None) 
     return path
 
 
-@st.cache_data(show_spinner="Reading the file…", max_entries=16)
+def keep_upload(file_name: str, content: bytes) -> str:
+    """Save an upload as this browser's (save_upload) and return the reference a spec names it by: the upload is
+    private to its owner in hosted mode (kfcore.limits.check_data_access), and no server path reaches a page."""
+    path = save_upload(file_name, content)
+    ref = f"{path.parent.name}/{path.name}"
+    state.store().add_upload(st.session_state.owner, ref, file_name)
+    return ref
 
 
+def local_path(path: str) -> Path:
+    """The file on this server that a spec's path (an upload reference, or locally any path) names."""
+    return uploads.local_path(path, state.store().uploads_dir)
 
-def upload_spec(path: str | Path, target: str | None, task: str = "auto") -> DataSpec:
-    """The DataSpec of a saved upload: an NPZ as it is, a CSV with the column to predict."""
-    path = Path(path)
-    name = path.name.split(".")[0]
-    if path.suffix == ".npz":
-        return DataSpec(source="npz", name=name, path=str(path), task=task)
-    return DataSpec(source="csv", name=name, path=str(path), target=target, task=task)
+
+def upload_spec(path: str, target: str | None, task: str = "auto") -> DataSpec:
+    """The DataSpec of a saved upload (`path`: its reference, or locally any file): an NPZ as it is, a CSV with the
+    column to predict."""
+    name = Path(path).name.split(".")[0]
+    if path.endswith(".npz"):
+        return DataSpec(source="npz", name=name, path=path, task=task)
+    return DataSpec(source="csv", name=name, path=path, target=target, task=task)

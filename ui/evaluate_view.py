@@ -109,7 +109,8 @@ def run_data(record: RunRecord) -> RunData:
         return RunData(problem=str(e))
     try:
         spec = RunSpec.from_dict(record.spec)
-        refusal = state.data_refusal(spec)  # hosted: a run may not make this process read a file outside uploads
+        # Hosted: a run may not make this process read a file outside uploads; it vouches for its own upload.
+        refusal = state.data_refusal(spec, via=record)
         if refusal:
             return RunData(predictions, problem=f"the run's samples cannot be shown: {refusal}")
         ds = datasets.dataset(spec.data)

@@ -14,10 +14,10 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from kfcore import compare, plots, runview
+from kfcore import compare, plots, runview, uploads
 from kfcore.spec import RunSpec, SpecError
 from kfcore.store import STATUSES, RunRecord
-from ui import share, state
+from ui import datasets, share, state
 
 ss = st.session_state
 
@@ -131,8 +131,10 @@ def comparison(records: list[RunRecord]) -> None:
         st.caption("Nothing: these runs share every setting (a repeated run differs only by chance, if at all).")
         return
     frame = pd.DataFrame({"setting": [path for path, _ in diff]})
+    files = {f"data.{k}" for k in uploads.FILE_FIELDS}  # a data file by its name: never a server path
     for k, label in enumerate(labels):
-        frame[label] = ["–" if values[k] is None else str(values[k]) for _, values in diff]
+        frame[label] = ["–" if values[k] is None else Path(values[k]).name if path in files else str(values[k])
+                        for path, values in diff]
     st.dataframe(frame, hide_index=True, key="config_diff")
 
 
@@ -199,15 +201,17 @@ def _load(run_id: str) -> None:
     except SpecError as e:
         ss.runs_message = ("error", f"{record.name} cannot be loaded: its spec is not valid any more ({e}).")
         return
-    refusal = state.data_refusal(spec)
+    refusal = state.data_refusal(spec, via=record)  # a run vouches for its own data to whoever it is shared with
     if refusal:
         ss.runs_message = ("error", f"{record.name} cannot be loaded: {refusal}")
         return
-    gone = [p for p in (spec.data.path, spec.data.images, spec.data.labels) if p and not Path(p).exists()]
+    gone = [p for p in uploads.files(spec.data) if not datasets.local_path(p).exists()]
     if gone:
-        ss.runs_message = ("error", f"{record.name} cannot be loaded: its data file {gone[0]} is no longer on this "
-                           "server. Upload the file again on the Data page.")
+        ss.runs_message = ("error", f"{record.name} cannot be loaded: its data file {Path(gone[0]).name} is no "
+                           "longer on this server. Upload the file again on the Data page.")
         return
+    if not state.owns(record):
+        state.adopt_uploads(record)  # the fork's runs read the run's upload: the worker checks their owner
     state.load_spec(spec)
     if ss.get("run_id") != run_id:  # retrain against it: it becomes the run the next one is drawn over
         ss.previous_run_id, ss.run_id = ss.get("run_id"), run_id

@@ -7,12 +7,13 @@ carries its state; ui/state.py restores it when a session starts. A run link is 
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
 import streamlit as st
 
-from kfcore import export
+from kfcore import export, uploads
 from kfcore.data import DataError
 from kfcore.shapes import ShapeError
 from kfcore.spec import RunSpec, SpecError
@@ -40,7 +41,8 @@ def _root() -> str:
 
 def spec_link(spec: RunSpec) -> str:
     """Opens the Train page with this experiment's data, layers and hyperparameters in any new session."""
-    return f"{_root()}/train?spec={spec.to_url()}"
+    shared = dataclasses.replace(spec, data=uploads.as_refs(spec.data, state.store().uploads_dir))
+    return f"{_root()}/train?spec={shared.to_url()}"
 
 
 def run_link(run_id: str) -> str:
@@ -69,7 +71,9 @@ def file_stem(name: str) -> str:
 def _script(spec_json: str, run_name: str) -> tuple[str | None, str | None]:
     """(script, None), or (None, why it cannot be written): the data is gone, the spec no longer parses."""
     try:
-        return export.python_script(RunSpec.from_json(spec_json), run_name), None
+        spec = RunSpec.from_json(spec_json)
+        spec.data = uploads.resolve(spec.data, state.store().uploads_dir)  # read here; the script names files only
+        return export.python_script(spec, run_name), None
     except (SpecError, DataError, ShapeError, OSError, ValueError) as e:
         return None, str(e)
 

@@ -26,7 +26,15 @@ from pathlib import Path
 import streamlit as st
 
 from kfcore.jobs import JobManager, Predictor
-from kfcore.limits import LimitError, Limits, can_modify, check_data_access, new_owner_token, valid_owner_token
+from kfcore.limits import (
+    LimitError,
+    Limits,
+    can_modify,
+    check_data_access,
+    grant_data_access,
+    new_owner_token,
+    valid_owner_token,
+)
 from kfcore.spec import LAYER_DEFAULTS, LayerSpec, RunSpec, SpecError, parse_spec
 from kfcore.store import RunRecord, RunStore
 from ui import auth
@@ -178,13 +186,19 @@ def sign_in_first() -> str | None:
     return auth.SIGN_IN_FIRST if hosted() and st.session_state.get("owner") is None else None
 
 
-def data_refusal(candidate: RunSpec) -> str | None:
-    """Why a spec's data may not be read here (hosted mode: only built-ins and uploads), or None."""
+def data_refusal(candidate: RunSpec, via: RunRecord | None = None) -> str | None:
+    """Why a spec's data may not be read here (hosted mode: only built-ins and this browser's uploads, or those of
+    `via`, a run it opened by its link), or None."""
     try:
-        check_data_access(candidate.data, limits(), store().uploads_dir)
+        check_data_access(candidate.data, limits(), store(), st.session_state.get("owner"), via)
     except LimitError as e:
         return str(e)
     return None
+
+
+def adopt_uploads(forked: RunRecord) -> None:
+    """After a fork of another browser's run: this browser may read that run's uploads, to train the fork."""
+    grant_data_access(store(), st.session_state.owner, forked)
 
 
 def _restore_runs() -> None:

@@ -235,7 +235,7 @@ def test_a_second_run_over_the_per_browser_cap_is_refused_with_the_limit_named(k
 def test_a_share_link_that_names_a_file_on_the_server_is_refused(kf_home):
     spec = RunSpec.from_dict({"data": {"source": "csv", "name": "passwords", "path": "/etc/passwd", "target": "x"}})
     at = new_app({"spec": spec.to_url()})
-    assert any("share link could not be opened" in e.value and "'/etc/passwd'" in e.value
+    assert any("share link could not be opened" in e.value and "'passwd'" in e.value
                and "upload the file" in e.value for e in at.error), [e.value for e in at.error]
     assert at.session_state["spec"].to_dict() == RunSpec().to_dict()
 
@@ -248,7 +248,7 @@ def test_a_run_link_whose_run_names_a_file_on_the_server_keeps_it_out_of_the_edi
     assert at.session_state["spec"].to_dict() == RunSpec().to_dict()
     go(at, EVALUATE)
     at.button(key="fork_run").click().run()
-    assert any("cannot be loaded" in e.value and "/etc/passwd" in e.value for e in at.error)
+    assert any("cannot be loaded" in e.value and "'passwd'" in e.value for e in at.error)
     assert at.session_state["spec"].to_dict() == RunSpec().to_dict()
 
 
@@ -271,3 +271,120 @@ def test_keras_downloads_stay_on_by_default_when_hosted(kf_home):
     go(at, "app_pages/data.py")
     options = at.selectbox(key="dataset").options
     assert {"mnist (Keras download)", "fashion mnist (Keras download)", "cifar10 (Keras download)"} <= set(options)
+
+
+# -- uploads are private -----------------------------------------------------------------------------------
+
+FLOWERS = "a,b,kind\n" + "\n".join(f"{i % 5},{(i * 3) % 7},{'x' if i % 3 else 'y'}" for i in range(60)) + "\n"
+
+
+def page_text(at: AppTest) -> str:
+    """Everything the session's page holds (text, labels, options, links, code), sidebar included."""
+    out: list[str] = []
+
+    def walk(node) -> None:
+        if getattr(node, "proto", None) is not None:
+            out.append(str(node.proto))
+        for child in getattr(node, "children", {}).values():
+            walk(child)
+
+    walk(at._tree)
+    return "\n".join(out)
+
+
+def share_token(at: AppTest) -> str:
+    """The ?spec= token of the sidebar's Share link."""
+    match = re.search(r"/train\?spec=([A-Za-z0-9_-]+)", page_text(at))
+    assert match, "no share link on the page"
+    return match.group(1)
+
+
+def as_browser(monkeypatch, token: str, query: dict[str, str] | None = None) -> AppTest:
+    """A new session of the browser whose cookie holds `token`."""
+    from ui import state
+
+    monkeypatch.setattr(state, "cookie_owner", lambda: token)
+    return new_app(query)
+
+
+@pytest.fixture
+def no_workers(monkeypatch):
+    """These tests queue runs but never train them: no worker process (TensorFlow's import costs seconds)."""
+    from kfcore.jobs import JobManager
+
+    monkeypatch.setattr(JobManager, "_ensure_workers", lambda self, want=None: None)
+
+
+def test_a_share_link_to_an_upload_opens_for_its_owner_only_and_shows_no_server_path(kf_home, monkeypatch,
+                                                                                  no_workers):
+    alice = new_owner_token()
+    at = as_browser(monkeypatch, alice)
+    go(at, "app_pages/data.py")
+    at.selectbox(key="dataset").select("upload").run()
+    at.file_uploader(key="upload").set_value(("flowers.csv", FLOWERS.encode(), "text/csv")).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    ref = at.session_state["spec"].data.path
+    assert re.fullmatch(r"[0-9a-f]{16}/flowers\.csv", ref)
+    token = share_token(at)
+    assert RunSpec.from_url(token).data.path == ref
+    assert str(kf_home) not in page_text(at) and str(kf_home.resolve()) not in page_text(at)
+
+    bob = as_browser(monkeypatch, new_owner_token(), {"spec": token})
+    assert any("share link could not be opened" in e.value and "'flowers.csv' was uploaded from another browser"
+               in e.value and "upload your own copy" in e.value for e in bob.error), [e.value for e in bob.error]
+    assert bob.session_state["spec"].to_dict() == RunSpec().to_dict()
+    assert str(kf_home) not in page_text(bob)
+
+    again = as_browser(monkeypatch, alice, {"spec": token})  # the owner's own link, in a new tab
+    assert not again.error, [e.value for e in again.error]
+    assert again.session_state["spec"].data.path == ref
+    go(again, "app_pages/data.py")
+    assert not again.error and again.selectbox(key="target_column").value == "kind"
+    assert str(kf_home) not in page_text(again)
+
+
+def test_a_run_link_to_a_shared_upload_run_shows_it_and_forks_but_reaches_no_other_upload(kf_home, monkeypatch,
+                                                                                       no_workers):
+    from kfcore.jobs import execute_run
+    from kfcore.limits import check_data_access
+    from ui import share
+
+    store = RunStore(kf_home)
+    alice, bob = new_owner_token(), new_owner_token()
+    for ref in ("0123456789abcdef/flowers.csv", "fedcba9876543210/secret.csv"):
+        (store.uploads_dir / ref).parent.mkdir(parents=True)
+        (store.uploads_dir / ref).write_text(FLOWERS)
+        store.add_upload(alice, ref, ref.split("/")[1])
+    spec = RunSpec.from_dict({"data": {"source": "csv", "name": "flowers", "path": "0123456789abcdef/flowers.csv",
+                                       "target": "kind"},
+                              "layers": [{"type": "Dense", "units": 4, "activation": "relu"}], "train": {"epochs": 1}})
+    shared = store.create_run(spec.to_dict(), name="alice's flowers", owner=alice)
+    store.start_in_process(shared)
+    assert execute_run(store, shared).status == "finished"  # a tiny run: real predictions for the samples
+
+    at = as_browser(monkeypatch, bob, {"run": shared})
+    go(at, EVALUATE)
+    assert at.selectbox(key="eval_run").value == shared
+    assert not [w.value for w in at.warning if "cannot" in w.value], [w.value for w in at.warning]
+    assert at.selectbox(key="cm_true").options  # the samples of a confusion cell, from alice's file
+    assert str(kf_home) not in page_text(at)
+    script, problem = share._script(spec.to_json(), "alice's flowers")  # the page's "Export as Python" download
+    assert problem is None and "# Put flowers.csv next to this script" in script and str(kf_home) not in script
+
+    at.button(key="fork_run").click().run()
+    assert any("Forked **alice's flowers**" in s.value for s in at.success), [e.value for e in at.error]
+    assert at.session_state["spec"].data.path == "0123456789abcdef/flowers.csv"
+    go(at, "app_pages/data.py")
+    assert not at.error and at.selectbox(key="target_column").value == "kind"
+    go(at, TRAIN)
+    at.button(key="train").click().run()
+    assert not at.error, [e.value for e in at.error]
+    fork = store.get(at.session_state["run_id"])
+    assert fork.owner == bob
+    check_data_access(spec.data, Limits.from_env(), store, fork.owner)  # what the worker asks before training it
+
+    edited = RunSpec.from_url(share_token(at))
+    edited.data.path = "fedcba9876543210/secret.csv"  # the fork's link, pointed at alice's other upload
+    again = as_browser(monkeypatch, bob, {"spec": edited.to_url()})
+    assert any("'secret.csv' was uploaded from another browser" in e.value for e in again.error)
+    assert again.session_state["spec"].data.path != edited.data.path  # the tab keeps bob's queued fork instead

@@ -1,4 +1,4 @@
-"""Hosted mode in a real browser: the owner cookie that makes a run "this browser's" across reloads.
+"""Hosted mode in a real browser: the owner cookie that makes a run (and an upload) "this browser's" across reloads.
 
 A server of its own with KF_HOSTED=1. One browser context trains a tiny run, reloads the tab and still
 finds the run on Runs (the page set the `kf_owner` cookie, the reloaded session read it back); a second
@@ -15,9 +15,20 @@ import time
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from kfcore.spec import RunSpec
-from tests.browser.conftest import VIEWPORT, exceptions, goto, nav, shot, start_server, stop_server, wait_idle
+from tests.browser.conftest import (
+    VIEWPORT,
+    choose,
+    exceptions,
+    goto,
+    nav,
+    shot,
+    start_server,
+    stop_server,
+    wait_idle,
+)
 
 TINY = RunSpec.from_dict({"data": {"source": "builtin", "name": "iris"},
                           "layers": [{"type": "Dense", "units": 8, "activation": "relu"}], "train": {"epochs": 2}})
@@ -99,6 +110,44 @@ def test_a_run_stays_with_its_browser_across_reloads_and_is_read_only_to_another
         goto(page, "/runs")
         assert page.locator(".st-key-rename_run input").input_value() == name
         assert store.get(run_id).owner == token
+    finally:
+        mine.close()
+        other.close()
+
+
+@pytest.mark.timeout(90)
+def test_an_upload_is_its_browsers_and_its_share_link_shows_no_server_path(browser, hosted_server, tmp_path):
+    table = tmp_path / "flowers.csv"
+    table.write_text("a,b,kind\n" + "\n".join(f"{i % 5},{(i * 3) % 7},{'x' if i % 3 else 'y'}" for i in range(60)))
+    root = str(Path(hosted_server.store_dir).resolve())
+    mine = browser.new_context(base_url=hosted_server.url, viewport=VIEWPORT)
+    other = browser.new_context(base_url=hosted_server.url, viewport=VIEWPORT)
+    try:
+        page = mine.new_page()
+        goto(page, "/data")
+        choose(page, "dataset", "Upload a file (upload)")
+        page.locator(".st-key-upload input[type=file]").set_input_files(str(table))
+        expect(page.locator(".st-key-target_column input")).to_have_value("kind")
+        expect(page.locator('[data-testid="stSidebar"]')).to_contain_text("flowers")
+        wait_idle(page)
+        page.locator(".st-key-share button").first.click()
+        link = page.locator('[data-testid="stPopoverBody"] code').first.inner_text().strip()
+        assert link.startswith(f"{hosted_server.url}/train?spec=")
+        assert root not in link and root not in page.content()
+        shot(page, "hosted-upload")
+
+        theirs = other.new_page()  # another person, given the link
+        theirs.goto(link)
+        expect(theirs.locator('[data-testid="stApp"]')).to_contain_text("'flowers.csv' was uploaded from another browser")
+        assert_no_exception(theirs)
+        assert root not in theirs.content()
+        assert "flowers" not in theirs.locator('[data-testid="stSidebar"]').inner_text()
+
+        again = mine.new_page()  # the same browser (its cookie), in a new tab
+        again.goto(link)
+        expect(again.locator('[data-testid="stSidebar"]')).to_contain_text("flowers")
+        wait_idle(again)
+        assert "another browser" not in again.locator('[data-testid="stApp"]').inner_text()
     finally:
         mine.close()
         other.close()

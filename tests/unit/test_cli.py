@@ -58,7 +58,7 @@ def test_a_model_that_cannot_learn_well_trains_anyway_with_a_warning_first(tmp_p
     [
         ({"layers": [{"type": "Dense", "units": 0}]}, "layers[0].units"),
         ({"data": {"source": "builtin", "name": "iris"}, "layers": [{"type": "Conv2D"}]}, "Conv2D"),
-        ({"data": {"source": "csv", "path": "/nonexistent/file.csv", "target": "y"}}, "/nonexistent/file.csv"),
+        ({"data": {"source": "csv", "path": "/nonexistent/file.csv", "target": "y"}}, "file.csv does not exist"),
         ({"data": {"source": "builtin", "name": "digits"},
           "layers": [{"type": "MaxPooling2D", "pool_size": 4}, {"type": "MaxPooling2D", "pool_size": 4}]}, "1x1"),
     ],

@@ -196,9 +196,10 @@ def test_script_is_written_for_its_spec_alone(scripts):
     assert '"id"' in scripts["csv"] and 'df["id"]' not in scripts["csv"]  # dropped as kfcore drops it
 
 
-def test_scripts_load_and_split_the_runs_samples_exactly(matrix, scripts, tmp_path, monkeypatch):
-    """The script's code up to '# Model', run here, leaves the arrays kfcore trains and tests on, bit for bit."""
-    monkeypatch.chdir(tmp_path)
+def test_scripts_load_and_split_the_runs_samples_exactly(matrix, scripts, files, monkeypatch):
+    """The script's code up to '# Model', run beside its data files, leaves the arrays kfcore trains and tests on,
+    bit for bit."""
+    monkeypatch.chdir(Path(files["csv"]).parent)  # a script names its files without their folder
     for name, spec in matrix.items():
         if spec.data.source == "keras":
             continue  # a download; its loading is the same keras.datasets call
@@ -239,6 +240,8 @@ def test_exported_scripts_reach_the_runs_test_accuracy(files, tmp_path):
         cwd = tmp_path / name
         cwd.mkdir()
         (cwd / "train.py").write_text(python_script(spec, name), encoding="utf-8")
+        for path in filter(None, (spec.data.path, spec.data.images, spec.data.labels)):
+            shutil.copy(path, cwd)  # "Put people.csv next to this script"
         log = open(cwd / "log.txt", "w")  # a file, not a pipe: a full pipe would stall the script; closed below
         runs[name] = (cwd, log, subprocess.Popen([sys.executable, "train.py"], cwd=cwd, env=env, stdout=log,
                                                  stderr=subprocess.STDOUT))

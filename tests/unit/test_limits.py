@@ -91,32 +91,37 @@ def test_hosted_server_reads_only_uploads_and_builtins(tmp_path):
     from kfcore.spec import DataSpec
 
     hosted, local = Limits(hosted=True), Limits()
-    uploads = tmp_path / "uploads"
-    (uploads / "abc").mkdir(parents=True)
-    inside = DataSpec(source="csv", path=str(uploads / "abc" / "data.csv"), target="y")
-    check_data_access(inside, hosted, uploads)
-    check_data_access(DataSpec(source="builtin", name="iris"), hosted, uploads)
-    for sneaky in ("/etc/passwd", str(uploads / ".." / "runs.sqlite"), str(uploads / "abc" / ".." / ".." / "x.csv")):
+    store = RunStore(tmp_path)
+    uploads = store.uploads_dir
+    (uploads / "0123456789abcdef").mkdir(parents=True)
+    store.add_upload("alice", "0123456789abcdef/data.csv", "data.csv")
+    for inside in ("0123456789abcdef/data.csv", str(uploads / "0123456789abcdef" / "data.csv")):  # old specs: a path
+        check_data_access(DataSpec(source="csv", path=inside, target="y"), hosted, store, "alice")
+    check_data_access(DataSpec(source="builtin", name="iris"), hosted, store, None)
+    for sneaky in ("/etc/passwd", str(uploads / ".." / "runs.sqlite"), str(uploads / "abc" / ".." / ".." / "x.csv"),
+                   "0123456789abcdef/../../runs.sqlite", "data.csv"):
         with pytest.raises(LimitError, match="uploaded on the Data page"):
-            check_data_access(DataSpec(source="csv", path=sneaky, target="y"), hosted, uploads)
+            check_data_access(DataSpec(source="csv", path=sneaky, target="y"), hosted, store, "alice")
     with pytest.raises(LimitError):
-        check_data_access(DataSpec(source="idx", images=str(uploads / "abc" / "i"), labels="/etc/hosts"), hosted, uploads)
-    check_data_access(DataSpec(source="csv", path="/etc/passwd", target="y"), local, uploads)  # a local user's own files
+        check_data_access(DataSpec(source="idx", images="0123456789abcdef/data.csv", labels="/etc/hosts"), hosted,
+                          store, "alice")
+    check_data_access(DataSpec(source="csv", path="/etc/passwd", target="y"), local, store, None)  # a local user's own
 
 
 def test_keras_downloads_can_be_turned_off_in_either_mode(tmp_path):
     from kfcore.limits import check_data_access
     from kfcore.spec import DataSpec
 
+    store = RunStore(tmp_path)
     mnist = DataSpec(source="keras", name="mnist")
     assert Limits.from_env({}).keras_downloads and Limits.from_env({"KF_HOSTED": "1"}).keras_downloads
-    check_data_access(mnist, Limits.from_env({"KF_HOSTED": "1"}), tmp_path)
+    check_data_access(mnist, Limits.from_env({"KF_HOSTED": "1"}), store, None)
     for env in ({"KF_KERAS_DOWNLOADS": "0"}, {"KF_KERAS_DOWNLOADS": "off", "KF_HOSTED": "1"}):
         limits = Limits.from_env(env)
         assert not limits.keras_downloads
         with pytest.raises(LimitError, match=r"does not download Keras datasets \(KF_KERAS_DOWNLOADS=0\).*'mnist'"):
-            check_data_access(mnist, limits, tmp_path)
-        check_data_access(DataSpec(source="builtin", name="digits"), limits, tmp_path)
+            check_data_access(mnist, limits, store, None)
+        check_data_access(DataSpec(source="builtin", name="digits"), limits, store, None)
 
 
 def test_worker_refuses_a_hosted_run_that_reads_server_files(store_dir, monkeypatch):
