@@ -87,6 +87,11 @@ class Splits:
     x_test: np.ndarray
     y_test: np.ndarray
     stratified: bool = False  # every split kept the class proportions
+    # Where each split's samples are in Dataset.x (test_index None: the source's own test set), so a run can save
+    # them and its samples are found again without splitting the data anew.
+    train_index: np.ndarray | None = None
+    val_index: np.ndarray | None = None
+    test_index: np.ndarray | None = None
 
 
 BUILTIN_INFO: dict[str, str] = {
@@ -215,8 +220,11 @@ def split_dataset(ds: Dataset, split: SplitSpec) -> Splits:
     n = len(ds.y)
     classify = ds.task != "regression"
     n_val = _count(split.validation, n)
+    # The split is made on sample numbers, then the samples are taken: the same partition train_test_split makes of
+    # the arrays themselves (the exported script splits those), and the numbers are kept.
+    i_rest, y_rest, i_test = np.arange(n), ds.y, None
     if ds.x_test is not None and ds.y_test is not None:
-        x_rest, y_rest, x_test, y_test = ds.x, ds.y, ds.x_test, ds.y_test
+        x_test, y_test = ds.x_test, ds.y_test
         stratified = True
     else:
         if split.test <= 0:
@@ -227,13 +235,26 @@ def split_dataset(ds: Dataset, split: SplitSpec) -> Splits:
         n_test = _count(split.test, n)
         if n - n_test - n_val < 2:
             raise DataError(_too_few_message(ds.name, n, n_test, n_val))
-        x_rest, x_test, y_rest, y_test, stratified = _split_off(ds.x, ds.y, n_test, split.seed, classify)
+        i_rest, i_test, y_rest, y_test, stratified = _split_off(i_rest, ds.y, n_test, split.seed, classify)
+        x_test = ds.x[i_test]
     if n_val == 0:
-        return Splits(x_rest, y_rest, None, None, x_test, y_test, stratified=classify and stratified)
+        return Splits(ds.x[i_rest], y_rest, None, None, x_test, y_test, stratified=classify and stratified,
+                      train_index=i_rest, test_index=i_test)
     if len(y_rest) - n_val < 2:
         raise DataError(_too_few_message(ds.name, n, 0, n_val))
-    x_train, x_val, y_train, y_val, val_stratified = _split_off(x_rest, y_rest, n_val, split.seed, classify)
-    return Splits(x_train, y_train, x_val, y_val, x_test, y_test, stratified=classify and stratified and val_stratified)
+    i_train, i_val, y_train, y_val, val_stratified = _split_off(i_rest, y_rest, n_val, split.seed, classify)
+    return Splits(ds.x[i_train], y_train, ds.x[i_val], y_val, x_test, y_test,
+                  stratified=classify and stratified and val_stratified, train_index=i_train, val_index=i_val,
+                  test_index=i_test)
+
+
+def fingerprint(ds: Dataset) -> str:
+    """A short digest of what a dataset holds (its shapes, targets and a sample of its features): a run saves it
+    with its predictions, so its samples are only shown when the data is still the data it was scored on."""
+    digest = hashlib.sha256(repr((ds.x.shape, ds.y.dtype.str, None if ds.x_test is None else ds.x_test.shape)).encode())
+    digest.update(np.ascontiguousarray(ds.y).tobytes())
+    digest.update(np.ascontiguousarray(ds.x[:: max(1, len(ds.x) // 64)]).tobytes())  # 64 rows: cheap for MNIST too
+    return digest.hexdigest()[:16]
 
 
 def class_counts(ds: Dataset) -> dict[str, int]:

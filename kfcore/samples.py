@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from kfcore.data import Dataset, split_dataset
+from kfcore.data import Dataset, fingerprint, split_dataset
 from kfcore.evaluate import probabilities_to_classes
 from kfcore.spec import SplitSpec
 
@@ -37,6 +37,11 @@ class Predictions:
 
     y_true: np.ndarray  # class codes, or target values for regression
     outputs: np.ndarray  # raw model outputs: (N, K) softmax, (N, 1) sigmoid or regression values
+    # Where the run's samples were in Dataset.x and what the data was (kfcore.data.fingerprint); None in runs
+    # saved before they were kept, whose split is then made anew. An empty test_index: the source's own test set.
+    train_index: np.ndarray | None = None
+    test_index: np.ndarray | None = None
+    fingerprint: str | None = None
 
     @property
     def is_regression(self) -> bool:
@@ -73,16 +78,27 @@ def load_predictions(run_dir: str | Path) -> Predictions:
                           "samples cannot be listed; train it again to see them")
     try:
         with np.load(path, allow_pickle=False) as f:
-            return Predictions(y_true=np.asarray(f["y_true"]), outputs=np.asarray(f["outputs"]))
+            kept = "test_index" in f.files
+            return Predictions(y_true=np.asarray(f["y_true"]), outputs=np.asarray(f["outputs"]),
+                               train_index=np.asarray(f["train_index"]) if kept else None,
+                               test_index=np.asarray(f["test_index"]) if kept else None,
+                               fingerprint=str(f["fingerprint"]) if kept else None)
     except (OSError, ValueError, KeyError) as e:
         raise SampleError(f"this run's saved predictions cannot be read ({e}); train it again to see its samples") from None
 
 
-def rebuild_split(ds: Dataset, split: SplitSpec) -> TestSplit:
-    """The run's test and training samples, split exactly as training split them (raises DataError).
+def rebuild_split(ds: Dataset, split: SplitSpec, saved: Predictions | None = None) -> TestSplit:
+    """The run's test and training samples (raises DataError): where the run saved them (`saved`, when it kept
+    its sample numbers and the data is the same), else split exactly as training split them.
 
-    The split is made on sample numbers and only the test samples are taken out: no copy of a large training set.
+    Only the test samples are taken out: no copy of a large training set.
     """
+    if saved is not None and saved.test_index is not None and saved.fingerprint == fingerprint(ds):
+        own = ds.x_test is not None
+        test = saved.test_index.astype(np.int64)
+        train = saved.train_index.astype(np.int64)
+        return TestSplit(x_test=ds.x_test if own else ds.x[test], y_test=ds.y_test if own else ds.y[test],
+                         train_index=train, y_train=ds.y[train])
     idx = split_dataset(dataclasses.replace(ds, x=np.arange(len(ds.y))), split)
     x_test = ds.x_test if ds.x_test is not None else ds.x[idx.x_test]
     return TestSplit(x_test=x_test, y_test=idx.y_test, train_index=idx.x_train, y_train=idx.y_train)

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from kfcore import evaluate
-from kfcore.data import DataError, Dataset, Splits, load_dataset, split_dataset
+from kfcore.data import DataError, Dataset, Splits, fingerprint, load_dataset, split_dataset
 from kfcore.limits import LimitError, Limits, check_run
 from kfcore.shapes import ShapeError, ShapeReport, head, infer_shapes
 from kfcore.spec import RunSpec, SpecError
@@ -287,7 +287,9 @@ def _train(
         Path(model_path).parent.mkdir(parents=True, exist_ok=True)
         model.save(model_path)
         np.savez_compressed(Path(model_path).with_name("predictions.npz"), y_true=splits.y_test,
-                            outputs=np.asarray(outputs, dtype=np.float32))
+                            outputs=np.asarray(outputs, dtype=np.float32), train_index=splits.train_index,
+                            test_index=np.array([]) if splits.test_index is None else splits.test_index,
+                            fingerprint=np.array(fingerprint(ds)))
         saved = str(model_path)
     elapsed = time.perf_counter() - t0
     emit({"event": "finished", "test": test, "best_epoch": best_epoch, "elapsed": elapsed, "evaluation": evaluation,

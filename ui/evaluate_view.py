@@ -97,8 +97,8 @@ def headline(record: RunRecord, history: list[dict]) -> None:
 
 
 @st.cache_resource(show_spinner="Rebuilding the test split…", max_entries=4)
-def _split(data_key: str, split_key: str, _ds: Dataset) -> TestSplit:
-    return samples.rebuild_split(_ds, SplitSpec(**json.loads(split_key)))
+def _split(run_id: str, data_key: str, split_key: str, _ds: Dataset, _saved: Predictions) -> TestSplit:
+    return samples.rebuild_split(_ds, SplitSpec(**json.loads(split_key)), _saved)
 
 
 def run_data(record: RunRecord) -> RunData:
@@ -114,7 +114,8 @@ def run_data(record: RunRecord) -> RunData:
         if refusal:
             return RunData(predictions, problem=f"the run's samples cannot be shown: {refusal}")
         ds = datasets.dataset(spec.data)
-        split = _split(json.dumps(asdict(spec.data), sort_keys=True), json.dumps(asdict(spec.split)), ds)
+        split = _split(record.id, json.dumps(asdict(spec.data), sort_keys=True), json.dumps(asdict(spec.split)), ds,
+                       predictions)
     except (SpecError, DataError) as e:
         return RunData(predictions, problem=f"the run's data cannot be loaded now, so its samples cannot be shown: {e}")
     problem = samples.mismatch(split.y_test, predictions.y_true)

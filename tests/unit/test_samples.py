@@ -5,7 +5,7 @@ import io
 import numpy as np
 import pytest
 
-from kfcore import samples
+from kfcore import data, samples
 from kfcore.data import load_dataset, split_dataset
 from kfcore.samples import Predictions, SampleError
 from kfcore.spec import DataSpec, SplitSpec
@@ -50,6 +50,30 @@ def test_the_rebuilt_test_split_is_the_one_training_made(tmp_path):
     assert np.array_equal(rebuilt.x_test, real.x_test) and np.array_equal(rebuilt.y_test, real.y_test)
     assert np.array_equal(ds.x[rebuilt.train_index], real.x_train)
     assert samples.mismatch(rebuilt.y_test, real.y_test) is None
+
+
+def test_a_run_saves_where_its_samples_are_and_they_are_found_without_splitting_again(tmp_path, monkeypatch):
+    from kfcore.spec import parse_spec
+    from kfcore.train import train
+
+    spec = parse_spec({"data": {"source": "builtin", "name": "iris"}, "split": {"seed": 5}, "train": {"epochs": 1}})
+    train(spec, model_path=tmp_path / "model.keras")
+    saved = samples.load_predictions(tmp_path)
+    ds = load_dataset(spec.data)
+    real = split_dataset(ds, spec.split)
+    assert np.array_equal(saved.test_index, real.test_index) and saved.fingerprint == data.fingerprint(ds)
+
+    def no_split(*_a, **_k):
+        raise AssertionError("the saved sample numbers were not used")
+
+    monkeypatch.setattr(samples, "split_dataset", no_split)
+    rebuilt = samples.rebuild_split(ds, spec.split, saved)
+    assert np.array_equal(rebuilt.x_test, real.x_test) and np.array_equal(ds.x[rebuilt.train_index], real.x_train)
+    assert samples.mismatch(rebuilt.y_test, saved.y_true) is None
+    # Other data under the same name (a file replaced): the fingerprint differs and the split is made anew.
+    changed = load_dataset(DataSpec(name="wine"))
+    monkeypatch.undo()
+    assert samples.mismatch(samples.rebuild_split(changed, spec.split, saved).y_test, saved.y_true) is not None
 
 
 def test_changed_data_is_reported_instead_of_showing_wrong_samples():
