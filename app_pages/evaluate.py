@@ -3,7 +3,7 @@
 import streamlit as st
 
 from ui import evaluate_view as view
-from ui import runs_view, share, state
+from ui import coach_view, runs_view, share, state
 
 st.title("Evaluate")
 record = view.pick_run()
@@ -16,6 +16,7 @@ runs_view.shared_notice(record)
 history = state.store().epochs(record.id)
 evaluation = record.evaluation or {}
 view.headline(record, history)
+coach_view.findings(record, history, "evaluate")
 data = view.run_data(record)
 
 if evaluation.get("task") == "regression":

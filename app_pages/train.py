@@ -3,7 +3,7 @@
 import streamlit as st
 
 from kfcore.spec import OPTIMIZERS, SCHEDULES
-from ui import datasets, limits, live, state
+from ui import coach_view, datasets, limits, live, state
 from ui.widgets import bound, field
 
 LEARNING_RATES = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0)
@@ -79,3 +79,5 @@ with right:
         st.error(ss.train_error, icon=":material/error:")
     limits.server_note()
     live.run_panel()
+    if record is not None and record.status == "finished":  # outside the live panel: its buttons rerun the page
+        coach_view.findings(record, state.store().epochs(record.id), "train")

@@ -64,6 +64,7 @@ class Dataset:
     x_test: np.ndarray | None = None
     y_test: np.ndarray | None = None
     notes: list[str] = field(default_factory=list)  # what loading did that the user should know
+    task_reason: str = ""  # one line: why the data is this task ("multiclass: … holds text labels, 3 classes …")
 
     @property
     def is_image(self) -> bool:
@@ -175,6 +176,9 @@ NUMBER_FORMATS = {
     "decimal_comma": "a decimal comma ('0,123' is 0.123; dots group thousands)",
 }
 MISSING_CATEGORY = "(missing)"
+# Column names that usually hold what a table is for, in order of preference (matched ignoring case).
+TARGET_NAMES = ("target", "label", "labels", "class", "y", "outcome", "species", "diagnosis", "survived", "price",
+                "quality", "category", "result", "churn", "default")
 _CIFAR_RECORD = 1 + 3 * 32 * 32  # one label byte, then the image as 3 planes of 32×32 (CHW)
 _MAX_IDX_BYTES = 4 << 30  # refuse IDX headers that promise more than 4 GiB (a damaged or hostile file)
 
@@ -329,10 +333,12 @@ def _finish(
         if arr is not None and not np.isfinite(arr).all():
             bad = int(arr.size - np.isfinite(arr).sum())
             raise DataError(f"{name}: {label} holds {bad} missing (NaN) or infinite values; fill or remove them first")
+    raw_y = y
     y, y_test, task, class_names = _resolve_target(y, y_test, spec.task, what, names)
     if x_test is None and len(y) < 3:  # 2 to train on and 1 to test on (a source's own test set spares the 1)
         raise DataError(_too_few_rows(name, len(y)))
     return Dataset(
+        task_reason=_task_reason(spec.task, task, class_names, raw_y, what),
         name=name,
         description=description,
         x=x,
@@ -344,6 +350,30 @@ def _finish(
         y_test=y_test,
         notes=notes or [],
     )
+
+
+def _task_reason(requested: str, task: str, class_names: list[str], raw_y: np.ndarray, what: str) -> str:
+    """One line on why the data is this task: chosen, or what the target holds that made 'auto' decide."""
+    if requested != "auto":
+        return f"{task}: the task chosen for this data"
+    if task == "regression":
+        values = np.unique(raw_y)
+        integral = bool(np.all(np.mod(values, 1) == 0))
+        kind = f"whole numbers, more than {MAX_CLASSES_AUTO} of them" if integral else "numbers with decimals"
+        return f"regression: {len(values):,} different values in {what} ({kind}), so it is predicted as a number"
+    shown = ", ".join(class_names[:4]) + (", …" if len(class_names) > 4 else "")
+    kind = "text labels" if raw_y.dtype.kind in "OUSb" else f"at most {MAX_CLASSES_AUTO} whole numbers"
+    return f"{task}: {len(class_names)} classes in {what} ({shown}), {kind}"
+
+
+def propose_target(columns: list[str]) -> str | None:
+    """The column a table most likely means to predict, by its name ('target', 'label', 'class', 'y', …), or None:
+    then the person must choose (the last column is often an ID or a year, not the target)."""
+    by_name = {c.strip().lower(): c for c in columns}
+    for name in TARGET_NAMES:
+        if name in by_name:
+            return by_name[name]
+    return None
 
 
 def _resolve_target(

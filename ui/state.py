@@ -25,6 +25,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from kfcore import coach
 from kfcore.jobs import JobManager, Predictor
 from kfcore.limits import (
     LimitError,
@@ -292,8 +293,9 @@ def collect_garbage_now_and_then() -> None:
 # -- training -----------------------------------------------------------------------------------
 
 
-def start_training() -> None:
-    """Train button: queue the spec as it is now; the run before becomes the dashed 'previous'."""
+def start_training(parent: str | None = None) -> None:
+    """Train button: queue the spec as it is now; the run before becomes the dashed 'previous'. `parent`: the run
+    this one continues or changes (the coach's retrain)."""
     ss = st.session_state
     ss.train_error = sign_in_first()
     if ss.train_error:
@@ -304,12 +306,25 @@ def start_training() -> None:
         ss.train_error = str(e)
         return
     try:
-        run_id = jobs().submit(checked, owner=ss.owner)
+        run_id = jobs().submit(checked, owner=ss.owner, parent=parent)
     except LimitError as e:
         ss.train_error = str(e)
         return
     ss.train_error = None
     ss.previous_run_id, ss.run_id = ss.run_id, run_id
+
+
+def retrain(parent: RunRecord, change: dict) -> None:
+    """The coach's "apply and retrain": the parent's spec with only `change` applied becomes the experiment and
+    trains as a child run of the parent (the lineage is kept in the store)."""
+    ss = st.session_state
+    try:
+        child = parse_spec(coach.apply(parent.spec, change))
+    except SpecError as e:
+        ss.train_error = str(e)
+        return
+    load_spec(child)
+    start_training(parent=parent.id)
 
 
 def stop_training() -> None:

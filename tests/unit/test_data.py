@@ -679,3 +679,19 @@ def test_class_counts_include_the_own_test_set_and_are_empty_for_regression(tmp_
     fake_mnist_npz(tmp_path / "mnist.npz")
     counts = class_counts(load_dataset(DataSpec(source="keras", name="mnist"), cache_dir=tmp_path))
     assert counts == {str(i): 4 for i in range(10)}
+
+
+def test_the_task_comes_with_a_one_line_reason(tmp_path):
+    assert load_dataset(DataSpec(name="diabetes")).task_reason.startswith("regression: 214 different values")
+    reason = load_dataset(csv_spec(write_csv(tmp_path, "a,kind\n1,cat\n2,dog\n3,cat\n4,dog\n"), "kind")).task_reason
+    assert reason == "binary: 2 classes in the target column 'kind' (cat, dog), text labels"
+    forced = load_dataset(csv_spec(write_csv(tmp_path, "a,n\n1,1\n2,2\n3,3\n", "n.csv"), "n", task="regression"))
+    assert forced.task_reason == "regression: the task chosen for this data"
+
+
+def test_a_target_is_proposed_only_from_a_column_named_like_one():
+    from kfcore.data import propose_target
+
+    assert propose_target(["species", "island", "bill_length_mm", "year"]) == "species"
+    assert propose_target(["id", "Label ", "x"]) == "Label "
+    assert propose_target(["island", "bill_length_mm", "year"]) is None  # not the last column: the user chooses

@@ -1,0 +1,30 @@
+"""The coach on the page: what a finished run's results say, each with a button that changes that one setting
+and trains a child run of it (kfcore.coach reads the results; this only draws them)."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from kfcore import coach
+from kfcore.store import RunRecord
+from ui import state
+
+
+def findings(record: RunRecord, history: list[dict], where: str) -> None:
+    """The coach's findings for a finished run; `where` keeps the button keys of two pages apart."""
+    evaluation = record.evaluation if record.evaluation is not None else (state.store().get(record.id).evaluation or {})
+    found = coach.read_results(record.spec, history, evaluation, state.limits().max_epochs)
+    if not found:
+        return
+    mine = state.owns(record)
+    with st.container(border=True, key=f"coach_{where}"):
+        st.markdown("**What the results say**")
+        for f in found:
+            left, right = st.columns([3, 1], vertical_alignment="center")
+            left.markdown(f.message)
+            if mine:
+                right.button(f.action, key=f"coach_{where}_{f.key}", icon=":material/replay:", width="stretch",
+                             on_click=state.retrain, args=(record, f.change),
+                             help="Trains a new run, a child of this one, with only this setting changed.")
+        if not mine:
+            st.caption("Fork this run to try these changes.")
