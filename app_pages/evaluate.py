@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from ui import evaluate_view as view
 from ui import coach_view, runs_view, share, state
+from ui import evaluate_view as view
 
 st.title("Evaluate")
 record = view.pick_run()

@@ -149,7 +149,7 @@ class JobManager:
         self._supervisor = threading.Thread(target=self._supervise, name="kf-supervisor", daemon=True)
         self._supervisor.start()
 
-    def submit(self, spec: RunSpec, name: str | None = None, owner: str | None = None) -> str:
+    def submit(self, spec: RunSpec, name: str | None = None, owner: str | None = None, parent: str | None = None) -> str:
         """Queue a run and return its id at once; LimitError when this owner or the server has too many."""
         limits = Limits.from_env()
         if (
@@ -166,7 +166,7 @@ class JobManager:
                 f"the server is busy: {limits.max_runs_total} runs are queued or training, its limit; "
                 "try again in a minute"
             )
-        run_id = self.store.create_run(spec.to_dict(), name=name, owner=owner)
+        run_id = self.store.create_run(spec.to_dict(), name=name, owner=owner, parent=parent)
         self._ensure_workers()
         return run_id
 

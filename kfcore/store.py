@@ -37,6 +37,7 @@ CREATE TABLE IF NOT EXISTS runs (
     host TEXT,
     pid INTEGER,
     proc_start TEXT,
+    parent TEXT,
     cancel_requested INTEGER NOT NULL DEFAULT 0,
     hardware TEXT,
     info TEXT,
@@ -69,7 +70,7 @@ CREATE TABLE IF NOT EXISTS uploads (
 # Columns cheap enough to read for every run in a table; evaluation can be large and is read on demand.
 _LIST_COLUMNS = (
     "id, name, spec, status, created, started, finished, owner, host, pid, cancel_requested, "
-    "hardware, info, progress, error, test, model_path"
+    "hardware, info, progress, error, test, model_path, parent"
 )
 
 
@@ -93,6 +94,7 @@ class RunRecord:
     test: dict[str, Any] = field(default_factory=dict)
     evaluation: dict[str, Any] | None = None
     model_path: str | None = None
+    parent: str | None = None  # the run this one changes or continues (the coach's retrain, a continue)
 
     @property
     def is_final(self) -> bool:
@@ -164,9 +166,11 @@ class RunStore:
             con.execute("PRAGMA journal_mode=WAL")
             con.executescript(_SCHEMA)
             columns = {row[1] for row in con.execute("PRAGMA table_info(runs)")}
-            if "proc_start" not in columns:  # a store made before the column existed
-                try:
-                    con.execute("ALTER TABLE runs ADD COLUMN proc_start TEXT")
+            for column in ("proc_start", "parent"):
+                if column in columns:
+                    continue
+                try:  # a store made before the column existed
+                    con.execute(f"ALTER TABLE runs ADD COLUMN {column} TEXT")
                 except sqlite3.OperationalError as e:  # another process added it first
                     if "duplicate column" not in str(e):
                         raise
@@ -199,7 +203,8 @@ class RunStore:
             self._local.con = None
 
     # -- writing ------------------------------------------------------------------------------
-    def create_run(self, spec: dict[str, Any], name: str | None = None, owner: str | None = None) -> str:
+    def create_run(self, spec: dict[str, Any], name: str | None = None, owner: str | None = None,
+                   parent: str | None = None) -> str:
         run_id = uuid.uuid4().hex[:12]
         now = time.time()
         with self._connect() as con:
@@ -207,8 +212,8 @@ class RunStore:
                 (count,) = con.execute("SELECT COUNT(*) FROM runs").fetchone()
                 name = f"run {count + 1}"
             con.execute(
-                "INSERT INTO runs (id, name, spec, status, created, owner) VALUES (?, ?, ?, 'queued', ?, ?)",
-                (run_id, name, json.dumps(spec), now, owner),
+                "INSERT INTO runs (id, name, spec, status, created, owner, parent) VALUES (?, ?, ?, 'queued', ?, ?, ?)",
+                (run_id, name, json.dumps(spec), now, owner, parent),
             )
         return run_id
 
@@ -389,7 +394,7 @@ class RunStore:
 
 def _record(row: tuple, with_evaluation: bool) -> RunRecord:
     (rid, name, spec, status, created, started, finished, owner, host, pid, cancel, hw, info, progress, error, test,
-     model_path) = row[:17]
+     model_path, parent) = row[:18]
     return RunRecord(
         id=rid,
         name=name,
@@ -407,6 +412,7 @@ def _record(row: tuple, with_evaluation: bool) -> RunRecord:
         progress=_loads(progress, {}),
         error=error,
         test=_loads(test, {}),
-        evaluation=_loads(row[17], None) if with_evaluation else None,
+        evaluation=_loads(row[18], None) if with_evaluation else None,
         model_path=model_path,
+        parent=parent,
     )

@@ -277,6 +277,23 @@ def test_a_retrain_keeps_the_previous_runs_curves_dashed(app, kf_home):
     assert traces["train"]["line"].get("dash") is None
 
 
+def test_the_coach_reads_a_run_that_learned_nothing_and_retrains_a_child_with_one_change(app, kf_home):
+    use_dataset(app, "iris")
+    go(app, "app_pages/train.py")
+    app.slider(key="epochs").set_value(2).run()
+    app.select_slider(key="learning_rate").set_value(1e-5).run()
+    app.button(key="train").click().run()
+    first = wait_until_final(app, kf_home)
+    assert any("close to what guessing the most common class gets" in m.value for m in app.markdown)
+    app.button(key="coach_train_near_chance").click().run()
+    child = wait_until_final(app, kf_home)
+    assert child.id != first.id and child.parent == first.id
+    assert child.spec["train"]["learning_rate"] == pytest.approx(1e-4)
+    assert {k: v for k, v in child.spec["train"].items() if k != "learning_rate"} == \
+        {k: v for k, v in first.spec["train"].items() if k != "learning_rate"}
+    assert app.session_state["spec"].train.learning_rate == pytest.approx(1e-4)  # the editor shows what trained
+
+
 def test_stop_cancels_a_long_run(app, kf_home):
     go(app, "app_pages/train.py")
     app.slider(key="epochs").set_value(100).run()
