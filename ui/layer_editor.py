@@ -13,6 +13,7 @@ import streamlit as st
 from kfcore.shapes import layer_field
 from kfcore.spec import ACTIVATIONS, LAYER_TYPES, PADDINGS, LayerSpec, RunSpec, pair
 from ui import state
+from ui.text import plain
 from ui.widgets import bound
 
 SIZES = (1, 2, 3, 4, 5, 7)
@@ -93,4 +94,4 @@ def card(position: int, lid: int, layer: LayerSpec, count: int, problem: str | N
                        on_click=state.remove_layer, args=(lid,))
         params(lid, layer)
         if problem:
-            st.error(problem, icon=":material/error:")
+            st.error(plain(problem), icon=":material/error:")

@@ -28,6 +28,7 @@ from kfcore.jobs import JobManager, Predictor
 from kfcore.limits import LimitError, Limits, can_modify, check_data_access, new_owner_token, valid_owner_token
 from kfcore.spec import LAYER_DEFAULTS, LayerSpec, RunSpec, SpecError, parse_spec
 from kfcore.store import RunRecord, RunStore
+from ui.text import plain
 
 # Start the warm training worker this long after the first page view: its TensorFlow import would
 # otherwise slow the first page on a 2-core machine (measured: 0.3-0.4 s of a 2.3 s landing).
@@ -196,11 +197,11 @@ def _restore_shared_spec() -> None:
     try:
         shared = RunSpec.from_url(token)
     except SpecError as e:
-        st.error(f"This share link could not be opened: {e}", icon=":material/link_off:")
+        st.error(f"This share link could not be opened: {plain(e)}", icon=":material/link_off:")
         return
     refusal = data_refusal(shared)  # a link may name any path on the server
     if refusal:
-        st.error(f"This share link could not be opened: {refusal}", icon=":material/link_off:")
+        st.error(f"This share link could not be opened: {plain(refusal)}", icon=":material/link_off:")
         return
     load_spec(shared)
 
