@@ -138,7 +138,9 @@ def cookie_owner() -> str | None:
 
 def remember_owner() -> None:
     """In hosted mode, when the browser came without a valid owner cookie, set it from the page. st.html runs the
-    script in the page itself (no iframe), so the cookie is the app's own; the token is 32 hex digits we made."""
+    script in the page itself (no iframe), so the cookie is the app's own; the token is 32 hex digits we made.
+    The script then removes itself: the token is the browser's key to its runs and must not stay in the page's
+    HTML, where a screenshot, a copied page or a DOM-reading extension would take it along."""
     ss = st.session_state
     if ss.get("owner_cookie_ok", True):
         return
@@ -146,8 +148,8 @@ def remember_owner() -> None:
     if token is None:
         return
     st.html(f"""<script>document.cookie = "{OWNER_COOKIE}={token}; path=/; max-age={OWNER_COOKIE_MAX_AGE_S}; """
-            """SameSite=Lax" + (location.protocol === "https:" ? "; Secure" : "");</script>""",
-            unsafe_allow_javascript=True, width="content")
+            """SameSite=Lax" + (location.protocol === "https:" ? "; Secure" : "");"""
+            """document.currentScript?.remove();</script>""", unsafe_allow_javascript=True, width="content")
 
 
 def owns(record: RunRecord | None) -> bool:
