@@ -170,8 +170,8 @@ def cell_samples(rd: RunData, names: list[str], i: int, j: int, cm: list[list[in
         st.caption(f"Showing the first {len(idx)} of {count}.")
     probs = rd.predictions.probs
     if rd.split.x_test.ndim == 4:
-        captions = [plain(f"#{k} · {probs[k, j]:.0%}" + (f" ({names[i]} {probs[k, i]:.0%})" if i != j else ""))
-                    for k in idx]
+        captions = [f"#{k} · {probs[k, j]:.0%}" + (f" ({plain(names[i])} {probs[k, i]:.0%})" if i != j else "")
+                    for k in idx]  # Markdown too: "#12" is no heading without a space
         st.image([samples.thumbnail(rd.split.x_test[k]) for k in idx], caption=captions, width=76)
         with st.expander("Every class probability of these samples"):
             st.dataframe(_probability_table(idx, probs, names), hide_index=True, column_config=_percent_columns(names))
