@@ -1,10 +1,11 @@
 """User text shown as text in a real browser: hostile names never become images, links, colours or icons.
 
 A hosted server of its own (KF_HOSTED=1). Its store holds a run trained (through kfcore.jobs.execute_run, as the
-CLI does) on an uploaded CSV whose column names and class labels are Markdown, and the run's name is Markdown too;
-the page also uploads a CSV whose file name is Markdown, and opens a share link whose data.name is. On every page,
-the share popover, Evaluate's "Samples in the cell" and the sidebar's current run, no <img> or <a> from that text
-reaches the DOM (nor a colour, an icon or maths), and the literal text shows. Last, the owner token that the page
+CLI does) on an uploaded CSV whose column names and class labels are Markdown (one label is HTML, for the charts),
+and the run's name is Markdown too; the page also uploads a CSV whose file name is Markdown, and opens a share
+link whose data.name is. On every page, the share popover, Evaluate's "Samples in the cell" and the sidebar's
+current run, no <img> or <a> from that text reaches the DOM (nor a colour, an icon or maths), and the literal
+text shows. Last, the owner token that the page
 puts into the `kf_owner` cookie is not left in the page. Screenshots land in artifacts/browser/.
 """
 
@@ -30,7 +31,8 @@ from ui.text import WORD_JOINER
 
 HOST = "http://127.0.0.1:9"  # port 9 (discard): nothing answers there, and nothing may ever ask
 RUN_NAME = f"![kfimg]({HOST}/x.png) [kflink]({HOST}/) :red[kfboom] :material/home:"
-LABELS = [f"[kfa]({HOST}/a)", f"![kfi]({HOST}/i.png)"]
+# Markdown for the page's text, HTML for Plotly's labels (it draws <a href> as a link).
+LABELS = [f"[kfa]({HOST}/a)", f"![kfi]({HOST}/i.png)", f'<a href="{HOST}/p">kfplot</a>']
 COLUMNS = [f"[kfc]({HOST}/c)", f"![kff]({HOST}/f.png)", ":red[kfkind] :material/home:"]
 FILE_NAME = "![kfp](p.png) [kfu](mailto:kf@127.0.0.1) :red[kffile].csv"  # a file name has no slashes
 DATA_NAME = f"![kfd]({HOST}/d.png) [kfdl]({HOST}/) :violet[kfdata]"
@@ -77,13 +79,13 @@ print(run_id)
 
 
 def table_csv() -> bytes:
-    """Two features that separate the two hostile classes, under hostile column names."""
+    """Two features that separate the three hostile classes, under hostile column names."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(COLUMNS)
-    for i in range(60):
-        k = i % 2
-        writer.writerow([round(k * 2 + (i % 5) * 0.1, 2), round(1 - k + (i % 3) * 0.1, 2), LABELS[k]])
+    for i in range(90):
+        k = i % 3
+        writer.writerow([round(k * 2 + (i % 5) * 0.1, 2), round(k % 2 + (i % 4) * 0.1, 2), LABELS[k]])
     return out.getvalue().encode()
 
 
