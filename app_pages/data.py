@@ -10,6 +10,7 @@ from kfcore.data import DataError, class_counts, csv_columns
 from kfcore.presets import PRESETS
 from kfcore.spec import SYNTHETIC_SETS, TASKS
 from ui import datasets, state
+from ui.text import plain
 from ui.widgets import bound, field
 
 ss = st.session_state
@@ -72,8 +73,8 @@ def upload_section() -> None:
             datasets.choose(candidate)
             st.rerun()
     except DataError as e:
-        st.error(f"{e}", icon=":material/error:")
-        st.caption(f"The previous dataset, **{spec.data.name}**, stays selected.")
+        st.error(plain(e), icon=":material/error:")
+        st.caption(f"The previous dataset, **{plain(spec.data.name)}**, stays selected.")
 
 
 st.title("Data")
@@ -86,7 +87,7 @@ with left:
                    format_func=datasets.label)
     st.caption(datasets.SOURCES[option])
     if ss.get("data_error"):
-        st.error(ss.data_error, icon=":material/error:")
+        st.error(plain(ss.data_error), icon=":material/error:")
     if option == datasets.UPLOAD:
         upload_section()
     elif spec.data.name in SYNTHETIC_SETS:
@@ -98,7 +99,7 @@ with left:
 try:
     ds = datasets.dataset()
 except DataError as e:
-    right.error(str(e), icon=":material/error:")
+    right.error(plain(e), icon=":material/error:")
     st.stop()
 
 with left:
@@ -110,14 +111,14 @@ with left:
     st.caption("The validation fraction is set on the Train page.")
     _, problem = datasets.check_model()
     if problem:
-        st.warning(f"The current model does not fit this data: {problem}", icon=":material/warning:")
+        st.warning(f"The current model does not fit this data: {plain(problem)}", icon=":material/warning:")
         if st.button("Use the Tutorial MLP (fits any data)", key="fix_model"):
             state.set_layers(PRESETS["mlp"].build())
             st.rerun()
 
 with right:
-    st.subheader(ds.name)
-    st.caption(ds.description)
+    st.subheader(plain(ds.name))
+    st.caption(plain(ds.description))
     n_rows = len(ds.y) + (0 if ds.y_test is None else len(ds.y_test))
     c = st.columns(3)
     c[0].metric("Rows", f"{n_rows:,}")
@@ -126,11 +127,11 @@ with right:
     st.badge({"multiclass": "multiclass classification", "binary": "binary classification"}.get(ds.task, ds.task),
              icon=":material/category:")
     for note in ds.notes:
-        st.caption(f":material/info: {note}")
+        st.caption(f":material/info: {plain(note)}")
     try:
         st.plotly_chart(plots.split_bar(datasets.current_split_sizes()), key="chart_split")
     except DataError as e:
-        st.error(str(e), icon=":material/error:")
+        st.error(plain(e), icon=":material/error:")
     a, b = st.columns(2)
     with a:
         if ds.task == "regression":

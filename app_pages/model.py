@@ -7,6 +7,7 @@ from kfcore.presets import PRESETS
 from kfcore.shapes import ShapeError
 from kfcore.spec import LAYER_TYPES
 from ui import datasets, layer_editor, state
+from ui.text import plain
 
 ss = st.session_state
 
@@ -15,7 +16,7 @@ def apply_preset(key: str) -> None:
     preset = PRESETS[key]
     _, problem = datasets.check_model(preset.build())
     if isinstance(problem, ShapeError):
-        ss.preset_error = f"The {preset.name} does not fit this data: {problem}"
+        ss.preset_error = f"The {preset.name} does not fit this data: {plain(problem)}"
         return
     ss.preset_error = None
     state.set_layers(preset.build())
@@ -56,7 +57,7 @@ with right:
     st.markdown("**The model, layer by layer**")
     if problem is not None:
         verdict = "cannot train on this server" if isinstance(problem, LimitError) else "cannot be built"
-        st.error(f"This model {verdict}: {problem}", icon=":material/error:")
+        st.error(f"This model {verdict}: {plain(problem)}", icon=":material/error:")
     for note in datasets.model_advice():
         st.warning(note, icon=":material/lightbulb:")
     if report is not None:
@@ -71,6 +72,6 @@ with right:
         a, b = st.columns(2)
         a.metric("Parameters", f"{report.total_params:,}")
         b.metric("Trainable", f"{report.trainable_params:,}")
-        st.caption(f"On **{ds.name}**: input {'×'.join(map(str, ds.input_shape))}, "
+        st.caption(f"On **{plain(ds.name)}**: input {'×'.join(map(str, ds.input_shape))}, "
                    f"{'regression' if ds.task == 'regression' else f'{ds.n_classes} classes'}.")
     st.page_link("app_pages/train.py", label="Train this model", icon=":material/model_training:")

@@ -4,6 +4,7 @@ import streamlit as st
 
 from kfcore.spec import OPTIMIZERS, SCHEDULES
 from ui import coach_view, datasets, limits, live, state
+from ui.text import plain
 from ui.widgets import bound, field
 
 LEARNING_RATES = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0)
@@ -58,13 +59,14 @@ with right:
         ds = datasets.dataset()
         sizes = datasets.current_split_sizes()
         st.markdown(
-            f"**{ds.name}** ({sizes['train']:,} train · {sizes['validation']:,} validation · {sizes['test']:,} test)"
-            f" → {spec.layers_short()} → output · **{report.total_params:,}** parameters"
+            f"**{plain(ds.name)}** ({sizes['train']:,} train · {sizes['validation']:,} validation · "
+            f"{sizes['test']:,} test)"
+            f" → {plain(spec.layers_short())} → output · **{report.total_params:,}** parameters"
         )
         for note in datasets.model_advice():
             st.warning(note, icon=":material/lightbulb:")
     else:
-        st.error(f"This experiment cannot train yet: {problem}", icon=":material/error:")
+        st.error(f"This experiment cannot train yet: {plain(problem)}", icon=":material/error:")
         st.page_link("app_pages/model.py", label="Fix the model", icon=":material/account_tree:")
     buttons = st.container(horizontal=True)
     # No help= on these two: a tooltip makes Streamlit draw the button twice, and `.st-key-train button`
@@ -76,7 +78,7 @@ with right:
     if sign_in:
         st.info(sign_in, icon=":material/login:")
     elif ss.get("train_error"):
-        st.error(ss.train_error, icon=":material/error:")
+        st.error(plain(ss.train_error), icon=":material/error:")
     limits.server_note()
     live.run_panel()
     if record is not None and record.status == "finished":  # outside the live panel: its buttons rerun the page

@@ -38,6 +38,12 @@ def class_color(i: int) -> str:
     return CLASS_COLORS[i % len(CLASS_COLORS)]
 
 
+def _text(value: Any) -> str:
+    """User text (a class label, a column or run name) as Plotly text that shows literally: Plotly draws a subset of
+    HTML in every label (<a href> a link, <b>, <br>) and decodes entities, so < > & go in as entities."""
+    return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def _layout(fig: go.Figure, title: str | None, height: int, **kwargs: Any) -> go.Figure:
     layout: dict[str, Any] = {
         "title": {"text": title, "x": 0, "xanchor": "left", "font": {"size": 15}} if title else None,
@@ -51,8 +57,8 @@ def _layout(fig: go.Figure, title: str | None, height: int, **kwargs: Any) -> go
 
 def class_balance(counts: dict[str, int], title: str = "Samples per class") -> go.Figure:
     """Bar per class with its sample count, so an imbalanced set is obvious at a glance."""
-    names = list(counts)
-    values = [int(counts[n]) for n in names]
+    names = [_text(n) for n in counts]
+    values = [int(v) for v in counts.values()]
     total = sum(values) or 1
     fig = go.Figure(
         go.Bar(
@@ -72,7 +78,7 @@ def class_balance(counts: dict[str, int], title: str = "Samples per class") -> g
 def target_histogram(y: np.ndarray, name: str = "target", title: str = "Target distribution") -> go.Figure:
     """Histogram of a regression target."""
     fig = go.Figure(go.Histogram(x=np.asarray(y, dtype=np.float64), nbinsx=30, marker_color=TRAIN_COLOR))
-    fig.update_xaxes(title=name)
+    fig.update_xaxes(title=_text(name))
     fig.update_yaxes(title="samples")
     return _layout(fig, title, 300, showlegend=False, bargap=0.05)
 
@@ -115,7 +121,7 @@ def scatter_2d(
     if len(x) > max_points:  # an even thinning keeps the picture and the browser fast
         keep = np.linspace(0, len(x) - 1, max_points).astype(int)
         x, y = x[keep], y[keep]
-    fx, fy = list(feature_names)[:2] if len(feature_names) >= 2 else ("x1", "x2")
+    fx, fy = [_text(f) for f in feature_names][:2] if len(feature_names) >= 2 else ("x1", "x2")
     fig = go.Figure()
     if class_names:
         for k, name in enumerate(class_names):
@@ -125,7 +131,7 @@ def scatter_2d(
                     x=x[mask, 0],
                     y=x[mask, 1],
                     mode="markers",
-                    name=str(name),
+                    name=_text(name),
                     marker={"color": class_color(k), "size": 6, "line": {"width": 0.5, "color": "white"}},
                 )
             )
@@ -179,7 +185,7 @@ def sample_grid(
         trace = go.Heatmap(z=mosaic, colorscale="Greys", zmin=0, zmax=1, showscale=False, hoverinfo="skip")
     fig = go.Figure(trace)
     centres = [r * (h + gap) + (h - 1) / 2 for r in range(len(rows))]
-    labels = [str(class_names[r]) for r in range(len(rows))] if class_names else [""] * len(rows)
+    labels = [_text(class_names[r]) for r in range(len(rows))] if class_names else [""] * len(rows)
     fig.update_xaxes(visible=False, constrain="domain")
     fig.update_yaxes(
         autorange="reversed", scaleanchor="x", constrain="domain", tickvals=centres, ticktext=labels,
@@ -281,7 +287,7 @@ def confusion_matrix(
     """
     m = np.asarray(cm, dtype=np.float64)
     n = len(class_names)
-    names = [str(c) for c in class_names]
+    names = [_text(c) for c in class_names]
     counts_m = np.asarray(counts if counts is not None else m).astype(np.int64)
     labelled = n <= MAX_LABELLED_CLASSES  # beyond that the numbers no longer fit their cells: hover tells them
     heat = go.Heatmap(
@@ -315,7 +321,7 @@ def confusion_matrix(
 def per_class_scores(per_class: Sequence[dict[str, Any]], title: str = "Precision, recall and F1 per class") -> go.Figure:
     """Grouped bars, three per class: of the samples predicted as the class, how many were (precision); of the
     class's samples, how many were found (recall); and their harmonic mean (F1)."""
-    names = [str(c["class"]) for c in per_class]
+    names = [_text(c["class"]) for c in per_class]
     fig = go.Figure()
     for key, label, color in (("precision", "precision", TRAIN_COLOR), ("recall", "recall", VALIDATION_COLOR),
                               ("f1", "F1", BEST_COLOR)):
@@ -331,7 +337,7 @@ def per_class_accuracy(
 ) -> go.Figure:
     """One line per class: the fraction of its validation samples classified right, epoch by epoch."""
     fig = go.Figure()
-    for k, name in enumerate(class_names):
+    for k, name in enumerate(map(_text, class_names)):
         xs, ys = [], []
         for row in history:
             values = row.get("per_class_val_accuracy") or []
@@ -339,7 +345,7 @@ def per_class_accuracy(
                 xs.append(int(row["epoch"]))
                 ys.append(float(values[k]))
         if xs:
-            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=str(name), marker={"size": 5},
+            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=name, marker={"size": 5},
                                      line={"color": class_color(k), "width": 2},
                                      hovertemplate=f"{name}, epoch %{{x}}: %{{y:.1%}}<extra></extra>"))
     last = max([int(r["epoch"]) for r in history] + [1])
@@ -376,7 +382,7 @@ def decision_boundary(
     fig = go.Figure(go.Heatmap(
         x=boundary["x"], y=boundary["y"], z=z, colorscale=_boundary_colorscale(k), opacity=0.45,
         zmin=0 if probability else -0.5, zmax=1 if probability else k - 0.5, showscale=False,
-        hovertemplate=("P(" + str(class_names[-1]) + ") = %{z:.2f}<extra></extra>") if probability
+        hovertemplate=("P(" + _text(class_names[-1]) + ") = %{z:.2f}<extra></extra>") if probability
         else "predicted class %{z}<extra></extra>",
     ))
     for part, x, y, symbol, outline in (("train", x_train, y_train, "circle", "white"),
@@ -385,7 +391,7 @@ def decision_boundary(
         if len(x) > MAX_SCATTER_POINTS:
             keep = np.linspace(0, len(x) - 1, MAX_SCATTER_POINTS).astype(int)
             x, y = x[keep], y[keep]
-        for c, name in enumerate(class_names):
+        for c, name in enumerate(map(_text, class_names)):
             mask = y == c
             fig.add_trace(go.Scatter(
                 x=x[mask, 0], y=x[mask, 1], mode="markers", name=f"{part} · {name}", legendgroup=part,
@@ -393,7 +399,7 @@ def decision_boundary(
                         "line": {"width": 1.2, "color": outline}},
                 hovertemplate=f"{part}, class {name}: (%{{x:.2f}}, %{{y:.2f}})<extra></extra>",
             ))
-    fx, fy = (list(feature_names) + ["x1", "x2"])[:2] if len(feature_names) >= 2 else ("x1", "x2")
+    fx, fy = [_text(f) for f in feature_names][:2] if len(feature_names) >= 2 else ("x1", "x2")
     fig.update_xaxes(title=fx, range=[boundary["x"][0], boundary["x"][-1]], zeroline=False, showgrid=False,
                      constrain="domain")
     fig.update_yaxes(title=fy, range=[boundary["y"][0], boundary["y"][-1]], zeroline=False, showgrid=False,
@@ -415,8 +421,8 @@ def predicted_vs_actual(y_true: np.ndarray, y_pred: np.ndarray, target: str = "t
                    marker={"color": TRAIN_COLOR, "size": 7, "opacity": 0.75, "line": {"width": 0.5, "color": "white"}},
                    hovertemplate="sample %{customdata}: actual %{x:.4g}, predicted %{y:.4g}<extra></extra>"),
     ])
-    fig.update_xaxes(title=f"actual {target}", range=[lo, hi])
-    fig.update_yaxes(title=f"predicted {target}", range=[lo, hi], scaleanchor="x", scaleratio=1)
+    fig.update_xaxes(title=f"actual {_text(target)}", range=[lo, hi])
+    fig.update_yaxes(title=f"predicted {_text(target)}", range=[lo, hi], scaleanchor="x", scaleratio=1)
     # The legend goes under the chart: above it, the selection toolbar would cover it.
     return _layout(fig, title, 420, legend={"orientation": "h", "yanchor": "top", "y": -0.2, "xanchor": "left", "x": 0})
 
@@ -443,7 +449,8 @@ def compare_curves(
     label = METRIC_LABELS.get(metric, metric)
     fig = go.Figure()
     last = 1
-    for k, (name, history, best) in enumerate(runs):
+    for k, (run_name, history, best) in enumerate(runs):
+        name = _text(run_name)
         validated = any(f"val_{metric}" in r for r in history)
         key = f"val_{metric}" if validated else metric
         xs, ys = _series(history, key)
@@ -472,7 +479,7 @@ def compare_curves(
 def class_probabilities(probs: Sequence[float], class_names: Sequence[str], title: str = "Class probabilities") -> go.Figure:
     """Horizontal bars, one per class, the predicted class in colour and the rest grey."""
     p = np.asarray(probs, dtype=np.float64).reshape(-1)
-    names = [str(c) for c in class_names]
+    names = [_text(c) for c in class_names]
     top = int(np.argmax(p)) if len(p) else -1
     fig = go.Figure(go.Bar(
         x=p, y=names, orientation="h", text=[f"{v:.1%}" for v in p], textposition="outside", cliponaxis=False,

@@ -25,6 +25,7 @@ from kfcore.samples import Predictions, SampleError, TestSplit
 from kfcore.spec import RunSpec, SpecError, SplitSpec
 from kfcore.store import RunRecord
 from ui import datasets, state
+from ui.text import plain
 
 ss = st.session_state
 IMAGE_TYPES = ("png", "jpg", "jpeg", "bmp", "gif", "webp")
@@ -65,7 +66,7 @@ def pick_run() -> RunRecord | None:
     run_id = st.selectbox("Run", ids, key="eval_run", format_func=lambda i: _run_label(by_id[i]))
     record = state.current_run()
     if record is not None and record.id not in ids:
-        st.caption(f":material/info: The current run, **{record.name}**, is {record.status}: only finished runs "
+        st.caption(f":material/info: The current run, **{plain(record.name)}**, is {record.status}: only finished runs "
                    "can be evaluated.")
     return state.store().get(run_id)
 
@@ -159,10 +160,10 @@ def confusion(record: RunRecord, rd: RunData) -> None:
 def cell_samples(rd: RunData, names: list[str], i: int, j: int, cm: list[list[int]]) -> None:
     count = int(cm[i][j])
     verdict = "right" if i == j else "wrong"
-    st.markdown(f"**{count}** test sample{'s' if count != 1 else ''} of class **{names[i]}** predicted as "
-                f"**{names[j]}** ({verdict}){', the most confident first' if count > 1 else ''}.")
+    st.markdown(f"**{count}** test sample{'s' if count != 1 else ''} of class **{plain(names[i])}** predicted as "
+                f"**{plain(names[j])}** ({verdict}){', the most confident first' if count > 1 else ''}.")
     if rd.problem or rd.split is None or rd.predictions is None:
-        st.warning(rd.problem or "The samples cannot be shown.", icon=":material/warning:")
+        st.warning(plain(rd.problem or "The samples cannot be shown."), icon=":material/warning:")
         return
     idx = samples.cell(rd.predictions, i, j)
     if not len(idx):
@@ -171,7 +172,8 @@ def cell_samples(rd: RunData, names: list[str], i: int, j: int, cm: list[list[in
         st.caption(f"Showing the first {len(idx)} of {count}.")
     probs = rd.predictions.probs
     if rd.split.x_test.ndim == 4:
-        captions = [f"#{k} · {probs[k, j]:.0%}" + (f" ({names[i]} {probs[k, i]:.0%})" if i != j else "") for k in idx]
+        captions = [f"#{k} · {probs[k, j]:.0%}" + (f" ({plain(names[i])} {probs[k, i]:.0%})" if i != j else "")
+                    for k in idx]  # Markdown too: "#12" is no heading without a space
         st.image([samples.thumbnail(rd.split.x_test[k]) for k in idx], caption=captions, width=76)
         with st.expander("Every class probability of these samples"):
             st.dataframe(_probability_table(idx, probs, names), hide_index=True, column_config=_percent_columns(names))
@@ -221,7 +223,7 @@ def boundary(record: RunRecord, rd: RunData) -> None:
     ev = record.evaluation or {}
     st.subheader("Decision boundary")
     if rd.split is None or rd.dataset is None:
-        st.warning(rd.problem or "The data cannot be shown.", icon=":material/warning:")
+        st.warning(plain(rd.problem or "The data cannot be shown."), icon=":material/warning:")
         return
     x_train = rd.dataset.x[rd.split.train_index]
     left, right = st.columns([2.2, 1], gap="large")
@@ -248,7 +250,7 @@ def _on_points_selected() -> None:
 def regression(record: RunRecord, rd: RunData) -> None:
     st.subheader("Predictions on the test set")
     if rd.predictions is None:
-        st.warning(rd.problem or "This run saved no predictions.", icon=":material/warning:")
+        st.warning(plain(rd.problem or "This run saved no predictions."), icon=":material/warning:")
         return
     y, pred = rd.predictions.y_true, rd.predictions.predicted
     if ss.get("reg_run") != record.id:  # another run: its own samples, starting from its largest errors
@@ -264,7 +266,7 @@ def regression(record: RunRecord, rd: RunData) -> None:
     try:
         typed = samples.parse_sample_numbers(ss.reg_samples, len(y))
     except SampleError as e:
-        st.error(f"{e}. The ten largest errors are shown meanwhile.", icon=":material/error:")
+        st.error(f"{plain(e)}. The ten largest errors are shown meanwhile.", icon=":material/error:")
         typed = []
     if typed:
         shown = samples.largest_errors(y, pred, among=typed)
@@ -279,7 +281,7 @@ def regression(record: RunRecord, rd: RunData) -> None:
     if rd.split is not None:
         table = pd.concat([table, pd.DataFrame(rd.split.x_test[shown], columns=_feature_names(rd))], axis=1)
     else:
-        st.caption(rd.problem or "The features of these samples cannot be shown.")
+        st.caption(plain(rd.problem or "The features of these samples cannot be shown."))
     st.dataframe(table, hide_index=True, key="worst_table")
 
 
@@ -293,7 +295,7 @@ def try_it(record: RunRecord, rd: RunData) -> None:
     image = len(shape) == 3
     st.subheader("Try it")
     if rd.split is None:
-        st.warning(rd.problem or "The run's data cannot be loaded.", icon=":material/warning:")
+        st.warning(plain(rd.problem or "The run's data cannot be loaded."), icon=":material/warning:")
         return
     options = [SAMPLE, UPLOAD if image else TYPE]
     if ss.get("try_source") not in options:
@@ -313,7 +315,7 @@ def try_it(record: RunRecord, rd: RunData) -> None:
             try:
                 x = samples.image_input(file.getvalue(), shape, dark_background=float(rd.split.x_test.mean()) < 0.5)
             except SampleError as e:
-                st.error(str(e), icon=":material/error:")
+                st.error(plain(e), icon=":material/error:")
                 return
             st.image(samples.thumbnail(x[0], 128), caption="What the model sees")
         else:
@@ -331,7 +333,8 @@ def try_it(record: RunRecord, rd: RunData) -> None:
                 else:
                     st.dataframe(pd.DataFrame(x, columns=_feature_names(rd)), hide_index=True, key="try_row")
                 names = ev.get("class_names") or []
-                st.markdown(f"True {'class' if names else 'value'}: **{names[int(truth)] if names else f'{truth:.4g}'}**")
+                shown = plain(names[int(truth)]) if names else f"{truth:.4g}"
+                st.markdown(f"True {'class' if names else 'value'}: **{shown}**")
         if not np.isfinite(x).all():
             st.error("Every feature needs a number.", icon=":material/error:")
             return
@@ -341,7 +344,7 @@ def try_it(record: RunRecord, rd: RunData) -> None:
                 try:
                     ss.try_result = (digest, state.predictor().predict(record.model_path or "", x.astype(np.float32)))
                 except PredictError as e:
-                    st.error(str(e), icon=":material/error:")
+                    st.error(plain(e), icon=":material/error:")
     with right:
         result = ss.get("try_result")
         if result and result[0] == digest:
@@ -359,6 +362,9 @@ def _prediction(outputs: np.ndarray, ev: dict[str, Any], truth: Any) -> None:
         return
     probs = Predictions(y_true=np.zeros(1, dtype=np.int64), outputs=outputs).probs[0]
     top = int(np.argmax(probs))
-    mark = "" if truth is None else (" — right" if top == int(truth) else f" — wrong, it is {names[int(truth)]}")
-    st.markdown(f"Prediction: **{names[top]}** ({probs[top]:.1%}){mark}")
+    if truth is None:
+        mark = ""
+    else:
+        mark = " — right" if top == int(truth) else f" — wrong, it is {plain(names[int(truth)])}"
+    st.markdown(f"Prediction: **{plain(names[top])}** ({probs[top]:.1%}){mark}")
     st.plotly_chart(plots.class_probabilities(probs, names), key="chart_try")

@@ -16,6 +16,7 @@ import streamlit as st
 from kfcore.layers import KINDS, LAYER_TYPES, Field, pair
 from kfcore.spec import LayerSpec, RunSpec
 from ui import state
+from ui.text import plain
 from ui.widgets import bound
 
 
@@ -83,4 +84,4 @@ def card(position: int, lid: int, layer: LayerSpec, count: int, problem: str | N
                        on_click=state.remove_layer, args=(lid,))
         params(lid, layer)
         if problem:
-            st.error(problem, icon=":material/error:")
+            st.error(plain(problem), icon=":material/error:")

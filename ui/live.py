@@ -12,6 +12,7 @@ import streamlit as st
 from kfcore import plots, runview
 from kfcore.store import RunRecord
 from ui import state
+from ui.text import plain
 
 POLL_S = 0.5
 
@@ -62,11 +63,12 @@ def _curves(record: RunRecord, history: list[dict], previous_id: str | None, pre
 
 def _status(record: RunRecord, history: list[dict]) -> None:
     p = runview.progress(record, history)
+    name = plain(record.name)
     if record.status == "queued":
         position = state.store().queue_position(record.id)
-        st.info(f"**{record.name}** is queued (position {position}); it starts when a worker is free.")
+        st.info(f"**{name}** is queued (position {position}); it starts when a worker is free.")
     elif record.status == "running" and not record.info:
-        st.progress(0.0, text=f"**{record.name}**: starting — loading the data and building the model…")
+        st.progress(0.0, text=f"**{name}**: starting — loading the data and building the model…")
     elif record.status == "running":
         parts = [f"Epoch {p.epoch} of {p.epochs}"]
         if p.step and p.steps:
@@ -74,11 +76,11 @@ def _status(record: RunRecord, history: list[dict]) -> None:
         if p.samples_per_s:
             parts.append(f"{p.samples_per_s:,.0f} samples/s")
         parts.append(f"ETA {runview.format_duration(p.eta_s)}")
-        st.progress(p.fraction, text=f"**{record.name}**: " + " · ".join(parts))
+        st.progress(p.fraction, text=f"**{name}**: " + " · ".join(parts))
     elif record.status == "failed":
-        st.error(f"**{record.name}** failed: {record.error}", icon=":material/error:")
+        st.error(f"**{name}** failed: {plain(record.error)}", icon=":material/error:")
     elif record.status == "cancelled":
-        st.warning(f"**{record.name}** was stopped after {len(history)} of {p.epochs} epochs.",
+        st.warning(f"**{name}** was stopped after {len(history)} of {p.epochs} epochs.",
                    icon=":material/cancel:")
 
 

@@ -18,6 +18,7 @@ from kfcore import compare, plots, runview, uploads
 from kfcore.spec import RunSpec, SpecError
 from kfcore.store import STATUSES, RunRecord
 from ui import datasets, share, state
+from ui.text import plain
 
 ss = st.session_state
 
@@ -160,7 +161,8 @@ def _refuse_shared(record: RunRecord, what: str) -> bool:
     Checked here, where runs are changed, not only by hiding the buttons: a stale page can still call these."""
     if state.owns(record):
         return False
-    ss.runs_message = ("error", f"{record.name} is a shared run: it cannot be {what} here; fork it to change it.")
+    ss.runs_message = ("error", f"{plain(record.name)} is a shared run: it cannot be {what} here; fork it to "
+                       "change it.")
     return True
 
 
@@ -182,13 +184,13 @@ def _delete(run_id: str) -> None:
     if record is None or _refuse_shared(record, "deleted"):
         return
     if not record.is_final:
-        ss.runs_message = ("error", f"{record.name} is still {record.status}: stop it on the Train page first.")
+        ss.runs_message = ("error", f"{plain(record.name)} is still {record.status}: stop it on the Train page first.")
         return
     state.store().delete(run_id)
     for key in ("run_id", "previous_run_id"):
         if ss.get(key) == run_id:
             ss[key] = None
-    ss.runs_message = ("success", f"Deleted {record.name}.")
+    ss.runs_message = ("success", f"Deleted {plain(record.name)}.")
 
 
 def _load(run_id: str) -> None:
@@ -196,18 +198,19 @@ def _load(run_id: str) -> None:
     record = state.store().get(run_id, with_evaluation=False)
     if record is None:
         return
+    name = plain(record.name)
     try:
         spec = RunSpec.from_dict(record.spec)
     except SpecError as e:
-        ss.runs_message = ("error", f"{record.name} cannot be loaded: its spec is not valid any more ({e}).")
+        ss.runs_message = ("error", f"{name} cannot be loaded: its spec is not valid any more ({plain(e)}).")
         return
     refusal = state.data_refusal(spec, via=record)  # a run vouches for its own data to whoever it is shared with
     if refusal:
-        ss.runs_message = ("error", f"{record.name} cannot be loaded: {refusal}")
+        ss.runs_message = ("error", f"{name} cannot be loaded: {plain(refusal)}")
         return
     gone = [p for p in uploads.files(spec.data) if not datasets.local_path(p).exists()]
     if gone:
-        ss.runs_message = ("error", f"{record.name} cannot be loaded: its data file {Path(gone[0]).name} is no "
+        ss.runs_message = ("error", f"{name} cannot be loaded: its data file {plain(Path(gone[0]).name)} is no "
                            "longer on this server. Upload the file again on the Data page.")
         return
     if not state.owns(record):
@@ -216,10 +219,10 @@ def _load(run_id: str) -> None:
     if ss.get("run_id") != run_id:  # retrain against it: it becomes the run the next one is drawn over
         ss.previous_run_id, ss.run_id = ss.get("run_id"), run_id
     if state.owns(record):
-        ss.runs_message = ("loaded", f"Loaded **{record.name}** into the editor: tweak it on Data, Model or Train and "
+        ss.runs_message = ("loaded", f"Loaded **{name}** into the editor: tweak it on Data, Model or Train and "
                            "train again; its curves show dashed behind the new run's.")
     else:
-        ss.runs_message = ("loaded", f"Forked **{record.name}** into your editor: tweak it on Data, Model or Train; "
+        ss.runs_message = ("loaded", f"Forked **{name}** into your editor: tweak it on Data, Model or Train; "
                            "your next Train makes a run of your own, drawn over this one's dashed curves.")
 
 
@@ -247,18 +250,19 @@ def manage(record: RunRecord) -> None:
         c.button("Delete", key="delete_run", icon=":material/delete:", on_click=_ask_delete, args=(record.id,),
                  width="stretch", disabled=not record.is_final)
     else:
-        a.markdown(f"**{record.name}**")
+        a.markdown(f"**{plain(record.name)}**")
         b.button("Fork into editor", key="load_run", icon=":material/fork_right:", on_click=_load, args=(record.id,),
                  width="stretch")
         c.caption(f":material/lock: {SHARED}")
     if own and ss.get("pending_delete") == record.id:
         with st.container(border=True, key="delete_confirmation"):
-            st.warning(f"Delete **{record.name}** for good, with its model and metrics?", icon=":material/warning:")
+            st.warning(f"Delete **{plain(record.name)}** for good, with its model and metrics?",
+                       icon=":material/warning:")
             x, y, _ = st.columns([1, 1, 3])
             x.button("Delete for good", key="confirm_delete", type="primary", on_click=_delete, args=(record.id,))
             y.button("Keep it", key="cancel_delete", on_click=_ask_delete, args=(None,))
     _message()
-    st.caption(runview.status_line(record, state.store().epochs(record.id)))
+    st.caption(plain(runview.status_line(record, state.store().epochs(record.id))))
     if record.status == "finished":
         share.downloads(record)
         st.caption("A link to this run's results:")

@@ -19,6 +19,7 @@ from kfcore.shapes import ShapeError
 from kfcore.spec import RunSpec, SpecError
 from kfcore.store import RunRecord
 from ui import state
+from ui.text import plain
 
 # The url paths st.navigation gives the pages (file stems); Home, the default page, has none.
 PAGE_PATHS = ("data", "model", "train", "evaluate", "runs")
@@ -58,7 +59,7 @@ def share_popover() -> None:
         st.code(spec_link(state.spec()), language=None, wrap_lines=True)
         record = state.current_run()
         if record is not None and record.status == "finished":
-            st.markdown(f"**Run {record.name}**")
+            st.markdown(f"**Run {plain(record.name)}**")
             st.caption("Opens this run's results on the Evaluate page.")
             st.code(run_link(record.id), language=None, wrap_lines=True)
 
@@ -106,5 +107,5 @@ def downloads(record: RunRecord) -> None:
     if not has_model:
         notes.append("This run saved no model file.")
     if problem:
-        notes.append(f"No script for this run: {problem}")
+        notes.append(f"No script for this run: {plain(problem)}")
     st.caption(" ".join(notes))

@@ -8,6 +8,7 @@ from kfcore import runview
 from kfcore.hardware import describe_host
 from kfcore.store import RunRecord
 from ui import auth, share, state
+from ui.text import plain
 
 
 def device_text() -> str:
@@ -28,7 +29,7 @@ def render() -> None:
         name = spec.data.name or spec.data.source
         layers = spec.layers_short().split(" → ")
         shown = " → ".join(layers[:3]) + (f" → … (+{len(layers) - 3} more)" if len(layers) > 3 else "")
-        st.markdown(f"**{name}** · {shown}")
+        st.markdown(f"**{plain(name)}** · {plain(shown)}")
         share.share_popover()
         record = state.current_run()
         st.caption("Current run")
@@ -43,7 +44,7 @@ def _run_status(was_active: bool) -> None:
         return
     if was_active and record.is_final:
         st.rerun()  # the whole page: re-enable Train, show the results, stop polling
-    st.markdown(f"{_icon(record)} **{record.name}**: {status_text(record)}")
+    st.markdown(f"{_icon(record)} **{plain(record.name)}**: {plain(status_text(record))}")
     if not state.owns(record):
         st.caption(":material/lock: shared run — fork it to change it")
 

@@ -39,6 +39,7 @@ from kfcore.limits import (
 from kfcore.spec import LAYER_DEFAULTS, LayerSpec, RunSpec, SpecError, parse_spec
 from kfcore.store import RunRecord, RunStore
 from ui import auth
+from ui.text import plain
 
 # Start the warm training worker this long after the first page view: its TensorFlow import would
 # otherwise slow the first page on a 2-core machine (measured: 0.3-0.4 s of a 2.3 s landing).
@@ -157,7 +158,9 @@ def cookie_owner() -> str | None:
 
 def remember_owner() -> None:
     """In hosted mode, when the browser came without a valid owner cookie, set it from the page. st.html runs the
-    script in the page itself (no iframe), so the cookie is the app's own; the token is 32 hex digits we made."""
+    script in the page itself (no iframe), so the cookie is the app's own; the token is 32 hex digits we made.
+    The script then removes itself: the token is the browser's key to its runs and must not stay in the page's
+    HTML, where a screenshot, a copied page or a DOM-reading extension would take it along."""
     ss = st.session_state
     if ss.get("owner_cookie_ok", True):
         return
@@ -165,8 +168,8 @@ def remember_owner() -> None:
     if token is None:
         return
     st.html(f"""<script>document.cookie = "{OWNER_COOKIE}={token}; path=/; max-age={OWNER_COOKIE_MAX_AGE_S}; """
-            """SameSite=Lax" + (location.protocol === "https:" ? "; Secure" : "");</script>""",
-            unsafe_allow_javascript=True, width="content")
+            """SameSite=Lax" + (location.protocol === "https:" ? "; Secure" : "");"""
+            """document.currentScript?.remove();</script>""", unsafe_allow_javascript=True, width="content")
 
 
 def owns(record: RunRecord | None) -> bool:
@@ -230,11 +233,11 @@ def _restore_shared_spec() -> None:
     try:
         shared = RunSpec.from_url(token)
     except SpecError as e:
-        st.error(f"This share link could not be opened: {e}", icon=":material/link_off:")
+        st.error(f"This share link could not be opened: {plain(e)}", icon=":material/link_off:")
         return
     refusal = data_refusal(shared)  # a link may name any path on the server
     if refusal:
-        st.error(f"This share link could not be opened: {refusal}", icon=":material/link_off:")
+        st.error(f"This share link could not be opened: {plain(refusal)}", icon=":material/link_off:")
         return
     load_spec(shared)
 

@@ -1,9 +1,12 @@
-"""What every AppTest file needs: the entrypoint's path, a fresh app (optionally opened from a link), and a page
-switch that fails on any exception."""
+"""What every AppTest file needs: the entrypoint's path, a fresh app (optionally opened from a link), a page
+switch that fails on any exception, and the text a reader sees of a Markdown body."""
 
+import re
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
+
+from ui.text import WORD_JOINER
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 
@@ -21,3 +24,9 @@ def open_app(query: dict[str, str] | None = None, timeout_s: float = 30) -> AppT
         at.query_params[key] = value
     at.run()
     return at
+
+
+def shown(markdown: str) -> str:
+    """What a reader sees of a Markdown body (st.error, st.caption, …) whose user text went through ui.text.plain:
+    the backslash escapes resolved and the invisible word joiners gone."""
+    return re.sub(r"\\(.)", r"\1", markdown).replace(WORD_JOINER, "")

@@ -12,7 +12,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from kfcore.jobs import JobManager
-from tests.app.helpers import APP
+from tests.app.helpers import APP, shown
 
 
 @pytest.fixture
@@ -41,7 +41,7 @@ def upload(at: AppTest, name: str, content: bytes) -> AppTest:
 
 
 def errors(at: AppTest) -> list[str]:
-    return [e.value for e in at.error]
+    return [shown(e.value) for e in at.error]
 
 
 def npz_bytes(**arrays) -> bytes:
@@ -117,7 +117,7 @@ def test_text_in_a_number_column_loads_with_a_note_on_the_page(app):
     upload(app, "ages.csv", ("age,y\n" + "\n".join(f"{a},{i % 2}" for i, a in enumerate(ages)) + "\n").encode())
     assert not app.error, errors(app)
     assert app.session_state["spec"].data.name == "ages"
-    assert any("'age' holds numbers, but 1 cells are not numbers (e.g. '?')" in c.value for c in app.caption)
+    assert any("'age' holds numbers, but 1 cells are not numbers (e.g. '?')" in shown(c.value) for c in app.caption)
     assert {m.label: m.value for m in app.metric}["Features"] == "1"
 
 

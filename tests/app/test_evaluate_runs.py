@@ -18,7 +18,7 @@ from streamlit.testing.v1 import AppTest
 from kfcore import export
 from kfcore.spec import RunSpec
 from kfcore.store import RunStore
-from tests.app.helpers import go, open_app
+from tests.app.helpers import go, open_app, shown
 
 REPO = Path(__file__).resolve().parents[2]
 EVALUATE, RUNS = "app_pages/evaluate.py", "app_pages/runs.py"
@@ -213,7 +213,7 @@ def test_regression_lists_the_samples_typed_or_selected_and_explains_a_bad_numbe
     assert (np.diff(np.abs(table["error"].to_numpy())) <= 0).all()  # the largest error first
     assert any("3 chosen samples" in m.value for m in app.markdown)
     app.text_input(key="reg_samples").input("5, 500").run()
-    assert any("there is no sample 500: the test set has 88 (0 to 87)" in e.value for e in app.error)
+    assert any("there is no sample 500: the test set has 88 (0 to 87)" in shown(e.value) for e in app.error)
     assert table_with(app, "predicted")["sample"].tolist() == largest["sample"].tolist()  # nothing lost
     assert not app.exception
 

@@ -14,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 from kfcore.data import DataError
 from kfcore.store import RunStore
-from tests.app.helpers import APP, go, open_app
+from tests.app.helpers import APP, go, open_app, shown
 
 REPO = Path(__file__).resolve().parents[2]
 PAGES = ["app_pages/home.py", "app_pages/data.py", "app_pages/model.py", "app_pages/train.py", "app_pages/evaluate.py", "app_pages/runs.py"]
@@ -113,7 +113,7 @@ def test_a_broken_csv_upload_is_explained_and_the_previous_dataset_stays(app):
     app.selectbox(key="dataset").select("upload").run()
     app.file_uploader(key="upload").set_value(("table.csv", b"PK\x03\x04 not a table", "text/csv")).run()
     assert not app.exception
-    assert any("table.csv is an Excel workbook or zip archive, not CSV" in e.value for e in app.error)
+    assert any("table.csv is an Excel workbook or zip archive, not CSV" in shown(e.value) for e in app.error)
     assert app.session_state["spec"].data.name == "wine"
 
 
