@@ -27,7 +27,7 @@ import streamlit as st
 from kfcore.jobs import JobManager, Predictor
 from kfcore.limits import LimitError, Limits, can_modify, check_data_access, new_owner_token, valid_owner_token
 from kfcore.spec import LAYER_DEFAULTS, LayerSpec, RunSpec, SpecError, parse_spec
-from kfcore.store import RunRecord, RunStore
+from kfcore.store import RunRecord, RunStore, StoreFullError
 
 # Start the warm training worker this long after the first page view: its TensorFlow import would
 # otherwise slow the first page on a 2-core machine (measured: 0.3-0.4 s of a 2.3 s landing).
@@ -269,7 +269,7 @@ def start_training() -> None:
         return
     try:
         run_id = jobs().submit(checked, owner=ss.owner)
-    except LimitError as e:
+    except (LimitError, StoreFullError) as e:
         ss.train_error = str(e)
         return
     ss.train_error = None
@@ -279,7 +279,10 @@ def start_training() -> None:
 def stop_training() -> None:
     """Stop button: cancel the current run, if it is this session's to stop (a shared run is not)."""
     if owns(current_run()):
-        jobs().cancel(st.session_state.run_id)
+        try:
+            jobs().cancel(st.session_state.run_id)
+        except StoreFullError as e:
+            st.session_state.train_error = str(e)
 
 
 def epochs_max(epochs: int) -> int:
