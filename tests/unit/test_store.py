@@ -258,3 +258,20 @@ def test_a_real_full_disk_under_kf_home(tmp_path):
         assert store.get(store.create_run(SPEC)).status == "queued"
         _intact(store, runs, epochs)
         store.close()
+
+
+def test_deleting_a_run_on_a_full_disk_frees_its_files_first_and_succeeds(tmp_path):
+    """Deleting old runs is what the full-disk message advises: it must work when even the log cannot grow."""
+    with small_disk(tmp_path / "disk") as disk:
+        store = RunStore(disk / "kf")
+        runs, epochs = _some_history(store)
+        old = store.create_run(SPEC, name="old")
+        store.model_file(old).write_bytes(os.urandom(256 * 1024))
+        fill(disk)
+        with pytest.raises(StoreFullError):
+            for i in range(10_000):
+                store.create_run({**SPEC, "padding": "x" * 500}, name=f"more {i}")
+        store.delete(old)
+        assert store.get(old) is None and not store.run_dir(old).exists()
+        _intact(store, runs, epochs)
+        store.close()
