@@ -63,6 +63,9 @@ def execute_run(
         reason = str(e)
         while True:
             try:
+                record = store.get(run_id, with_evaluation=False)
+                if record.is_final:  # its outcome was stored before the disk filled (its error log was not)
+                    return TrainResult(status=record.status, error=record.error, test=record.test)
                 store.fail(run_id, reason)
                 break
             except StoreFullError:
