@@ -329,11 +329,11 @@ def test_server_killed_alone_its_worker_stops_within_seconds_and_the_cap_holds_a
             wait_for(settled, timeout=120, what="both runs to end")
         finally:
             restarted.shutdown()
+        wait_for(lambda: gone(orphan.pid), timeout=30, what=f"the orphaned worker {orphan.pid} to exit by itself")
     finally:
-        with contextlib.suppress(ProcessLookupError):
+        with contextlib.suppress(ProcessLookupError):  # whatever is left of the first server, should this fail
             os.killpg(server.pid, signal.SIGKILL)
         log.close()
-    wait_for(lambda: gone(orphan.pid), timeout=10, what=f"the orphaned worker {orphan.pid} to exit")
     stopped = store.get(orphan.id)
     assert stopped.status == "failed" and stopped.error == SERVER_GONE and stopped.error.startswith("interrupted: ")
     assert stopped.finished - killed_at < 5, "the orphan noticed its server's death within a few seconds"
