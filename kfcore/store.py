@@ -17,7 +17,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -207,7 +207,7 @@ class RunStore:
         if recover:
             self.recover()
 
-    def writing(self) -> Any:
+    def writing(self) -> AbstractContextManager[None]:
         """For files written into the store (uploads, logs): a full disk raises StoreFullError."""
         return disk_guard(self.root)
 
@@ -423,8 +423,12 @@ class RunStore:
         `reasons` gives the error for a worker's pid on this host whose death the caller knows more about.
         With the disk full the runs are left for a later call: this one reports, it never raises for that."""
         here, now = socket.gethostname(), time.time()
-        with self._connect() as con:
-            rows = con.execute("SELECT id, pid, host, proc_start, heartbeat FROM runs WHERE status='running'").fetchall()
+        try:
+            with self._connect() as con:
+                rows = con.execute("SELECT id, pid, host, proc_start, heartbeat FROM runs WHERE status='running'"
+                                   ).fetchall()
+        except StoreFullError:
+            return []
         dead: list[str] = []
         for rid, pid, host, identity, lease in rows:
             local = host == here and pid is not None
