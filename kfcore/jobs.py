@@ -307,8 +307,9 @@ class JobManager:
 
 
 def oom_kills() -> int | None:
-    """How many processes of this process's cgroup the kernel's OOM killer has killed (cgroup v2's memory.events,
-    else v1's memory.oom_control); None where neither can be read."""
+    """How many processes of this process's cgroup and those below it (a worker may have been put in its own) the
+    kernel's OOM killer has killed: oom_kill of cgroup v2's memory.events, else of v1's memory.oom_control. None
+    where neither can be read. Only its growth matters: a cgroup removed below takes its count with it."""
     try:
         lines = Path("/proc/self/cgroup").read_text().splitlines()
     except OSError:
@@ -316,19 +317,26 @@ def oom_kills() -> int | None:
     for line in lines:
         _, controllers, path = line.split(":", 2)
         if controllers == "":
-            file = Path("/sys/fs/cgroup", path.lstrip("/"), "memory.events")
+            top, name = Path("/sys/fs/cgroup", path.lstrip("/")), "memory.events"
         elif "memory" in controllers.split(","):
-            file = Path("/sys/fs/cgroup/memory", path.lstrip("/"), "memory.oom_control")
+            top, name = Path("/sys/fs/cgroup/memory", path.lstrip("/")), "memory.oom_control"
         else:
             continue
-        try:
-            rows = file.read_text().splitlines()
-        except OSError:
-            continue
-        for row in rows:
-            key, _, value = row.partition(" ")
-            if key == "oom_kill" and value.strip().isdigit():
-                return int(value)
+        counts = [_oom_kill_count(Path(folder, name)) for folder, _, files in os.walk(top) if name in files]
+        if any(c is not None for c in counts):
+            return sum(c or 0 for c in counts)
+    return None
+
+
+def _oom_kill_count(file: Path) -> int | None:
+    try:
+        rows = file.read_text().splitlines()
+    except OSError:
+        return None
+    for row in rows:
+        key, _, value = row.partition(" ")
+        if key == "oom_kill" and value.strip().isdigit():
+            return int(value)
     return None
 
 

@@ -3,6 +3,7 @@
 import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
@@ -124,3 +125,38 @@ def test_predictor_answers_from_a_saved_model_in_another_process(manager, tmp_pa
             predictor.predict(str(tmp_path / "missing.keras"), np.zeros((1, 4)))
     finally:
         predictor.shutdown()
+
+
+@pytest.fixture
+def small_memory_cgroup(tmp_path):
+    """A child of this process's cgroup (v1 memory controller) holding 48 MB; skipped where one cannot be made."""
+    lines = [ln.split(":", 2) for ln in Path("/proc/self/cgroup").read_text().splitlines()]
+    mine = next((Path("/sys/fs/cgroup/memory", p.lstrip("/")) for _, c, p in lines if "memory" in c.split(",")), None)
+    if mine is None or not (mine / "memory.oom_control").exists():
+        pytest.skip("no cgroup v1 memory controller here to make a small-memory cgroup in")
+    cgroup = mine / f"kf-oom-test-{os.getpid()}"
+    try:
+        cgroup.mkdir()
+        (cgroup / "memory.limit_in_bytes").write_text(str(48 * 2**20))
+    except OSError as e:
+        pytest.skip(f"cannot make a memory cgroup to run out of memory in: {e}")
+    yield cgroup
+    wait_for(lambda: not (cgroup / "cgroup.procs").read_text().strip(), timeout=30, what="the cgroup to empty")
+    cgroup.rmdir()
+
+
+BIG = {"data": {"source": "builtin", "name": "digits"},
+       "layers": [{"type": "Dense", "units": 2048}, {"type": "Dense", "units": 2048}],
+       "train": {"epochs": 1000, "batch_size": 64}}
+
+
+def test_a_worker_really_killed_by_the_oom_killer_leaves_ran_out_of_memory(manager, small_memory_cgroup):
+    """The kernel itself, not a test: the warm worker is moved into a 48 MB cgroup and its next run needs more."""
+    store = manager.store
+    warm = manager.submit(parse_spec(TINY))
+    record = wait_for(lambda: (r := store.get(warm)).is_final and r)  # TensorFlow loaded, charged outside the cgroup
+    (small_memory_cgroup / "cgroup.procs").write_text(str(record.pid))
+    rid = manager.submit(parse_spec(BIG))
+    failed = wait_for(lambda: (r := store.get(rid)).is_final and r, timeout=60)
+    assert failed.pid == record.pid and failed.status == "failed" and failed.error == jobs.OUT_OF_MEMORY, failed.error
+    assert (small_memory_cgroup / "memory.oom_control").read_text().split()[-1] != "0"
