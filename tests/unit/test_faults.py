@@ -430,6 +430,25 @@ def test_cli_on_a_full_disk_prints_one_error_line(tmp_path, full_disk, capsys):
     assert RunStore(store_dir).get(crashed).status == "failed"  # recovered once a write succeeds
 
 
+def test_cli_train_when_the_disk_fills_mid_run_says_so_in_its_error_line(tmp_path, full_disk, capsys, monkeypatch):
+    store_dir, spec = tmp_path / "store", tmp_path / "long.json"
+    spec.write_text(json.dumps({**LONG, "train": {**LONG["train"], "epochs": 50}}))
+    append_epoch = RunStore.append_epoch
+
+    def fills_after_two(self, run_id, epoch, logs):
+        full_disk.full = epoch > 2
+        return append_epoch(self, run_id, epoch, logs)
+
+    monkeypatch.setattr(RunStore, "append_epoch", fills_after_two)
+    code, out, err = run_main(["train", str(spec), "--store", str(store_dir)], capsys)
+    assert code == 1 and "Traceback" not in err and len(err.splitlines()) == 1
+    assert err.startswith("error: run ") and err.endswith(f" failed: {disk_message(store_dir)}\n"), err
+    assert [json.loads(line)["epoch"] for line in out.splitlines()] == [1, 2]
+    full_disk.full = False
+    (record,) = RunStore(store_dir).list_runs()  # what was stored before the disk filled is all there
+    assert [e["epoch"] for e in RunStore(store_dir).epochs(record.id)] == [1, 2]
+
+
 def test_disk_full_under_a_worker_on_a_real_small_disk(tmp_path):
     """A real tmpfs filled to the last byte while a worker trains: the run is not blamed on a crash, it is failed
     with the disk's reason as soon as space is freed, and the worker serves the next run."""
