@@ -20,11 +20,14 @@ SPEC = {"data": {"source": "builtin", "name": "iris"}}
 
 
 class _FullDisk(sqlite3.Connection):
-    """A store connection whose writes fail as SQLite's do when the disk is full, while `full` is set."""
+    """A store connection whose writes fail as SQLite's do when the disk is full, while `full` is set; reads too
+    with `reads_too` (SQLite cannot even make its shared-memory file)."""
 
-    full = False
+    full = reads_too = False
 
     def execute(self, sql, *args):
+        if _FullDisk.reads_too:
+            raise sqlite3.OperationalError("disk I/O error")
         if _FullDisk.full and sql.split()[0].upper() in ("INSERT", "UPDATE", "DELETE", "BEGIN"):
             raise sqlite3.OperationalError("database or disk is full")
         return super().execute(sql, *args)
@@ -43,12 +46,13 @@ class _Disk:
             connect = sqlite3.connect
             monkeypatch.setattr(sqlite3, "connect", lambda *a, **k: connect(*a, factory=_FullDisk, **k))
             monkeypatch.setattr(_FullDisk, "full", False)
+            monkeypatch.setattr(_FullDisk, "reads_too", False)
 
-    def fill(self) -> None:
+    def fill(self, reads_too: bool = False) -> None:
         if self.kind == "real":
             self.filler = fill(self.home.parent)
             return
-        _FullDisk.full = True
+        _FullDisk.full, _FullDisk.reads_too = True, reads_too
         write_bytes = Path.write_bytes
 
         def no_space(path: Path, data: bytes) -> int:
@@ -63,7 +67,7 @@ class _Disk:
         if self.kind == "real":
             self.filler.unlink()
         else:
-            _FullDisk.full = False
+            _FullDisk.full = _FullDisk.reads_too = False
 
     def close(self) -> None:
         if self.kind == "real":
@@ -127,3 +131,14 @@ def test_a_full_disk_is_explained_where_the_user_acted_and_nothing_stored_is_los
     at.button(key="train").click().run()
     assert not errors(at) and store.get(at.session_state["run_id"]).status == "queued"
     store.close()
+
+
+def test_a_store_that_cannot_be_opened_on_a_full_disk_is_explained_instead_of_the_pages(disk):
+    disk.fill(reads_too=True)  # real: the store is not made yet, and cannot be; simulated: nothing can be read
+    at = open_app()
+    home = disk.home.resolve()
+    assert errors(at) == [f"the disk under KF_HOME ({home}) is full: free some space (delete old runs on the Runs "
+                          f"page or files under {home}) and try again"]
+    disk.free()
+    at.run()
+    assert not errors(at) and at.session_state["spec"] is not None
