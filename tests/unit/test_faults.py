@@ -1,7 +1,10 @@
 """Faults: whatever spec JSON the CLI gets, it trains or refuses in one line; a server killed mid-run leaves the run
-marked interrupted and the store intact; many readers and writers beside a training never see "database is locked".
+marked interrupted and the store intact; many readers and writers beside a training never see "database is locked";
+a server killed alone leaves a worker that stops by itself within a second, and the cap holds across the restart;
+a full disk under KF_HOME is said as such (CLI, worker) and loses nothing stored.
 
-(NaN loss: test_train.py; a model over the memory budget: test_limits.py; a worker killed mid-run: test_jobs.py.
+(NaN loss: test_train.py; a model over the memory budget: test_limits.py; a worker killed mid-run or by the OOM
+killer: test_jobs.py; leases and a full database: test_store.py; a full disk in the app: tests/app/test_full_disk.py.
 The CLI cases of the first two are repeated here, in process, because they are cheap once TensorFlow is loaded.)
 """
 
