@@ -12,10 +12,15 @@ link after a server start (/train) would run that page alone, without this frame
 def main() -> None:
     import streamlit as st
 
+    from kfcore.store import StoreFullError
     from ui import sidebar, state
 
     st.set_page_config(page_title="KF Studio", page_icon=":material/neurology:", layout="wide")
-    state.init_session()
+    try:
+        state.init_session()
+    except StoreFullError as e:  # the run store cannot even be opened: every page needs it, so say why instead
+        st.error(str(e), icon=":material/error:")
+        st.stop()
     state.collect_garbage_now_and_then()
     page = st.navigation(
         [

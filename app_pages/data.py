@@ -9,6 +9,7 @@ from kfcore import plots
 from kfcore.data import DataError, class_counts, csv_columns
 from kfcore.presets import PRESETS
 from kfcore.spec import SYNTHETIC_SETS, TASKS
+from kfcore.store import StoreFullError
 from ui import datasets, state
 from ui.text import plain
 from ui.widgets import bound, field
@@ -72,7 +73,7 @@ def upload_section() -> None:
             ss.upload_attempt = candidate
             datasets.choose(candidate)
             st.rerun()
-    except DataError as e:
+    except (DataError, StoreFullError) as e:
         st.error(plain(e), icon=":material/error:")
         st.caption(f"The previous dataset, **{plain(spec.data.name)}**, stays selected.")
 

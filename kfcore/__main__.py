@@ -139,7 +139,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--store", help=store_help)
     p.set_defaults(func=cmd_show)
     args = parser.parse_args(argv)
-    return args.func(args)
+    from kfcore.store import StoreFullError
+
+    try:
+        return args.func(args)
+    except StoreFullError as e:  # any command, any store call: one line, never a traceback
+        _fail(str(e))
 
 
 if __name__ == "__main__":

@@ -11,19 +11,29 @@ from __future__ import annotations
 import dataclasses
 import multiprocessing as mp
 import os
+import signal
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
 from kfcore import uploads
 from kfcore.limits import LimitError, Limits, check_data_access
 from kfcore.spec import RunSpec
-from kfcore.store import RunStore
+from kfcore.store import HEARTBEAT_S, RunStore, StoreFullError
 
 RUNS_PER_WORKER = 20  # then the worker exits and a fresh one returns the memory Keras accumulates
 POLL_S = 0.1  # how often an idle worker looks for queued runs
 CANCEL_CHECK_S = 0.2  # how often a training run reads the store's cancel flag
+DISK_RETRY_S = 2.0  # how often a worker tries again to write into a full store
+RECOVER_S = 5.0  # how often the supervisor looks for runs whose lease lapsed, besides when a worker dies
+SERVER_GONE = ("interrupted: the server that started this run stopped, so its worker stopped too; its epochs so far "
+               "are kept — train it again to finish it")
+OUT_OF_MEMORY = ("ran out of memory: the system stopped the process training this run, as it does when memory runs "
+                 "out; its epochs so far are kept — train it with a smaller batch size, fewer units or filters, or a "
+                 "smaller dataset")
 
 
 def default_concurrency() -> int:
@@ -34,8 +44,65 @@ def default_concurrency() -> int:
     return max(1, (os.cpu_count() or 1) // 2)
 
 
-def execute_run(store: RunStore, run_id: str, on_event: Any = None, limits: Limits | None = None) -> Any:
-    """Train one stored run, writing its events to the store. Used by workers and by the CLI."""
+def execute_run(
+    store: RunStore,
+    run_id: str,
+    on_event: Any = None,
+    limits: Limits | None = None,
+    parent_alive: Callable[[], bool] | None = None,
+) -> Any:
+    """Train one stored run, writing its events to the store and renewing its lease. Used by workers and the CLI.
+
+    parent_alive (a worker's): polled with the cancel flag, so a worker whose server died stops within a second
+    and leaves its run interrupted. When the disk fills up the run stops and is failed with that reason; a
+    worker keeps trying to record it while its server lives, the CLI tries once (its error line says it)."""
+    from kfcore.train import TrainResult
+
+    try:
+        with store.writing(), _leased(store, run_id):
+            return _execute(store, run_id, on_event, limits, parent_alive)
+    except StoreFullError as e:
+        reason = str(e)
+        while True:
+            try:
+                record = store.get(run_id, with_evaluation=False)
+                if record.is_final:  # its outcome was stored before the disk filled (its error log was not)
+                    return TrainResult(status=record.status, error=record.error, test=record.test)
+                store.fail(run_id, reason)
+                break
+            except StoreFullError:
+                if parent_alive is None or not parent_alive():
+                    break
+                time.sleep(DISK_RETRY_S)
+        if on_event is not None:
+            on_event({"event": "failed", "error": reason})
+        return TrainResult(status="failed", error=reason)
+
+
+@contextmanager
+def _leased(store: RunStore, run_id: str) -> Iterator[None]:
+    """Renew the run's lease from a thread while it trains: a long compile, step or save never lets it lapse,
+    only a dead process does (store.recover)."""
+    done = threading.Event()
+
+    def beat() -> None:
+        while not done.wait(HEARTBEAT_S):
+            with suppress(StoreFullError):  # the run's own next write stops it; a live process here keeps its run
+                store.renew_lease(run_id)
+        store.close()
+
+    thread = threading.Thread(target=beat, name="kf-lease", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+
+
+def _execute(
+    store: RunStore, run_id: str, on_event: Any, limits: Limits | None, parent_alive: Callable[[], bool] | None
+) -> Any:
     from kfcore.train import TrainResult, train
 
     limits = limits or Limits.from_env()
@@ -50,8 +117,12 @@ def execute_run(store: RunStore, run_id: str, on_event: Any = None, limits: Limi
     started = time.monotonic()
     last_check = [0.0, False]
     timed_out = []
+    orphaned = []
 
     def should_stop() -> bool:
+        if parent_alive is not None and not parent_alive():
+            orphaned.append(True)
+            return True
         now = time.monotonic()
         if limits.max_seconds_per_run and now - started > limits.max_seconds_per_run:
             timed_out.append(True)
@@ -92,6 +163,9 @@ def execute_run(store: RunStore, run_id: str, on_event: Any = None, limits: Limi
                 "per run; train fewer epochs or a smaller model",
             }
             store.fail(run_id, event["error"])
+        elif kind == "cancelled" and orphaned:
+            event = {"event": "failed", "error": SERVER_GONE}
+            store.fail(run_id, SERVER_GONE)
         elif kind == "cancelled":
             store.mark_cancelled(run_id)
         if on_event is not None:
@@ -102,22 +176,30 @@ def execute_run(store: RunStore, run_id: str, on_event: Any = None, limits: Limi
     )
 
 
-def worker_main(store_root: str, runs_per_worker: int, parent_pid: int) -> None:
-    """Body of a worker process: claim queued runs one at a time until the quota is used or the parent is gone."""
+def worker_main(store_root: str, runs_per_worker: int, parent_pid: int, max_running: int | None = None) -> None:
+    """Body of a worker process: claim queued runs one at a time until the quota is used or the parent is gone.
+    At most max_running runs train at once, counting those of an earlier server's workers still alive."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from kfcore.hardware import quiet_native_stderr
 
     with quiet_native_stderr():  # import TensorFlow once, before the first run, so the first Train is quick
         import keras
 
+    def parent_alive() -> bool:  # a dead parent's children are handed to another process
+        return os.getppid() == parent_pid
+
     store = RunStore(store_root, recover=False)
     served = 0
-    while served < runs_per_worker and os.getppid() == parent_pid:
-        record = store.claim_next(os.getpid())
+    while served < runs_per_worker and parent_alive():
+        try:
+            record = store.claim_next(os.getpid(), max_running)
+        except StoreFullError:  # nothing can start on a full disk: look again in a while
+            time.sleep(DISK_RETRY_S)
+            continue
         if record is None:
             time.sleep(POLL_S)
             continue
-        execute_run(store, record.id)
+        execute_run(store, record.id, parent_alive=parent_alive)
         served += 1
         keras.backend.clear_session()
 
@@ -202,7 +284,8 @@ class JobManager:
             while len(self._workers) < want and not self._closed.is_set():
                 w = self._ctx.Process(
                     target=worker_main,
-                    args=(str(Path(self.store.root).resolve()), self.runs_per_worker, os.getpid()),
+                    args=(str(Path(self.store.root).resolve()), self.runs_per_worker, os.getpid(),
+                          self.max_concurrent),
                     name="kf-worker",
                     daemon=True,
                 )
@@ -210,13 +293,54 @@ class JobManager:
                 self._workers.append(w)
 
     def _supervise(self) -> None:
-        # Reap workers that exited (quota reached, crashed, killed), fail the runs they held, refill the pool.
+        # Reap workers that exited (quota reached, crashed, killed), fail the runs they held, refill the pool;
+        # every RECOVER_S also fail runs whose lease lapsed (an earlier server's workers, on any host).
+        oom_seen, recovered = oom_kills(), 0.0
         while not self._closed.wait(0.5):
             with self._lock:
                 died = [w for w in self._workers if not w.is_alive()]
-            if died:
-                self.store.recover()
-            self._ensure_workers()
+            with suppress(StoreFullError):  # reads can fail too on a full disk: try again next time
+                if died or time.monotonic() - recovered >= RECOVER_S:
+                    oom_now = oom_kills()
+                    # SIGKILL is what the kernel's OOM killer sends; the cgroup's counter, where readable, confirms it
+                    oom = oom_now is None or oom_now > (oom_seen or 0)
+                    self.store.recover({w.pid: OUT_OF_MEMORY for w in died if w.exitcode == -signal.SIGKILL and oom})
+                    oom_seen, recovered = oom_now, time.monotonic()
+                self._ensure_workers()
+
+
+def oom_kills() -> int | None:
+    """How many processes of this process's cgroup and those below it (a worker may have been put in its own) the
+    kernel's OOM killer has killed: oom_kill of cgroup v2's memory.events, else of v1's memory.oom_control. None
+    where neither can be read. Only its growth matters: a cgroup removed below takes its count with it."""
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if controllers == "":
+            top, name = Path("/sys/fs/cgroup", path.lstrip("/")), "memory.events"
+        elif "memory" in controllers.split(","):
+            top, name = Path("/sys/fs/cgroup/memory", path.lstrip("/")), "memory.oom_control"
+        else:
+            continue
+        counts = [_oom_kill_count(Path(folder, name)) for folder, _, files in os.walk(top) if name in files]
+        if any(c is not None for c in counts):
+            return sum(c or 0 for c in counts)
+    return None
+
+
+def _oom_kill_count(file: Path) -> int | None:
+    try:
+        rows = file.read_text().splitlines()
+    except OSError:
+        return None
+    for row in rows:
+        key, _, value = row.partition(" ")
+        if key == "oom_kill" and value.strip().isdigit():
+            return int(value)
+    return None
 
 
 class PredictError(RuntimeError):

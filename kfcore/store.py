@@ -7,6 +7,7 @@ closing the last connection checkpoints the WAL with an fsync, which made every 
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -16,13 +17,19 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 STATUSES = ("queued", "running", "finished", "failed", "cancelled")
 FINAL_STATUSES = ("finished", "failed", "cancelled")
+# A running run's lease: the process training it renews it every HEARTBEAT_S; one that lapsed means that
+# process is gone, whatever host it ran on (a recreated container has another hostname, or the same one).
+LEASE_S = 15.0
+HEARTBEAT_S = 3.0
+INTERRUPTED = ("interrupted: the process training this run stopped unexpectedly (killed, out of memory, or the "
+               "server restarted); its epochs so far are kept — train it again to finish it")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -37,6 +44,7 @@ CREATE TABLE IF NOT EXISTS runs (
     host TEXT,
     pid INTEGER,
     proc_start TEXT,
+    heartbeat REAL,
     parent TEXT,
     cancel_requested INTEGER NOT NULL DEFAULT 0,
     hardware TEXT,
@@ -107,6 +115,40 @@ class RunRecord:
         return (self.finished or time.time()) - self.started
 
 
+class StoreFullError(RuntimeError):
+    """The disk under the store is full: nothing was written by the call that raised it, nothing stored is lost."""
+
+    def __init__(self, root: str | Path):
+        super().__init__(
+            f"the disk under KF_HOME ({root}) is full: free some space (delete old runs on the Runs page or files "
+            f"under {root}) and try again"
+        )
+        self.root = root
+
+
+def disk_full(e: BaseException) -> bool:
+    """Whether an error means the disk is full: SQLite says so in one of two ways, files with ENOSPC/EDQUOT."""
+    if isinstance(e, StoreFullError):
+        return True
+    if isinstance(e, sqlite3.OperationalError):
+        text = str(e)
+        return "database or disk is full" in text or "disk I/O error" in text
+    return isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+@contextmanager
+def disk_guard(root: str | Path) -> Iterator[None]:
+    """Turn a full disk's errors, from SQLite or a file write, into StoreFullError (the one message for it)."""
+    try:
+        yield
+    except StoreFullError:
+        raise
+    except (sqlite3.OperationalError, OSError) as e:
+        if disk_full(e):
+            raise StoreFullError(root) from e
+        raise
+
+
 def default_root() -> Path:
     return Path(os.environ.get("KF_HOME") or ".kf")
 
@@ -158,42 +200,48 @@ def _process_alive(pid: int, identity: str | None) -> bool:
 class RunStore:
     def __init__(self, root: str | Path | None = None, recover: bool = True):
         self.root = Path(root) if root is not None else default_root()
-        self.root.mkdir(parents=True, exist_ok=True)
-        (self.root / "models").mkdir(exist_ok=True)
+        with disk_guard(self.root):
+            self.root.mkdir(parents=True, exist_ok=True)
+            (self.root / "models").mkdir(exist_ok=True)
         self.db_path = self.root / "runs.sqlite"
         self._local = threading.local()
         with self._connect() as con:
             con.execute("PRAGMA journal_mode=WAL")
             con.executescript(_SCHEMA)
             columns = {row[1] for row in con.execute("PRAGMA table_info(runs)")}
-            for column in ("proc_start", "parent"):
-                if column in columns:
-                    continue
-                try:  # a store made before the column existed
-                    con.execute(f"ALTER TABLE runs ADD COLUMN {column} TEXT")
-                except sqlite3.OperationalError as e:  # another process added it first
-                    if "duplicate column" not in str(e):
-                        raise
+            for column, kind in (("proc_start", "TEXT"), ("heartbeat", "REAL"), ("parent", "TEXT")):
+                if column not in columns:  # a store made before the column existed
+                    try:
+                        con.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
+                    except sqlite3.OperationalError as e:  # another process added it first
+                        if "duplicate column" not in str(e):
+                            raise
         if recover:
             self.recover()
+
+    def writing(self) -> AbstractContextManager[None]:
+        """For files written into the store (uploads, logs): a full disk raises StoreFullError."""
+        return disk_guard(self.root)
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
         # Autocommit mode plus explicit BEGIN IMMEDIATE where a read-then-write must be atomic; a long
         # busy timeout so many readers and writers wait their turn instead of seeing "database is locked".
-        con = getattr(self._local, "con", None)
-        if con is None or self._local.pid != os.getpid():
-            con = sqlite3.connect(self.db_path, timeout=30, isolation_level=None, check_same_thread=False)
-            con.execute("PRAGMA busy_timeout=30000")
-            con.execute("PRAGMA synchronous=NORMAL")
-            con.execute("PRAGMA foreign_keys=ON")
-            self._local.con, self._local.pid = con, os.getpid()
-        try:
-            yield con
-        except BaseException:
-            if con.in_transaction:
-                con.execute("ROLLBACK")
-            raise
+        # Every store call goes through here, so a full disk becomes StoreFullError in this one place.
+        with disk_guard(self.root):
+            con = getattr(self._local, "con", None)
+            if con is None or self._local.pid != os.getpid():
+                con = sqlite3.connect(self.db_path, timeout=30, isolation_level=None, check_same_thread=False)
+                con.execute("PRAGMA busy_timeout=30000")
+                con.execute("PRAGMA synchronous=NORMAL")
+                con.execute("PRAGMA foreign_keys=ON")
+                self._local.con, self._local.pid = con, os.getpid()
+            try:
+                yield con
+            except BaseException:
+                if con.in_transaction:
+                    con.execute("ROLLBACK")
+                raise
 
     def close(self) -> None:
         """Close this thread's connection (others close when their thread ends)."""
@@ -217,25 +265,37 @@ class RunStore:
             )
         return run_id
 
-    def claim_next(self, pid: int) -> RunRecord | None:
-        """Atomically move the oldest queued run to running for this worker; None when the queue is empty."""
+    def claim_next(self, pid: int, max_running: int | None = None) -> RunRecord | None:
+        """Atomically move the oldest queued run to running for this worker; None when the queue is empty or
+        max_running runs already hold a live lease (an orphan of a killed server counts until it stops)."""
+        now = time.time()
         with self._connect() as con:
             con.execute("BEGIN IMMEDIATE")
             row = con.execute("SELECT id FROM runs WHERE status='queued' ORDER BY created LIMIT 1").fetchone()
+            if row is not None and max_running:
+                (live,) = con.execute("SELECT COUNT(*) FROM runs WHERE status='running' AND heartbeat > ?",
+                                      (now,)).fetchone()
+                row = row if live < max_running else None
             if row is None:
                 con.execute("COMMIT")
                 return None
             con.execute(
-                "UPDATE runs SET status='running', started=?, pid=?, host=?, proc_start=? WHERE id=?",
-                (time.time(), pid, socket.gethostname(), process_identity(pid), row[0]),
+                "UPDATE runs SET status='running', started=?, pid=?, host=?, proc_start=?, heartbeat=? WHERE id=?",
+                (now, pid, socket.gethostname(), process_identity(pid), now + LEASE_S, row[0]),
             )
             con.execute("COMMIT")
         return self.get(row[0])
 
     def start_in_process(self, run_id: str) -> None:
         """Mark a run running in this process (the CLI trains without a worker)."""
-        self._update(run_id, status="running", started=time.time(), pid=os.getpid(), host=socket.gethostname(),
-                     proc_start=process_identity(os.getpid()))
+        now = time.time()
+        self._update(run_id, status="running", started=now, pid=os.getpid(), host=socket.gethostname(),
+                     proc_start=process_identity(os.getpid()), heartbeat=now + LEASE_S)
+
+    def renew_lease(self, run_id: str) -> None:
+        """The training process is alive: extend its run's lease (see LEASE_S)."""
+        with self._connect() as con:
+            con.execute("UPDATE runs SET heartbeat=? WHERE id=? AND status='running'", (time.time() + LEASE_S, run_id))
 
     def set_info(self, run_id: str, hardware: dict[str, Any], info: dict[str, Any]) -> None:
         self._update(run_id, hardware=json.dumps(hardware), info=json.dumps(info))
@@ -290,8 +350,13 @@ class RunStore:
         self._update(run_id, name=name.strip() or run_id)
 
     def delete(self, run_id: str) -> None:
-        with self._connect() as con:
-            con.execute("DELETE FROM runs WHERE id=?", (run_id,))
+        try:
+            with self._connect() as con:
+                con.execute("DELETE FROM runs WHERE id=?", (run_id,))
+        except StoreFullError:  # even a delete needs room in the log: the run's files make some, then once more
+            shutil.rmtree(self.run_dir(run_id), ignore_errors=True)
+            with self._connect() as con:
+                con.execute("DELETE FROM runs WHERE id=?", (run_id,))
         shutil.rmtree(self.run_dir(run_id), ignore_errors=True)
 
     def _update(self, run_id: str, **values: Any) -> None:
@@ -374,21 +439,31 @@ class RunStore:
         return d / "model.keras"
 
     # -- recovery -----------------------------------------------------------------------------
-    def recover(self) -> list[str]:
+    def recover(self, reasons: dict[int, str] | None = None) -> list[str]:
         """Mark runs whose worker died as failed, so nothing is left 'running' forever. Returns their ids.
 
-        A worker is dead when its pid is gone, a zombie, or now another process (a different start time)."""
-        here = socket.gethostname()
-        with self._connect() as con:
-            rows = con.execute("SELECT id, pid, host, proc_start FROM runs WHERE status='running'").fetchall()
-        dead = [rid for rid, pid, host, identity in rows
-                if host == here and (pid is None or not _process_alive(pid, identity))]
-        for rid in dead:
-            self.fail(
-                rid,
-                "interrupted: the process training this run stopped unexpectedly (killed, out of memory, "
-                "or the server restarted); its epochs so far are kept — train it again to finish it",
-            )
+        A run's worker is dead when its lease lapsed, whatever host it ran on, unless it is provably alive here;
+        on this host also at once when its pid is gone, a zombie, or now another process (a different start time).
+        `reasons` gives the error for a worker's pid on this host whose death the caller knows more about.
+        With the disk full the runs are left for a later call: this one reports, it never raises for that."""
+        here, now = socket.gethostname(), time.time()
+        try:
+            with self._connect() as con:
+                rows = con.execute("SELECT id, pid, host, proc_start, heartbeat FROM runs WHERE status='running'"
+                                   ).fetchall()
+        except StoreFullError:
+            return []
+        dead: list[str] = []
+        for rid, pid, host, identity, lease in rows:
+            local = host == here and pid is not None
+            alive = _process_alive(pid, identity) if local else host != here and (lease or 0) > now
+            if alive:
+                continue
+            try:
+                self.fail(rid, (reasons or {}).get(pid, INTERRUPTED) if local else INTERRUPTED)
+            except StoreFullError:
+                break
+            dead.append(rid)
         return dead
 
 

@@ -22,6 +22,7 @@ from kfcore.data import DataError, Dataset, Splits, fingerprint, load_dataset, s
 from kfcore.limits import LimitError, Limits, check_run
 from kfcore.shapes import ShapeError, ShapeReport, head, infer_shapes
 from kfcore.spec import RunSpec, SpecError
+from kfcore.store import disk_full
 
 Event = dict[str, Any]
 EventHandler = Callable[[Event], None]
@@ -152,6 +153,8 @@ def train(
         emit({"event": "failed", "error": msg})
         return TrainResult(status="failed", error=msg)
     except Exception as e:  # a bug or an unforeseen TensorFlow error: say what it was, keep the trace for us
+        if disk_full(e):  # the caller's storage, not the run, is at fault: the caller says so (kfcore.jobs)
+            raise
         msg = f"training stopped by an internal error ({type(e).__name__}: {str(e)[:300]}); please report it"
         emit({"event": "failed", "error": msg, "traceback": traceback.format_exc()})
         return TrainResult(status="failed", error=msg)

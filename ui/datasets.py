@@ -22,6 +22,7 @@ from kfcore.data import BUILTIN_INFO, KERAS_INFO, DataError, Dataset, load_datas
 from kfcore.limits import LimitError, Limits, check_run
 from kfcore.shapes import ShapeError, ShapeReport, infer_shapes
 from kfcore.spec import DataSpec, LayerSpec, SplitSpec
+from kfcore.store import disk_guard
 from ui import state
 
 UPLOAD = "upload"
@@ -166,13 +167,19 @@ def save_upload(file_name: str, content: bytes, root: str | Path | None = None) 
             "file: a sample of the rows, or compressed (.csv.gz, or numpy.savez_compressed for an .npz)"
         )
     stem = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(file_name).name[: -len(ext)]).strip("_")[:60] or "upload"
-    folder = (Path(root) / "uploads" if root else state.store().uploads_dir) / hashlib.sha256(content).hexdigest()[:16]
+    base = Path(root) if root else state.store().root
+    folder = base / "uploads" / hashlib.sha256(content).hexdigest()[:16]
     path = folder / f"{stem}{ext}"
     if not path.exists():
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".{stem}.{os.getpid()}.part"
-        tmp.write_bytes(content)
-        tmp.replace(path)
+        with disk_guard(base):  # a full disk: StoreFullError, and no partial file left behind
+            folder.mkdir(parents=True, exist_ok=True)
+            tmp = folder / f".{stem}.{os.getpid()}.part"
+            try:
+                tmp.write_bytes(content)
+                tmp.replace(path)
+            except OSError:
+                tmp.unlink(missing_ok=True)
+                raise
     return path
 
 

@@ -16,7 +16,7 @@ import streamlit as st
 
 from kfcore import compare, plots, runview, uploads
 from kfcore.spec import RunSpec, SpecError
-from kfcore.store import STATUSES, RunRecord
+from kfcore.store import STATUSES, RunRecord, StoreFullError
 from ui import datasets, share, state
 from ui.text import plain
 
@@ -171,7 +171,10 @@ def _rename(run_id: str) -> None:
     name = ss.get("rename_run", "").strip()
     if record is None or not name or _refuse_shared(record, "renamed"):
         return
-    state.store().rename(run_id, name)
+    try:
+        state.store().rename(run_id, name)
+    except StoreFullError as e:
+        ss.runs_message = ("error", f"The run was not renamed: {e}.")
 
 
 def _ask_delete(run_id: str | None) -> None:
@@ -186,7 +189,11 @@ def _delete(run_id: str) -> None:
     if not record.is_final:
         ss.runs_message = ("error", f"{plain(record.name)} is still {record.status}: stop it on the Train page first.")
         return
-    state.store().delete(run_id)
+    try:
+        state.store().delete(run_id)
+    except StoreFullError as e:
+        ss.runs_message = ("error", f"The run was not deleted: {e}.")
+        return
     for key in ("run_id", "previous_run_id"):
         if ss.get(key) == run_id:
             ss[key] = None

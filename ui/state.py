@@ -37,7 +37,7 @@ from kfcore.limits import (
     valid_owner_token,
 )
 from kfcore.spec import LAYER_DEFAULTS, LayerSpec, RunSpec, SpecError, parse_spec
-from kfcore.store import RunRecord, RunStore
+from kfcore.store import RunRecord, RunStore, StoreFullError
 from ui import auth
 from ui.text import plain
 
@@ -310,7 +310,7 @@ def start_training(parent: str | None = None) -> None:
         return
     try:
         run_id = jobs().submit(checked, owner=ss.owner, parent=parent)
-    except LimitError as e:
+    except (LimitError, StoreFullError) as e:
         ss.train_error = str(e)
         return
     ss.train_error = None
@@ -333,7 +333,10 @@ def retrain(parent: RunRecord, change: dict) -> None:
 def stop_training() -> None:
     """Stop button: cancel the current run, if it is this session's to stop (a shared run is not)."""
     if owns(current_run()):
-        jobs().cancel(st.session_state.run_id)
+        try:
+            jobs().cancel(st.session_state.run_id)
+        except StoreFullError as e:
+            st.session_state.train_error = str(e)
 
 
 def epochs_max(epochs: int) -> int:

@@ -1,6 +1,13 @@
-"""Shared by the unit tests that wait on worker processes."""
+"""Shared by the unit tests: waiting on worker processes, a small real disk to fill."""
 
+import errno
+import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
 
 
 def wait_for(predicate, timeout: float = 120.0, what: str = "the condition"):
@@ -12,3 +19,33 @@ def wait_for(predicate, timeout: float = 120.0, what: str = "the condition"):
             return value
         time.sleep(0.1)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+@contextmanager
+def small_disk(path: Path, size: str = "2m") -> Iterator[Path]:
+    """A real, tiny filesystem (tmpfs) at `path` to fill up; skips the test where mounting is not permitted."""
+    path.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True,
+                             text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs to fill (needs root): {mounted.stderr.strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def fill(path: Path) -> Path:
+    """Fill the filesystem under `path` to the last byte with one file; delete it to give the space back."""
+    filler = path / "filler"
+    chunk = b"\0" * 65536
+    with open(filler, "wb", buffering=0) as f:
+        while True:
+            try:
+                f.write(chunk)
+            except OSError as e:
+                if e.errno != errno.ENOSPC:
+                    raise
+                if len(chunk) == 1:
+                    return filler
+                chunk = chunk[: len(chunk) // 2]

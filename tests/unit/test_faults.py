@@ -1,12 +1,16 @@
 """Faults: whatever spec JSON the CLI gets, it trains or refuses in one line; a server killed mid-run leaves the run
-marked interrupted and the store intact; many readers and writers beside a training never see "database is locked".
+marked interrupted and the store intact; many readers and writers beside a training never see "database is locked";
+a server killed alone leaves a worker that stops by itself within a second, and the cap holds across the restart;
+a full disk under KF_HOME is said as such (CLI, worker) and loses nothing stored.
 
-(NaN loss: test_train.py; a model over the memory budget: test_limits.py; a worker killed mid-run: test_jobs.py.
+(NaN loss: test_train.py; a model over the memory budget: test_limits.py; a worker killed mid-run or by the OOM
+killer: test_jobs.py; leases and a full database: test_store.py; a full disk in the app: tests/app/test_full_disk.py.
 The CLI cases of the first two are repeated here, in process, because they are cheap once TensorFlow is loaded.)
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -15,17 +19,19 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from kfcore import jobs
 from kfcore.__main__ import main
-from kfcore.jobs import JobManager, execute_run
+from kfcore.jobs import SERVER_GONE, JobManager, execute_run
 from kfcore.spec import ACTIVATIONS, OPTIMIZERS, SCHEDULES, parse_spec
 from kfcore.store import RunStore
-from tests.unit.helpers import wait_for
+from tests.unit.helpers import fill, small_disk, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -286,3 +292,198 @@ def test_readers_and_writers_beside_a_training_never_see_database_is_locked(stor
         reads, writes, status = out.split()
         assert int(reads) > 20 and int(writes) > 10 and status == "finished"
     assert len(store.epochs(run_id)) == 3 and store.get(run_id).status == "finished"
+
+
+# -- (d) only the server killed: its worker stops by itself, the cap holds across the restart ---------
+
+LONE_SERVER = """
+import json, sys, time
+from kfcore.jobs import JobManager
+from kfcore.spec import parse_spec
+from kfcore.store import RunStore
+manager = JobManager(RunStore(sys.argv[1]), max_concurrent=1)
+manager.submit(parse_spec(json.loads(sys.argv[2])), name="orphaned")
+while True:
+    time.sleep(1)
+"""
+
+
+def test_server_killed_alone_its_worker_stops_within_seconds_and_the_cap_holds_after_restart(store_dir, tmp_path):
+    log = open(tmp_path / "server.log", "wb")  # noqa: SIM115 (closed below)
+    server = subprocess.Popen([sys.executable, "-c", LONE_SERVER, str(store_dir), json.dumps(LONG)], cwd=REPO, env=ENV,
+                              stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    store = RunStore(store_dir, recover=False)
+    try:
+        orphan = wait_for(lambda: (rs := store.list_runs()) and rs[0].status == "running" and store.epochs(rs[0].id)
+                          and rs[0], timeout=60, what="the long run's epochs")
+        os.kill(server.pid, signal.SIGKILL)  # the server only, as `kill -9 <pid>`: its worker is orphaned mid-run
+        server.wait(10)
+        killed_at = time.time()
+        restarted = JobManager(RunStore(store_dir), max_concurrent=1)  # the restarted server, at once
+        try:
+            new_id = restarted.submit(parse_spec(TINY), name="after the restart")
+            running_at_once = []
+
+            def settled():
+                runs = store.list_runs()
+                running_at_once.append(sum(r.status == "running" for r in runs))
+                return all(r.is_final for r in runs) and runs
+
+            wait_for(settled, timeout=120, what="both runs to end")
+        finally:
+            restarted.shutdown()
+        wait_for(lambda: gone(orphan.pid), timeout=30, what=f"the orphaned worker {orphan.pid} to exit by itself")
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # whatever is left of the first server, should this fail
+            os.killpg(server.pid, signal.SIGKILL)
+        log.close()
+    stopped = store.get(orphan.id)
+    assert stopped.status == "failed" and stopped.error == SERVER_GONE and stopped.error.startswith("interrupted: ")
+    assert stopped.finished - killed_at < 5, "the orphan noticed its server's death within a few seconds"
+    after = store.get(new_id)
+    assert after.status == "finished", after.error
+    assert after.started >= stopped.finished and max(running_at_once) == 1  # never two at once under the cap of 1
+
+
+# -- (e) a full disk under KF_HOME -----------------------------------------------------------------
+
+
+class _FullDisk(sqlite3.Connection):
+    """A connection whose writes fail as SQLite's do on a full disk while `full` is set; reads too with
+    `reads_too` (SQLite cannot even make its shared-memory file: "disk I/O error")."""
+
+    full = reads_too = False
+
+    def execute(self, sql, *args):
+        if _FullDisk.reads_too:
+            raise sqlite3.OperationalError("disk I/O error")
+        if _FullDisk.full and sql.split()[0].upper() in ("INSERT", "UPDATE", "DELETE", "BEGIN"):
+            raise sqlite3.OperationalError("database or disk is full")
+        return super().execute(sql, *args)
+
+
+@pytest.fixture
+def full_disk(monkeypatch):
+    """Make every store connection opened from now on a _FullDisk one; the test sets `full` when the disk fills."""
+    connect = sqlite3.connect
+    monkeypatch.setattr(sqlite3, "connect", lambda *a, **k: connect(*a, factory=_FullDisk, **k))
+    monkeypatch.setattr(_FullDisk, "full", False)
+    monkeypatch.setattr(_FullDisk, "reads_too", False)
+    return _FullDisk
+
+
+def disk_message(root) -> str:
+    return (f"the disk under KF_HOME ({root}) is full: free some space (delete old runs on the Runs page or files "
+            f"under {root}) and try again")
+
+
+def test_disk_full_mid_run_fails_the_run_with_that_reason_once_space_is_back(store_dir, full_disk, monkeypatch):
+    """In process (runs everywhere): the disk fills after two epochs; training stops, the worker keeps trying
+    to record why while its server lives, and does once space is back. Nothing stored before is lost."""
+    monkeypatch.setattr(jobs, "DISK_RETRY_S", 0.01)
+    store = RunStore(store_dir)
+    kept = store.create_run(TINY, name="kept")
+    store.start_in_process(kept)
+    assert execute_run(store, kept).status == "finished"
+    before = (store.get(kept), store.epochs(kept))
+    rid = store.create_run(LONG, name="filled the disk")
+    store.start_in_process(rid)
+    retries = []
+
+    def on_event(event):
+        if event["event"] == "epoch" and event["epoch"] == 2:
+            full_disk.full = True
+
+    def server_alive():  # polled while it trains and between retries; the third time the disk is full, space is freed
+        if full_disk.full:
+            retries.append(1)
+            full_disk.full = len(retries) < 3
+        return True
+
+    result = execute_run(store, rid, on_event=on_event, parent_alive=server_alive)
+    assert result.status == "failed" and result.error == disk_message(store_dir) and len(retries) == 3
+    record = store.get(rid)
+    assert record.status == "failed" and record.error == disk_message(store_dir)
+    assert [e["epoch"] for e in store.epochs(rid)] == [1, 2]
+    assert (store.get(kept), store.epochs(kept)) == before and Path(before[0].model_path).is_file()
+    with sqlite3.connect(store.db_path) as con:
+        assert con.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_cli_on_a_full_disk_prints_one_error_line(tmp_path, full_disk, capsys):
+    store_dir = tmp_path / "store"
+    spec = tmp_path / "tiny.json"
+    spec.write_text(json.dumps(TINY))
+    store = RunStore(store_dir)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    crashed = store.create_run(TINY, name="its worker died")
+    store.claim_next(pid=dead.pid)
+    store.close()
+    full_disk.full = True
+    code, out, err = run_main(["runs", "--store", str(store_dir)], capsys)  # recovery cannot write: it lists anyway
+    assert (code, err) == (0, "") and "its worker died" in out and "running" in out
+    code, out, err = run_main(["train", str(spec), "--store", str(store_dir)], capsys)
+    assert code == 2 and err == f"error: {disk_message(store_dir)}\n" and out == ""
+    full_disk.reads_too = True
+    for command in (["runs"], ["show", crashed], ["train", str(spec)]):
+        code, out, err = run_main([*command, "--store", str(store_dir)], capsys)
+        assert code == 2 and err == f"error: {disk_message(store_dir)}\n" and out == "", command
+    full_disk.full = full_disk.reads_too = False
+    assert RunStore(store_dir).get(crashed).status == "failed"  # recovered once a write succeeds
+
+
+def test_cli_train_when_the_disk_fills_mid_run_says_so_in_its_error_line(tmp_path, full_disk, capsys, monkeypatch):
+    store_dir, spec = tmp_path / "store", tmp_path / "long.json"
+    spec.write_text(json.dumps({**LONG, "train": {**LONG["train"], "epochs": 50}}))
+    append_epoch = RunStore.append_epoch
+
+    def fills_after_two(self, run_id, epoch, logs):
+        full_disk.full = epoch > 2
+        return append_epoch(self, run_id, epoch, logs)
+
+    monkeypatch.setattr(RunStore, "append_epoch", fills_after_two)
+    code, out, err = run_main(["train", str(spec), "--store", str(store_dir)], capsys)
+    assert code == 1 and "Traceback" not in err and len(err.splitlines()) == 1
+    assert err.startswith("error: run ") and err.endswith(f" failed: {disk_message(store_dir)}\n"), err
+    assert [json.loads(line)["epoch"] for line in out.splitlines()] == [1, 2]
+    full_disk.full = False
+    (record,) = RunStore(store_dir).list_runs()  # what was stored before the disk filled is all there
+    assert [e["epoch"] for e in RunStore(store_dir).epochs(record.id)] == [1, 2]
+
+
+def test_disk_full_under_a_worker_on_a_real_small_disk(tmp_path):
+    """A real tmpfs filled to the last byte while a worker trains: the run is not blamed on a crash, it is failed
+    with the disk's reason as soon as space is freed, and the worker serves the next run."""
+    with small_disk(tmp_path / "disk", size="16m") as disk:
+        root = disk / "kf"
+        store = RunStore(root)
+        manager = JobManager(store, max_concurrent=1)
+        try:
+            kept = manager.submit(parse_spec(TINY), name="kept")
+            wait_for(lambda: store.get(kept).is_final, what="the first run")
+            before = (store.get(kept), store.epochs(kept))
+            rid = manager.submit(parse_spec(LONG), name="filled the disk")
+            wait_for(lambda: len(store.epochs(rid)) >= 2, what="two epochs")
+            seen = store.epochs(rid)
+            filler = fill(disk)
+            counts = []
+
+            def stalled():  # no epoch, no progress for 3 s: the worker has hit the full disk
+                counts.append((len(store.epochs(rid)), store.get(rid).progress))
+                return len(counts) > 30 and counts[-1] == counts[-31]
+
+            wait_for(stalled, timeout=60, what="the worker to stop writing")
+            assert store.get(rid).status == "running"  # not 'interrupted': it is alive, waiting to say why
+            filler.unlink()
+            record = wait_for(lambda: (r := store.get(rid)).is_final and r, timeout=30, what="the run to be failed")
+            assert record.status == "failed" and record.error == disk_message(root)
+            assert store.epochs(rid)[: len(seen)] == seen
+            assert (store.get(kept), store.epochs(kept)) == before and Path(before[0].model_path).is_file()
+            with sqlite3.connect(store.db_path) as con:
+                assert con.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+            after = manager.submit(parse_spec(TINY), name="after")
+            assert wait_for(lambda: (r := store.get(after)).is_final and r).status == "finished"
+        finally:
+            manager.shutdown()
+            store.close()

@@ -3,9 +3,11 @@
 import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
+from kfcore import jobs
 from kfcore.jobs import JobManager
 from kfcore.spec import parse_spec
 from kfcore.store import RunStore
@@ -52,7 +54,8 @@ def test_queue_runs_one_at_a_time_under_cap_and_cancel_works_for_queued_and_runn
     assert wait_for(lambda: (r := store.get(next_id)).is_final and r).status == "finished"
 
 
-def test_killed_worker_fails_its_run_and_the_next_run_works(manager):
+def test_killed_worker_fails_its_run_and_the_next_run_works(manager, monkeypatch):
+    monkeypatch.setattr(jobs, "oom_kills", lambda: 0)  # the cgroup says: no OOM kill, someone else killed it
     store = manager.store
     rid = manager.submit(parse_spec(LONG))
     record = wait_for(lambda: (r := store.get(rid)).status == "running" and store.epochs(rid) and r)
@@ -61,6 +64,42 @@ def test_killed_worker_fails_its_run_and_the_next_run_works(manager):
     assert failed.status == "failed" and "stopped unexpectedly" in failed.error
     next_id = manager.submit(parse_spec(TINY))
     assert wait_for(lambda: (r := store.get(next_id)).is_final and r).status == "finished"
+
+
+@pytest.mark.parametrize("counter", ["rises", "unreadable"])
+def test_a_worker_killed_for_memory_leaves_its_run_failed_with_ran_out_of_memory(manager, monkeypatch, counter):
+    """The kernel's OOM killer sends SIGKILL; the cgroup's oom_kill counter rises (or cannot be read: SIGKILL of a
+    worker is then most likely that). The run must say so and what to do, not 'interrupted … restarted'."""
+    kills = [0]
+    monkeypatch.setattr(jobs, "oom_kills", lambda: kills[0] if counter == "rises" else None)
+    store = manager.store
+    rid = manager.submit(parse_spec(LONG))
+    record = wait_for(lambda: (r := store.get(rid)).status == "running" and store.epochs(rid) and r)
+    kills[0] += 1
+    os.kill(record.pid, signal.SIGKILL)
+    failed = wait_for(lambda: (r := store.get(rid)).is_final and r, timeout=10)
+    assert failed.status == "failed" and failed.error == jobs.OUT_OF_MEMORY
+    assert failed.error.startswith("ran out of memory: ") and "smaller batch size" in failed.error
+    assert store.epochs(rid)  # what it trained is kept
+
+
+def test_a_training_renews_its_lease_from_a_thread(store_dir, monkeypatch):
+    """Even while the training thread is busy (here: asleep, as in a long compile or step) the lease is renewed."""
+    monkeypatch.setattr(jobs, "HEARTBEAT_S", 0.05)
+    store = RunStore(store_dir)
+    rid = store.create_run(TINY)
+    store.claim_next(pid=os.getpid())
+
+    def lease() -> float:
+        with store._connect() as con:
+            return con.execute("SELECT heartbeat FROM runs WHERE id=?", (rid,)).fetchone()[0]
+
+    first = lease()
+    with jobs._leased(store, rid):
+        wait_for(lambda: lease() > first, timeout=5, what="the lease to be renewed")
+    renewed = lease()
+    time.sleep(0.2)  # stopped with the run: no renewal after it
+    assert lease() == renewed
 
 
 def test_failed_spec_in_a_worker_is_recorded_with_its_reason(manager):
@@ -86,3 +125,38 @@ def test_predictor_answers_from_a_saved_model_in_another_process(manager, tmp_pa
             predictor.predict(str(tmp_path / "missing.keras"), np.zeros((1, 4)))
     finally:
         predictor.shutdown()
+
+
+@pytest.fixture
+def small_memory_cgroup(tmp_path):
+    """A child of this process's cgroup (v1 memory controller) holding 48 MB; skipped where one cannot be made."""
+    lines = [ln.split(":", 2) for ln in Path("/proc/self/cgroup").read_text().splitlines()]
+    mine = next((Path("/sys/fs/cgroup/memory", p.lstrip("/")) for _, c, p in lines if "memory" in c.split(",")), None)
+    if mine is None or not (mine / "memory.oom_control").exists():
+        pytest.skip("no cgroup v1 memory controller here to make a small-memory cgroup in")
+    cgroup = mine / f"kf-oom-test-{os.getpid()}"
+    try:
+        cgroup.mkdir()
+        (cgroup / "memory.limit_in_bytes").write_text(str(48 * 2**20))
+    except OSError as e:
+        pytest.skip(f"cannot make a memory cgroup to run out of memory in: {e}")
+    yield cgroup
+    wait_for(lambda: not (cgroup / "cgroup.procs").read_text().strip(), timeout=30, what="the cgroup to empty")
+    cgroup.rmdir()
+
+
+BIG = {"data": {"source": "builtin", "name": "digits"},
+       "layers": [{"type": "Dense", "units": 2048}, {"type": "Dense", "units": 2048}],
+       "train": {"epochs": 1000, "batch_size": 64}}
+
+
+def test_a_worker_really_killed_by_the_oom_killer_leaves_ran_out_of_memory(manager, small_memory_cgroup):
+    """The kernel itself, not a test: the warm worker is moved into a 48 MB cgroup and its next run needs more."""
+    store = manager.store
+    warm = manager.submit(parse_spec(TINY))
+    record = wait_for(lambda: (r := store.get(warm)).is_final and r)  # TensorFlow loaded, charged outside the cgroup
+    (small_memory_cgroup / "cgroup.procs").write_text(str(record.pid))
+    rid = manager.submit(parse_spec(BIG))
+    failed = wait_for(lambda: (r := store.get(rid)).is_final and r, timeout=60)
+    assert failed.pid == record.pid and failed.status == "failed" and failed.error == jobs.OUT_OF_MEMORY, failed.error
+    assert (small_memory_cgroup / "memory.oom_control").read_text().split()[-1] != "0"

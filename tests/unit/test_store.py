@@ -1,12 +1,16 @@
-"""The run store: lifecycle, epochs, cancel, recovery of dead workers, concurrent access."""
+"""The run store: lifecycle, epochs, cancel, recovery of dead workers, leases, concurrent access, a full disk."""
 
 import multiprocessing as mp
 import os
+import sqlite3
 import subprocess
 import sys
 import time
 
-from kfcore.store import RunStore
+import pytest
+
+from kfcore.store import LEASE_S, RunStore, StoreFullError
+from tests.unit.helpers import fill, small_disk
 
 SPEC = {"data": {"source": "builtin", "name": "iris"}}
 
@@ -138,3 +142,136 @@ def test_many_processes_writing_at_once_never_see_database_locked(store_dir):
         p.join(120)
     assert [p.exitcode for p in procs] == [0] * 6
     assert len(RunStore(store_dir).list_runs()) == 240
+
+
+# -- leases: recovery whatever the hostname, the concurrency cap --------------------------------------
+
+
+def _set(store, run_id, **values):
+    with store._connect() as con:
+        con.execute(f"UPDATE runs SET {', '.join(f'{k}=?' for k in values)} WHERE id=?", (*values.values(), run_id))
+
+
+def test_a_run_of_another_host_is_recovered_once_its_lease_lapses(store_dir):
+    """A container recreated on the same volume has another hostname: its old runs must not stay 'running'."""
+    store = RunStore(store_dir)
+    live, lapsed, before_leases = (store.create_run(SPEC) for _ in range(3))
+    for rid in (live, lapsed, before_leases):
+        store.claim_next(pid=os.getpid())
+        _set(store, rid, host="old-container")
+    _set(store, lapsed, heartbeat=time.time() - 1)
+    _set(store, before_leases, heartbeat=None)  # claimed by a version without leases
+    reopened = RunStore(store_dir)
+    assert reopened.get(live).status == "running"  # its worker, elsewhere, still renews it
+    for rid in (lapsed, before_leases):
+        assert reopened.get(rid).status == "failed" and reopened.get(rid).error.startswith("interrupted: ")
+    assert reopened.active_count() == 1
+
+
+def test_a_live_worker_here_keeps_its_run_even_when_its_lease_lapsed(store_dir):
+    """A full disk stops renewals: the worker is alive here, so its run is not blamed on a crash."""
+    store = RunStore(store_dir)
+    rid = store.create_run(SPEC)
+    store.claim_next(pid=os.getpid())
+    _set(store, rid, heartbeat=time.time() - 60)
+    assert RunStore(store_dir).get(rid).status == "running"
+
+
+def test_claim_respects_the_cap_counting_live_leases(store_dir):
+    """A worker of a killed server still training holds its slot: a restarted server does not start another."""
+    store = RunStore(store_dir)
+    orphan, waiting = store.create_run(SPEC), store.create_run(SPEC)
+    store.claim_next(pid=os.getpid())
+    assert store.claim_next(pid=os.getpid(), max_running=1) is None
+    assert store.get(waiting).status == "queued"
+    assert store.claim_next(pid=os.getpid(), max_running=2).id == waiting  # under a higher cap it starts
+    _set(store, waiting, status="queued")
+    _set(store, orphan, heartbeat=time.time() - 1)  # the orphan stopped renewing: its slot is free
+    assert store.claim_next(pid=os.getpid(), max_running=1).id == waiting
+
+
+def test_renewing_extends_the_lease_of_a_running_run_only(store_dir):
+    store = RunStore(store_dir)
+    rid, queued = store.create_run(SPEC), store.create_run(SPEC)
+    store.claim_next(pid=os.getpid())
+    _set(store, rid, heartbeat=1.0)
+    store.renew_lease(rid)
+    store.renew_lease(queued)
+    with store._connect() as con:
+        leases = dict(con.execute("SELECT id, heartbeat FROM runs").fetchall())
+    assert leases[rid] > time.time() + LEASE_S - 5 and leases[queued] is None
+
+
+# -- a full disk ------------------------------------------------------------------------------------
+
+
+def _intact(store, runs, epochs):
+    """Every run and epoch stored before the disk filled reads back the same, and SQLite finds no damage."""
+    assert {r.id: (r.name, r.status, r.test) for r in store.list_runs() if r.id in runs} == runs
+    assert {rid: store.epochs(rid) for rid in epochs} == epochs
+    with sqlite3.connect(store.db_path) as con:
+        assert con.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def _some_history(store):
+    rid = store.create_run(SPEC, name="kept")
+    store.claim_next(pid=os.getpid())
+    for epoch in (1, 2, 3):
+        store.append_epoch(rid, epoch, {"loss": 1.0 / epoch})
+    store.finish(rid, {"accuracy": 0.9}, {"accuracy": 0.9}, None)
+    return {rid: ("kept", "finished", {"accuracy": 0.9})}, {rid: store.epochs(rid)}
+
+
+def test_a_full_database_says_so_and_loses_nothing(store_dir):
+    store = RunStore(store_dir)
+    runs, epochs = _some_history(store)
+    with store._connect() as con:  # this connection may not grow the file: SQLite's own "database or disk is full"
+        con.execute("PRAGMA max_page_count=1")
+    with pytest.raises(StoreFullError) as raised:
+        for i in range(10_000):
+            store.create_run({**SPEC, "padding": "x" * 500}, name=f"more {i}")
+    assert str(raised.value) == (
+        f"the disk under KF_HOME ({store_dir}) is full: free some space (delete old runs on the Runs page or files "
+        f"under {store_dir}) and try again"
+    )
+    _intact(store, runs, epochs)
+    store.close()  # space is back (a new connection has no page limit): writing works again
+    assert store.get(store.create_run(SPEC)).status == "queued"
+
+
+def test_a_real_full_disk_under_kf_home(tmp_path):
+    with small_disk(tmp_path / "disk") as disk:
+        store = RunStore(disk / "kf")
+        runs, epochs = _some_history(store)
+        dead = subprocess.Popen([sys.executable, "-c", "pass"])
+        dead.wait()
+        crashed = store.create_run(SPEC, name="its worker died")
+        store.claim_next(pid=dead.pid)
+        filler = fill(disk)
+        with pytest.raises(StoreFullError, match=r"^the disk under KF_HOME \(.*\) is full: free some space"):
+            for i in range(10_000):  # the log may still have room for a few writes
+                store.create_run({**SPEC, "padding": "x" * 500}, name=f"more {i}")
+        assert RunStore(disk / "kf").get(crashed).status == "running"  # recovery cannot write yet: later, not a crash
+        _intact(store, runs, epochs)
+        filler.unlink()
+        assert RunStore(disk / "kf").get(crashed).status == "failed"
+        assert store.get(store.create_run(SPEC)).status == "queued"
+        _intact(store, runs, epochs)
+        store.close()
+
+
+def test_deleting_a_run_on_a_full_disk_frees_its_files_first_and_succeeds(tmp_path):
+    """Deleting old runs is what the full-disk message advises: it must work when even the log cannot grow."""
+    with small_disk(tmp_path / "disk") as disk:
+        store = RunStore(disk / "kf")
+        runs, epochs = _some_history(store)
+        old = store.create_run(SPEC, name="old")
+        store.model_file(old).write_bytes(os.urandom(256 * 1024))
+        fill(disk)
+        with pytest.raises(StoreFullError):
+            for i in range(10_000):
+                store.create_run({**SPEC, "padding": "x" * 500}, name=f"more {i}")
+        store.delete(old)
+        assert store.get(old) is None and not store.run_dir(old).exists()
+        _intact(store, runs, epochs)
+        store.close()
