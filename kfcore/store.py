@@ -120,8 +120,8 @@ class StoreFullError(RuntimeError):
 
     def __init__(self, root: str | Path):
         super().__init__(
-            f"the disk under KF_HOME ({root}) is full: free some space (delete old runs on the Runs page or files "
-            f"under {root}) and try again"
+            "the disk under KF_HOME is full: free some space (delete old runs on the Runs page, or files in the "
+            "KF_HOME folder) and try again"  # no path: a hosted server's folders are nobody's business
         )
         self.root = root
 

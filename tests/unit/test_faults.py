@@ -373,8 +373,8 @@ def full_disk(monkeypatch):
 
 
 def disk_message(root) -> str:
-    return (f"the disk under KF_HOME ({root}) is full: free some space (delete old runs on the Runs page or files "
-            f"under {root}) and try again")
+    return ("the disk under KF_HOME is full: free some space (delete old runs on the Runs page, or files in the "
+            "KF_HOME folder) and try again")
 
 
 def test_disk_full_mid_run_fails_the_run_with_that_reason_once_space_is_back(store_dir, full_disk, monkeypatch):
