@@ -93,6 +93,23 @@ class Limits:
         return cls(hosted=hosted, keras_downloads=downloads, **values)
 
 
+DATA_SHARE = 4  # one dataset may take a quarter of the memory budget: training adds split copies, a pipeline copy, the model
+
+
+def data_budget_bytes(limits: Limits) -> int:
+    """The most memory loading one dataset may take (its arrays as read plus their float32 copies)."""
+    return limits.memory_budget_mb * 2**20 // DATA_SHARE
+
+
+def rows_problem(n_rows: int, limits: Limits, counted_all: bool = True) -> str | None:
+    """Why a dataset of n_rows is over this server's row limit (KF_MAX_ROWS), or None. counted_all=False: reading
+    stopped after n_rows, so there are at least that many."""
+    if limits.max_rows and n_rows > limits.max_rows:
+        found = f"{n_rows:,}" if counted_all else f"more than {limits.max_rows:,}"
+        return f"the dataset has {found} rows, over this server's limit of {limits.max_rows:,}; use a smaller sample"
+    return None
+
+
 def estimate_training_memory_mb(report: ShapeReport, batch_size: int, n_values: int) -> float:
     """A rough upper estimate of what training takes: weights, gradients and two optimizer slots (Adam),
     activations and their gradients for one batch, and the training data itself, all float32."""
@@ -113,10 +130,8 @@ def check_run(spec: RunSpec, report: ShapeReport, n_rows: int, n_values: int, li
             f"the model has {report.total_params:,} parameters, over this server's limit of {limits.max_params:,}; "
             "use fewer units or filters, or add pooling before large Dense layers"
         )
-    if limits.max_rows and n_rows > limits.max_rows:
-        problems.append(
-            f"the dataset has {n_rows:,} rows, over this server's limit of {limits.max_rows:,}; use a smaller sample"
-        )
+    if rows := rows_problem(n_rows, limits):
+        problems.append(rows)
     need = estimate_training_memory_mb(report, t.batch_size, n_values)
     if need > limits.memory_budget_mb:
         problems.append(
