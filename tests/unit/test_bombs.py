@@ -5,6 +5,7 @@ the size found and what to do. The bombs (tests/bombs.py) inflate to 1.5 GB but 
 from __future__ import annotations
 
 import gzip
+import math
 import tracemalloc
 import zipfile
 
@@ -12,8 +13,9 @@ import numpy as np
 import pytest
 
 from kfcore.data import DataError, csv_columns, load_dataset
-from kfcore.limits import Limits
-from kfcore.spec import DataSpec
+from kfcore.limits import Limits, RunBatches, check_run, estimate_training_memory_mb, run_batches
+from kfcore.shapes import infer_shapes
+from kfcore.spec import DataSpec, parse_spec
 from tests import bombs
 
 # A hosted server in a 3 GB container: half of it for one run, a quarter of that for one dataset.
@@ -137,3 +139,57 @@ def test_latin1_byte_deep_in_a_large_gzip_csv_is_located_by_streaming(tmp_path):
     spec = DataSpec(source="csv", path=str(path), target="y")
     msg = refused(load_dataset, spec, limits=Limits(memory_budget_mb=1500))
     assert f"(line {4 * bombs.MIB // 4 + 2} has the byte 0xE9, which is not valid UTF-8)" in msg
+
+
+# -- the memory estimate covers every batch a run uses -------------------------------------------------------------
+
+
+def _wide_conv(batch_size: int, filters: int):
+    spec = parse_spec({"layers": [{"type": "Conv2D", "filters": filters, "kernel_size": 1},
+                                  {"type": "GlobalAveragePooling2D"}], "train": {"batch_size": batch_size}})
+    return spec, infer_shapes(spec.layers, (28, 28, 1), "multiclass", 10)
+
+
+def test_wide_1x1_conv_at_batch_1_predicts_at_batches_that_fit_the_budget():
+    spec, report = _wide_conv(1, 4096)  # 28×28×4096 floats: 12.8 MB per sample, 6.4 GB at the old validation batch
+    limits, n_values = Limits(memory_budget_mb=1500), 54_000 * 784
+    per_sample = sum(math.prod(row.output_shape) for row in report.rows) * 4
+    fixed = report.total_params * 16 + n_values * 8
+    batches = run_batches(report, 1, n_values, limits)
+    assert batches.train == 1 and 1 <= batches.evaluate < 256 and batches.validation == batches.evaluate
+    need_mb = estimate_training_memory_mb(report, 1, n_values, limits)
+    for batch in (batches.evaluate, batches.validation, batches.boundary):
+        assert fixed + batch * per_sample * 2 <= need_mb * 2**20 <= limits.memory_budget_mb * 2**20
+    assert need_mb > (fixed + 1 * per_sample * 3) / 2**20  # more than the training batch alone
+    check_run(spec, report, 60_000, n_values, limits)  # accepted: every batch fits
+
+
+def test_inference_batches_keep_their_size_when_memory_allows_and_never_go_below_training():
+    _, report = _wide_conv(32, 8)
+    assert run_batches(report, 32, 1000, Limits(memory_budget_mb=4096)) == RunBatches(32, 256, 512, 4096)
+    assert run_batches(report, 1024, 1000, Limits(memory_budget_mb=4096)) == RunBatches(1024, 1024, 1024, 4096)
+    assert run_batches(report, 32, 1000, Limits(memory_budget_mb=1)).evaluate == 32
+
+
+def test_training_predicts_at_the_fitted_batches(monkeypatch):
+    import keras
+
+    from kfcore.train import train
+
+    seen: list[int] = []
+    original = keras.Model.predict
+
+    def predict(self, x, batch_size=None, **kwargs):
+        seen.append(batch_size)
+        return original(self, x, batch_size=batch_size, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "predict", predict)
+    spec = parse_spec({"data": {"name": "digits"}, "layers": [{"type": "Conv2D", "filters": 64, "kernel_size": 1},
+                       {"type": "GlobalAveragePooling2D"}], "train": {"epochs": 1, "batch_size": 16}})
+    limits = Limits(memory_budget_mb=3)
+    result = train(spec, limits=limits)
+    assert result.status == "finished", result.error
+    report = infer_shapes(spec.layers, (8, 8, 1), "multiclass", 10)
+    batches = run_batches(report, 16, result.info["n_train"] * 64, limits)
+    assert 16 < batches.evaluate < 256 and 16 < batches.validation < 512
+    assert seen == [batches.validation, batches.evaluate]  # one epoch's validation, then the test split
