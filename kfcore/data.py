@@ -1068,7 +1068,7 @@ def csv_columns(path: str | Path) -> list[str]:
 
 
 MAX_HEADER_BYTES = 1 << 20  # a header row longer than this is not a table's column names
-CSV_TEXT_SHARE = 4  # a CSV may be a quarter of a dataset's memory share as text: a cell "0," becomes an 8-byte float
+CSV_TEXT_SHARE = 4  # a CSV's text may be a quarter of a dataset's memory share: a cell "0," becomes an 8-byte float
 
 # What a file that is not CSV text starts with (an .xlsx or .npz is a zip archive: checked separately).
 _NOT_CSV = {
@@ -1168,12 +1168,11 @@ def read_csv(path: Path, limits: Limits | None = None) -> pd.DataFrame:
         size = bounded.inflated_size(path, gzipped, text_limit)
     except (OSError, EOFError, zlib.error) as e:
         raise DataError(f"could not read {path.name} ({e})") from None
-    if size > text_limit:
-        found = f"more than {_mb(text_limit)}" if gzipped else _mb(size)
+    if size > text_limit:  # counting a gzip stops at the limit: its size is only known to be over it
+        found = f"more than {_mb(text_limit)} of text once decompressed" if gzipped else f"{_mb(size)} of text"
         raise DataError(
-            f"{path.name} holds {found} of text{' once decompressed' if gzipped else ''}, over the {_mb(text_limit)} "
-            f"this server reads from one CSV (its memory budget is {limits.memory_budget_mb:,} MB, "
-            "KF_MEMORY_BUDGET_MB); upload a sample of the rows"
+            f"{path.name} holds {found}; this server reads at most {_mb(text_limit)} from one CSV (a sixteenth of "
+            f"its {limits.memory_budget_mb:,} MB memory budget, KF_MEMORY_BUDGET_MB). Upload a sample of the rows"
         )
     nrows = limits.max_rows + 1 if limits.max_rows else None  # one past the limit is enough to refuse
     try:

@@ -89,9 +89,16 @@ def test_csv_gz_bomb_is_refused_by_a_streamed_byte_count(bomb_dir):
     path = bombs.csv_gz_bomb(bomb_dir / "zeros.csv.gz")
     msg = refused(load_dataset, DataSpec(source="csv", path=str(path), target="y"), limits=HOSTED)
     assert msg == (
-        "zeros.csv.gz holds more than 94 MB of text once decompressed, over the 94 MB this server reads from one CSV "
-        "(its memory budget is 1,500 MB, KF_MEMORY_BUDGET_MB); upload a sample of the rows"
+        "zeros.csv.gz holds more than 94 MB of text once decompressed; this server reads at most 94 MB from one CSV "
+        "(a sixteenth of its 1,500 MB memory budget, KF_MEMORY_BUDGET_MB). Upload a sample of the rows"
     )
+
+
+def test_plain_csv_over_the_text_limit_is_refused_by_its_size(tmp_path):
+    path = tmp_path / "long.csv"
+    path.write_text("a,y\n" + "1,0\n" * 300_000)  # 1.1 MB
+    msg = refused(load_dataset, DataSpec(source="csv", path=str(path), target="y"), limits=Limits(memory_budget_mb=16))
+    assert msg.startswith("long.csv holds 1.1 MB of text; this server reads at most 1.0 MB from one CSV")
 
 
 def test_csv_columns_of_a_bomb_read_only_its_head(bomb_dir):
@@ -193,3 +200,58 @@ def test_training_predicts_at_the_fitted_batches(monkeypatch):
     batches = run_batches(report, 16, result.info["n_train"] * 64, limits)
     assert 16 < batches.evaluate < 256 and 16 < batches.validation < 512
     assert seen == [batches.validation, batches.evaluate]  # one epoch's validation, then the test split
+
+
+# -- the command line refuses each bomb with one error line, in little memory ----------------------------------------
+
+CLI_CAP_MB = 200  # measured 40-120 MB (the interpreter, numpy, pandas); a loaded bomb would take GBs
+_MEASURE = """
+import json, resource, subprocess, sys
+out = subprocess.run([sys.executable, "-m", "kfcore", "train", sys.argv[1], "--store", sys.argv[2]],
+                     capture_output=True, text=True)
+peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # kB on Linux: the CLI is the only child
+print(json.dumps({"rc": out.returncode, "stderr": out.stderr, "peak_mb": peak}))
+"""
+
+
+def cli_train(tmp_path, data: dict) -> dict:
+    """Run `python -m kfcore train` on a spec with this data in a fresh wrapper process: exit code, stderr, peak RSS."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({"data": data, "train": {"epochs": 1}}))
+    repo = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(repo), "KF_MEMORY_BUDGET_MB": "1500", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env.pop("KF_MAX_ROWS", None)
+    out = subprocess.run([sys.executable, "-c", _MEASURE, str(spec), str(tmp_path / "store")], capture_output=True,
+                         text=True, env=env, cwd=repo, timeout=300)
+    return json.loads(out.stdout)
+
+
+@pytest.mark.parametrize("bomb", ["npz", "idx", "csv.gz", "header", "idx as csv.gz"])
+def test_cli_refuses_each_bomb_with_one_error_line_under_the_memory_cap(bomb, bomb_dir, tmp_path):
+    if bomb == "npz":
+        data, expected = {"source": "npz", "path": str(bombs.npz_bomb(bomb_dir / "cli.npz"))}, "needs about 2,304 MB"
+    elif bomb == "idx":
+        labels = tmp_path / "labels-idx1-ubyte"
+        labels.write_bytes(bombs.idx_header((1536,)) + bytes(1536))
+        images = bombs.idx_gz_bomb(bomb_dir / "cli-idx3-ubyte.gz")
+        data, expected = {"source": "idx", "images": str(images), "labels": str(labels)}, "needs about 7,680 MB"
+    elif bomb == "csv.gz":
+        path = bombs.csv_gz_bomb(bomb_dir / "cli.csv.gz")
+        data, expected = {"source": "csv", "path": str(path), "target": "y"}, "more than 94 MB of text once decompressed"
+    elif bomb == "header":
+        path = bombs.header_line_csv(bomb_dir / "cli-wide.csv")
+        data, expected = {"source": "csv", "path": str(path), "target": "y"}, "the first line of cli-wide.csv is over"
+    else:
+        path = bombs.idx_gz_bomb(bomb_dir / "cli-images.csv.gz")
+        data, expected = {"source": "csv", "path": str(path), "target": "y"}, "holds binary data, not CSV text"
+    result = cli_train(tmp_path, data)
+    lines = result["stderr"].splitlines()
+    assert result["rc"] == 2 and len(lines) == 1 and lines[0].startswith("error: "), result["stderr"]
+    assert expected in lines[0]
+    assert result["peak_mb"] < CLI_CAP_MB, f"the CLI peaked at {result['peak_mb']:.0f} MB"
