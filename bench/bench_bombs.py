@@ -10,6 +10,11 @@ waits until the page has answered, and reads the server's VmHWM (peak RSS since 
 no exception is shown. Uploads are parsed in a capped child (kfcore/sandbox.py), so the server itself only
 reads the CSV header's bounded head.
 
+Then the memory estimate's batches: a wide 1×1 Conv2D (4096 filters) on digits at batch size 1 trains one
+epoch in a fresh process per memory budget; its peak RSS above TensorFlow's own (ru_maxrss after `import keras`)
+is compared with the estimate. With no budget to speak of the run predicts at the old fixed batches (validation
+512, evaluate 256); a budget lowers them (kfcore.limits.run_batches).
+
 Writes a markdown fragment with --out.
 """
 
@@ -17,7 +22,10 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import json
+import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -67,6 +75,37 @@ def make_bombs(folder: Path) -> list[tuple[str, Path, int]]:
     ]
 
 
+CONV_PROBE = """
+import json, resource, sys
+from kfcore.limits import Limits, estimate_training_memory_mb, run_batches
+from kfcore.spec import parse_spec
+from kfcore.train import prepare, train
+spec = parse_spec({"data": {"name": "digits"}, "split": {"validation": 0.1}, "train": {"epochs": 1, "batch_size": 1},
+                   "layers": [{"type": "Conv2D", "filters": 4096, "kernel_size": 1}, {"type": "GlobalAveragePooling2D"}]})
+limits = Limits(memory_budget_mb=int(sys.argv[1]))
+ds, splits, report = prepare(spec, limits=limits)
+import keras  # TensorFlow's own memory: the baseline
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+result = train(spec, limits=limits, dataset=ds)
+n = int(splits.x_train.size)
+print(json.dumps({"status": result.status, "batches": vars(run_batches(report, 1, n, limits)), "baseline_mb": base,
+                  "estimate_mb": estimate_training_memory_mb(report, 1, n, limits),
+                  "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+CONV_BUDGETS = (1 << 20, 1000, 400)
+
+
+def wide_conv() -> list[dict]:
+    rows = []
+    for budget in CONV_BUDGETS:
+        env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
+        out = subprocess.run([sys.executable, "-c", CONV_PROBE, str(budget)], capture_output=True, text=True, env=env,
+                             cwd=REPO, timeout=600, check=True)
+        rows.append({"budget": budget, **json.loads(out.stdout.strip().splitlines()[-1])})
+        print(rows[-1], flush=True)
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", help="write the markdown report here")
@@ -107,6 +146,7 @@ def main() -> int:
         stop_server(server)
         shutil.rmtree(work, ignore_errors=True)
 
+    conv = wide_conv()
     peak = max(r["VmHWM"] for r in rows)
     ok = alive and peak < TARGET_MB and all(r["message"] and not r["exceptions"] for r in rows)
     lines = [
@@ -131,7 +171,20 @@ def main() -> int:
         f"Target: the web server's peak RSS under {TARGET_MB} MB while every bomb is refused, no exception, the "
         f"server alive: {'met' if ok else 'NOT met'} (peak {peak:.0f} MB; server alive: {alive}).",
         "",
+        "A wide 1×1 Conv2D (4096 filters, 1 MB of activations per sample) on digits at batch size 1, one epoch, "
+        "in a fresh process per memory budget; the run's memory is its peak RSS above TensorFlow's own:",
+        "",
+        "| memory budget (MB) | evaluate / validation batch | estimate (MB) | run's memory (MB) | TensorFlow baseline (MB) |",
+        "|---|---|---|---|---|",
     ]
+    for r in conv:
+        budget = "none (2^20)" if r["budget"] == CONV_BUDGETS[0] else f"{r['budget']:,}"
+        b = r["batches"]
+        lines.append(f"| {budget} | {b['evaluate']} / {b['validation']} | {r['estimate_mb']:,.0f} | "
+                     f"{r['peak_mb'] - r['baseline_mb']:,.0f} | {r['baseline_mb']:,.0f} |")
+    fits = all(r["peak_mb"] - r["baseline_mb"] <= r["estimate_mb"] for r in conv[1:])
+    ok = ok and fits
+    lines += ["", f"Every budgeted run stayed within its estimate: {'yes' if fits else 'NO'}.", ""]
     text = "\n".join(lines)
     print(text)
     if args.out:

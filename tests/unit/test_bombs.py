@@ -13,7 +13,15 @@ import numpy as np
 import pytest
 
 from kfcore.data import DataError, csv_columns, load_dataset
-from kfcore.limits import Limits, RunBatches, check_run, estimate_training_memory_mb, run_batches
+from kfcore.limits import (
+    PREDICT_COPIES,
+    TRAIN_COPIES,
+    Limits,
+    RunBatches,
+    check_run,
+    estimate_training_memory_mb,
+    run_batches,
+)
 from kfcore.shapes import infer_shapes
 from kfcore.spec import DataSpec, parse_spec
 from tests import bombs
@@ -166,8 +174,8 @@ def test_wide_1x1_conv_at_batch_1_predicts_at_batches_that_fit_the_budget():
     assert batches.train == 1 and 1 <= batches.evaluate < 256 and batches.validation == batches.evaluate
     need_mb = estimate_training_memory_mb(report, 1, n_values, limits)
     for batch in (batches.evaluate, batches.validation, batches.boundary):
-        assert fixed + batch * per_sample * 2 <= need_mb * 2**20 <= limits.memory_budget_mb * 2**20
-    assert need_mb > (fixed + 1 * per_sample * 3) / 2**20  # more than the training batch alone
+        assert fixed + batch * per_sample * PREDICT_COPIES <= need_mb * 2**20 <= limits.memory_budget_mb * 2**20
+    assert need_mb > (fixed + 1 * per_sample * TRAIN_COPIES) / 2**20  # more than the training batch alone
     check_run(spec, report, 60_000, n_values, limits)  # accepted: every batch fits
 
 
