@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, BinaryIO
 import numpy as np
 
 from kfcore import bounded
-from kfcore.limits import Limits, data_budget_bytes, rows_problem
+from kfcore.limits import LimitError, Limits, data_budget_bytes, rows_problem
 from kfcore.spec import BUILTIN_SETS, KERAS_SETS, SYNTHETIC_SETS, TASKS, DataSpec, SplitSpec
 
 if TYPE_CHECKING:
@@ -180,13 +180,12 @@ def load_dataset(spec: DataSpec, cache_dir: str | Path | None = None, limits: Li
     $KERAS_HOME/datasets or ~/.keras/datasets). A file (CSV, NPZ, IDX) over limits' rows or memory share
     (default: this process's Limits.from_env()) is refused from its headers, before its data is read.
     """
-    lim = limits or Limits.from_env()
     loaders: dict[str, Callable[[], Dataset]] = {
         "builtin": lambda: _load_builtin(spec),
         "keras": lambda: _load_keras(spec, cache_dir),
-        "csv": lambda: _load_csv(spec, lim),
-        "npz": lambda: _load_npz(spec, lim),
-        "idx": lambda: _load_idx(spec, lim),
+        "csv": lambda: _load_csv(spec, limits or _env_limits()),
+        "npz": lambda: _load_npz(spec, limits or _env_limits()),
+        "idx": lambda: _load_idx(spec, limits or _env_limits()),
     }
     if spec.source not in loaders:
         raise DataError(f"unknown data source {spec.source!r}; choose one of {', '.join(loaders)}")
@@ -406,6 +405,14 @@ def _label_text(v: object) -> str:
     if isinstance(v, (float, np.floating)) and float(v).is_integer():
         return str(int(v))
     return str(v)
+
+
+def _env_limits() -> Limits:
+    """This process's limits, for a caller that passed none; a malformed variable is a message, not a crash."""
+    try:
+        return Limits.from_env()
+    except LimitError as e:
+        raise DataError(f"this server's limits are misconfigured, so files cannot be checked: {e}") from None
 
 
 def _mb(n_bytes: int) -> str:
@@ -1118,7 +1125,7 @@ def _csv_head(path: Path) -> tuple[bool, bytes]:
             raise DataError(f"{path.name} is {what}, not CSV text; export the table as 'CSV UTF-8' and upload that")
     if b"\0" in head[:4096]:  # the decompressed text: an IDX file or an archive gzipped under a .csv.gz name
         raise DataError(f"{path.name} holds binary data, not CSV text; export the table as 'CSV UTF-8'")
-    if b"\n" not in head and len(head) == MAX_HEADER_BYTES:
+    if b"\n" not in head and b"\r" not in head and len(head) == MAX_HEADER_BYTES:
         raise DataError(
             f"the first line of {path.name} is over {_mb(MAX_HEADER_BYTES)} long, too long for a header row of "
             "column names; check that the file has one line per row (a CSV header names each column once)"
@@ -1130,7 +1137,7 @@ def _csv_header(path: Path, gzipped: bool, head: bytes) -> tuple[list[str], str]
     """(the columns, the separator) of the header in head: ',' unless one column's name holds ';' or a tab."""
     import pandas as pd
 
-    complete = head[: head.rfind(b"\n") + 1] or head  # whole lines only: no character cut in half
+    complete = head[: max(head.rfind(b"\n"), head.rfind(b"\r")) + 1] or head  # whole lines: no character cut in half
     try:
         for sep in (",", ";", "\t"):
             columns = list(pd.read_csv(io.BytesIO(complete), sep=sep, nrows=0, encoding="utf-8").columns)
@@ -1160,7 +1167,7 @@ def read_csv(path: Path, limits: Limits | None = None) -> pd.DataFrame:
     process's) before pandas holds them."""
     import pandas as pd
 
-    limits = limits or Limits.from_env()
+    limits = limits or _env_limits()
     gzipped, head = _csv_head(path)
     _, sep = _csv_header(path, gzipped, head)
     text_limit = data_budget_bytes(limits) // CSV_TEXT_SHARE

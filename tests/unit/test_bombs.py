@@ -263,3 +263,20 @@ def test_cli_refuses_each_bomb_with_one_error_line_under_the_memory_cap(bomb, bo
     assert result["rc"] == 2 and len(lines) == 1 and lines[0].startswith("error: "), result["stderr"]
     assert expected in lines[0]
     assert result["peak_mb"] < CLI_CAP_MB, f"the CLI peaked at {result['peak_mb']:.0f} MB"
+
+
+def test_a_long_file_with_carriage_return_line_ends_is_not_taken_for_a_long_header(tmp_path):
+    path = tmp_path / "mac.csv"
+    path.write_bytes(b"a,y\r" + b"1,0\r2,1\r" * 150_000)  # 2.4 MB, not one \n in it
+    assert csv_columns(path) == ["a", "y"]
+    spec = DataSpec(source="csv", path=str(path), target="y")
+    assert len(load_dataset(spec, limits=Limits(memory_budget_mb=1500)).y) == 300_000
+
+
+def test_a_malformed_limit_variable_is_a_data_message_for_files_and_no_obstacle_for_built_ins(tmp_path, monkeypatch):
+    monkeypatch.setenv("KF_MAX_ROWS", "lots")
+    path = tmp_path / "ok.csv"
+    path.write_text("a,y\n" + "1,0\n2,1\n" * 5)
+    with pytest.raises(DataError, match="this server's limits are misconfigured, so files cannot be checked: KF_MAX_R"):
+        load_dataset(DataSpec(source="csv", path=str(path), target="y"))
+    assert len(load_dataset(DataSpec(name="iris")).y) == 150
