@@ -81,7 +81,8 @@ from kfcore.limits import Limits, estimate_training_memory_mb, run_batches
 from kfcore.spec import parse_spec
 from kfcore.train import prepare, train
 spec = parse_spec({"data": {"name": "digits"}, "split": {"validation": 0.1}, "train": {"epochs": 1, "batch_size": 1},
-                   "layers": [{"type": "Conv2D", "filters": 4096, "kernel_size": 1}, {"type": "GlobalAveragePooling2D"}]})
+                   "layers": [{"type": "Conv2D", "filters": 4096, "kernel_size": 1},
+                              {"type": "GlobalAveragePooling2D"}]})
 limits = Limits(memory_budget_mb=int(sys.argv[1]))
 ds, splits, report = prepare(spec, limits=limits)
 import keras  # TensorFlow's own memory: the baseline
@@ -137,7 +138,8 @@ def main() -> int:
                 shown = page.locator('[data-testid="stAlertContentError"]').all_inner_texts()
                 mem = status_mb(server.pid)
                 rows.append({"what": what, "file": path.name, "size_mb": path.stat().st_size / 2**20,
-                             "inflated_mb": inflated / 2**20, "seconds": seconds, "message": shown[0].split("\n")[-1] if shown else "",
+                             "inflated_mb": inflated / 2**20, "seconds": seconds,
+                             "message": shown[0].split("\n")[-1] if shown else "",
                              "exceptions": len(exceptions(page)), **mem})
                 print(rows[-1], flush=True)
             browser.close()
@@ -155,11 +157,13 @@ def main() -> int:
         f"    {meta['command']}",
         "",
         f"Measured {meta['date']} on {meta['cores']} cores ({meta['cpu']}), load average {meta['load_before']} "
-        f"before; Streamlit {meta['streamlit']}. A real `streamlit run app.py` with {', '.join(f'{k}={v}' for k, v in ENV.items())}"
-        " (a 3 GB container's budget); each bomb uploaded through the Data page's file input in Chromium. "
-        f"The server's memory after the Data page first drew: VmRSS {start['VmRSS']:.0f} MB, VmHWM {start['VmHWM']:.0f} MB.",
+        f"before; Streamlit {meta['streamlit']}. A real `streamlit run app.py` with "
+        f"{', '.join(f'{k}={v}' for k, v in ENV.items())} (a 3 GB container's budget); each bomb uploaded through "
+        "the Data page's file input in Chromium. The server's memory after the Data page first drew: "
+        f"VmRSS {start['VmRSS']:.0f} MB, VmHWM {start['VmHWM']:.0f} MB.",
         "",
-        "| bomb | file | inflates to | refused in (s) | server VmHWM after (MB) | VmRSS after (MB) | message on the page |",
+        "| bomb | file | inflates to | refused in (s) | server VmHWM after (MB) | VmRSS after (MB) "
+        "| message on the page |",
         "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
@@ -174,7 +178,8 @@ def main() -> int:
         "A wide 1×1 Conv2D (4096 filters, 1 MB of activations per sample) on digits at batch size 1, one epoch, "
         "in a fresh process per memory budget; the run's memory is its peak RSS above TensorFlow's own:",
         "",
-        "| memory budget (MB) | evaluate / validation batch | estimate (MB) | run's memory (MB) | TensorFlow baseline (MB) |",
+        "| memory budget (MB) | evaluate / validation batch | estimate (MB) | run's memory (MB) | TensorFlow baseline "
+        "(MB) |",
         "|---|---|---|---|---|",
     ]
     for r in conv:

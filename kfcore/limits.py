@@ -93,7 +93,7 @@ class Limits:
         return cls(hosted=hosted, keras_downloads=downloads, **values)
 
 
-DATA_SHARE = 4  # one dataset may take a quarter of the memory budget: training adds split copies, a pipeline copy, the model
+DATA_SHARE = 4  # one dataset may take a quarter of the budget: training adds split copies, a pipeline copy, the model
 
 
 def data_budget_bytes(limits: Limits) -> int:

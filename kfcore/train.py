@@ -262,7 +262,8 @@ def _train(
         evaluation = evaluate.classification_report(splits.y_test, outputs, ds.class_names)
         if len(ds.input_shape) == 1 and ds.input_shape[0] == 2:
             evaluation["decision_boundary"] = evaluate.decision_boundary(
-                lambda g: model.predict(g, batch_size=batches.boundary, verbose=0), np.concatenate([splits.x_train, splits.x_test])
+                lambda g: model.predict(g, batch_size=batches.boundary, verbose=0),
+                np.concatenate([splits.x_train, splits.x_test]),
             )
     evaluation["best_epoch"] = best_epoch
     evaluation["epochs_run"] = len(history)
