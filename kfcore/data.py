@@ -20,6 +20,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import http.client
+import io
 import math
 import os
 import tarfile
@@ -35,6 +36,8 @@ from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 
+from kfcore import bounded
+from kfcore.limits import LimitError, Limits, data_budget_bytes, rows_problem
 from kfcore.spec import BUILTIN_SETS, KERAS_SETS, SYNTHETIC_SETS, TASKS, DataSpec, SplitSpec
 
 if TYPE_CHECKING:
@@ -43,6 +46,10 @@ if TYPE_CHECKING:
 
 class DataError(ValueError):
     """Data that cannot be used, with a message that says what is wrong and what to do."""
+
+
+class DataMemoryError(DataError):
+    """Loading ran out of memory (a MemoryError, or an address-space cap that was hit)."""
 
 
 @dataclass
@@ -186,18 +193,19 @@ _MAX_IDX_BYTES = 4 << 30  # refuse IDX headers that promise more than 4 GiB (a d
 # -- public API -----------------------------------------------------------------------------------
 
 
-def load_dataset(spec: DataSpec, cache_dir: str | Path | None = None) -> Dataset:
+def load_dataset(spec: DataSpec, cache_dir: str | Path | None = None, limits: Limits | None = None) -> Dataset:
     """Load the data a DataSpec describes, or raise DataError with a message fit to show the user.
 
     cache_dir only matters for the "keras" source: where downloads are kept (default: Keras' own cache,
-    $KERAS_HOME/datasets or ~/.keras/datasets).
+    $KERAS_HOME/datasets or ~/.keras/datasets). A file (CSV, NPZ, IDX) over limits' rows or memory share
+    (default: this process's Limits.from_env()) is refused from its headers, before its data is read.
     """
     loaders: dict[str, Callable[[], Dataset]] = {
         "builtin": lambda: _load_builtin(spec),
         "keras": lambda: _load_keras(spec, cache_dir),
-        "csv": lambda: _load_csv(spec),
-        "npz": lambda: _load_npz(spec),
-        "idx": lambda: _load_idx(spec),
+        "csv": lambda: _load_csv(spec, limits or _env_limits()),
+        "npz": lambda: _load_npz(spec, limits or _env_limits()),
+        "idx": lambda: _load_idx(spec, limits or _env_limits()),
     }
     if spec.source not in loaders:
         raise DataError(f"unknown data source {spec.source!r}; choose one of {', '.join(loaders)}")
@@ -208,7 +216,9 @@ def load_dataset(spec: DataSpec, cache_dir: str | Path | None = None) -> Dataset
     except DataError:
         raise
     except MemoryError:
-        raise DataError("the data does not fit in this machine's memory; use a smaller file or a smaller set") from None
+        raise DataMemoryError(
+            "the data does not fit in this machine's memory; use a smaller file or a smaller set"
+        ) from None
     except (OSError, ValueError, EOFError, zlib.error, zipfile.BadZipFile, tarfile.TarError) as e:
         # A safety net: the loaders translate the failures they expect; anything else still reads as a message.
         raise DataError(f"could not load the {spec.source} data: {e}") from None
@@ -457,6 +467,32 @@ def _label_text(v: object) -> str:
     if isinstance(v, (float, np.floating)) and float(v).is_integer():
         return str(int(v))
     return str(v)
+
+
+def _env_limits() -> Limits:
+    """This process's limits, for a caller that passed none; a malformed variable is a message, not a crash."""
+    try:
+        return Limits.from_env()
+    except LimitError as e:
+        raise DataError(f"this server's limits are misconfigured, so files cannot be checked: {e}") from None
+
+
+def _mb(n_bytes: int) -> str:
+    mb = n_bytes / 2**20
+    return f"{mb:,.1f} MB" if mb < 10 else f"{mb:,.0f} MB"
+
+
+def _check_size(file_name: str, n_rows: int, need: int, limits: Limits) -> None:
+    """Refuse a file over the row limit or over the memory one dataset may take, before its data is read."""
+    if rows := rows_problem(n_rows, limits):
+        raise DataError(f"{file_name}: {rows}")
+    budget = data_budget_bytes(limits)
+    if need > budget:
+        raise DataError(
+            f"{file_name} needs about {_mb(need)} of memory to load, more than the {_mb(budget)} this server allows "
+            f"one dataset (a quarter of its {limits.memory_budget_mb:,} MB memory budget, KF_MEMORY_BUDGET_MB); "
+            "use fewer rows or smaller images"
+        )
 
 
 # -- built-in sets --------------------------------------------------------------------------------
@@ -749,8 +785,10 @@ def _as_images(x: np.ndarray, x_test: np.ndarray | None, notes: list[str]) -> tu
 _IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
-def _read_idx(path: str | Path, what: str) -> np.ndarray:
-    """An IDX array (MNIST's format), gzip-compressed or raw; gzip is recognised by its magic bytes."""
+def _read_idx(path: str | Path, what: str, limits: Limits | None = None) -> np.ndarray:
+    """An IDX array (MNIST's format), gzip-compressed or raw; gzip is recognised by its magic bytes.
+
+    With limits, the header's dimensions are checked against them before any data is read."""
     path = Path(path)
     try:
         with open(path, "rb") as f:
@@ -769,6 +807,8 @@ def _read_idx(path: str | Path, what: str) -> np.ndarray:
                 raise DataError(
                     f"the {what} file {path.name} has a damaged IDX header (dimensions {dims}); get the file again"
                 )
+            if limits is not None:  # the raw values plus their float32 (images) or int64 (labels) copy
+                _check_size(path.name, dims[0], nbytes + math.prod(dims) * (8 if len(dims) == 1 else 4), limits)
             data = f.read(nbytes)
     except FileNotFoundError:
         raise DataError(f"the {what} file {path.name} does not exist; upload it again") from None
@@ -782,11 +822,11 @@ def _read_idx(path: str | Path, what: str) -> np.ndarray:
     return np.frombuffer(data, dtype).reshape(dims).astype(dtype.newbyteorder("="))
 
 
-def _load_idx(spec: DataSpec) -> Dataset:
+def _load_idx(spec: DataSpec, limits: Limits) -> Dataset:
     if not spec.images or not spec.labels:
         raise DataError("an IDX source needs both an images file and a labels file (e.g. t10k-images-idx3-ubyte.gz)")
-    images = _read_idx(spec.images, "images")
-    labels = _read_idx(spec.labels, "labels")
+    images = _read_idx(spec.images, "images", limits)
+    labels = _read_idx(spec.labels, "labels", limits)
     if labels.ndim != 1 or images.ndim not in (3, 4):
         swapped = " (are the two files swapped?)" if images.ndim == 1 else ""
         raise DataError(
@@ -809,13 +849,15 @@ def _load_idx(spec: DataSpec) -> Dataset:
 # -- NPZ files ------------------------------------------------------------------------------------
 
 
-def _load_npz(spec: DataSpec) -> Dataset:
+def _load_npz(spec: DataSpec, limits: Limits) -> Dataset:
     if not spec.path:
         raise DataError("an NPZ source needs the path of the .npz file to read")
     path = Path(spec.path)
     howto = "save your arrays with numpy.savez(path, x=features_or_images, y=labels)"
     try:
-        archive = np.load(path, allow_pickle=False)  # never unpickle: a pickle can run any code
+        with open(path, "rb") as f:
+            single = f.read(6) == b"\x93NUMPY"  # np.load would read the whole array just to say it is not an npz
+        archive = None if single else np.load(path, allow_pickle=False)  # never unpickle: a pickle can run any code
     except FileNotFoundError:
         raise DataError(f"the file {path.name} does not exist; upload it again") from None
     except ValueError:
@@ -838,6 +880,7 @@ def _load_npz(spec: DataSpec) -> Dataset:
             )
         if ("x_test" in present) != ("y_test" in present):
             raise DataError(f"{path.name} has only one of x_test and y_test; store both or neither")
+        _check_npz_size(path, [k for k in ("x", "y", "x_test", "y_test") if k in present], howto, limits)
         arrays = {k: _npz_array(archive, k, path.name) for k in ("x", "y", "x_test", "y_test") if k in present}
     x, y = arrays["x"], arrays["y"]
     x_test, y_test = arrays.get("x_test"), arrays.get("y_test")
@@ -896,15 +939,40 @@ def _label_vector(arr: np.ndarray, key: str, file_name: str) -> np.ndarray:
     return arr
 
 
+def _check_npz_size(path: Path, keys: list[str], howto: str, limits: Limits) -> None:
+    """Refuse an archive whose arrays, as their headers declare them, are over the limits: before one is read."""
+    try:
+        headers = bounded.npz_headers(path)
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+        raise DataError(f"could not read {path.name} ({e}); the file may be damaged") from None
+    need, rows = 0, 0
+    for key in keys:
+        header = headers.get(key)
+        if header is None:
+            raise DataError(f"{key!r} in {path.name} is not a NumPy array; {howto}")
+        shape, dtype = header
+        if dtype.hasobject:
+            raise DataError(_OBJECT_ARRAY.format(key=key, file=path.name))
+        count = math.prod(shape)
+        need += count * dtype.itemsize
+        if key in ("x", "x_test"):
+            need += count * 4  # the float32 copy the model trains on
+            rows += shape[0] if shape else 0
+    _check_size(path.name, rows, need, limits)
+
+
+_OBJECT_ARRAY = (
+    "array {key!r} in {file} holds Python objects; object arrays are refused for safety (loading them "
+    "means unpickling, which can run any code). Store numbers only (text labels as a fixed-width string "
+    "array, e.g. y.astype(str))"
+)
+
+
 def _npz_array(archive: np.lib.npyio.NpzFile, key: str, file_name: str) -> np.ndarray:
     try:
         return archive[key]
     except ValueError:
-        raise DataError(
-            f"array {key!r} in {file_name} holds Python objects; object arrays are refused for safety (loading them "
-            "means unpickling, which can run any code). Store numbers only (text labels as a fixed-width string "
-            "array, e.g. y.astype(str))"
-        ) from None
+        raise DataError(_OBJECT_ARRAY.format(key=key, file=file_name)) from None
     except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
         raise DataError(f"could not read array {key!r} from {file_name} ({e}); the file may be damaged") from None
 
@@ -912,13 +980,13 @@ def _npz_array(archive: np.lib.npyio.NpzFile, key: str, file_name: str) -> np.nd
 # -- CSV files ------------------------------------------------------------------------------------
 
 
-def _load_csv(spec: DataSpec) -> Dataset:
+def _load_csv(spec: DataSpec, limits: Limits) -> Dataset:
     import pandas as pd
 
     if not spec.path:
         raise DataError("a CSV source needs the path of the file to read")
     path = Path(spec.path)
-    df = read_csv(path)
+    df = read_csv(path, limits)
     stripped = [str(c).strip() for c in df.columns]
     if len(set(stripped)) == len(stripped):  # " age" is "age", unless that would merge two columns
         df.columns = stripped
@@ -1098,9 +1166,16 @@ def _examples(cells: list[str], k: int = 3) -> str:
 
 
 def csv_columns(path: str | Path) -> list[str]:
-    """The column names of a CSV file, read the same way the loader reads it (for a target picker)."""
-    return [str(c).strip() for c in read_csv(Path(path)).columns]
+    """The column names of a CSV file, read the same way the loader reads it (for a target picker).
 
+    Only the file's head is read (at most MAX_HEADER_BYTES once decompressed), whatever the file's size."""
+    path = Path(path)
+    gzipped, head = _csv_head(path)
+    return [str(c).strip() for c in _csv_header(path, gzipped, head)[0]]
+
+
+MAX_HEADER_BYTES = 1 << 20  # a header row longer than this is not a table's column names
+CSV_TEXT_SHARE = 4  # a CSV's text may be a quarter of a dataset's memory share: a cell "0," becomes an 8-byte float
 
 # What a file that is not CSV text starts with (an .xlsx or .npz is a zip archive: checked separately).
 _NOT_CSV = {
@@ -1118,30 +1193,29 @@ _NOT_CSV = {
 def _where_not_utf8(path: Path, gzipped: bool) -> str:
     """' (line 3 has the byte 0xE9 …)' for the first byte that is not UTF-8, or '' when it cannot be found."""
     try:
-        raw = gzip.decompress(path.read_bytes()) if gzipped else path.read_bytes()
-        raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = raw.count(b"\n", 0, e.start) + 1
-        return f" (line {line} has the byte 0x{raw[e.start]:02X}, which is not valid UTF-8)"
-    except (OSError, EOFError, zlib.error, MemoryError):
-        pass
-    return ""
+        found = bounded.first_non_utf8(path, gzipped)  # streamed: the file was size-checked, but never held whole
+    except (OSError, EOFError, zlib.error):
+        return ""
+    if found is None:
+        return ""
+    line, byte = found
+    return f" (line {line} has the byte 0x{byte:02X}, which is not valid UTF-8)"
 
 
-def read_csv(path: Path) -> pd.DataFrame:
-    """Read a CSV (or gzipped CSV, or ; / tab separated) file as a DataFrame, or raise a DataError that says why not."""
-    import pandas as pd
-
+def _csv_head(path: Path) -> tuple[bool, bytes]:
+    """(gzipped, the first MAX_HEADER_BYTES of the text) after refusing what is plainly not CSV text."""
     try:
         with open(path, "rb") as f:
-            head = f.read(4096)
+            gzipped = f.read(2) == b"\x1f\x8b"  # a .csv.gz upload, whatever its name
+        head = bounded.head(path, gzipped, MAX_HEADER_BYTES)
     except FileNotFoundError:
         raise DataError(f"the file {path.name} does not exist; upload it again") from None
+    except (EOFError, zlib.error, gzip.BadGzipFile) as e:
+        raise DataError(f"could not read {path.name} ({e}); the compressed file is damaged") from None
     except OSError as e:
         raise DataError(f"could not open {path.name} ({e.strerror or e})") from None
     if not head:
         raise DataError(f"{path.name} is empty; upload a CSV file with a header row and data rows")
-    gzipped = head[:2] == b"\x1f\x8b"  # a .csv.gz upload, whatever its name
     if head[:4] == b"PK\x03\x04":
         raise DataError(
             f"{path.name} is an Excel workbook or zip archive, not CSV; save it as 'CSV UTF-8' and upload that"
@@ -1149,27 +1223,75 @@ def read_csv(path: Path) -> pd.DataFrame:
     for magic, what in _NOT_CSV.items():
         if head.startswith(magic):
             raise DataError(f"{path.name} is {what}, not CSV text; export the table as 'CSV UTF-8' and upload that")
-    if not gzipped and b"\0" in head:
+    if b"\0" in head[:4096]:  # the decompressed text: an IDX file or an archive gzipped under a .csv.gz name
         raise DataError(f"{path.name} holds binary data, not CSV text; export the table as 'CSV UTF-8'")
-    options = {"encoding": "utf-8", "compression": "gzip" if gzipped else None}
-    try:
-        df = pd.read_csv(path, **options)
-        # A semicolon- or tab-separated file (common from European Excel) reads as one wide column.
-        if df.shape[1] == 1:
-            header = str(df.columns[0])
-            for sep in (";", "\t"):
-                if sep in header:
-                    df = pd.read_csv(path, sep=sep, **options)
-                    break
-    except UnicodeDecodeError:
+    if b"\n" not in head and b"\r" not in head and len(head) == MAX_HEADER_BYTES:
         raise DataError(
-            f"{path.name} is not UTF-8 text{_where_not_utf8(path, gzipped)}; it is probably Latin-1 or Windows-1252, "
-            "as older Excel saves it. Save it as 'CSV UTF-8' and upload that"
-        ) from None
+            f"the first line of {path.name} is over {_mb(MAX_HEADER_BYTES)} long, too long for a header row of "
+            "column names; check that the file has one line per row (a CSV header names each column once)"
+        )
+    return gzipped, head
+
+
+def _csv_header(path: Path, gzipped: bool, head: bytes) -> tuple[list[str], str]:
+    """(the columns, the separator) of the header in head: ',' unless one column's name holds ';' or a tab."""
+    import pandas as pd
+
+    complete = head[: max(head.rfind(b"\n"), head.rfind(b"\r")) + 1] or head  # whole lines: no character cut in half
+    try:
+        for sep in (",", ";", "\t"):
+            columns = list(pd.read_csv(io.BytesIO(complete), sep=sep, nrows=0, encoding="utf-8").columns)
+            # A semicolon- or tab-separated file (common from European Excel) reads as one wide column.
+            if len(columns) != 1 or not any(other in str(columns[0]) for other in (";", "\t")):
+                return columns, sep
+    except UnicodeDecodeError:
+        raise DataError(_not_utf8_message(path, gzipped)) from None
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path.name} is empty; upload a CSV file with a header row and data rows") from None
+    except pd.errors.ParserError as e:
+        raise DataError(f"{path.name} is not valid CSV: {str(e).strip()}") from None
+    return columns, sep
+
+
+def _not_utf8_message(path: Path, gzipped: bool) -> str:
+    return (
+        f"{path.name} is not UTF-8 text{_where_not_utf8(path, gzipped)}; it is probably Latin-1 or Windows-1252, "
+        "as older Excel saves it. Save it as 'CSV UTF-8' and upload that"
+    )
+
+
+def read_csv(path: Path, limits: Limits | None = None) -> pd.DataFrame:
+    """Read a CSV (or gzipped CSV, or ; / tab separated) file as a DataFrame, or raise a DataError that says why not.
+
+    Its text (once decompressed, counted by streaming) and its rows are checked against limits (default: this
+    process's) before pandas holds them."""
+    import pandas as pd
+
+    limits = limits or _env_limits()
+    gzipped, head = _csv_head(path)
+    _, sep = _csv_header(path, gzipped, head)
+    text_limit = data_budget_bytes(limits) // CSV_TEXT_SHARE
+    try:
+        size = bounded.inflated_size(path, gzipped, text_limit)
+    except (OSError, EOFError, zlib.error) as e:
+        raise DataError(f"could not read {path.name} ({e})") from None
+    if size > text_limit:  # counting a gzip stops at the limit: its size is only known to be over it
+        found = f"more than {_mb(text_limit)} of text once decompressed" if gzipped else f"{_mb(size)} of text"
+        raise DataError(
+            f"{path.name} holds {found}; this server reads at most {_mb(text_limit)} from one CSV (a sixteenth of "
+            f"its {limits.memory_budget_mb:,} MB memory budget, KF_MEMORY_BUDGET_MB). Upload a sample of the rows"
+        )
+    nrows = limits.max_rows + 1 if limits.max_rows else None  # one past the limit is enough to refuse
+    try:
+        df = pd.read_csv(path, sep=sep, encoding="utf-8", compression="gzip" if gzipped else None, nrows=nrows)
+    except UnicodeDecodeError:
+        raise DataError(_not_utf8_message(path, gzipped)) from None
     except pd.errors.EmptyDataError:
         raise DataError(f"{path.name} is empty; upload a CSV file with a header row and data rows") from None
     except pd.errors.ParserError as e:
         raise DataError(f"{path.name} is not valid CSV: {str(e).strip()}") from None
     except (OSError, EOFError, zlib.error) as e:
         raise DataError(f"could not read {path.name} ({e})") from None
+    if nrows and len(df) >= nrows:
+        raise DataError(f"{path.name}: {rows_problem(len(df), limits, counted_all=False)}")
     return df

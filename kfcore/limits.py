@@ -95,13 +95,75 @@ class Limits:
         return cls(hosted=hosted, keras_downloads=downloads, **values)
 
 
-def estimate_training_memory_mb(report: ShapeReport, batch_size: int, n_values: int) -> float:
-    """A rough upper estimate of what training takes: weights, gradients and two optimizer slots (Adam),
-    activations and their gradients for one batch, and the training data itself, all float32."""
-    weights = report.total_params * 4 * 4
-    activations = batch_size * sum(math.prod(row.output_shape) for row in report.rows) * 4 * 3
+DATA_SHARE = 4  # one dataset may take a quarter of the budget: training adds split copies, a pipeline copy, the model
+
+
+def data_budget_bytes(limits: Limits) -> int:
+    """The most memory loading one dataset may take (its arrays as read plus their float32 copies)."""
+    return limits.memory_budget_mb * 2**20 // DATA_SHARE
+
+
+def rows_problem(n_rows: int, limits: Limits, counted_all: bool = True) -> str | None:
+    """Why a dataset of n_rows is over this server's row limit (KF_MAX_ROWS), or None. counted_all=False: reading
+    stopped after n_rows, so there are at least that many."""
+    if limits.max_rows and n_rows > limits.max_rows:
+        found = f"{n_rows:,}" if counted_all else f"more than {limits.max_rows:,}"
+        return f"the dataset has {found} rows, over this server's limit of {limits.max_rows:,}; use a smaller sample"
+    return None
+
+
+# The batches a run predicts at besides its training batch (kfcore.train), before run_batches fits them to the
+# budget. Try it predicts one sample at a time, under any training batch.
+EVALUATE_BATCH = 256  # evaluate and predict on the test split
+VALIDATION_BATCH = 512  # per-class validation accuracy after each epoch
+BOUNDARY_BATCH = 4096  # the decision-boundary grid of a model with 2 inputs
+TRAIN_COPIES = 3  # activations, their gradients and the optimizer's work space, per sample of a training batch
+PREDICT_COPIES = 4  # per sample of a predict batch; measured 2.3-3.3× a 1×1 Conv2D's output on CPU (bench_bombs.py)
+
+
+@dataclass(frozen=True)
+class RunBatches:
+    """The batch sizes one run uses: its training batch and the inference batches fitted to the memory budget."""
+
+    train: int
+    evaluate: int
+    validation: int
+    boundary: int
+
+
+def _activation_bytes(report: ShapeReport) -> int:
+    """float32 bytes of every layer's output for one sample."""
+    return sum(math.prod(row.output_shape) for row in report.rows) * 4
+
+
+def _fixed_bytes(report: ShapeReport, n_values: int) -> int:
+    weights = report.total_params * 4 * 4  # weights, gradients and two optimizer slots (Adam)
     data = n_values * 4 * 2  # the arrays plus the copy the input pipeline makes
-    return (weights + activations + data) / 2**20
+    return weights + data
+
+
+def run_batches(report: ShapeReport, batch_size: int, n_values: int, limits: Limits) -> RunBatches:
+    """Each inference batch at its preferred size, lowered until its activations fit in the memory budget beside
+    the weights and data, but never below the training batch (which has to fit three times over anyway)."""
+    room = limits.memory_budget_mb * 2**20 - _fixed_bytes(report, n_values)
+    per_sample = _activation_bytes(report) * PREDICT_COPIES
+    fits = int(room // per_sample) if per_sample else BOUNDARY_BATCH
+
+    def fit(preferred: int) -> int:
+        return max(batch_size, min(preferred, fits))
+
+    return RunBatches(batch_size, fit(EVALUATE_BATCH), fit(VALIDATION_BATCH), fit(BOUNDARY_BATCH))
+
+
+def estimate_training_memory_mb(report: ShapeReport, batch_size: int, n_values: int, limits: Limits) -> float:
+    """A rough upper estimate of what a run takes at its largest moment, all float32: weights, gradients and two
+    optimizer slots, the training data, and the activations of whichever batch needs most, training (with
+    gradients) or any inference batch of run_batches."""
+    batches = run_batches(report, batch_size, n_values, limits)
+    per_sample = _activation_bytes(report)
+    inference = max(batches.evaluate, batches.validation, batches.boundary) * per_sample * PREDICT_COPIES
+    activations = max(batch_size * per_sample * TRAIN_COPIES, inference)
+    return (_fixed_bytes(report, n_values) + activations) / 2**20
 
 
 def check_run(spec: RunSpec, report: ShapeReport, n_rows: int, n_values: int, limits: Limits) -> None:
@@ -115,11 +177,9 @@ def check_run(spec: RunSpec, report: ShapeReport, n_rows: int, n_values: int, li
             f"the model has {report.total_params:,} parameters, over this server's limit of {limits.max_params:,}; "
             "use fewer units or filters, or add pooling before large Dense layers"
         )
-    if limits.max_rows and n_rows > limits.max_rows:
-        problems.append(
-            f"the dataset has {n_rows:,} rows, over this server's limit of {limits.max_rows:,}; use a smaller sample"
-        )
-    need = estimate_training_memory_mb(report, t.batch_size, n_values)
+    if rows := rows_problem(n_rows, limits):
+        problems.append(rows)
+    need = estimate_training_memory_mb(report, t.batch_size, n_values, limits)
     if need > limits.memory_budget_mb:
         problems.append(
             f"training this model would need about {need:,.0f} MB of memory, more than the {limits.memory_budget_mb:,} MB "

@@ -19,7 +19,7 @@ import numpy as np
 
 from kfcore import evaluate
 from kfcore.data import DataError, Dataset, Splits, fingerprint, load_dataset, split_dataset
-from kfcore.limits import LimitError, Limits, check_run
+from kfcore.limits import LimitError, Limits, check_run, run_batches
 from kfcore.shapes import ShapeError, ShapeReport, head, infer_shapes
 from kfcore.spec import RunSpec, SpecError
 from kfcore.store import disk_full
@@ -59,11 +59,12 @@ def prepare(
 
     Raises DataError, ShapeError or LimitError with a message for the user.
     """
-    ds = dataset if dataset is not None else load_dataset(spec.data)
+    limits = limits or Limits.from_env()
+    ds = dataset if dataset is not None else load_dataset(spec.data, limits=limits)
     splits = split_dataset(ds, spec.split)
     report = infer_shapes(spec.layers, ds.input_shape, ds.task, ds.n_classes, spec.output)
     n_rows = len(ds.x) + (len(ds.x_test) if ds.x_test is not None else 0)
-    check_run(spec, report, n_rows, int(splits.x_train.size), limits or Limits.from_env())
+    check_run(spec, report, n_rows, int(splits.x_train.size), limits)
     return ds, splits, report
 
 
@@ -171,7 +172,9 @@ def _train(
     limits: Limits | None,
 ) -> TrainResult:
     t0 = time.perf_counter()
+    limits = limits or Limits.from_env()
     ds, splits, report = prepare(spec, dataset, limits)
+    batches = run_batches(report, spec.train.batch_size, int(splits.x_train.size), limits)
 
     from kfcore import hardware
 
@@ -243,7 +246,7 @@ def _train(
     callbacks: list[Any] = [
         _streaming_callback(keras, emit, stop, spec.train.epochs, steps_per_epoch, n_train, batch, t0, history,
                            splits.x_val if has_val and ds.task != "regression" and stream else None,
-                           splits.y_val, ds.n_classes, stream)
+                           splits.y_val, ds.n_classes, stream, batches.validation)
     ]
     if spec.train.early_stopping:
         callbacks.append(
@@ -269,7 +272,7 @@ def _train(
     monitor = "val_loss" if has_val else "loss"
     scores = [h.get(monitor, math.inf) for h in history]
     best_epoch = history[int(np.argmin(scores))]["epoch"] if history else None
-    eval_batch = max(256, batch)
+    eval_batch = batches.evaluate
     test = model.evaluate(splits.x_test, y_test, batch_size=eval_batch, verbose=0, return_dict=True)
     test = {k_: float(v) for k_, v in test.items()}
     outputs = model.predict(splits.x_test, batch_size=eval_batch, verbose=0)
@@ -279,7 +282,8 @@ def _train(
         evaluation = evaluate.classification_report(splits.y_test, outputs, ds.class_names)
         if len(ds.input_shape) == 1 and ds.input_shape[0] == 2:
             evaluation["decision_boundary"] = evaluate.decision_boundary(
-                lambda g: model.predict(g, batch_size=4096, verbose=0), np.concatenate([splits.x_train, splits.x_test])
+                lambda g: model.predict(g, batch_size=batches.boundary, verbose=0),
+                np.concatenate([splits.x_train, splits.x_test]),
             )
     evaluation["best_epoch"] = best_epoch
     evaluation["epochs_run"] = len(history)
@@ -312,10 +316,11 @@ def _streaming_callback(keras: Any, *args: Any) -> Any:
 class _StreamingMixin:
     """Turns Keras callbacks into events: progress a few times a second, every epoch's logs, cancel, NaN."""
 
-    def setup(self, emit, stop, epochs, steps_per_epoch, n_train, batch, t0, history, x_val, y_val, n_classes, stream):
+    def setup(self, emit, stop, epochs, steps_per_epoch, n_train, batch, t0, history, x_val, y_val, n_classes, stream,
+              val_batch):
         self.emit, self.stop, self.epochs, self.steps = emit, stop, epochs, steps_per_epoch
         self.n_train, self.batch, self.t0, self.history = n_train, batch, t0, history
-        self.x_val, self.y_val, self.n_classes, self.stream = x_val, y_val, n_classes, stream
+        self.x_val, self.y_val, self.n_classes, self.stream, self.val_batch = x_val, y_val, n_classes, stream, val_batch
         self.last_progress = 0.0
         self.epoch_start = self.train_end = time.perf_counter()
 
@@ -360,7 +365,7 @@ class _StreamingMixin:
         row["samples_per_s"] = self.n_train / train_time
         row["elapsed"] = now - self.t0
         if self.x_val is not None:
-            probs = self.model.predict(self.x_val, batch_size=max(512, self.batch), verbose=0)
+            probs = self.model.predict(self.x_val, batch_size=self.val_batch, verbose=0)
             _, pred = evaluate.probabilities_to_classes(probs)
             row["per_class_val_accuracy"] = evaluate.per_class_accuracy(self.y_val, pred, self.n_classes)
         self.history.append(row)

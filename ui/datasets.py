@@ -20,6 +20,7 @@ import streamlit as st
 from kfcore import advice, uploads
 from kfcore.data import BUILTIN_INFO, KERAS_INFO, DataError, Dataset, load_dataset, split_dataset
 from kfcore.limits import LimitError, Limits, check_run
+from kfcore.sandbox import load_capped
 from kfcore.shapes import ShapeError, ShapeReport, infer_shapes
 from kfcore.spec import DataSpec, LayerSpec, SplitSpec
 from kfcore.store import disk_guard
@@ -58,9 +59,15 @@ def _key(data: DataSpec) -> str:
     return json.dumps(asdict(data), sort_keys=True)
 
 
+FILE_SOURCES = ("csv", "npz", "idx")
+
+
 @st.cache_resource(show_spinner="Loading the data…", max_entries=8)
 def _load(key: str) -> Dataset:
-    return load_dataset(uploads.resolve(DataSpec(**json.loads(key)), state.store().uploads_dir))
+    data, limits = uploads.resolve(DataSpec(**json.loads(key)), state.store().uploads_dir), state.limits()
+    if data.source in FILE_SOURCES:  # a user's file is parsed in a memory-capped child: a bomb never hits the server
+        return load_capped(data, limits)
+    return load_dataset(data, limits=limits)
 
 
 def dataset(data: DataSpec | None = None) -> Dataset:
