@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from kfcore.jobs import JobManager
 from tests import bombs
-from tests.app.helpers import APP
+from tests.app.helpers import APP, shown
 
 
 def vm_hwm_mb() -> float:
@@ -58,9 +58,9 @@ def test_each_bomb_is_refused_on_the_page_without_the_server_growing(app, bomb_f
         assert path.stat().st_size < 5 * bombs.MIB  # small uploads: the upload cap never sees them
         app.file_uploader(key="upload").set_value((path.name, path.read_bytes(), "application/octet-stream")).run()
         assert not app.exception, [e.value for e in app.exception]
-        shown = [e.value for e in app.error]
-        assert any(message in e for e in shown), (path.name, shown)
+        errors = [shown(e.value) for e in app.error]  # as a user reads them: the file names were escaped
+        assert any(message in e for e in errors), (path.name, errors)
         assert app.session_state["spec"].data == before_spec, path.name
-        assert any("The previous dataset, **wine**, stays selected." in c.value for c in app.caption), path.name
+        assert any("The previous dataset, **wine**, stays selected." in shown(c.value) for c in app.caption), path.name
     grown = vm_hwm_mb() - before_mb
     assert grown < 300, f"the web process's peak grew by {grown:.0f} MB"
