@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from kfcore import plots
-from kfcore.data import DataError, class_counts, csv_columns
+from kfcore.data import DataError, class_counts, csv_columns, propose_target
 from kfcore.presets import PRESETS
 from kfcore.spec import SYNTHETIC_SETS, TASKS
 from kfcore.store import StoreFullError
@@ -59,9 +59,14 @@ def upload_section() -> None:
         target = None
         if not path.endswith(".npz"):
             columns = csv_columns(datasets.local_path(path))
-            if ss.get("target_column") not in columns:
-                ss.target_column = spec.data.target if spec.data.target in columns else columns[-1]
-            target = st.selectbox("Column to predict", columns, key="target_column")
+            if ss.get("target_column") not in columns:  # a column named like a target, else the person chooses
+                ss.target_column = spec.data.target if spec.data.target in columns else propose_target(columns)
+            target = st.selectbox("Column to predict", columns, key="target_column", index=None,
+                                  placeholder="Choose the column to predict")
+            if target is None:
+                st.info("Which column should the network learn to predict? No column is named like a target "
+                        "(target, label, class, …), so choose it above.", icon=":material/ads_click:")
+                return
         if ss.get("upload_task") not in TASKS:
             ss.upload_task = spec.data.task
         task = st.selectbox("Task", TASKS, key="upload_task", help="auto: classes for text or few whole numbers, "
@@ -127,6 +132,9 @@ with right:
     c[2].metric("Classes", ds.n_classes if ds.task != "regression" else "–")
     st.badge({"multiclass": "multiclass classification", "binary": "binary classification"}.get(ds.task, ds.task),
              icon=":material/category:")
+    if ds.task_reason:
+        st.caption(plain(ds.task_reason) + (" You can change the task on the left." if option == datasets.UPLOAD
+                                            else ""))
     for note in ds.notes:
         st.caption(f":material/info: {plain(note)}")
     try:

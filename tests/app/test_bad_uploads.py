@@ -90,10 +90,10 @@ def test_each_bad_upload_is_explained_on_the_data_page_and_wine_stays(app, tmp_p
 
 
 def test_a_bad_upload_after_a_good_one_keeps_the_good_one(app):
-    upload(app, "survey.csv", ("a,answer\n" + rows(["yes", "no"] * 30)).encode())
+    upload(app, "survey.csv", ("a,label\n" + rows(["yes", "no"] * 30)).encode())
     assert not app.error, errors(app)
     good = app.session_state["spec"].data
-    assert (good.source, good.name, good.target) == ("csv", "survey", "answer")
+    assert (good.source, good.name, good.target) == ("csv", "survey", "label")
     upload(app, "broken.csv", "a,y\n1,ça\n".encode("latin-1"))
     assert any("broken.csv is not UTF-8 text" in e for e in errors(app))
     assert app.session_state["spec"].data == good

@@ -275,7 +275,7 @@ def test_keras_downloads_stay_on_by_default_when_hosted(kf_home):
 
 # -- uploads are private -----------------------------------------------------------------------------------
 
-FLOWERS = "a,b,kind\n" + "\n".join(f"{i % 5},{(i * 3) % 7},{'x' if i % 3 else 'y'}" for i in range(60)) + "\n"
+FLOWERS = "a,b,class\n" + "\n".join(f"{i % 5},{(i * 3) % 7},{'x' if i % 3 else 'y'}" for i in range(60)) + "\n"
 
 
 def page_text(at: AppTest) -> str:
@@ -339,7 +339,7 @@ def test_a_share_link_to_an_upload_opens_for_its_owner_only_and_shows_no_server_
     assert not again.error, [e.value for e in again.error]
     assert again.session_state["spec"].data.path == ref
     go(again, "app_pages/data.py")
-    assert not again.error and again.selectbox(key="target_column").value == "kind"
+    assert not again.error and again.selectbox(key="target_column").value == "class"
     assert str(kf_home) not in page_text(again)
 
 
@@ -356,7 +356,7 @@ def test_a_run_link_to_a_shared_upload_run_shows_it_and_forks_but_reaches_no_oth
         (store.uploads_dir / ref).write_text(FLOWERS)
         store.add_upload(alice, ref, ref.split("/")[1])
     spec = RunSpec.from_dict({"data": {"source": "csv", "name": "flowers", "path": "0123456789abcdef/flowers.csv",
-                                       "target": "kind"},
+                                       "target": "class"},
                               "layers": [{"type": "Dense", "units": 4, "activation": "relu"}], "train": {"epochs": 1}})
     shared = store.create_run(spec.to_dict(), name="alice's flowers", owner=alice)
     store.start_in_process(shared)
@@ -375,7 +375,7 @@ def test_a_run_link_to_a_shared_upload_run_shows_it_and_forks_but_reaches_no_oth
     assert any("Forked **alice's flowers**" in shown(s.value) for s in at.success), [e.value for e in at.error]
     assert at.session_state["spec"].data.path == "0123456789abcdef/flowers.csv"
     go(at, "app_pages/data.py")
-    assert not at.error and at.selectbox(key="target_column").value == "kind"
+    assert not at.error and at.selectbox(key="target_column").value == "class"
     go(at, TRAIN)
     at.button(key="train").click().run()
     assert not at.error, [e.value for e in at.error]

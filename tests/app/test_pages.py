@@ -123,6 +123,10 @@ def test_a_csv_upload_becomes_the_dataset_with_the_chosen_target(app, kf_home):
     app.selectbox(key="dataset").select("upload").run()
     app.file_uploader(key="upload").set_value(("survey.csv", f"a,b,answer\n{rows}".encode(), "text/csv")).run()
     assert not app.exception and not app.error, [e.value for e in app.error]
+    # No column is named like a target: nothing is guessed (the last column is often an ID or a year).
+    assert app.selectbox(key="target_column").value is None and app.session_state["spec"].data.source == "builtin"
+    assert any("choose it above" in i.value for i in app.info)
+    app.selectbox(key="target_column").select("answer").run()
     data = app.session_state["spec"].data
     assert (data.source, data.target, data.name) == ("csv", "answer", "survey")
     assert re.fullmatch(r"[0-9a-f]{16}/survey\.csv", data.path)  # a reference into the store, not a server path
@@ -130,6 +134,17 @@ def test_a_csv_upload_becomes_the_dataset_with_the_chosen_target(app, kf_home):
     assert app.selectbox(key="target_column").value == "answer"
     app.selectbox(key="target_column").select("a").run()
     assert app.session_state["spec"].data.target == "a"
+    assert any("regression: " not in c.value and "classes in the target column 'a'" in shown(c.value)
+               for c in app.caption)  # the task comes with its reason
+
+
+def test_a_column_named_like_a_target_is_proposed(app):
+    rows = "\n".join(f"{2000 + i % 3},{i % 5},{'ab'[i % 2]}" for i in range(40))
+    go(app, "app_pages/data.py")
+    app.selectbox(key="dataset").select("upload").run()
+    app.file_uploader(key="upload").set_value(("pets.csv", f"year,legs,Label\n{rows}".encode(), "text/csv")).run()
+    assert app.selectbox(key="target_column").value == "Label"
+    assert app.session_state["spec"].data.target == "Label"
 
 
 def test_uploads_are_kept_once_by_content_and_other_file_types_refused(tmp_path):

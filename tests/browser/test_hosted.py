@@ -118,7 +118,7 @@ def test_a_run_stays_with_its_browser_across_reloads_and_is_read_only_to_another
 @pytest.mark.timeout(90)
 def test_an_upload_is_its_browsers_and_its_share_link_shows_no_server_path(browser, hosted_server, tmp_path):
     table = tmp_path / "flowers.csv"
-    table.write_text("a,b,kind\n" + "\n".join(f"{i % 5},{(i * 3) % 7},{'x' if i % 3 else 'y'}" for i in range(60)))
+    table.write_text("a,b,class\n" + "\n".join(f"{i % 5},{(i * 3) % 7},{'x' if i % 3 else 'y'}" for i in range(60)))
     root = str(Path(hosted_server.store_dir).resolve())
     mine = browser.new_context(base_url=hosted_server.url, viewport=VIEWPORT)
     other = browser.new_context(base_url=hosted_server.url, viewport=VIEWPORT)
@@ -127,7 +127,7 @@ def test_an_upload_is_its_browsers_and_its_share_link_shows_no_server_path(brows
         goto(page, "/data")
         choose(page, "dataset", "Upload a file (upload)")
         page.locator(".st-key-upload input[type=file]").set_input_files(str(table))
-        expect(page.locator(".st-key-target_column input")).to_have_value("kind")
+        expect(page.locator(".st-key-target_column input")).to_have_value("class")
         expect(page.locator('[data-testid="stSidebar"]')).to_contain_text("flowers")
         wait_idle(page)
         page.locator(".st-key-share button").first.click()
