@@ -85,6 +85,7 @@ def summary_row(record: RunRecord, history: Sequence[dict[str, Any]]) -> dict[st
     return {
         "id": record.id,
         "name": record.name,
+        "parent": record.parent,
         "dataset": dataset_name(record.spec),
         "layers": layers_short(record.spec),
         "params": record.info.get("params"),

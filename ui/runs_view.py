@@ -44,8 +44,11 @@ def _table_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     def metric(kind: str, key: str) -> pd.Series:
         return _numbers([r[key] if r[f"{key}_metric"] == kind else None for r in rows])
 
+    names = {r["id"]: r["name"] for r in rows}
     frame = pd.DataFrame({
         "Name": [r["name"] for r in rows],
+        # The run this one changed or continued (the coach's retrain), by name when it is listed, else by id.
+        "From": [None if not r["parent"] else names.get(r["parent"], r["parent"]) for r in rows],
         "Dataset": [r["dataset"] for r in rows],
         "Layers": [r["layers"] for r in rows],
         "Parameters": _numbers([r["params"] for r in rows]),
@@ -63,6 +66,7 @@ def _table_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 COLUMNS = {
+    "From": st.column_config.TextColumn(help="The run this one changed or continued"),
     "Parameters": st.column_config.NumberColumn(format="localized"),
     "Best val acc.": st.column_config.NumberColumn(format="percent", help="The best validation accuracy of any epoch"),
     "Test acc.": st.column_config.NumberColumn(format="percent"),

@@ -307,6 +307,9 @@ def test_the_coach_reads_a_run_that_learned_nothing_and_retrains_a_child_with_on
     assert {k: v for k, v in child.spec["train"].items() if k != "learning_rate"} == \
         {k: v for k, v in first.spec["train"].items() if k != "learning_rate"}
     assert app.session_state["spec"].train.learning_rate == pytest.approx(1e-4)  # the editor shows what trained
+    go(app, "app_pages/runs.py")
+    table = next(d.value for d in app.dataframe if "From" in d.value.columns)
+    assert dict(zip(table["Name"], table["From"], strict=True))[child.name] == first.name  # the lineage, on Runs
 
 
 def test_stop_cancels_a_long_run(app, kf_home):
