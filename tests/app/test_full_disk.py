@@ -13,24 +13,10 @@ import pytest
 from kfcore.jobs import JobManager
 from kfcore.store import RunStore
 from tests.app.helpers import go, open_app, shown
-from tests.unit.helpers import fill, small_disk
+from tests.unit.helpers import FullDiskConnection, fill, small_disk
 
 DATA, RUNS, TRAIN = "app_pages/data.py", "app_pages/runs.py", "app_pages/train.py"
 SPEC = {"data": {"source": "builtin", "name": "iris"}}
-
-
-class _FullDisk(sqlite3.Connection):
-    """A store connection whose writes fail as SQLite's do when the disk is full, while `full` is set; reads too
-    with `reads_too` (SQLite cannot even make its shared-memory file)."""
-
-    full = reads_too = False
-
-    def execute(self, sql, *args):
-        if _FullDisk.reads_too:
-            raise sqlite3.OperationalError("disk I/O error")
-        if _FullDisk.full and sql.split()[0].upper() in ("INSERT", "UPDATE", "DELETE", "BEGIN"):
-            raise sqlite3.OperationalError("database or disk is full")
-        return super().execute(sql, *args)
 
 
 class _Disk:
@@ -44,19 +30,19 @@ class _Disk:
         else:
             self.home = tmp_path / "kf"
             connect = sqlite3.connect
-            monkeypatch.setattr(sqlite3, "connect", lambda *a, **k: connect(*a, factory=_FullDisk, **k))
-            monkeypatch.setattr(_FullDisk, "full", False)
-            monkeypatch.setattr(_FullDisk, "reads_too", False)
+            monkeypatch.setattr(sqlite3, "connect", lambda *a, **k: connect(*a, factory=FullDiskConnection, **k))
+            monkeypatch.setattr(FullDiskConnection, "full", False)
+            monkeypatch.setattr(FullDiskConnection, "reads_too", False)
 
     def fill(self, reads_too: bool = False) -> None:
         if self.kind == "real":
             self.filler = fill(self.home.parent)
             return
-        _FullDisk.full, _FullDisk.reads_too = True, reads_too
+        FullDiskConnection.full, FullDiskConnection.reads_too = True, reads_too
         write_bytes = Path.write_bytes
 
         def no_space(path: Path, data: bytes) -> int:
-            if not _FullDisk.full:
+            if not FullDiskConnection.full:
                 return write_bytes(path, data)
             path.touch()  # as a real full disk does: the file is made, its data does not fit
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
@@ -67,7 +53,7 @@ class _Disk:
         if self.kind == "real":
             self.filler.unlink()
         else:
-            _FullDisk.full = _FullDisk.reads_too = False
+            FullDiskConnection.full = FullDiskConnection.reads_too = False
 
     def close(self) -> None:
         if self.kind == "real":

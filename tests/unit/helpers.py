@@ -1,6 +1,7 @@
 """Shared by the unit tests: waiting on worker processes, a small real disk to fill."""
 
 import errno
+import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
@@ -49,3 +50,17 @@ def fill(path: Path) -> Path:
                 if len(chunk) == 1:
                     return filler
                 chunk = chunk[: len(chunk) // 2]
+
+
+class FullDiskConnection(sqlite3.Connection):
+    """A store connection whose writes fail as SQLite's do on a full disk while `full` is set; reads too with
+    `reads_too` (SQLite cannot even make its shared-memory file: "disk I/O error")."""
+
+    full = reads_too = False
+
+    def execute(self, sql, *args):
+        if FullDiskConnection.reads_too:
+            raise sqlite3.OperationalError("disk I/O error")
+        if FullDiskConnection.full and sql.split()[0].upper() in ("INSERT", "UPDATE", "DELETE", "BEGIN"):
+            raise sqlite3.OperationalError("database or disk is full")
+        return super().execute(sql, *args)

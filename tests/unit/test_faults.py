@@ -31,7 +31,7 @@ from kfcore.__main__ import main
 from kfcore.jobs import SERVER_GONE, JobManager, execute_run
 from kfcore.spec import ACTIVATIONS, OPTIMIZERS, SCHEDULES, parse_spec
 from kfcore.store import RunStore
-from tests.unit.helpers import fill, small_disk, wait_for
+from tests.unit.helpers import FullDiskConnection, fill, small_disk, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -348,28 +348,14 @@ def test_server_killed_alone_its_worker_stops_within_seconds_and_the_cap_holds_a
 # -- (e) a full disk under KF_HOME -----------------------------------------------------------------
 
 
-class _FullDisk(sqlite3.Connection):
-    """A connection whose writes fail as SQLite's do on a full disk while `full` is set; reads too with
-    `reads_too` (SQLite cannot even make its shared-memory file: "disk I/O error")."""
-
-    full = reads_too = False
-
-    def execute(self, sql, *args):
-        if _FullDisk.reads_too:
-            raise sqlite3.OperationalError("disk I/O error")
-        if _FullDisk.full and sql.split()[0].upper() in ("INSERT", "UPDATE", "DELETE", "BEGIN"):
-            raise sqlite3.OperationalError("database or disk is full")
-        return super().execute(sql, *args)
-
-
 @pytest.fixture
 def full_disk(monkeypatch):
-    """Make every store connection opened from now on a _FullDisk one; the test sets `full` when the disk fills."""
+    """Make every store connection opened from now on a FullDiskConnection one; the test sets `full` when the disk fills."""
     connect = sqlite3.connect
-    monkeypatch.setattr(sqlite3, "connect", lambda *a, **k: connect(*a, factory=_FullDisk, **k))
-    monkeypatch.setattr(_FullDisk, "full", False)
-    monkeypatch.setattr(_FullDisk, "reads_too", False)
-    return _FullDisk
+    monkeypatch.setattr(sqlite3, "connect", lambda *a, **k: connect(*a, factory=FullDiskConnection, **k))
+    monkeypatch.setattr(FullDiskConnection, "full", False)
+    monkeypatch.setattr(FullDiskConnection, "reads_too", False)
+    return FullDiskConnection
 
 
 def disk_message(root) -> str:
