@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
+from kfcore.store import RunStore
 from tests.browser.conftest import REPO, VIEWPORT, exceptions, goto, nav, shot, start_server, stop_server, wait_idle
 from ui.text import WORD_JOINER
 
@@ -102,7 +103,9 @@ def hostile():
 
     home = Path(tempfile.mkdtemp(prefix="kf-user-text-"))
     path = save_upload("table.csv", table_csv(), root=home)  # where the Data page keeps an upload
-    spec = {"data": {"source": "csv", "name": "table", "path": str(path), "target": COLUMNS[-1]},
+    ref = f"{path.parent.name}/{path.name}"  # as the Data page records it: this browser's upload, by reference
+    RunStore(home).add_upload(OWNER, ref, "table.csv")
+    spec = {"data": {"source": "csv", "name": "table", "path": ref, "target": COLUMNS[-1]},
             "layers": [{"type": "Dense", "units": 8, "activation": "relu"}], "train": {"epochs": 2}}
     out = subprocess.run([sys.executable, "-c", TRAIN, str(home), json.dumps([spec, RUN_NAME, OWNER])], cwd=REPO,
                          capture_output=True, text=True, timeout=RUN_DEADLINE_S)
@@ -183,9 +186,11 @@ def test_hostile_names_labels_and_file_names_show_as_text_on_every_page(browser,
 def test_a_share_link_with_a_hostile_data_name_shows_it_as_text_and_a_bad_one_is_quoted_as_text(browser, hostile):
     server, path, _ = hostile
     context = browser.new_context(base_url=server.url, viewport=VIEWPORT)
+    context.add_cookies([{"name": "kf_owner", "value": OWNER, "url": server.url}])  # the upload is this browser's
     try:
         page = context.new_page()
-        spec = {"data": {"source": "csv", "name": DATA_NAME, "path": str(path), "target": COLUMNS[-1]}}
+        ref = f"{path.parent.name}/{path.name}"
+        spec = {"data": {"source": "csv", "name": DATA_NAME, "path": ref, "target": COLUMNS[-1]}}
         goto(page, f"/train?spec={link(spec)}")
         assert_text_only(page, "train from the link")
         assert DATA_NAME in text_of(page, '[data-testid="stSidebar"]')
