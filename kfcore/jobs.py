@@ -38,8 +38,8 @@ OUT_OF_MEMORY = ("ran out of memory: the system stopped the process training thi
 
 
 def default_concurrency() -> int:
-    """KF_MAX_CONCURRENT, else one training per two CPU cores (TensorFlow uses several threads per training)."""
-    return Limits.from_env().max_concurrent or max(1, (os.cpu_count() or 1) // 2)
+    """KF_MAX_CONCURRENT, else one training per two CPU cores (Limits.from_env)."""
+    return Limits.from_env().max_concurrent
 
 
 def execute_run(

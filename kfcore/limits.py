@@ -72,7 +72,7 @@ class Limits:
     max_runs_total: int | None = None
     max_seconds_per_run: float | None = None
     memory_budget_mb: int = 4096
-    max_concurrent: int | None = None  # runs training at once; None: one per two CPU cores (kfcore.jobs)
+    max_concurrent: int = 1  # runs training at once (kfcore.jobs); from_env: one per two CPU cores by default
     keras_downloads: bool = True  # KF_KERAS_DOWNLOADS=0: a server with no way out, or that must fetch nothing
     # What was wrong with the variables these limits were read from, one message each (from_env); empty when none.
     problems: tuple[str, ...] = ()
@@ -90,6 +90,8 @@ class Limits:
         values: dict[str, int | None] = dict(HOSTED_DEFAULTS) if hosted else {}
         # Half the machine's memory for one training by default: the web server and other runs need the rest.
         values["memory_budget_mb"] = _total_memory_mb() // 2
+        # One training per two CPU cores: TensorFlow uses several threads per training.
+        cores_default = values["max_concurrent"] = max(1, (os.cpu_count() or 1) // 2)
         for field_name, var in _ENV.items():
             raw = env.get(var, "").strip()
             if not raw:
@@ -100,13 +102,16 @@ class Limits:
                 number = -1
             if number < 0:
                 default = values.get(field_name)
-                problems.append(f"{var}={raw[:40]!r} is not a whole number, so "
-                                f"{'its default of ' + format(default, ',') if default else 'no limit'} applies; "
-                                "set it to a whole number (0 = no limit)")
+                applies = f"its default of {default:,}" if default else "no limit"
+                zero = "0 = the default" if field_name == "max_concurrent" else "0 = no limit"
+                problems.append(f"{var}={raw[:40]!r} is not a whole number, so {applies} applies; "
+                                f"set it to a whole number ({zero})")
                 continue
             values[field_name] = number if number > 0 else None
         if values.get("memory_budget_mb") is None:
             values["memory_budget_mb"] = 1 << 30
+        if values.get("max_concurrent") is None:  # "no limit" on processes would be a fork bomb: the default
+            values["max_concurrent"] = cores_default
         return cls(hosted=hosted, keras_downloads=downloads, problems=tuple(problems), **values)
 
 

@@ -72,7 +72,7 @@ def _load(key: str) -> Dataset:
     data, limits = uploads.resolve(DataSpec(**json.loads(key)), state.store().uploads_dir), state.limits()
 
     def load() -> Dataset:
-        if data.source in FILE_SOURCES:  # a user's file is parsed in a memory-capped child: a bomb never hits the server
+        if data.source in FILE_SOURCES:  # a user's file is parsed in a memory-capped child: a bomb never hits us
             return load_capped(data, limits)
         return load_dataset(data, limits=limits)
 
