@@ -101,9 +101,12 @@ def _leased(store: RunStore, run_id: str) -> Iterator[None]:
         thread.join()
 
 
-def _stored_outcome(record: RunRecord) -> Any:
+def _stored_outcome(record: RunRecord | None, fallback: Any = None) -> Any:
+    """The outcome a run holds in the store as a TrainResult; `fallback` when it holds none (or is gone)."""
     from kfcore.train import TrainResult
 
+    if record is None or not record.is_final:
+        return fallback
     return TrainResult(status=record.status, error=record.error, test=record.test)
 
 
@@ -123,9 +126,8 @@ def _execute(
     try:
         check_data_access(spec.data, limits, store, record.owner)  # the run's owner: its own or forked uploads
     except LimitError as e:
-        if not store.fail(run_id, str(e)):
-            return _stored_outcome(store.get(run_id, with_evaluation=False))
-        return TrainResult(status="failed", error=str(e))
+        refusal = TrainResult(status="failed", error=str(e))
+        return refusal if store.fail(run_id, str(e)) else _stored_outcome(store.get(run_id, False), refusal)
     spec = dataclasses.replace(spec, data=uploads.resolve(spec.data, store.uploads_dir))
     started = time.monotonic()
     last_check = [0.0, False]
@@ -191,7 +193,7 @@ def _execute(
 
     result = train(spec, on_event=record_event, should_stop=should_stop, model_path=store.model_file(run_id),
                    dataset=dataset, limits=limits)
-    return _stored_outcome(store.get(run_id, with_evaluation=False)) if refused else result
+    return _stored_outcome(store.get(run_id, with_evaluation=False), result) if refused else result
 
 
 def worker_main(store_root: str, runs_per_worker: int, parent_pid: int, max_running: int | None = None) -> None:

@@ -1,6 +1,7 @@
 """The dataset behind the current spec, loaded once per process, and uploads saved into the store.
 
-Datasets are cached as resources (no copy per rerun: MNIST is hundreds of MB) and treated as read-only.
+Datasets are shared by every session and treated as read-only (no copy per rerun: MNIST is hundreds of MB), in
+a cache bounded by their bytes (kfcore.datacache).
 A failed load is remembered for the session, so a page does not retry a dead download on every rerun;
 choosing the data again on the Data page retries it.
 """
