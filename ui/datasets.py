@@ -72,10 +72,11 @@ _CACHE = DatasetCache()
 def _load(key: str) -> Dataset:
     data, limits = uploads.resolve(DataSpec(**json.loads(key)), state.store().uploads_dir), state.limits()
 
-    def load() -> Dataset:
-        if data.source in FILE_SOURCES:  # a user's file is parsed in a memory-capped child: a bomb never hits us
-            return load_capped(data, limits)
-        return load_dataset(data, limits=limits)
+    def load() -> Dataset:  # a cache miss only
+        with st.spinner("Loading the data…"):
+            if data.source in FILE_SOURCES:  # a user's file is parsed in a memory-capped child: a bomb never hits us
+                return load_capped(data, limits)
+            return load_dataset(data, limits=limits)
 
     # Keyed by the resolved spec: an upload reference names a different file in another store.
     return _CACHE.get_or_load(_key(data), load, data_cache_bytes(limits))
@@ -88,8 +89,7 @@ def dataset(data: DataSpec | None = None) -> Dataset:
     if key in failed:
         raise DataError(failed[key])
     try:
-        with st.spinner("Loading the data…"):  # shown only if it takes over half a second: a cache miss
-            return _load(key)
+        return _load(key)
     except DataError as e:
         failed[key] = str(e)
         raise
@@ -104,16 +104,17 @@ def choose(data: DataSpec) -> Dataset:
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def split_sizes(key: str, test: float, validation: float, seed: int) -> dict[str, int]:
-    """Samples per split for a dataset (by cache key) and split settings; raises DataError."""
-    s = split_dataset(_load(key), SplitSpec(test=test, validation=validation, seed=seed))
+def split_sizes(key: str, test: float, validation: float, seed: int, _ds: Dataset) -> dict[str, int]:
+    """Samples per split for a dataset (by cache key: _ds, the dataset itself, is not hashed) and split settings;
+    raises DataError."""
+    s = split_dataset(_ds, SplitSpec(test=test, validation=validation, seed=seed))
     return {"train": len(s.y_train), "validation": 0 if s.y_val is None else len(s.y_val), "test": len(s.y_test)}
 
 
 def current_split_sizes() -> dict[str, int]:
     spec = state.spec()
-    dataset()  # raises the remembered DataError, if any
-    return split_sizes(_key(spec.data), spec.split.test, spec.split.validation, spec.split.seed)
+    ds = dataset()  # raises the remembered DataError, if any
+    return split_sizes(_key(spec.data), spec.split.test, spec.split.validation, spec.split.seed, ds)
 
 
 def check_model(
