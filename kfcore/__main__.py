@@ -46,7 +46,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from kfcore import uploads
     from kfcore.advice import model_advice
     from kfcore.data import DataError
-    from kfcore.limits import LimitError
+    from kfcore.limits import LimitError, Limits
     from kfcore.shapes import ShapeError
     from kfcore.spec import MAX_SPEC_BYTES, RunSpec, SpecError
     from kfcore.train import prepare
@@ -58,11 +58,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as e:
         _fail(f"cannot read the spec file {path}: {getattr(e, 'strerror', None) or e}")
     store = _store(args)
+    limits = Limits.from_env()
+    for problem in limits.problems:  # the mode's default applies for that variable: it still trains
+        print(f"warning: {problem}", file=sys.stderr)
     try:
         spec = RunSpec.from_json(text)
         # Refuse bad data or an unbuildable stack before TensorFlow is even imported; an upload reference (a spec
-        # from a share link or `show`) names a file in the store.
-        dataset, _, _ = prepare(replace(spec, data=uploads.resolve(spec.data, store.uploads_dir)))
+        # from a share link or `show`) names a file in the store. The run trains on this very dataset: read once.
+        dataset, _, _ = prepare(replace(spec, data=uploads.resolve(spec.data, store.uploads_dir)), limits=limits)
     except (SpecError, DataError, ShapeError, LimitError) as e:
         _fail(str(e))
     for note in model_advice(spec, dataset.task, dataset.n_classes):  # it still trains: the user may mean it
@@ -71,7 +74,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     from kfcore.jobs import execute_run
 
     run_id = store.create_run(spec.to_dict(), name=args.name)
-    store.start_in_process(run_id)
+    if not store.start_in_process(run_id):
+        _fail(f"run {run_id} was taken (or cancelled) by a server using this store before it could start here; "
+              f"follow it with python -m kfcore show {run_id}")
     # Ctrl-C cancels cleanly (the run is recorded as cancelled) instead of dumping a KeyboardInterrupt trace.
     signal.signal(signal.SIGINT, lambda *_: store.request_cancel(run_id))
     signal.signal(signal.SIGTERM, lambda *_: store.request_cancel(run_id))
@@ -80,7 +85,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         if event["event"] == "epoch":
             _print({"event": "epoch", **{k: v for k, v in event.items() if k != "event"}})
 
-    result = execute_run(store, run_id, on_event=on_event)
+    result = execute_run(store, run_id, on_event=on_event, limits=limits, dataset=dataset)
     if result.status == "finished":
         _print({"event": "done", "run_id": run_id, "test": result.test, "best_epoch": result.best_epoch,
                 "model": result.model_path})

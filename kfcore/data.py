@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, BinaryIO
 import numpy as np
 
 from kfcore import bounded
-from kfcore.limits import LimitError, Limits, data_budget_bytes, rows_problem
+from kfcore.limits import Limits, data_budget_bytes, rows_problem
 from kfcore.spec import BUILTIN_SETS, KERAS_SETS, SYNTHETIC_SETS, TASKS, DataSpec, SplitSpec
 
 if TYPE_CHECKING:
@@ -203,9 +203,9 @@ def load_dataset(spec: DataSpec, cache_dir: str | Path | None = None, limits: Li
     loaders: dict[str, Callable[[], Dataset]] = {
         "builtin": lambda: _load_builtin(spec),
         "keras": lambda: _load_keras(spec, cache_dir),
-        "csv": lambda: _load_csv(spec, limits or _env_limits()),
-        "npz": lambda: _load_npz(spec, limits or _env_limits()),
-        "idx": lambda: _load_idx(spec, limits or _env_limits()),
+        "csv": lambda: _load_csv(spec, limits or Limits.from_env()),
+        "npz": lambda: _load_npz(spec, limits or Limits.from_env()),
+        "idx": lambda: _load_idx(spec, limits or Limits.from_env()),
     }
     if spec.source not in loaders:
         raise DataError(f"unknown data source {spec.source!r}; choose one of {', '.join(loaders)}")
@@ -467,14 +467,6 @@ def _label_text(v: object) -> str:
     if isinstance(v, (float, np.floating)) and float(v).is_integer():
         return str(int(v))
     return str(v)
-
-
-def _env_limits() -> Limits:
-    """This process's limits, for a caller that passed none; a malformed variable is a message, not a crash."""
-    try:
-        return Limits.from_env()
-    except LimitError as e:
-        raise DataError(f"this server's limits are misconfigured, so files cannot be checked: {e}") from None
 
 
 def _mb(n_bytes: int) -> str:
@@ -1267,7 +1259,7 @@ def read_csv(path: Path, limits: Limits | None = None) -> pd.DataFrame:
     process's) before pandas holds them."""
     import pandas as pd
 
-    limits = limits or _env_limits()
+    limits = limits or Limits.from_env()
     gzipped, head = _csv_head(path)
     _, sep = _csv_header(path, gzipped, head)
     text_limit = data_budget_bytes(limits) // CSV_TEXT_SHARE

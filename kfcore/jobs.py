@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from kfcore import uploads
+from kfcore.data import Dataset
 from kfcore.limits import LimitError, Limits, check_data_access
 from kfcore.spec import RunSpec
-from kfcore.store import HEARTBEAT_S, RunStore, StoreFullError
+from kfcore.store import HEARTBEAT_S, RunRecord, RunStore, StoreFullError
 
 RUNS_PER_WORKER = 20  # then the worker exits and a fresh one returns the memory Keras accumulates
 POLL_S = 0.1  # how often an idle worker looks for queued runs
@@ -37,11 +38,8 @@ OUT_OF_MEMORY = ("ran out of memory: the system stopped the process training thi
 
 
 def default_concurrency() -> int:
-    """One training per two CPU cores (TensorFlow uses several threads per training), at least one."""
-    env = os.environ.get("KF_MAX_CONCURRENT")
-    if env and env.isdigit() and int(env) > 0:
-        return int(env)
-    return max(1, (os.cpu_count() or 1) // 2)
+    """KF_MAX_CONCURRENT, else one training per two CPU cores (Limits.from_env)."""
+    return Limits.from_env().max_concurrent
 
 
 def execute_run(
@@ -50,24 +48,27 @@ def execute_run(
     on_event: Any = None,
     limits: Limits | None = None,
     parent_alive: Callable[[], bool] | None = None,
+    dataset: Dataset | None = None,
 ) -> Any:
     """Train one stored run, writing its events to the store and renewing its lease. Used by workers and the CLI.
 
-    parent_alive (a worker's): polled with the cancel flag, so a worker whose server died stops within a second
-    and leaves its run interrupted. When the disk fills up the run stops and is failed with that reason; a
-    worker keeps trying to record it while its server lives, the CLI tries once (its error line says it)."""
+    Returns the run's outcome as stored: an outcome stored first (the run failed by recovery, cancelled) stands
+    over the trainer's. parent_alive (a worker's): polled with the cancel flag, so a worker whose server died
+    stops within a second and leaves its run interrupted. When the disk fills up the run stops and is failed with
+    that reason; a worker keeps trying to record it while its server lives, the CLI tries once (its error line
+    says it). dataset: the run's data already loaded by the caller (the CLI checked the spec with it)."""
     from kfcore.train import TrainResult
 
     try:
         with store.writing(), _leased(store, run_id):
-            return _execute(store, run_id, on_event, limits, parent_alive)
+            return _execute(store, run_id, on_event, limits, parent_alive, dataset)
     except StoreFullError as e:
         reason = str(e)
         while True:
             try:
                 record = store.get(run_id, with_evaluation=False)
                 if record.is_final:  # its outcome was stored before the disk filled (its error log was not)
-                    return TrainResult(status=record.status, error=record.error, test=record.test)
+                    return _stored_outcome(record)
                 store.fail(run_id, reason)
                 break
             except StoreFullError:
@@ -100,8 +101,22 @@ def _leased(store: RunStore, run_id: str) -> Iterator[None]:
         thread.join()
 
 
+def _stored_outcome(record: RunRecord | None, fallback: Any = None) -> Any:
+    """The outcome a run holds in the store as a TrainResult; `fallback` when it holds none (or is gone)."""
+    from kfcore.train import TrainResult
+
+    if record is None or not record.is_final:
+        return fallback
+    return TrainResult(status=record.status, error=record.error, test=record.test)
+
+
 def _execute(
-    store: RunStore, run_id: str, on_event: Any, limits: Limits | None, parent_alive: Callable[[], bool] | None
+    store: RunStore,
+    run_id: str,
+    on_event: Any,
+    limits: Limits | None,
+    parent_alive: Callable[[], bool] | None,
+    dataset: Dataset | None,
 ) -> Any:
     from kfcore.train import TrainResult, train
 
@@ -111,13 +126,18 @@ def _execute(
     try:
         check_data_access(spec.data, limits, store, record.owner)  # the run's owner: its own or forked uploads
     except LimitError as e:
-        store.fail(run_id, str(e))
-        return TrainResult(status="failed", error=str(e))
+        refusal = TrainResult(status="failed", error=str(e))
+        return refusal if store.fail(run_id, str(e)) else _stored_outcome(store.get(run_id, False), refusal)
     spec = dataclasses.replace(spec, data=uploads.resolve(spec.data, store.uploads_dir))
     started = time.monotonic()
     last_check = [0.0, False]
     timed_out = []
     orphaned = []
+    refused = []  # the trainer's outcome, when the store already held another
+
+    def keep(moved: bool) -> None:
+        if not moved:  # the run's outcome was stored first (recovery, a cancel): it stands
+            refused.append(True)
 
     def should_stop() -> bool:
         if parent_alive is not None and not parent_alive():
@@ -150,9 +170,9 @@ def _execute(
                 },
             )
         elif kind == "finished":
-            store.finish(run_id, event["test"], event["evaluation"], event["model_path"])
+            keep(store.finish(run_id, event["test"], event["evaluation"], event["model_path"]))
         elif kind == "failed":
-            store.fail(run_id, event["error"])
+            keep(store.fail(run_id, event["error"]))
             if event.get("traceback"):
                 (store.run_dir(run_id)).mkdir(parents=True, exist_ok=True)
                 (store.run_dir(run_id) / "error.log").write_text(event["traceback"], encoding="utf-8")
@@ -162,18 +182,18 @@ def _execute(
                 "error": f"stopped at this server's time limit of {limits.max_seconds_per_run:.0f} s "
                 "per run; train fewer epochs or a smaller model",
             }
-            store.fail(run_id, event["error"])
+            keep(store.fail(run_id, event["error"]))
         elif kind == "cancelled" and orphaned:
             event = {"event": "failed", "error": SERVER_GONE}
-            store.fail(run_id, SERVER_GONE)
+            keep(store.fail(run_id, SERVER_GONE))
         elif kind == "cancelled":
-            store.mark_cancelled(run_id)
+            keep(store.mark_cancelled(run_id))
         if on_event is not None:
             on_event(event)
 
-    return train(
-        spec, on_event=record_event, should_stop=should_stop, model_path=store.model_file(run_id), limits=limits
-    )
+    result = train(spec, on_event=record_event, should_stop=should_stop, model_path=store.model_file(run_id),
+                   dataset=dataset, limits=limits)
+    return _stored_outcome(store.get(run_id, with_evaluation=False), result) if refused else result
 
 
 def worker_main(store_root: str, runs_per_worker: int, parent_pid: int, max_running: int | None = None) -> None:

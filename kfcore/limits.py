@@ -45,7 +45,9 @@ _ENV = {
     "max_runs_total": "KF_MAX_RUNS_TOTAL",
     "max_seconds_per_run": "KF_MAX_SECONDS_PER_RUN",
     "memory_budget_mb": "KF_MEMORY_BUDGET_MB",
+    "max_concurrent": "KF_MAX_CONCURRENT",
 }
+_YES, _NO = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
 def _total_memory_mb() -> int:
@@ -70,29 +72,60 @@ class Limits:
     max_runs_total: int | None = None
     max_seconds_per_run: float | None = None
     memory_budget_mb: int = 4096
+    max_concurrent: int = 1  # runs training at once (kfcore.jobs); from_env: one per two CPU cores by default
     keras_downloads: bool = True  # KF_KERAS_DOWNLOADS=0: a server with no way out, or that must fetch nothing
+    # What was wrong with the variables these limits were read from, one message each (from_env); empty when none.
+    problems: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Limits:
-        """Read the limits from the environment; unset values take the mode's defaults, 0 means no limit."""
+        """Read the limits from the environment: the one place any KF_ limit variable is read. Unset values take
+        the mode's defaults, 0 means no limit. Never raises: a malformed variable never lifts a limit, the mode's
+        default applies for that variable and `problems` says what is wrong (the Train page shows it, the CLI
+        prints a warning line)."""
         env = os.environ if env is None else env
-        hosted = env.get("KF_HOSTED", "").strip().lower() in ("1", "true", "yes", "on")
-        downloads = env.get("KF_KERAS_DOWNLOADS", "").strip().lower() not in ("0", "false", "no", "off")
+        problems: list[str] = []
+        hosted = _flag(env, "KF_HOSTED", default=False, strict=True, problems=problems)
+        downloads = _flag(env, "KF_KERAS_DOWNLOADS", default=True, strict=False, problems=problems)
         values: dict[str, int | None] = dict(HOSTED_DEFAULTS) if hosted else {}
         # Half the machine's memory for one training by default: the web server and other runs need the rest.
         values["memory_budget_mb"] = _total_memory_mb() // 2
+        # One training per two CPU cores: TensorFlow uses several threads per training.
+        cores_default = values["max_concurrent"] = max(1, (os.cpu_count() or 1) // 2)
         for field_name, var in _ENV.items():
             raw = env.get(var, "").strip()
             if not raw:
                 continue
             try:
                 number = int(float(raw))
-            except ValueError:
-                raise LimitError(f"{var}={raw!r} is not a number; set it to a whole number (0 = no limit)") from None
+            except (ValueError, OverflowError):
+                number = -1
+            if number < 0:
+                default = values.get(field_name)
+                applies = f"its default of {default:,}" if default else "no limit"
+                zero = "0 = the default" if field_name == "max_concurrent" else "0 = no limit"
+                problems.append(f"{var}={raw[:40]!r} is not a whole number, so {applies} applies; "
+                                f"set it to a whole number ({zero})")
+                continue
             values[field_name] = number if number > 0 else None
         if values.get("memory_budget_mb") is None:
             values["memory_budget_mb"] = 1 << 30
-        return cls(hosted=hosted, keras_downloads=downloads, **values)
+        if values.get("max_concurrent") is None:  # "no limit" on processes would be a fork bomb: the default
+            values["max_concurrent"] = cores_default
+        return cls(hosted=hosted, keras_downloads=downloads, problems=tuple(problems), **values)
+
+
+def _flag(env: Mapping[str, str], var: str, default: bool, strict: bool, problems: list[str]) -> bool:
+    """An on/off variable. A value that is neither takes the stricter side (`strict`: hosted mode's caps on,
+    downloads off), so a typo never lifts a limit, and is reported."""
+    raw = env.get(var, "").strip()
+    if not raw:
+        return default
+    if raw.lower() in _YES + _NO:
+        return raw.lower() in _YES
+    shown = "on" if strict else "off"
+    problems.append(f"{var}={raw[:40]!r} is neither on nor off, so it counts as {shown}; set it to 1 or 0")
+    return strict
 
 
 DATA_SHARE = 4  # one dataset may take a quarter of the budget: training adds split copies, a pipeline copy, the model
@@ -101,6 +134,12 @@ DATA_SHARE = 4  # one dataset may take a quarter of the budget: training adds sp
 def data_budget_bytes(limits: Limits) -> int:
     """The most memory loading one dataset may take (its arrays as read plus their float32 copies)."""
     return limits.memory_budget_mb * 2**20 // DATA_SHARE
+
+
+def data_cache_bytes(limits: Limits) -> int:
+    """The most memory the web process keeps in loaded datasets for all its sessions: half of one run's budget,
+    a quarter of the machine by default (KF_MEMORY_BUDGET_MB moves it). One dataset over it is still served."""
+    return limits.memory_budget_mb * 2**20 // 2
 
 
 def rows_problem(n_rows: int, limits: Limits, counted_all: bool = True) -> str | None:

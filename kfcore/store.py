@@ -24,6 +24,12 @@ from typing import Any
 
 STATUSES = ("queued", "running", "finished", "failed", "cancelled")
 FINAL_STATUSES = ("finished", "failed", "cancelled")
+# A run's life: its status only moves along these arrows, and a final status never changes, so the first outcome
+# stored stands (a run stopped as it finished, or failed by recovery while its worker still wrote, keeps it).
+TRANSITIONS: dict[str, tuple[str, ...]] = {
+    "queued": ("running", "cancelled"),
+    "running": ("finished", "failed", "cancelled"),
+}
 # A running run's lease: the process training it renews it every HEARTBEAT_S; one that lapsed means that
 # process is gone, whatever host it ran on (a recreated container has another hostname, or the same one).
 LEASE_S = 15.0
@@ -279,18 +285,18 @@ class RunStore:
             if row is None:
                 con.execute("COMMIT")
                 return None
-            con.execute(
-                "UPDATE runs SET status='running', started=?, pid=?, host=?, proc_start=?, heartbeat=? WHERE id=?",
-                (now, pid, socket.gethostname(), process_identity(pid), now + LEASE_S, row[0]),
-            )
+            self._move(con, row[0], "running", started=now, pid=pid, host=socket.gethostname(),
+                       proc_start=process_identity(pid), heartbeat=now + LEASE_S)
             con.execute("COMMIT")
         return self.get(row[0])
 
-    def start_in_process(self, run_id: str) -> None:
-        """Mark a run running in this process (the CLI trains without a worker)."""
+    def start_in_process(self, run_id: str) -> bool:
+        """Mark a queued run running in this process (the CLI trains without a worker). False: it is not queued
+        (a server's worker claimed it first, or it was cancelled), and nothing changed."""
         now = time.time()
-        self._update(run_id, status="running", started=now, pid=os.getpid(), host=socket.gethostname(),
-                     proc_start=process_identity(os.getpid()), heartbeat=now + LEASE_S)
+        with self._connect() as con:
+            return self._move(con, run_id, "running", started=now, pid=os.getpid(), host=socket.gethostname(),
+                              proc_start=process_identity(os.getpid()), heartbeat=now + LEASE_S)
 
     def renew_lease(self, run_id: str) -> None:
         """The training process is alive: extend its run's lease (see LEASE_S)."""
@@ -310,21 +316,21 @@ class RunStore:
                 (run_id, epoch, time.time(), json.dumps(logs)),
             )
 
-    def finish(self, run_id: str, test: dict[str, Any], evaluation: dict[str, Any], model_path: str | None) -> None:
-        self._update(
-            run_id,
-            status="finished",
-            finished=time.time(),
-            test=json.dumps(test),
-            evaluation=json.dumps(evaluation),
-            model_path=model_path,
-        )
+    # finish, fail and mark_cancelled store a running run's outcome and say whether they did: False when the run
+    # already has one (or is not running), which then stands.
+    def finish(self, run_id: str, test: dict[str, Any], evaluation: dict[str, Any], model_path: str | None) -> bool:
+        with self._connect() as con:
+            return self._move(con, run_id, "finished", finished=time.time(), test=json.dumps(test),
+                              evaluation=json.dumps(evaluation), model_path=model_path)
 
-    def fail(self, run_id: str, reason: str) -> None:
-        self._update(run_id, status="failed", finished=time.time(), error=reason)
+    def fail(self, run_id: str, reason: str) -> bool:
+        with self._connect() as con:
+            return self._move(con, run_id, "failed", finished=time.time(), error=reason)
 
-    def mark_cancelled(self, run_id: str) -> None:
-        self._update(run_id, status="cancelled", finished=time.time())
+    def mark_cancelled(self, run_id: str) -> bool:
+        """Cancelled: a running run that stopped, or a queued one before it started."""
+        with self._connect() as con:
+            return self._move(con, run_id, "cancelled", finished=time.time())
 
     def request_cancel(self, run_id: str) -> str | None:
         """Cancel a queued run at once, or ask its worker to stop a running one. Returns the new status."""
@@ -335,9 +341,9 @@ class RunStore:
                 con.execute("COMMIT")
                 return None
             if row[0] == "queued":
-                con.execute("UPDATE runs SET status='cancelled', finished=? WHERE id=?", (time.time(), run_id))
+                self._move(con, run_id, "cancelled", finished=time.time())
             elif row[0] == "running":
-                con.execute("UPDATE runs SET cancel_requested=1 WHERE id=?", (run_id,))
+                con.execute("UPDATE runs SET cancel_requested=1 WHERE id=? AND status='running'", (run_id,))
             con.execute("COMMIT")
             return "cancelled" if row[0] == "queued" else row[0]
 
@@ -360,9 +366,26 @@ class RunStore:
         shutil.rmtree(self.run_dir(run_id), ignore_errors=True)
 
     def _update(self, run_id: str, **values: Any) -> None:
+        if "status" in values:
+            raise ValueError("a run's status changes only through _move, along TRANSITIONS")
         cols = ", ".join(f"{k}=?" for k in values)
         with self._connect() as con:
             con.execute(f"UPDATE runs SET {cols} WHERE id=?", (*values.values(), run_id))
+
+    @staticmethod
+    def _move(con: sqlite3.Connection, run_id: str, status: str, **values: Any) -> bool:
+        """Set the run's status (and `values`) in one statement, only from a status TRANSITIONS allows: a run
+        whose status another process changed meanwhile is left as it is. Whether it moved."""
+        sources = tuple(source for source, targets in TRANSITIONS.items() if status in targets)
+        if not sources:
+            raise ValueError(f"no run moves to the status {status!r}; the statuses a run moves to: "
+                             f"{', '.join(sorted({t for ts in TRANSITIONS.values() for t in ts}))}")
+        cols = ", ".join(f"{k}=?" for k in ("status", *values))
+        cursor = con.execute(
+            f"UPDATE runs SET {cols} WHERE id=? AND status IN ({', '.join('?' * len(sources))})",
+            (status, *values.values(), run_id, *sources),
+        )
+        return cursor.rowcount == 1
 
     # -- reading ------------------------------------------------------------------------------
     def get(self, run_id: str, with_evaluation: bool = True) -> RunRecord | None:
@@ -460,10 +483,10 @@ class RunStore:
             if alive:
                 continue
             try:
-                self.fail(rid, (reasons or {}).get(pid, INTERRUPTED) if local else INTERRUPTED)
+                if self.fail(rid, (reasons or {}).get(pid, INTERRUPTED) if local else INTERRUPTED):
+                    dead.append(rid)  # else its worker stored the outcome since the read above: that stands
             except StoreFullError:
                 break
-            dead.append(rid)
         return dead
 
 

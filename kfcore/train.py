@@ -62,10 +62,22 @@ def prepare(
     limits = limits or Limits.from_env()
     ds = dataset if dataset is not None else load_dataset(spec.data, limits=limits)
     splits = split_dataset(ds, spec.split)
+    report, over = assess(spec, ds, len(splits.x_train), limits)
+    if over is not None:
+        raise over
+    return ds, splits, report
+
+
+def assess(spec: RunSpec, ds: Dataset, n_train: int, limits: Limits) -> tuple[ShapeReport, LimitError | None]:
+    """The shape report of spec's model on ds, and the limit the run is over (None: none) with a training split of
+    n_train samples. Touches no array, so a page can ask it on every rerun. Raises ShapeError."""
     report = infer_shapes(spec.layers, ds.input_shape, ds.task, ds.n_classes, spec.output)
     n_rows = len(ds.x) + (len(ds.x_test) if ds.x_test is not None else 0)
-    check_run(spec, report, n_rows, int(splits.x_train.size), limits)
-    return ds, splits, report
+    try:
+        check_run(spec, report, n_rows, n_train * math.prod(ds.input_shape), limits)
+    except LimitError as e:  # the model is sound, just over a limit: its report still stands
+        return report, e
+    return report, None
 
 
 def estimate_flops_per_sample(report: ShapeReport) -> float:

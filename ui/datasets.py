@@ -1,6 +1,7 @@
 """The dataset behind the current spec, loaded once per process, and uploads saved into the store.
 
-Datasets are cached as resources (no copy per rerun: MNIST is hundreds of MB) and treated as read-only.
+Datasets are shared by every session and treated as read-only (no copy per rerun: MNIST is hundreds of MB), in
+a cache bounded by their bytes (kfcore.datacache).
 A failed load is remembered for the session, so a page does not retry a dead download on every rerun;
 choosing the data again on the Data page retries it.
 """
@@ -9,21 +10,22 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import re
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import streamlit as st
 
 from kfcore import advice, uploads
 from kfcore.data import BUILTIN_INFO, KERAS_INFO, DataError, Dataset, load_dataset, split_dataset
-from kfcore.limits import LimitError, Limits, check_run
+from kfcore.datacache import DatasetCache
+from kfcore.limits import LimitError, data_cache_bytes
 from kfcore.sandbox import load_capped
-from kfcore.shapes import ShapeError, ShapeReport, infer_shapes
+from kfcore.shapes import ShapeError, ShapeReport
 from kfcore.spec import DataSpec, LayerSpec, SplitSpec
 from kfcore.store import disk_guard
+from kfcore.train import assess
 from ui import state
 
 UPLOAD = "upload"
@@ -62,12 +64,22 @@ def _key(data: DataSpec) -> str:
 FILE_SOURCES = ("csv", "npz", "idx")
 
 
-@st.cache_resource(show_spinner="Loading the data…", max_entries=8)
+# Every session's datasets, shared and read-only, within a byte budget: counting entries bounded nothing (CIFAR-10
+# alone is about 737 MB as float32).
+_CACHE = DatasetCache()
+
+
 def _load(key: str) -> Dataset:
     data, limits = uploads.resolve(DataSpec(**json.loads(key)), state.store().uploads_dir), state.limits()
-    if data.source in FILE_SOURCES:  # a user's file is parsed in a memory-capped child: a bomb never hits the server
-        return load_capped(data, limits)
-    return load_dataset(data, limits=limits)
+
+    def load() -> Dataset:  # a cache miss only
+        with st.spinner("Loading the data…"):
+            if data.source in FILE_SOURCES:  # a user's file is parsed in a memory-capped child: a bomb never hits us
+                return load_capped(data, limits)
+            return load_dataset(data, limits=limits)
+
+    # Keyed by the resolved spec: an upload reference names a different file in another store.
+    return _CACHE.get_or_load(_key(data), load, data_cache_bytes(limits))
 
 
 def dataset(data: DataSpec | None = None) -> Dataset:
@@ -92,16 +104,17 @@ def choose(data: DataSpec) -> Dataset:
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def split_sizes(key: str, test: float, validation: float, seed: int) -> dict[str, int]:
-    """Samples per split for a dataset (by cache key) and split settings; raises DataError."""
-    s = split_dataset(_load(key), SplitSpec(test=test, validation=validation, seed=seed))
+def split_sizes(key: str, test: float, validation: float, seed: int, _ds: Dataset) -> dict[str, int]:
+    """Samples per split for a dataset (by cache key: _ds, the dataset itself, is not hashed) and split settings;
+    raises DataError."""
+    s = split_dataset(_ds, SplitSpec(test=test, validation=validation, seed=seed))
     return {"train": len(s.y_train), "validation": 0 if s.y_val is None else len(s.y_val), "test": len(s.y_test)}
 
 
 def current_split_sizes() -> dict[str, int]:
     spec = state.spec()
-    dataset()  # raises the remembered DataError, if any
-    return split_sizes(_key(spec.data), spec.split.test, spec.split.validation, spec.split.seed)
+    ds = dataset()  # raises the remembered DataError, if any
+    return split_sizes(_key(spec.data), spec.split.test, spec.split.validation, spec.split.seed, ds)
 
 
 def check_model(
@@ -109,23 +122,17 @@ def check_model(
 ) -> tuple[ShapeReport | None, DataError | ShapeError | LimitError | None]:
     """The shape report of `layers` (default: the current model's) on the current data, or why it cannot train:
     a layer that cannot build, or a limit of this server (memory, parameters, epochs, rows) that it is over.
+    kfcore.train.assess decides, as it does for the trainer; the split sizes it needs come from the cache.
 
     A ShapeError carries layer_index, the 0-based position of the layer at fault (None: input or output).
     """
     spec = state.spec()
+    if layers is not None:
+        spec = replace(spec, layers=layers)
     try:
-        ds = dataset()
-        report = infer_shapes(spec.layers if layers is None else layers, ds.input_shape, ds.task, ds.n_classes,
-                              spec.output)
-        n_rows = len(ds.x) + (len(ds.x_test) if ds.x_test is not None else 0)
-        n_train_values = current_split_sizes()["train"] * math.prod(ds.input_shape)
+        return assess(spec, dataset(), current_split_sizes()["train"], state.limits())
     except (DataError, ShapeError) as e:
         return None, e
-    try:
-        check_run(spec, report, n_rows, n_train_values, Limits.from_env())
-    except LimitError as e:  # the model is sound, just over a limit: keep its table visible
-        return report, e
-    return report, None
 
 
 def model_advice() -> list[str]:
@@ -137,20 +144,10 @@ def model_advice() -> list[str]:
     return advice.model_advice(state.spec(), ds.task, ds.n_classes)
 
 
-def _max_upload_mb() -> int | None:
-    """KF_MAX_UPLOAD_MB (50 by default in hosted mode, none locally). A malformed value leaves the mode's default
-    in force, as for every limit in the UI (the Train page names the bad variable): a typo never lifts the cap."""
-    env = {var: os.environ.get(var, "") for var in ("KF_HOSTED", "KF_MAX_UPLOAD_MB")}  # a typo elsewhere: not ours
-    try:
-        return Limits.from_env(env).max_upload_mb
-    except LimitError:
-        return Limits.from_env({"KF_HOSTED": env["KF_HOSTED"]}).max_upload_mb
-
-
 def upload_limit_mb() -> int | None:
     """This server's cap on one upload when it is below Streamlit's own server.maxUploadSize (200 MB in
     .streamlit/config.toml), for the uploader to enforce in the browser; None: only Streamlit's applies."""
-    limit = _max_upload_mb()
+    limit = state.limits().max_upload_mb
     return limit if limit is not None and limit < st.get_option("server.maxUploadSize") else None
 
 
@@ -165,7 +162,7 @@ def save_upload(file_name: str, content: bytes, root: str | Path | None = None) 
     ext = ".csv.gz" if lower.endswith(".csv.gz") else Path(lower).suffix
     if ext not in (".csv", ".csv.gz", ".npz"):
         raise DataError(f"{file_name}: only .csv, .csv.gz and .npz files can be used; export your table as CSV")
-    limit_mb = _max_upload_mb()
+    limit_mb = state.limits().max_upload_mb
     if limit_mb is not None and len(content) > limit_mb * 2**20:
         size_mb = len(content) / 2**20
         shown = f"{size_mb:,.1f}" if round(size_mb, 1) > limit_mb else f"{size_mb:,.3f}"  # never "50.0, over 50"

@@ -10,13 +10,14 @@ import streamlit as st
 
 from kfcore.limits import describe
 from ui import state
+from ui.text import plain
 
 
 def server_note() -> None:
     """A compact caption of this server's caps; nothing on a local (non-hosted) studio."""
     problem = state.limits_problem()
     if problem:
-        st.error(f"This server's limits are misconfigured, so the defaults apply: {problem}", icon=":material/error:")
+        st.error(f"This server's limit settings are misconfigured: {plain(problem)}", icon=":material/error:")
     current = state.limits()
     if not current.hosted:
         return

@@ -80,21 +80,13 @@ def predictor() -> Predictor:
 
 
 def limits() -> Limits:
-    """This server's limits. With a malformed variable the mode's defaults apply (the Train page says so), so a
-    typo in KF_MAX_EPOCHS never turns a hosted server's limits off."""
-    try:
-        return Limits.from_env()
-    except LimitError:
-        return Limits.from_env({"KF_HOSTED": os.environ.get("KF_HOSTED", "")})
+    """This server's limits (Limits.from_env: a malformed variable keeps its mode's default, never lifts it)."""
+    return Limits.from_env()
 
 
 def limits_problem() -> str | None:
-    """What is wrong with this server's limit variables, or None."""
-    try:
-        Limits.from_env()
-    except LimitError as e:
-        return str(e)
-    return None
+    """What is wrong with this server's limit variables, or None (the Train page shows it)."""
+    return "; ".join(limits().problems) or None
 
 
 def hosted() -> bool:

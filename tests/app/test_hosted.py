@@ -388,3 +388,33 @@ def test_a_run_link_to_a_shared_upload_run_shows_it_and_forks_but_reaches_no_oth
     again = as_browser(monkeypatch, bob, {"spec": edited.to_url()})
     assert any("'secret.csv' was uploaded from another browser" in shown(e.value) for e in again.error)
     assert again.session_state["spec"].data.path != edited.data.path  # the tab keeps bob's queued fork instead
+
+
+def test_a_malformed_limit_variable_is_named_on_the_train_page_and_its_default_stays(kf_home, monkeypatch):
+    monkeypatch.setenv("KF_MAX_EPOCHS", "lots")
+    monkeypatch.setenv("KF_MAX_UPLOAD_MB", "-1")
+    at = go(new_app(), TRAIN)
+    errors = [shown(e.value) for e in at.error]
+    assert any("limit settings are misconfigured: KF_MAX_EPOCHS='lots' is not a whole number, so its default of "
+               "200 applies" in e and "KF_MAX_UPLOAD_MB='-1'" in e for e in errors), errors
+    assert at.slider(key="epochs").max == 200  # hosted mode's cap, not lifted by the typo
+    assert "200 epochs per run" in texts(at.caption) and "50 MB per upload" in texts(at.caption)
+    go(at, "app_pages/model.py")
+    assert not at.error, [e.value for e in at.error]  # a sound model under the defaults: nothing to refuse
+
+
+def test_the_model_page_refuses_a_model_over_a_limit_with_the_trainers_own_words(kf_home, monkeypatch):
+    """The Model page asks kfcore.train.assess, as prepare() does before training: the same refusal, word for word."""
+    from kfcore.limits import LimitError
+    from kfcore.train import prepare
+
+    monkeypatch.setenv("KF_MAX_PARAMS", "1000")
+    at = new_app()
+    spec = at.session_state["spec"]
+    with pytest.raises(LimitError) as refused:
+        prepare(spec, limits=Limits.from_env())
+    go(at, "app_pages/model.py")
+    errors = [shown(e.value) for e in at.error]
+    assert f"This model cannot train on this server: {refused.value}" in errors, errors
+    layers = list(at.dataframe[0].value["Layer"])  # the model is sound: its table stays, input to output
+    assert layers[0] == "Input" and layers[-1].startswith("Output")

@@ -337,6 +337,35 @@ def test_a_reloaded_tab_finds_its_run_and_spec_again(kf_home):
     assert "cancelled" in sidebar_text(at)
 
 
+def test_every_session_shares_one_loaded_dataset_and_reruns_neither_load_nor_split_it(kf_home, monkeypatch):
+    """The pages draw from the web process's byte-bounded cache (kfcore.datacache) and the Model page's check never
+    splits the data (kfcore.train.assess touches no array; the split sizes are cached)."""
+    from kfcore import train
+    from kfcore.datacache import DatasetCache, dataset_bytes
+    from ui import datasets
+
+    loads = []
+    real_load = datasets.load_dataset
+
+    def counting(spec, *args, **kwargs):
+        loads.append(spec.name)
+        return real_load(spec, *args, **kwargs)
+
+    def no_split(*args, **kwargs):
+        raise AssertionError("a page split the data through prepare()")
+
+    monkeypatch.setattr(datasets, "_CACHE", DatasetCache())
+    monkeypatch.setattr(datasets, "load_dataset", counting)
+    monkeypatch.setattr(train, "split_dataset", no_split)
+    first, second = open_app(), open_app()  # two browsers
+    for at in (first, second, first):
+        for page in ("app_pages/model.py", "app_pages/data.py", "app_pages/train.py"):
+            go(at, page)
+    assert loads == ["digits"]
+    (key,) = datasets._CACHE.keys()
+    assert datasets._CACHE.nbytes == dataset_bytes(datasets._CACHE.get_or_load(key, no_split, 1 << 40))
+
+
 def test_the_web_process_never_imports_tensorflow(kf_home):
     script = f"""
 import sys

@@ -274,10 +274,11 @@ def test_a_long_file_with_carriage_return_line_ends_is_not_taken_for_a_long_head
     assert len(load_dataset(spec, limits=Limits(memory_budget_mb=1500)).y) == 300_000
 
 
-def test_a_malformed_limit_variable_is_a_data_message_for_files_and_no_obstacle_for_built_ins(tmp_path, monkeypatch):
-    monkeypatch.setenv("KF_MAX_ROWS", "lots")
-    path = tmp_path / "ok.csv"
-    path.write_text("a,y\n" + "1,0\n2,1\n" * 5)
-    with pytest.raises(DataError, match="this server's limits are misconfigured, so files cannot be checked: KF_MAX_R"):
+def test_a_malformed_limit_variable_leaves_the_default_in_force_for_files(tmp_path, monkeypatch):
+    monkeypatch.setenv("KF_HOSTED", "1")
+    monkeypatch.setenv("KF_MAX_ROWS", "lots")  # hosted mode's 200,000 stays: a typo never lifts a limit
+    path = tmp_path / "long.csv"
+    path.write_text("a,y\n" + "1,0\n2,1\n" * 100_001)
+    with pytest.raises(DataError, match="the dataset has more than 200,000 rows, over this server.s limit of 200,000"):
         load_dataset(DataSpec(source="csv", path=str(path), target="y"))
     assert len(load_dataset(DataSpec(name="iris")).y) == 150

@@ -113,3 +113,32 @@ def test_a_spec_file_of_megabytes_is_refused_without_reading_it_all(tmp_path, st
         f.write(b'{"data": {"name": "' + b"x" * (5 << 20) + b'"}}')
     out = run_cli("train", path, "--store", store_dir, timeout=120)
     assert out.returncode == 2 and out.stderr.startswith("error:") and "characters long" in out.stderr, out.stderr
+
+
+def test_train_loads_the_dataset_once(tmp_path, store_dir, monkeypatch, capsys):
+    """The CLI checks the spec on the dataset it loaded, then trains on that same dataset: one read, not two."""
+    import signal
+
+    from kfcore import __main__ as cli
+    from kfcore import data, train
+
+    calls = []
+    real = data.load_dataset
+
+    def counting(spec, *args, **kwargs):
+        calls.append(spec.name)
+        return real(spec, *args, **kwargs)
+
+    monkeypatch.setattr(data, "load_dataset", counting)
+    monkeypatch.setattr(train, "load_dataset", counting)
+    spec = {"data": {"source": "builtin", "name": "iris"}, "layers": [{"type": "Dense", "units": 4}],
+            "train": {"epochs": 1, "batch_size": 32}}
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}  # the CLI sets its own
+    try:
+        assert cli.main(["train", str(write_spec(tmp_path, spec)), "--store", str(store_dir)]) == 0
+    finally:
+        for s, handler in handlers.items():
+            signal.signal(s, handler)
+    done = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert done["event"] == "done" and "accuracy" in done["test"]
+    assert calls == ["iris"]

@@ -160,3 +160,20 @@ def test_a_worker_really_killed_by_the_oom_killer_leaves_ran_out_of_memory(manag
     failed = wait_for(lambda: (r := store.get(rid)).is_final and r, timeout=60)
     assert failed.pid == record.pid and failed.status == "failed" and failed.error == jobs.OUT_OF_MEMORY, failed.error
     assert (small_memory_cgroup / "memory.oom_control").read_text().split()[-1] != "0"
+
+
+def test_an_outcome_stored_while_the_run_trained_stands_over_the_trainers(store_dir):
+    """Recovery failed the run (its lease lapsed) while its worker still trained: the worker's finish is refused,
+    the run keeps the stored failure, and execute_run returns that outcome, not the trainer's."""
+    store = RunStore(store_dir)
+    rid = store.create_run(TINY)
+    store.start_in_process(rid)
+
+    def on_event(event):
+        if event["event"] == "epoch" and event["epoch"] == 1:
+            assert store.fail(rid, "interrupted: recovered")
+
+    result = jobs.execute_run(store, rid, on_event=on_event)
+    record = store.get(rid)
+    assert record.status == "failed" and record.error == "interrupted: recovered" and record.test == {}
+    assert result.status == "failed" and result.error == "interrupted: recovered"

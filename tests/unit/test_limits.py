@@ -1,6 +1,7 @@
 """Server limits: defaults per mode, environment overrides, refusals that name the limit, time and queue caps."""
 
 import json
+import os
 
 import pytest
 
@@ -22,9 +23,55 @@ def test_local_mode_has_only_a_memory_budget_and_hosted_mode_has_caps():
     assert hosted.max_runs_per_session == 2 and hosted.max_upload_mb == 50
 
 
-def test_bad_limit_value_says_which_variable():
-    with pytest.raises(LimitError, match="KF_MAX_EPOCHS='lots' is not a number"):
-        Limits.from_env({"KF_MAX_EPOCHS": "lots"})
+def test_a_malformed_variable_keeps_its_default_and_says_which_variable():
+    hosted = Limits.from_env({"KF_HOSTED": "1", "KF_MAX_EPOCHS": "lots", "KF_MAX_PARAMS": "-3", "KF_MAX_ROWS": "inf",
+                              "KF_MAX_RUNS_TOTAL": "4"})
+    assert hosted.max_epochs == 200 and hosted.max_params == 5_000_000 and hosted.max_rows == 200_000  # not lifted
+    assert hosted.max_runs_total == 4  # the well-formed one still applies
+    assert hosted.problems == (
+        "KF_MAX_EPOCHS='lots' is not a whole number, so its default of 200 applies; set it to a whole number "
+        "(0 = no limit)",
+        "KF_MAX_PARAMS='-3' is not a whole number, so its default of 5,000,000 applies; set it to a whole number "
+        "(0 = no limit)",
+        "KF_MAX_ROWS='inf' is not a whole number, so its default of 200,000 applies; set it to a whole number "
+        "(0 = no limit)",
+    )
+    local = Limits.from_env({"KF_MAX_EPOCHS": "lots"})
+    assert local.max_epochs is None and local.problems[0].startswith("KF_MAX_EPOCHS='lots' is not a whole number, "
+                                                                      "so no limit applies")
+    assert Limits.from_env({"KF_HOSTED": "1", "KF_MAX_EPOCHS": "5"}).problems == ()
+
+
+def test_a_malformed_switch_takes_the_stricter_side():
+    typo = Limits.from_env({"KF_HOSTED": "ture", "KF_KERAS_DOWNLOADS": "nope"})
+    assert typo.hosted and typo.max_epochs == 200 and not typo.keras_downloads
+    assert typo.problems == ("KF_HOSTED='ture' is neither on nor off, so it counts as on; set it to 1 or 0",
+                             "KF_KERAS_DOWNLOADS='nope' is neither on nor off, so it counts as off; set it to 1 or 0")
+    assert not Limits.from_env({"KF_HOSTED": "off"}).hosted
+    assert Limits.from_env({"KF_KERAS_DOWNLOADS": "yes"}).keras_downloads
+
+
+def test_concurrency_is_read_with_the_other_limits(monkeypatch):
+    from kfcore.jobs import default_concurrency
+
+    monkeypatch.setenv("KF_MAX_CONCURRENT", "3")
+    assert Limits.from_env().max_concurrent == 3 and default_concurrency() == 3
+    per_two_cores = max(1, (os.cpu_count() or 1) // 2)
+    for unset in ("0", "two"):  # no cap given, or a malformed one: one run per two cores, as when unset
+        monkeypatch.setenv("KF_MAX_CONCURRENT", unset)
+        assert default_concurrency() == per_two_cores
+    assert Limits.from_env().problems == (f"KF_MAX_CONCURRENT='two' is not a whole number, so its default of "
+                                          f"{per_two_cores} applies; set it to a whole number (0 = the default)",)
+
+
+def test_the_cli_warns_of_a_malformed_variable_and_trains_under_the_default(tmp_path, store_dir, monkeypatch):
+    monkeypatch.setenv("KF_MAX_EPOCHS", "lots")
+    monkeypatch.setenv("KF_HOSTED", "1")  # its default: 200 epochs
+    out = run_cli("train", write_spec(tmp_path, {"train": {"epochs": 201}}), "--store", store_dir, timeout=60)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    lines = out.stderr.splitlines()
+    assert lines[0].startswith("warning: KF_MAX_EPOCHS='lots' is not a whole number, so its default of 200 applies")
+    assert lines[1].startswith("error: 201 epochs is over this server's limit of 200")
 
 
 def _report(spec):

@@ -5,6 +5,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -275,3 +276,122 @@ def test_deleting_a_run_on_a_full_disk_frees_its_files_first_and_succeeds(tmp_pa
         assert store.get(old) is None and not store.run_dir(old).exists()
         _intact(store, runs, epochs)
         store.close()
+
+
+# -- the status state machine: queued -> running -> finished | failed | cancelled, and queued -> cancelled --------
+
+
+def _at(store, status):
+    """A run in `status`, reached along the allowed transitions."""
+    rid = store.create_run(SPEC)
+    if status == "queued":
+        return rid
+    if status == "cancelled":
+        assert store.mark_cancelled(rid)
+        return rid
+    assert store.start_in_process(rid)
+    if status == "finished":
+        assert store.finish(rid, {"accuracy": 0.9}, {}, None)
+    elif status == "failed":
+        assert store.fail(rid, "first outcome")
+    return rid
+
+
+MOVES = {
+    "start_in_process": lambda s, rid: s.start_in_process(rid),
+    "claim_next": lambda s, rid: s.claim_next(pid=os.getpid()) is not None,
+    "finish": lambda s, rid: s.finish(rid, {"accuracy": 0.1}, {"late": True}, "/late.keras"),
+    "fail": lambda s, rid: s.fail(rid, "late"),
+    "mark_cancelled": lambda s, rid: s.mark_cancelled(rid),
+    # it returns the run's status after the call: "cancelled" is a move only from queued
+    "request_cancel": lambda s, rid: (s.get(rid).status, s.request_cancel(rid)) == ("queued", "cancelled"),
+}
+# (from, move) -> the status it leaves; a pair not listed is refused and changes nothing.
+ALLOWED = {
+    ("queued", "start_in_process"): "running",
+    ("queued", "claim_next"): "running",
+    ("queued", "mark_cancelled"): "cancelled",
+    ("queued", "request_cancel"): "cancelled",
+    ("running", "finish"): "finished",
+    ("running", "fail"): "failed",
+    ("running", "mark_cancelled"): "cancelled",
+}
+
+
+@pytest.mark.parametrize("status", ["queued", "running", "finished", "failed", "cancelled"])
+@pytest.mark.parametrize("move", list(MOVES))
+def test_a_status_moves_only_along_the_allowed_transitions(store_dir, status, move):
+    store = RunStore(store_dir)
+    rid = _at(store, status)
+    before = store.get(rid)
+    moved = MOVES[move](store, rid)
+    after = store.get(rid)
+    expected = ALLOWED.get((status, move))
+    assert moved == (expected is not None)
+    assert after.status == (expected or status)
+    if (status, move) == ("running", "request_cancel"):  # no move: it asks the worker to stop (a flag)
+        assert after.cancel_requested and not before.cancel_requested
+    elif expected is None:  # refused: not one column of the run changed
+        assert after == before
+
+
+def test_a_move_to_no_status_is_a_clear_error(store_dir):
+    store = RunStore(store_dir)
+    rid = store.create_run(SPEC)
+    with pytest.raises(ValueError, match="only through _move"):
+        store._update(rid, status="finished")
+    with store._connect() as con, pytest.raises(ValueError, match="no run moves to the status 'queued'"):
+        store._move(con, rid, "queued")
+    assert store.get(rid).status == "queued"
+
+
+def test_a_run_cancelled_while_it_finishes_keeps_the_outcome_stored_first(store_dir):
+    """Two writers (own connections) store an outcome for the same running runs at once, from opposite ends of
+    the list: exactly one wins each run, which holds that one's outcome whole (a cancelled run never gets the
+    finisher's metrics). Where they meet depends on scheduling; what each run holds must not."""
+    store = RunStore(store_dir)
+    ids = [store.create_run(SPEC) for _ in range(200)]
+    for rid in ids:
+        store.start_in_process(rid)
+    start = threading.Barrier(2)
+    results = {}
+
+    def finisher():
+        writer = RunStore(store_dir, recover=False)
+        start.wait()
+        results["finish"] = [writer.finish(rid, {"accuracy": 0.9}, {"accuracy": 0.9}, "/m") for rid in ids]
+
+    def canceller():
+        writer = RunStore(store_dir, recover=False)
+        start.wait()
+        results["cancel"] = [writer.mark_cancelled(rid) for rid in reversed(ids)][::-1]
+
+    threads = [threading.Thread(target=finisher), threading.Thread(target=canceller)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    for rid, finished, cancelled in zip(ids, results["finish"], results["cancel"], strict=True):
+        record = store.get(rid)
+        assert finished != cancelled, "exactly one outcome is stored"
+        if finished:
+            assert record.status == "finished" and record.test == {"accuracy": 0.9} and record.model_path == "/m"
+        else:
+            assert record.status == "cancelled" and record.test == {} and record.model_path is None
+
+
+def test_recovery_leaves_a_run_whose_worker_stored_its_outcome_meanwhile(store_dir, monkeypatch):
+    store = RunStore(store_dir)
+    rid = store.create_run(SPEC)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    store.claim_next(pid=dead.pid)
+    real_fail = store.fail
+
+    def finished_first(run_id, reason):  # the worker's finish lands between recovery's read and its write
+        store.finish(run_id, {"accuracy": 0.9}, {}, None)
+        return real_fail(run_id, reason)
+
+    monkeypatch.setattr(store, "fail", finished_first)
+    assert store.recover() == []
+    assert store.get(rid).status == "finished" and store.get(rid).error is None
