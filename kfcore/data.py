@@ -986,9 +986,7 @@ def _load_csv(spec: DataSpec, limits: Limits, split: SplitSpec | None) -> Datase
         raise DataError("a CSV source needs the path of the file to read")
     path = Path(spec.path)
     df = read_csv(path, limits)
-    stripped = [str(c).strip() for c in df.columns]
-    if len(set(stripped)) == len(stripped):  # " age" is "age", unless that would merge two columns
-        df.columns = stripped
+    tidy_columns(df)
     columns = list(df.columns)
     target = (spec.target or "").strip()
     if target not in columns:
@@ -1179,6 +1177,16 @@ def _not_utf8_message(path: Path, gzipped: bool) -> str:
         f"{path.name} is not UTF-8 text{_where_not_utf8(path, gzipped)}; it is probably Latin-1 or Windows-1252, "
         "as older Excel saves it. Save it as 'CSV UTF-8' and upload that"
     )
+
+
+def tidy_columns(df: pd.DataFrame) -> bool:
+    """Strip spaces around df's column names in place (" age" is "age"), unless that would merge two columns;
+    True when a name changed."""
+    stripped = [str(c).strip() for c in df.columns]
+    if len(set(stripped)) < len(stripped) or stripped == list(df.columns):
+        return False
+    df.columns = stripped
+    return True
 
 
 def read_csv(path: Path, limits: Limits | None = None) -> pd.DataFrame:

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+RECIPE_FILE = "recipe.json"  # saved beside a run's model.keras
 KINDS = ("number", "category", "boolean", "date", "dropped")
 MAX_CATEGORIES = 100  # text columns with more distinct values (names, IDs, free text) are dropped, not one-hot encoded
 MIN_NUMERIC_SHARE = 0.9  # a text column whose filled cells are at least this share numbers is a number column with typos
