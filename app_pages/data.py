@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from kfcore import plots
-from kfcore.data import DataError, class_counts, csv_columns
+from kfcore.data import DataError, class_counts, csv_columns, with_recipe
 from kfcore.presets import PRESETS
 from kfcore.spec import SYNTHETIC_SETS, TASKS
 from kfcore.store import StoreFullError
@@ -102,6 +102,10 @@ try:
 except DataError as e:
     right.error(plain(e), icon=":material/error:")
     st.stop()
+try:
+    ds = with_recipe(ds, spec.split)  # a table's recipe as this split's training rows fit it
+except DataError:
+    pass  # a split that cannot be made: the split chart below says why
 
 with left:
     if ds.x_test is None:
@@ -129,6 +133,10 @@ with right:
              icon=":material/category:")
     for note in ds.notes:
         st.caption(f":material/info: {plain(note)}")
+    if ds.recipe is not None:
+        st.markdown("**Recipe** · how each column becomes model input, fitted on the training rows only; the "
+                    "saved model and the exported script apply it to raw rows")
+        st.dataframe(pd.DataFrame(ds.recipe.describe()), hide_index=True, key="recipe_table")
     try:
         st.plotly_chart(plots.split_bar(datasets.current_split_sizes()), key="chart_split")
     except DataError as e:
