@@ -23,8 +23,8 @@ def recipe_of(run_dir: str | Path) -> Recipe:
     """The recipe a run saved, or RecipeError saying why there is none (a run on images or a built-in set)."""
     path = Path(run_dir) / RECIPE_FILE
     if not path.exists():
-        raise RecipeError("this run saved no data recipe: only runs trained on a CSV table predict from raw rows "
-                          "(train it again if it was trained before recipes were saved)")
+        raise RecipeError("this run saved no data recipe: only runs trained on a table predict from raw rows, not "
+                          "runs on images (train it again if it was trained before recipes were saved)")
     return Recipe.load(path)
 
 

@@ -130,6 +130,15 @@ class Recipe:
             rows.append({"column": target["column"], "kind": "target", "preparation": how})
         return rows
 
+    @classmethod
+    def of_numbers(cls, names: list[str], x_train: np.ndarray, target: dict[str, Any]) -> Recipe:
+        """The recipe of an all-numeric table given as arrays (a built-in set, an NPZ): each column a number, a gap
+        filled with its training median; so `kfcore predict` takes its rows as a CSV with these column names."""
+        fills = np.median(x_train, axis=0)
+        columns = [{"name": n, "kind": "number", "format": None, "fill": float(f)}
+                   for n, f in zip(names, fills, strict=True)]
+        return cls(columns=columns, target=target)
+
     def to_dict(self) -> dict[str, Any]:
         return {"columns": self.columns, "target": self.target, "fitted_on": self.fitted_on}
 

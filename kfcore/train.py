@@ -21,7 +21,7 @@ import numpy as np
 from kfcore import evaluate
 from kfcore.data import DataError, Dataset, Splits, fingerprint, load_dataset, split_dataset, with_recipe
 from kfcore.limits import LimitError, Limits, check_run, run_batches
-from kfcore.recipe import RECIPE_FILE
+from kfcore.recipe import RECIPE_FILE, Recipe
 from kfcore.shapes import ShapeError, ShapeReport, head, infer_shapes
 from kfcore.spec import RunSpec, SpecError
 from kfcore.store import disk_full
@@ -296,8 +296,12 @@ def _train(
     if model_path is not None:
         Path(model_path).parent.mkdir(parents=True, exist_ok=True)
         model.save(model_path)
-        if ds.recipe is not None:  # raw rows in: kfcore predict and the exported script apply it before the model
-            recipe = dataclasses.replace(ds.recipe, target={**ds.recipe.target, "scale": info["target_scale"]})
+        recipe = ds.recipe
+        if recipe is None and splits.x_train.ndim == 2 and len(ds.feature_names) == ds.input_shape[0]:
+            recipe = Recipe.of_numbers(ds.feature_names, splits.x_train, {"column": "target", "task": ds.task,
+                                                                          "classes": ds.class_names})
+        if recipe is not None:  # raw rows in: kfcore predict (and for a CSV the exported script) apply it first
+            recipe = dataclasses.replace(recipe, target={**recipe.target, "scale": info["target_scale"]})
             recipe.save(Path(model_path).with_name(RECIPE_FILE))
         np.savez_compressed(Path(model_path).with_name("predictions.npz"), y_true=splits.y_test,
                             outputs=np.asarray(outputs, dtype=np.float32), train_index=splits.train_index,

@@ -116,3 +116,21 @@ def test_predict_and_export_refuse_bad_input_with_one_error_line(trained, tmp_pa
         assert out.returncode == 2, (args, out.stderr)
         assert out.stderr.startswith("error:") and len(out.stderr.strip().splitlines()) == 1, out.stderr
         assert words in out.stderr and "Traceback" not in out.stderr, (args, out.stderr)
+
+
+def test_a_built_in_table_predicts_from_a_csv_with_its_feature_names(tmp_path, store_dir):
+    from sklearn.datasets import load_iris
+
+    spec = {"data": {"source": "builtin", "name": "iris"}, "layers": [{"type": "Dense", "units": 8}],
+            "train": {"epochs": 2}}
+    out = run_cli("train", write_spec(tmp_path, spec), "--store", store_dir)
+    assert out.returncode == 0, out.stderr
+    run_id = json.loads(out.stdout.splitlines()[-1])["run_id"]
+    iris = load_iris(as_frame=True)
+    iris.frame.to_csv(tmp_path / "iris.csv", index=False)  # the four measurements and a 'target' column, ignored
+    out = run_cli("predict", run_id, tmp_path / "iris.csv", "--out", tmp_path / "out.csv", "--store", store_dir)
+    assert out.returncode == 0, out.stderr
+    result = pd.read_csv(tmp_path / "out.csv")
+    saved = np.load(RunStore(store_dir).run_dir(run_id) / "predictions.npz")
+    probs = result[["p_setosa", "p_versicolor", "p_virginica"]].to_numpy()[saved["test_index"].astype(int)]
+    np.testing.assert_allclose(probs, saved["outputs"], atol=1e-6)
