@@ -163,7 +163,6 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     from kfcore import export, uploads
     from kfcore.data import DataError
-    from kfcore.recipe import RECIPE_FILE
     from kfcore.shapes import ShapeError
     from kfcore.spec import RunSpec, SpecError
 
@@ -171,8 +170,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if args.format == "keras":
         record = _finished_run(store, args.run_id)
-        files = [Path(record.model_path), store.run_dir(record.id) / RECIPE_FILE]
-        written = [f for f in files if f.is_file()]
+        written = export.model_files(record.model_path)
     else:
         record = store.get(args.run_id, with_evaluation=False)
         if record is None:

@@ -104,6 +104,23 @@ def script_zip(spec: RunSpec, run_name: str | None = None) -> bytes:
     return out.getvalue()
 
 
+def model_files(model_path: str | Path) -> list[Path]:
+    """A run's model and the recipe saved beside it (when it has one): what takes raw rows."""
+    from kfcore.recipe import RECIPE_FILE
+
+    model = Path(model_path)
+    return [f for f in (model, model.with_name(RECIPE_FILE)) if f.is_file()]
+
+
+def files_zip(files: list[Path]) -> bytes:
+    """These files side by side in a ZIP."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for path in files:
+            archive.write(path, arcname=path.name)
+    return out.getvalue()
+
+
 def metrics_csv(epochs: list[dict[str, Any]]) -> str:
     """Per-epoch metrics (as RunStore.epochs returns them) as CSV text: a header, then one row per epoch.
 

@@ -95,8 +95,12 @@ def downloads(record: RunRecord) -> None:
     bundled = script is not None and bool(export.data_files(spec))
     script_data: Any = (lambda: export.script_zip(spec, record.name)) if bundled else script or ""
     cols = st.columns(3)
+    # A model with a recipe (a table's) comes zipped with it, as `kfcore export --format keras` writes them.
+    with_recipe = has_model and len(export.model_files(model)) > 1
     cols[0].download_button(
-        "Model (.keras)", data=lambda: model.read_bytes(), file_name=f"{stem}.keras", mime="application/octet-stream",
+        "Model (.keras)", data=(lambda: export.files_zip(export.model_files(model))) if with_recipe
+        else (lambda: model.read_bytes()), file_name=f"{stem}-model.zip" if with_recipe else f"{stem}.keras",
+        mime="application/zip" if with_recipe else "application/octet-stream",
         key="download_model", icon=":material/download:", on_click="ignore", disabled=not has_model, width="stretch",
     )
     cols[1].download_button(
@@ -113,6 +117,9 @@ def downloads(record: RunRecord) -> None:
              + (", zipped with the data file it reads from beside itself." if bundled else ".")]
     if not has_model:
         notes.append("This run saved no model file.")
+    elif with_recipe:
+        notes.append("The model comes with recipe.json, which turns raw rows into its input "
+                     "(`python -m kfcore predict` applies both).")
     if problem:
         notes.append(f"No script for this run: {plain(problem)}")
     st.caption(" ".join(notes))

@@ -69,3 +69,26 @@ def test_try_it_takes_raw_column_values_and_predicts_through_the_recipe(kf_home)
     at.button(key="try_predict").click().run(timeout=120)
     assert not at.error, [e.value for e in at.error]
     assert any(m.value.startswith("Prediction: **") for m in at.markdown)
+
+
+def test_a_table_runs_downloads_are_zips_with_the_data_file_and_the_recipe(kf_home):
+    import io
+    import zipfile
+
+    from kfcore import export
+    from kfcore.uploads import resolve
+
+    record = RunStore(kf_home).list_runs()[0]
+    at = open_app(timeout_s=60)
+    go(at, EVALUATE)
+    at.selectbox(key="eval_run").select(record.id).run()
+    buttons = {b.id.rsplit("-", 1)[-1]: b for b in at.get("download_button")}
+    for key in ("download_script", "download_model"):  # built on click (a deferred file): the ZIPs below
+        assert buttons[key].proto.deferred_file_id and not buttons[key].proto.disabled
+    assert any("zipped with the data file it reads" in c.value and "recipe.json" in c.value for c in at.caption)
+    spec = RunSpec.from_dict(record.spec)
+    spec.data = resolve(spec.data, RunStore(kf_home).uploads_dir)
+    with zipfile.ZipFile(io.BytesIO(export.script_zip(spec, record.name))) as archive:
+        assert sorted(archive.namelist()) == ["shops.csv", "train.py"]
+    with zipfile.ZipFile(io.BytesIO(export.files_zip(export.model_files(record.model_path)))) as archive:
+        assert sorted(archive.namelist()) == ["model.keras", "recipe.json"]
