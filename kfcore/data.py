@@ -8,8 +8,9 @@ Every failure the user can cause or fix (a missing file, a wrong column, no netw
 DataError whose message says what is wrong and what to do; lower-level exceptions never leak.
 
 Conventions of the returned Dataset:
-- tabular x is float32 and RAW (the model standardises it with a Normalization layer adapted on the
-  training split); one-hot columns are 0/1;
+- tabular x is float32 and not standardised (the model does that with a Normalization layer adapted on
+  the training split); a CSV's x is made by its recipe (kfcore.recipe: gaps filled, text one-hot encoded
+  as 0/1, dates as numbers), fitted on the training rows of the run's split;
 - images are float32 (N, H, W, C) scaled to [0, 1];
 - classification y holds int64 codes 0..K-1 in sorted order of the original labels, class_names the
   labels as text; regression y is float32 and class_names is empty.
@@ -77,7 +78,7 @@ class Dataset:
     # A table's raw feature columns (rows without a target left out), its target's handling and the recipe that
     # made x from them, fitted on the training rows (with_recipe); None for sources that are arrays already.
     frame: pd.DataFrame | None = None
-    target: dict = field(default_factory=dict)
+    target: dict = field(default_factory=dict)  # {column, numbers (text read as numbers), format, task, classes}
     recipe: Recipe | None = None
     recipe_notes: list[str] = field(default_factory=list)  # the notes of the recipe, replaced when it is refitted
 
