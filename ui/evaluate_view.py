@@ -97,6 +97,12 @@ def headline(record: RunRecord, history: list[dict]) -> None:
 # -- the samples behind the numbers ---------------------------------------------------------------
 
 
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _run_dataset(data_key: str, split_key: str, _ds: Dataset) -> Dataset:
+    """The data as the run saw it: a table's recipe fitted on the run's training rows (once per data and split)."""
+    return with_recipe(_ds, SplitSpec(**json.loads(split_key)))
+
+
 @st.cache_resource(show_spinner="Rebuilding the test split…", max_entries=4)
 def _split(run_id: str, data_key: str, split_key: str, _ds: Dataset, _saved: Predictions) -> TestSplit:
     return samples.rebuild_split(_ds, SplitSpec(**json.loads(split_key)), _saved)
@@ -114,9 +120,9 @@ def run_data(record: RunRecord) -> RunData:
         refusal = state.data_refusal(spec, via=record)
         if refusal:
             return RunData(predictions, problem=f"the run's samples cannot be shown: {refusal}")
-        ds = with_recipe(datasets.dataset(spec.data), spec.split)  # a table as the run's training rows fitted it
-        split = _split(record.id, json.dumps(asdict(spec.data), sort_keys=True), json.dumps(asdict(spec.split)), ds,
-                       predictions)
+        data_key, split_key = json.dumps(asdict(spec.data), sort_keys=True), json.dumps(asdict(spec.split))
+        ds = _run_dataset(data_key, split_key, datasets.dataset(spec.data))
+        split = _split(record.id, data_key, split_key, ds, predictions)
     except (SpecError, DataError) as e:
         return RunData(predictions, problem=f"the run's data cannot be loaded now, so its samples cannot be shown: {e}")
     problem = samples.mismatch(split.y_test, predictions.y_true)
