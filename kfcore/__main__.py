@@ -147,7 +147,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
         _fail(f"{Path(args.input).name} has a header row but no data rows; add the rows to predict")
     if lacking:  # it still predicts: a missing value is filled as the recipe says
         print(f"warning: no column {', '.join(map(repr, lacking))}: treated as missing in every row", file=sys.stderr)
-    result = predict_frame(record.model_path, recipe, rows)
+    try:
+        result = predict_frame(record.model_path, recipe, rows)
+    except (OSError, ValueError) as e:  # a damaged model file, or one its recipe does not fit
+        _fail(f"run {record.id}'s saved model cannot predict these rows ({(str(e).splitlines() or [type(e).__name__])[0][:200]}); "
+              "train the run again")
     if args.out:
         try:
             result.to_csv(args.out, index=False)

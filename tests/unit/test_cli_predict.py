@@ -117,6 +117,19 @@ def test_predict_and_export_refuse_bad_input_with_one_error_line(trained, tmp_pa
         assert out.stderr.startswith("error:") and len(out.stderr.strip().splitlines()) == 1, out.stderr
         assert words in out.stderr and "Traceback" not in out.stderr, (args, out.stderr)
 
+    # A recipe that no longer fits its model (a damaged run folder): refused in one line too.
+    saved = RunStore(store_dir).run_dir(run_id) / "recipe.json"
+    good = saved.read_text()
+    try:
+        recipe = Recipe.load(saved)
+        recipe.columns = [c for c in recipe.columns if c["name"] != "colour"]
+        recipe.save(saved)
+        out = run_cli("predict", run_id, trained[2], "--store", store_dir)
+        assert out.returncode == 2 and out.stderr.startswith("error:") and "cannot predict these rows" in out.stderr
+        assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+    finally:
+        saved.write_text(good)
+
 
 def test_a_built_in_table_predicts_from_a_csv_with_its_feature_names(tmp_path, store_dir):
     from sklearn.datasets import load_iris
