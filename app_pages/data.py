@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from kfcore import plots
-from kfcore.data import DataError, class_counts, csv_columns, propose_target
+from kfcore.data import DataError, class_counts, csv_columns, propose_target, with_recipe
 from kfcore.presets import PRESETS
 from kfcore.spec import SYNTHETIC_SETS, TASKS
 from kfcore.store import StoreFullError
@@ -107,6 +107,10 @@ try:
 except DataError as e:
     right.error(plain(e), icon=":material/error:")
     st.stop()
+try:
+    ds = with_recipe(ds, spec.split)  # a table's recipe as this split's training rows fit it
+except DataError:
+    pass  # a split that cannot be made: the split chart below says why
 
 with left:
     if ds.x_test is None:
@@ -137,6 +141,10 @@ with right:
                                             else ""))
     for note in ds.notes:
         st.caption(f":material/info: {plain(note)}")
+    if ds.recipe is not None:
+        st.markdown("**Recipe** · how each column becomes model input, fitted on the training rows only; the "
+                    "saved model and the exported script apply it to raw rows")
+        st.dataframe(pd.DataFrame(ds.recipe.describe()), hide_index=True, key="recipe_table")
     try:
         st.plotly_chart(plots.split_bar(datasets.current_split_sizes()), key="chart_split")
     except DataError as e:

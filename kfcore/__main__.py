@@ -1,4 +1,4 @@
-"""Command line: `python -m kfcore train SPEC.json | runs | show RUN_ID`.
+"""Command line: `python -m kfcore train SPEC.json | runs | show RUN_ID | predict RUN_ID INPUT.csv | export RUN_ID`.
 
 train prints one JSON object per line (each epoch's Keras logs, then a done line with the test metrics)
 and records the run in the store like the dashboard does. Anything a user can get wrong exits 2 with a
@@ -125,6 +125,86 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _finished_run(store: Any, run_id: str) -> Any:
+    record = store.get(run_id, with_evaluation=False)
+    if record is None:
+        _fail(f"no run with id {run_id!r} in {store.root}; list them with python -m kfcore runs")
+    if not record.model_path or not Path(record.model_path).is_file():
+        _fail(f"run {run_id} has no saved model (its status is {record.status}); train it to the end first")
+    return record
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from kfcore.data import DataError, read_csv, tidy_columns
+    from kfcore.predict import check_columns, predict_frame, recipe_of
+    from kfcore.recipe import RecipeError
+
+    store = _store(args)
+    record = _finished_run(store, args.run_id)
+    try:
+        recipe = recipe_of(store.run_dir(record.id))
+        rows = read_csv(Path(args.input))  # size-checked as an upload is
+        tidy_columns(rows)
+        lacking = check_columns(recipe, list(rows.columns))
+    except (DataError, RecipeError) as e:
+        _fail(str(e))
+    if len(rows) == 0:
+        _fail(f"{Path(args.input).name} has a header row but no data rows; add the rows to predict")
+    if lacking:  # it still predicts: a missing value is filled as the recipe says
+        print(f"warning: no column {', '.join(map(repr, lacking))}: treated as missing in every row", file=sys.stderr)
+    try:
+        result = predict_frame(record.model_path, recipe, rows)
+    except (OSError, ValueError) as e:  # a damaged model file, or one its recipe does not fit
+        _fail(f"run {record.id}'s saved model cannot predict these rows ({(str(e).splitlines() or [type(e).__name__])[0][:200]}); "
+              "train the run again")
+    if args.out:
+        try:
+            result.to_csv(args.out, index=False)
+        except OSError as e:
+            _fail(f"cannot write {args.out}: {e.strerror or e}")
+    else:
+        result.to_csv(sys.stdout, index=False)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    import shutil
+
+    from kfcore import export, uploads
+    from kfcore.data import DataError
+    from kfcore.shapes import ShapeError
+    from kfcore.spec import RunSpec, SpecError
+
+    store = _store(args)
+    out = Path(args.out)
+    if args.format == "keras":
+        record = _finished_run(store, args.run_id)
+        written = export.model_files(record.model_path)
+    else:
+        record = store.get(args.run_id, with_evaluation=False)
+        if record is None:
+            _fail(f"no run with id {args.run_id!r} in {store.root}; list them with python -m kfcore runs")
+        try:
+            spec = RunSpec.from_dict(record.spec)
+            spec.data = uploads.resolve(spec.data, store.uploads_dir)  # the files themselves: they go beside it
+            script = export.python_script(spec, record.name)
+        except (SpecError, DataError, ShapeError) as e:
+            _fail(f"cannot write the script of run {record.id}: {e}")
+        written = export.data_files(spec)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for f in written:
+            shutil.copyfile(f, out / f.name)
+        if args.format == "python":
+            (out / export.SCRIPT_NAME).write_text(script, encoding="utf-8")
+            written.append(out / export.SCRIPT_NAME)
+    except OSError as e:
+        _fail(f"cannot write to {out}: {e.strerror or e}")
+    for f in written:
+        print(out / f.name)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = _Parser(prog="python -m kfcore", description="KF Studio's engine: train tf.keras runs and read the run store.")
@@ -143,6 +223,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("run_id")
     p.add_argument("--store", help=store_help)
     p.set_defaults(func=cmd_show)
+    p = sub.add_parser("predict", help="predict raw table rows (CSV) with a finished run's model and recipe")
+    p.add_argument("run_id")
+    p.add_argument("input", help="a CSV with the columns the run trained on (its target column is ignored)")
+    p.add_argument("--out", help="write the rows with their predictions here (default: standard output)")
+    p.add_argument("--store", help=store_help)
+    p.set_defaults(func=cmd_predict)
+    p = sub.add_parser("export", help="write a run's standalone Keras script and its data file, or its .keras model")
+    p.add_argument("run_id")
+    p.add_argument("--format", choices=("python", "keras"), default="python",
+                   help="python: train.py and the data file it reads; keras: model.keras and recipe.json")
+    p.add_argument("--out", default=".", help="the directory to write into (default: the current one)")
+    p.add_argument("--store", help=store_help)
+    p.set_defaults(func=cmd_export)
     args = parser.parse_args(argv)
     from kfcore.store import StoreFullError
 

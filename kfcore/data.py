@@ -8,8 +8,9 @@ Every failure the user can cause or fix (a missing file, a wrong column, no netw
 DataError whose message says what is wrong and what to do; lower-level exceptions never leak.
 
 Conventions of the returned Dataset:
-- tabular x is float32 and RAW (the model standardises it with a Normalization layer adapted on the
-  training split); one-hot columns are 0/1;
+- tabular x is float32 and not standardised (the model does that with a Normalization layer adapted on
+  the training split); a CSV's x is made by its recipe (kfcore.recipe: gaps filled, text one-hot encoded
+  as 0/1, dates as numbers), fitted on the training rows of the run's split;
 - images are float32 (N, H, W, C) scaled to [0, 1];
 - classification y holds int64 codes 0..K-1 in sorted order of the original labels, class_names the
   labels as text; regression y is float32 and class_names is empty.
@@ -30,7 +31,7 @@ import urllib.request
 import zipfile
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -42,6 +43,8 @@ from kfcore.spec import BUILTIN_SETS, KERAS_SETS, SYNTHETIC_SETS, TASKS, DataSpe
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from kfcore.recipe import Recipe
 
 
 class DataError(ValueError):
@@ -72,6 +75,12 @@ class Dataset:
     y_test: np.ndarray | None = None
     notes: list[str] = field(default_factory=list)  # what loading did that the user should know
     task_reason: str = ""  # one line: why the data is this task ("multiclass: … holds text labels, 3 classes …")
+    # A table's raw feature columns (rows without a target left out), its target's handling and the recipe that
+    # made x from them, fitted on the training rows (with_recipe); None for sources that are arrays already.
+    frame: pd.DataFrame | None = None
+    target: dict = field(default_factory=dict)  # {column, numbers (text read as numbers), format, task, classes}
+    recipe: Recipe | None = None
+    recipe_notes: list[str] = field(default_factory=list)  # the notes of the recipe, replaced when it is refitted
 
     @property
     def is_image(self) -> bool:
@@ -168,21 +177,7 @@ _OFFLINE_ALTERNATIVES = {
 }
 
 MAX_CLASSES_AUTO = 50  # integer targets with more distinct values than this are treated as regression
-MAX_CATEGORIES = 100  # text columns with more distinct values (names, IDs, free text) are dropped, not one-hot encoded
 MAX_CLASSES = 1000  # a classification target with more distinct labels is refused: an ID, a name, or a number to predict
-MIN_NUMERIC_SHARE = 0.9  # a text column whose filled cells are at least this share numbers is a number column with typos
-# A text column with (nearly) one value per row names the rows (an ID, a name): one-hot encoding it gives every
-# training row its own feature, which predicts nothing about new rows and made test losses explode.
-ID_LIKE_SHARE = 0.9
-ID_LIKE_MIN_ROWS = 8
-# Numbers as spreadsheets write them: "12,345.6" (comma groups thousands) or "12.345,6" / "0,123" (decimal comma).
-_THOUSANDS = r"[+-]?(?:[1-9]\d{0,2}(?:,\d{3})+|\d+)(?:\.\d+)?"
-_DECIMAL_COMMA = r"[+-]?(?:\d{1,3}(?:\.\d{3})+|\d+)(?:,\d+)?"
-NUMBER_FORMATS = {
-    "thousands": "commas as thousands separators ('12,345.6' is 12345.6)",
-    "decimal_comma": "a decimal comma ('0,123' is 0.123; dots group thousands)",
-}
-MISSING_CATEGORY = "(missing)"
 # Column names that usually hold what a table is for, in order of preference (matched ignoring case).
 TARGET_NAMES = ("target", "label", "labels", "class", "y", "outcome", "species", "diagnosis", "survived", "price",
                 "quality", "category", "result", "churn", "default")
@@ -193,8 +188,13 @@ _MAX_IDX_BYTES = 4 << 30  # refuse IDX headers that promise more than 4 GiB (a d
 # -- public API -----------------------------------------------------------------------------------
 
 
-def load_dataset(spec: DataSpec, cache_dir: str | Path | None = None, limits: Limits | None = None) -> Dataset:
+def load_dataset(
+    spec: DataSpec, cache_dir: str | Path | None = None, limits: Limits | None = None, split: SplitSpec | None = None
+) -> Dataset:
     """Load the data a DataSpec describes, or raise DataError with a message fit to show the user.
+
+    A CSV's recipe (kfcore.recipe) is fitted on the training rows of `split` (None: a new run's default split);
+    with_recipe refits it for another split.
 
     cache_dir only matters for the "keras" source: where downloads are kept (default: Keras' own cache,
     $KERAS_HOME/datasets or ~/.keras/datasets). A file (CSV, NPZ, IDX) over limits' rows or memory share
@@ -203,7 +203,7 @@ def load_dataset(spec: DataSpec, cache_dir: str | Path | None = None, limits: Li
     loaders: dict[str, Callable[[], Dataset]] = {
         "builtin": lambda: _load_builtin(spec),
         "keras": lambda: _load_keras(spec, cache_dir),
-        "csv": lambda: _load_csv(spec, limits or Limits.from_env()),
+        "csv": lambda: _load_csv(spec, limits or Limits.from_env(), split),
         "npz": lambda: _load_npz(spec, limits or Limits.from_env()),
         "idx": lambda: _load_idx(spec, limits or Limits.from_env()),
     }
@@ -972,16 +972,14 @@ def _npz_array(archive: np.lib.npyio.NpzFile, key: str, file_name: str) -> np.nd
 # -- CSV files ------------------------------------------------------------------------------------
 
 
-def _load_csv(spec: DataSpec, limits: Limits) -> Dataset:
+def _load_csv(spec: DataSpec, limits: Limits, split: SplitSpec | None) -> Dataset:
     import pandas as pd
 
     if not spec.path:
         raise DataError("a CSV source needs the path of the file to read")
     path = Path(spec.path)
     df = read_csv(path, limits)
-    stripped = [str(c).strip() for c in df.columns]
-    if len(set(stripped)) == len(stripped):  # " age" is "age", unless that would merge two columns
-        df.columns = stripped
+    tidy_columns(df)
     columns = list(df.columns)
     target = (spec.target or "").strip()
     if target not in columns:
@@ -1004,16 +1002,22 @@ def _load_csv(spec: DataSpec, limits: Limits) -> Dataset:
     if missing_target.any():
         notes.append(f"dropped {int(missing_target.sum())} rows whose target '{target}' is missing")
         df = df.loc[~missing_target].reset_index(drop=True)
+    from kfcore import recipe as krecipe
+
+    target_format, target_numbers = None, False
     if spec.task in ("auto", "regression"):
         # A number column with a few typos ('?', '12a') is still a number to predict, not thousands of text classes.
-        mostly = _mostly_numbers(df[target])
+        mostly = krecipe.mostly_numbers(df[target])
         if mostly is not None:
-            values, stray, fmt = mostly
+            values, stray, target_format = mostly
+            target_numbers = True
             keep = ~np.isnan(values)
-            if fmt:
-                notes.append(f"read the target '{target}' as numbers written with {NUMBER_FORMATS[fmt]}")
+            if target_format:
+                notes.append(f"read the target '{target}' as numbers written with "
+                             f"{krecipe.NUMBER_FORMATS[target_format]}")
             if stray:
-                notes.append(f"dropped {len(stray)} rows whose target '{target}' is not a number ({_examples(stray)})")
+                notes.append(f"dropped {len(stray)} rows whose target '{target}' is not a number "
+                             f"({krecipe.examples(stray)})")
             df = df.loc[keep].reset_index(drop=True)
             df[target] = values[keep]
     if len(df) < 2:
@@ -1021,71 +1025,6 @@ def _load_csv(spec: DataSpec, limits: Limits) -> Dataset:
         raise DataError(
             _too_few_rows(path.name, len(df), dropped=f" ({dropped} rows had no usable '{target}')" if dropped else "")
         )
-
-    blocks: list[np.ndarray] = []
-    feature_names: list[str] = []
-    encoded: list[str] = []
-    for col in columns:
-        if col == target:
-            continue
-        s = df[col]
-        n_missing = int(s.isna().sum())
-        values: np.ndarray | None = None
-        if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
-            values = s.to_numpy(dtype=np.float64, na_value=np.nan, copy=True)  # pandas hands out read-only views
-        elif not pd.api.types.is_bool_dtype(s) and (mostly := _mostly_numbers(s)) is not None:
-            values, stray, fmt = mostly
-            if fmt:
-                notes.append(f"read '{col}' as numbers written with {NUMBER_FORMATS[fmt]}")
-            if stray:
-                notes.append(
-                    f"'{col}' holds numbers, but {len(stray)} cells are not numbers ({_examples(stray)}); treated them "
-                    "as missing rather than turning the column into categories"
-                )
-        if values is not None:
-            values[~np.isfinite(values)] = np.nan  # "inf" in a CSV is as useless as an empty cell
-            n_missing = int(np.isnan(values).sum())
-            if n_missing == len(values):
-                notes.append(f"dropped column '{col}': it has no values")
-                continue
-            if n_missing:
-                median = float(np.nanmedian(values))
-                values[np.isnan(values)] = median
-                notes.append(f"filled {n_missing} missing values in '{col}' with the median {round(median, 6)}")
-            blocks.append(values[:, None])
-            feature_names.append(col)
-            continue
-        text = s.astype(object).where(s.notna(), MISSING_CATEGORY).astype(str).to_numpy()
-        categories, codes = np.unique(text, return_inverse=True)
-        n_filled, n_distinct = len(s) - n_missing, s.nunique()
-        if n_filled >= ID_LIKE_MIN_ROWS and n_distinct >= ID_LIKE_SHARE * n_filled:
-            notes.append(
-                f"dropped column '{col}': {n_distinct} different text values in {n_filled} rows, one per row "
-                "(an ID or a name?), which says nothing about new rows"
-            )
-            continue
-        if len(categories) > MAX_CATEGORIES:
-            notes.append(
-                f"dropped column '{col}': {len(categories)} different text values (an ID, a name or free text?) "
-                "are too many to one-hot encode"
-            )
-            continue
-        if n_missing:
-            notes.append(f"{n_missing} missing values in '{col}' became their own category '{MISSING_CATEGORY}'")
-        blocks.append(np.eye(len(categories), dtype=np.float32)[codes])
-        feature_names.extend(f"{col}={c}" for c in categories)
-        encoded.append(f"'{col}' ({len(categories)} values)")
-    if not blocks:
-        others = [c for c in columns if c != target]
-        why = (
-            "all of them were dropped (see the notes)" if others else f"the file only has the target column '{target}'"
-        )
-        raise DataError(
-            f"{path.name}: no feature columns are left to learn from; {why}. Add columns that describe each row"
-        )
-    if encoded:
-        notes.append(f"one-hot encoded the text columns {', '.join(encoded)}")
-    x = np.concatenate([b.astype(np.float32) for b in blocks], axis=1)
 
     y_col = df[target]
     if pd.api.types.is_bool_dtype(y_col):
@@ -1095,66 +1034,47 @@ def _load_csv(spec: DataSpec, limits: Limits) -> Dataset:
     else:
         y = y_col.astype(str).to_numpy(dtype=object)
     name = spec.name or path.stem
-    dataset = _finish(spec, name, "", x, y, f"the target column '{target}'", feature_names=feature_names, notes=notes)
+    # The features come from the recipe, fitted once the split is known (with_recipe): a placeholder until then.
+    dataset = _finish(spec, name, "", np.zeros((len(y), 0), np.float32), y, f"the target column '{target}'",
+                      notes=notes)
     dataset.description = (
-        f"CSV file {path.name}: {len(x):,} rows, {len(columns) - 1} columns → '{target}' ({dataset.task})"
+        f"CSV file {path.name}: {len(y):,} rows, {len(columns) - 1} columns → '{target}' ({dataset.task})"
     )
-    return dataset
+    dataset.frame = df.drop(columns=[target])
+    dataset.target = {"column": target, "numbers": target_numbers, "format": target_format, "task": dataset.task,
+                      "classes": dataset.class_names}
+    return with_recipe(dataset, split)
 
 
-def _mostly_numbers(s: pd.Series) -> tuple[np.ndarray, list[str], str | None] | None:
-    """A text column whose filled cells are mostly numbers: (float64 values with NaN where a cell was empty or
-    not a number, the cells that were not numbers, the NUMBER_FORMATS key when they are written with commas);
-    None for a numeric, boolean or really textual column."""
-    import pandas as pd
+def with_recipe(ds: Dataset, split: SplitSpec | None) -> Dataset:
+    """A table's Dataset with its recipe fitted on the training rows of `split` and x made by it; ds itself when
+    that is done already or ds has no table behind it (built-in sets, images, NPZ files).
 
-    if pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
-        return None
-    filled = s.notna().to_numpy()
-    if not filled.any():
-        return None
-    text = s[filled].astype(str).str.strip()
-    fmt = number_format(text)
-    plain = normalise_numbers(text, fmt)
-    head = pd.to_numeric(plain.iloc[:1000], errors="coerce")  # a cheap look first: most text columns are just text
-    if head.notna().mean() < MIN_NUMERIC_SHARE / 2:
-        return None
-    parsed = pd.to_numeric(plain, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-    ok = ~np.isnan(parsed)
-    if ok.mean() < MIN_NUMERIC_SHARE:
-        return None
-    values = np.full(len(s), np.nan)
-    values[filled] = parsed
-    return values, text[~ok].tolist(), fmt
+    split None: the split a new run gets (SplitSpec()), or all rows when the table is too small to split (the
+    run itself is then refused with the split's message)."""
+    if ds.frame is None:
+        return ds
+    from kfcore import recipe as krecipe
 
-
-def number_format(text: pd.Series) -> str | None:
-    """How numbers in these (stripped, filled) text cells use commas: "thousands" ("12,345.6"), "decimal_comma"
-    ("0,123", "12.345,6"), or None (no commas, or not numbers). Cells that fit both ("1,234") are read as
-    thousands: a decimal comma rarely has exactly three digits after it in every cell."""
-    sample = text.iloc[:5000]
-    if not sample.str.contains(",", regex=False).any():
-        return None
-    thousands = sample.str.fullmatch(_THOUSANDS).mean()
-    decimal = sample.str.fullmatch(_DECIMAL_COMMA).mean()
-    if max(thousands, decimal) < MIN_NUMERIC_SHARE:
-        return None
-    return "thousands" if thousands >= decimal else "decimal_comma"
-
-
-def normalise_numbers(text: pd.Series, fmt: str | None) -> pd.Series:
-    """Text cells in `fmt` (number_format) rewritten as plain numbers ("12,345.6" -> "12345.6", "0,5" -> "0.5")."""
-    if fmt == "thousands":
-        return text.str.replace(",", "", regex=False)
-    if fmt == "decimal_comma":
-        return text.str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
-    return text
-
-
-def _examples(cells: list[str], k: int = 3) -> str:
-    distinct = list(dict.fromkeys(cells))
-    shown = ", ".join(repr(c) for c in distinct[:k])
-    return f"e.g. {shown}" + (f" and {len(distinct) - k} more" if len(distinct) > k else "")
+    rows: np.ndarray | None = None
+    try:
+        rows = split_dataset(ds, split or SplitSpec()).train_index
+    except DataError:
+        if split is not None:
+            raise
+    fitted_on = None if rows is None else asdict(split or SplitSpec())
+    if ds.recipe is not None and ds.recipe.fitted_on == fitted_on:
+        return ds
+    recipe, notes = krecipe.fit(ds.frame, rows)
+    if not recipe.feature_names:
+        why = ("all of them were dropped (see the notes)" if len(ds.frame.columns)
+               else f"the file only has the target column '{ds.target['column']}'")
+        raise DataError(f"{ds.name}: no feature columns are left to learn from; {why}. Add columns that describe "
+                        "each row")
+    recipe.target, recipe.fitted_on = dict(ds.target), fitted_on
+    kept = [n for n in ds.notes if n not in ds.recipe_notes]
+    return replace(ds, x=recipe.transform(ds.frame), feature_names=recipe.feature_names, recipe=recipe,
+                   notes=kept + notes, recipe_notes=notes)
 
 
 def csv_columns(path: str | Path) -> list[str]:
@@ -1250,6 +1170,16 @@ def _not_utf8_message(path: Path, gzipped: bool) -> str:
         f"{path.name} is not UTF-8 text{_where_not_utf8(path, gzipped)}; it is probably Latin-1 or Windows-1252, "
         "as older Excel saves it. Save it as 'CSV UTF-8' and upload that"
     )
+
+
+def tidy_columns(df: pd.DataFrame) -> bool:
+    """Strip spaces around df's column names in place (" age" is "age"), unless that would merge two columns;
+    True when a name changed."""
+    stripped = [str(c).strip() for c in df.columns]
+    if len(set(stripped)) < len(stripped) or stripped == list(df.columns):
+        return False
+    df.columns = stripped
+    return True
 
 
 def read_csv(path: Path, limits: Limits | None = None) -> pd.DataFrame:

@@ -14,6 +14,7 @@ import dataclasses
 import inspect
 import io
 import tokenize
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from kfcore import data as kdata
+from kfcore import recipe as krecipe
 from kfcore.data import DataError, Dataset, load_dataset, split_dataset
 from kfcore.layers import kind
 from kfcore.layers.base import call as _call
@@ -80,6 +82,43 @@ def python_script(spec: RunSpec, run_name: str | None = None) -> str:
     script.section("Train", *_train_lines(spec, facts))
     script.section("Evaluate", *_evaluate_lines(facts))
     return script.text(_docstring(spec, facts, run_name))
+
+
+SCRIPT_NAME = "train.py"
+
+
+def data_files(spec: RunSpec) -> list[Path]:
+    """The files the script reads by bare name from beside itself (a spec with resolved paths); [] for built-in
+    sets and Keras downloads."""
+    d = spec.data
+    return [Path(p) for p in (d.path, d.images, d.labels) if p]
+
+
+def script_zip(spec: RunSpec, run_name: str | None = None) -> bytes:
+    """A ZIP of the script (train.py) and the data files it reads, side by side: unpack and run it anywhere."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(SCRIPT_NAME, python_script(spec, run_name))
+        for path in data_files(spec):
+            archive.write(path, arcname=path.name)
+    return out.getvalue()
+
+
+def model_files(model_path: str | Path) -> list[Path]:
+    """A run's model and the recipe saved beside it (when it has one): what takes raw rows."""
+    from kfcore.recipe import RECIPE_FILE
+
+    model = Path(model_path)
+    return [f for f in (model, model.with_name(RECIPE_FILE)) if f.is_file()]
+
+
+def files_zip(files: list[Path]) -> bytes:
+    """These files side by side in a ZIP."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for path in files:
+            archive.write(path, arcname=path.name)
+    return out.getvalue()
 
 
 def metrics_csv(epochs: list[dict[str, Any]]) -> str:
@@ -153,7 +192,7 @@ def _facts(spec: RunSpec) -> _Facts:
         stratify = task != "regression" and min(n_val, n - n_val) >= 10
         facts = _Facts(task, 0 if task == "regression" else 10, shape, True, 0, n_val, False, stratify)
     else:
-        ds = load_dataset(d)
+        ds = load_dataset(d, split=split)  # a table's recipe fitted on the run's training rows, as the run did
         own_test = ds.x_test is not None
         # Split sample numbers, not the data: the run's checks and counts at no memory cost.
         splits = split_dataset(dataclasses.replace(ds, x=np.arange(len(ds.y))), split)
@@ -271,7 +310,7 @@ def _data_lines(spec: RunSpec, facts: _Facts, script: _Script) -> list[str]:
         names = [Path(d.images or "").name, Path(d.labels or "").name]
         return [_beside(*names), f"x = read_idx({_q(names[0])})", f"y = read_idx({_q(names[1])})",
                 *_image_lines(["x"], [images])]
-    return _csv_lines(spec, facts)
+    return _csv_lines(spec, facts, script)
 
 
 def _label_lines(facts: _Facts) -> list[str]:
@@ -362,81 +401,46 @@ _READ_IDX = '''def read_idx(path):
     return np.frombuffer(data, dtype, offset=4 + 4 * ndim).reshape(shape)'''
 
 
-def _csv_lines(spec: RunSpec, facts: _Facts) -> list[str]:
-    """pandas code for the steps kfcore applied to this file, column by column, in file order."""
+def _csv_lines(spec: RunSpec, facts: _Facts, script: _Script) -> list[str]:
+    """pandas code that reads the file as kfcore did and applies the run's recipe (kfcore.recipe) to it: the recipe's
+    own functions, verbatim, with what it fitted on the run's training rows written in as data."""
     import pandas as pd
 
     path = Path(spec.data.path or "")
-    target = (spec.data.target or "").strip()
+    ds = facts.dataset
+    assert ds is not None and ds.recipe is not None  # a CSV run always has its recipe
+    recipe = ds.recipe
+    target = recipe.target["column"]
     df = kdata.read_csv(path)
+    script.helpers.append(krecipe.source_of("numbers", "prepare"))
     lines = [_beside(path.name),
              f"df = {_call('pd.read_csv', [_q(path.name), *_csv_read_options(path, list(df.columns))])}"]
-    stripped = [str(c).strip() for c in df.columns]
-    if len(set(stripped)) == len(stripped):  # kfcore's rule: " age" is "age" unless two columns would merge
-        if stripped != list(df.columns):
-            lines.append("df.columns = df.columns.str.strip()")
-        df.columns = stripped
-    if not facts.classify and not pd.api.types.is_numeric_dtype(df[target]):  # a number written as text, as kfcore reads it
-        fmt = kdata.number_format(df[target].dropna().astype(str).str.strip())
-        lines.append(f'df[{_q(target)}] = pd.to_numeric({_as_numbers(f"df[{_q(target)}]", fmt)}, errors="coerce")')
-        df[target] = pd.to_numeric(kdata.normalise_numbers(df[target].astype(str).str.strip(), fmt), errors="coerce")
-    if df[target].isna().any():
+    if kdata.tidy_columns(df):  # kfcore's rule: " age" is "age" unless two columns would merge
+        lines.append("df.columns = df.columns.str.strip()")
+    if recipe.target["numbers"]:
+        lines.append(f"df[{_q(target)}] = numbers(df[{_q(target)}], {recipe.target['format']!r})  "
+                     "# the target as numbers: a cell that is not one becomes a gap")
+    if len(ds.y) < len(df):
         lines.append(f"df = df.dropna(subset=[{_q(target)}])  # rows without a target teach nothing")
-        df = df.loc[df[target].notna()]
-
-    features = facts.dataset.feature_names if facts.dataset else []
-    is_number = {c: pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c]) for c in df.columns}
-    if any(np.isinf(df[c].to_numpy(dtype=np.float64, na_value=np.nan)).any() for c in df.columns if is_number[c]):
-        lines.append("df = df.replace([np.inf, -np.inf], np.nan)  # infinite values count as missing, as in KF Studio")
-        df = df.replace([np.inf, -np.inf], np.nan)
-    pieces, left_out, numbers, filled, encoded = [], [], False, False, False
-    for c in df.columns:
-        column, missing = f"df[{_q(c)}]", bool(df[c].isna().any())
-        if c == target:
-            continue
-        if is_number[c] and c in features:
-            pieces.append(f"{column}.fillna({column}.median())" if missing else column)
-            numbers, filled = True, filled or missing
-        elif c in features:  # text that kfcore read as numbers: typos become gaps, commas as the file writes them
-            fmt = kdata.number_format(df[c].dropna().astype(str).str.strip())
-            parsed = _as_numbers(column, fmt)
-            name = f"number_{len(pieces)}"
-            written = f", written with {kdata.NUMBER_FORMATS[fmt].split(' (')[0]}" if fmt else ""
-            lines += [f"# {_q(c)} holds numbers as text{written}; cells that are not numbers become gaps",
-                      f"{name} = {parsed}",
-                      f'{name} = pd.to_numeric({name}, errors="coerce").replace([np.inf, -np.inf], np.nan)']
-            pieces.append(f"{name}.fillna({name}.median())")
-            numbers, filled = True, True
-        elif not is_number[c] and any(f.startswith(f"{c}=") for f in features):
-            if missing:
-                column += f".fillna({_q(kdata.MISSING_CATEGORY)})"
-            if not all(isinstance(v, str) for v in df[c].dropna()):
-                column += ".astype(str)"
-            pieces.append(f"pd.get_dummies({column}, prefix={_q(c)})")
-            encoded = True
-        else:
-            left_out.append(f"{_q(c)} ({'no values' if is_number[c] else 'one value per row, or too many to encode'})")
-    if left_out:
-        lines.append(f"# Left out, as in KF Studio: {', '.join(left_out)}")
-    kinds = ["numbers" + (" (gaps filled with the column's median)" if filled else "")] if numbers else []
-    kinds += ["text one-hot encoded"] if encoded else []
-    lines += [
-        f"# Features, in file order: {' and '.join(kinds)}",
-        "x = pd.concat(\n    [\n" + "".join(f"        {p},\n" for p in pieces) + "    ],\n    axis=1,\n"
-        ').to_numpy("float32")',
+    listed = "".join(f"    {_literal(column)},\n" for column in recipe.columns)
+    text = not recipe.target["numbers"] and not pd.api.types.is_numeric_dtype(df[target]) \
+        and not pd.api.types.is_bool_dtype(df[target])
+    return lines + [
+        "# The recipe KF Studio fitted on the run's training rows: per column its kind and preparation (the",
+        "# training median fills a gap, the training categories are one-hot encoded, an unseen one is all zeros)",
+        "RECIPE = [\n" + listed + "]",
+        "x = prepare(df, RECIPE)",
+        f"y = df[{_q(target)}]{'.astype(str)' if text else ''}.to_numpy()",
     ]
-    text = not is_number[target] and not pd.api.types.is_bool_dtype(df[target])
-    return lines + [f"y = df[{_q(target)}]{'.astype(str)' if text else ''}.to_numpy()"]
 
 
-def _as_numbers(column: str, fmt: str | None) -> str:
-    """Code for a text column as plain number text, commas handled as kfcore.data.normalise_numbers does."""
-    code = f"{column}.astype(str).str.strip()"
-    if fmt == "thousands":
-        return code + '.str.replace(",", "")'
-    if fmt == "decimal_comma":
-        return code + '.str.replace(".", "").str.replace(",", ".")'
-    return code
+def _literal(value: Any) -> str:
+    """A recipe value (dicts, lists, text, numbers, None) as Python code in the script's style (double quotes)."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_q(k)}: {_literal(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_literal(v) for v in value) + "]"
+    return _q(value) if isinstance(value, str) else repr(value)
 
 
 def _csv_read_options(path: Path, columns: list[str]) -> list[str]:

@@ -68,6 +68,7 @@ class TestSplit:
     y_test: np.ndarray
     train_index: np.ndarray  # rows of Dataset.x that were trained on (taken only when needed: 2-D plots)
     y_train: np.ndarray
+    test_index: np.ndarray | None = None  # rows of Dataset.x that were tested on; None: the source's own test set
 
 
 def load_predictions(run_dir: str | Path) -> Predictions:
@@ -98,10 +99,11 @@ def rebuild_split(ds: Dataset, split: SplitSpec, saved: Predictions | None = Non
         test = saved.test_index.astype(np.int64)
         train = saved.train_index.astype(np.int64)
         return TestSplit(x_test=ds.x_test if own else ds.x[test], y_test=ds.y_test if own else ds.y[test],
-                         train_index=train, y_train=ds.y[train])
+                         train_index=train, y_train=ds.y[train], test_index=None if own else test)
     idx = split_dataset(dataclasses.replace(ds, x=np.arange(len(ds.y))), split)
     x_test = ds.x_test if ds.x_test is not None else ds.x[idx.x_test]
-    return TestSplit(x_test=x_test, y_test=idx.y_test, train_index=idx.x_train, y_train=idx.y_train)
+    return TestSplit(x_test=x_test, y_test=idx.y_test, train_index=idx.x_train, y_train=idx.y_train,
+                     test_index=None if ds.x_test is not None else idx.x_test)
 
 
 def mismatch(rebuilt_y: np.ndarray, saved_y: np.ndarray) -> str | None:

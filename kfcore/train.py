@@ -7,6 +7,7 @@ model. Nothing here knows about Streamlit or the run store.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 import traceback
@@ -18,8 +19,9 @@ from typing import Any
 import numpy as np
 
 from kfcore import evaluate
-from kfcore.data import DataError, Dataset, Splits, fingerprint, load_dataset, split_dataset
+from kfcore.data import DataError, Dataset, Splits, fingerprint, load_dataset, split_dataset, with_recipe
 from kfcore.limits import LimitError, Limits, check_run, run_batches
+from kfcore.recipe import RECIPE_FILE, Recipe
 from kfcore.shapes import ShapeError, ShapeReport, head, infer_shapes
 from kfcore.spec import RunSpec, SpecError
 from kfcore.store import disk_full
@@ -60,7 +62,8 @@ def prepare(
     Raises DataError, ShapeError or LimitError with a message for the user.
     """
     limits = limits or Limits.from_env()
-    ds = dataset if dataset is not None else load_dataset(spec.data, limits=limits)
+    ds = dataset if dataset is not None else load_dataset(spec.data, limits=limits, split=spec.split)
+    ds = with_recipe(ds, spec.split)  # a table's recipe fitted on this run's training rows (a no-op when it is)
     splits = split_dataset(ds, spec.split)
     report, over = assess(spec, ds, len(splits.x_train), limits)
     if over is not None:
@@ -305,6 +308,13 @@ def _train(
     if model_path is not None:
         Path(model_path).parent.mkdir(parents=True, exist_ok=True)
         model.save(model_path)
+        recipe = ds.recipe
+        if recipe is None and splits.x_train.ndim == 2 and len(ds.feature_names) == ds.input_shape[0]:
+            recipe = Recipe.of_numbers(ds.feature_names, splits.x_train, {"column": "target", "task": ds.task,
+                                                                          "classes": ds.class_names})
+        if recipe is not None:  # raw rows in: kfcore predict (and for a CSV the exported script) apply it first
+            recipe = dataclasses.replace(recipe, target={**recipe.target, "scale": info["target_scale"]})
+            recipe.save(Path(model_path).with_name(RECIPE_FILE))
         np.savez_compressed(Path(model_path).with_name("predictions.npz"), y_true=splits.y_test,
                             outputs=np.asarray(outputs, dtype=np.float32), train_index=splits.train_index,
                             test_index=np.array([]) if splits.test_index is None else splits.test_index,

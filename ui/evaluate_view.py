@@ -19,7 +19,7 @@ import pandas as pd
 import streamlit as st
 
 from kfcore import plots, runview, samples
-from kfcore.data import DataError, Dataset
+from kfcore.data import DataError, Dataset, with_recipe
 from kfcore.jobs import PredictError
 from kfcore.samples import Predictions, SampleError, TestSplit
 from kfcore.spec import RunSpec, SpecError, SplitSpec
@@ -97,6 +97,12 @@ def headline(record: RunRecord, history: list[dict]) -> None:
 # -- the samples behind the numbers ---------------------------------------------------------------
 
 
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _run_dataset(data_key: str, split_key: str, _ds: Dataset) -> Dataset:
+    """The data as the run saw it: a table's recipe fitted on the run's training rows (once per data and split)."""
+    return with_recipe(_ds, SplitSpec(**json.loads(split_key)))
+
+
 @st.cache_resource(show_spinner="Rebuilding the test split…", max_entries=4)
 def _split(run_id: str, data_key: str, split_key: str, _ds: Dataset, _saved: Predictions) -> TestSplit:
     return samples.rebuild_split(_ds, SplitSpec(**json.loads(split_key)), _saved)
@@ -114,9 +120,9 @@ def run_data(record: RunRecord) -> RunData:
         refusal = state.data_refusal(spec, via=record)
         if refusal:
             return RunData(predictions, problem=f"the run's samples cannot be shown: {refusal}")
-        ds = datasets.dataset(spec.data)
-        split = _split(record.id, json.dumps(asdict(spec.data), sort_keys=True), json.dumps(asdict(spec.split)), ds,
-                       predictions)
+        data_key, split_key = json.dumps(asdict(spec.data), sort_keys=True), json.dumps(asdict(spec.split))
+        ds = _run_dataset(data_key, split_key, datasets.dataset(spec.data))
+        split = _split(record.id, data_key, split_key, ds, predictions)
     except (SpecError, DataError) as e:
         return RunData(predictions, problem=f"the run's data cannot be loaded now, so its samples cannot be shown: {e}")
     problem = samples.mismatch(split.y_test, predictions.y_true)
@@ -321,7 +327,11 @@ def try_it(record: RunRecord, rd: RunData) -> None:
         else:
             n = len(rd.split.y_test)
             k = int(st.number_input(f"Test sample (0 to {n - 1})", min_value=0, max_value=n - 1, key="try_index"))
-            if source == TYPE:
+            if source == TYPE and rd.dataset is not None and rd.dataset.recipe is not None:
+                x = _typed_row(rd, k)
+                st.caption(f"Starts from test sample {k}'s row as the file has it; change any value. A category "
+                           "is one the run trained on; an empty cell is filled as in training.")
+            elif source == TYPE:
                 base = pd.DataFrame(rd.split.x_test[k : k + 1], columns=_feature_names(rd))
                 x = st.data_editor(base, hide_index=True, key="try_features").to_numpy(dtype=np.float32)
                 st.caption(f"Starts from test sample {k}; change any value.")
@@ -351,6 +361,31 @@ def try_it(record: RunRecord, rd: RunData) -> None:
             _prediction(np.asarray(result[1]), ev, truth)
         else:
             st.caption("Press **Predict** to see what the model says.")
+
+
+def _typed_row(rd: RunData, k: int) -> np.ndarray:
+    """A raw row to edit (the table's columns, categories picked from the training ones), as the model's input."""
+    from kfcore.recipe import numbers
+
+    recipe, frame = rd.dataset.recipe, rd.dataset.frame
+    row = frame.iloc[[int(rd.split.test_index[k])]] if rd.split.test_index is not None else frame.iloc[[0]]
+    base, config = pd.DataFrame(index=[0]), {}
+    for column in recipe.columns:
+        name, kind = column["name"], column["kind"]
+        cell = row[name].reset_index(drop=True)
+        if kind == "number":
+            base[name] = numbers(cell, column["format"])
+            config[name] = st.column_config.NumberColumn(name)
+        elif kind in ("category", "boolean"):
+            options = [c for c in column["categories"] if c != column["missing"]]
+            value = None if cell.isna().iloc[0] else str(cell.iloc[0])
+            base[name] = pd.Series([value if value in options else None], dtype=object)
+            config[name] = st.column_config.SelectboxColumn(name, options=options)
+        elif kind == "date":
+            base[name] = cell.astype(object).where(cell.notna(), None)
+            config[name] = st.column_config.TextColumn(name, help="a date as 2024-03-01")
+    edited = st.data_editor(base, hide_index=True, column_config=config, key="try_features")
+    return recipe.transform(edited)
 
 
 def _prediction(outputs: np.ndarray, ev: dict[str, Any], truth: Any) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from pathlib import Path
+from typing import Any
 
 import streamlit as st
 
@@ -85,13 +86,21 @@ def downloads(record: RunRecord) -> None:
     model = Path(record.model_path) if record.model_path else None
     has_model = model is not None and model.exists()
     try:
-        spec_json = RunSpec.from_dict(record.spec).to_json()
-        script, problem = _script(spec_json, record.name)
+        spec = RunSpec.from_dict(record.spec)
+        script, problem = _script(spec.to_json(), record.name)
+        spec.data = uploads.resolve(spec.data, state.store().uploads_dir)
     except SpecError as e:
         script, problem = None, str(e)
+    # A script that reads a file comes zipped with it, side by side, as `kfcore export` writes them.
+    bundled = script is not None and bool(export.data_files(spec))
+    script_data: Any = (lambda: export.script_zip(spec, record.name)) if bundled else script or ""
     cols = st.columns(3)
+    # A model with a recipe (a table's) comes zipped with it, as `kfcore export --format keras` writes them.
+    with_recipe = has_model and len(export.model_files(model)) > 1
     cols[0].download_button(
-        "Model (.keras)", data=lambda: model.read_bytes(), file_name=f"{stem}.keras", mime="application/octet-stream",
+        "Model (.keras)", data=(lambda: export.files_zip(export.model_files(model))) if with_recipe
+        else (lambda: model.read_bytes()), file_name=f"{stem}-model.zip" if with_recipe else f"{stem}.keras",
+        mime="application/zip" if with_recipe else "application/octet-stream",
         key="download_model", icon=":material/download:", on_click="ignore", disabled=not has_model, width="stretch",
     )
     cols[1].download_button(
@@ -99,13 +108,18 @@ def downloads(record: RunRecord) -> None:
         mime="text/csv", key="download_metrics", icon=":material/table:", on_click="ignore", width="stretch",
     )
     cols[2].download_button(
-        "Export as Python", data=script or "", file_name=f"{stem}.py", mime="text/x-python", key="download_script",
+        "Export as Python", data=script_data, file_name=f"{stem}.zip" if bundled else f"{stem}.py",
+        mime="application/zip" if bundled else "text/x-python", key="download_script",
         icon=":material/code:", on_click="ignore", disabled=script is None, width="stretch",
     )
     # No help= tooltips: one makes Streamlit draw a button twice, which browser automation cannot tell apart.
-    notes = ["The script trains this run again with tf.keras alone, top to bottom like a keras-io example."]
+    notes = ["The script trains this run again with tf.keras alone, top to bottom like a keras-io example"
+             + (", zipped with the data file it reads from beside itself." if bundled else ".")]
     if not has_model:
         notes.append("This run saved no model file.")
+    elif with_recipe:
+        notes.append("The model comes with recipe.json, which turns raw rows into its input "
+                     "(`python -m kfcore predict` applies both).")
     if problem:
         notes.append(f"No script for this run: {plain(problem)}")
     st.caption(" ".join(notes))

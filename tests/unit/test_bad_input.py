@@ -184,14 +184,15 @@ def test_a_text_column_with_one_value_per_row_is_dropped_as_an_id_with_a_note(tm
     lines = ["model,cyl,kind,y"] + [f"{n},{4 + i % 3 * 2},{'ab'[i % 2]},{i % 2}" for i, n in enumerate(names)]
     ds = load_csv(csv_file(tmp_path, "\n".join(lines) + "\n"))
     assert ds.feature_names == ["cyl", "kind=a", "kind=b"]
-    assert "dropped column 'model': 12 different text values in 12 rows, one per row (an ID or a name?), which says " \
+    assert "dropped column 'model': 9 different text values in 9 rows, one per row (an ID or a name?), which says " \
            "nothing about new rows" in ds.notes
 
 
 def test_a_few_categories_in_a_small_table_stay_categories(tmp_path):
     lines = ["colour,y"] + [f"{c},{i % 2}" for i, c in enumerate(["red", "green", "blue", "red", "green"] * 2)]
-    assert load_csv(csv_file(tmp_path, "\n".join(lines) + "\n")).feature_names == [
-        "colour=blue", "colour=green", "colour=red"]
+    ds = load_csv(csv_file(tmp_path, "\n".join(lines) + "\n"))
+    seen = sorted(set(ds.frame["colour"].iloc[split_dataset(ds, SplitSpec()).train_index]))  # the training rows'
+    assert ds.feature_names == [f"colour={c}" for c in seen] and len(seen) >= 2
 
 
 # -- the upload size limit (ui.datasets.save_upload, where an upload arrives) -----------------------

@@ -314,28 +314,25 @@ CSV_MIXED = """age, color ,income,flag,label
 
 
 def test_csv_keeps_numbers_one_hot_encodes_text_and_fills_gaps(tmp_path):
-    ds = load_dataset(csv_spec(write_csv(tmp_path, CSV_MIXED, "people.csv"), "label"))
+    ds = load_dataset(csv_spec(write_csv(tmp_path, CSV_MIXED, "people.csv"), "label"), split=SplitSpec(0.2, 0, 0))
     assert ds.name == "people" and "people.csv" in ds.description
-    assert ds.feature_names == [
-        "age",
-        "color=(missing)",
-        "color=blue",
-        "color=red",
-        "income",
-        "flag=False",
-        "flag=True",
-    ]
+    train = split_dataset(ds, SplitSpec(0.2, 0, 0)).train_index
+    # The recipe is fitted on the 4 training rows alone: the test row (50, red, no income) is never looked at.
+    assert sorted(train.tolist()) == [0, 1, 3, 4]
+    assert ds.feature_names == ["age", "color=(missing)", "color=blue", "color=red", "income", "flag=False",
+                                "flag=True"]
     assert ds.x.dtype == np.float32 and ds.x.shape == (5, 7)  # the row with no label is dropped
     assert ds.task == "binary" and ds.class_names == ["no", "yes"]
     assert ds.y.tolist() == [1, 0, 1, 0, 1]
-    # ages left after dropping: 30, -, 50, 41, 20 -> median 35.5; incomes 1000, 2000, -, 1500, 3000 -> 1750
-    assert ds.x[1, 0] == pytest.approx(35.5) and ds.x[2, 4] == pytest.approx(1750)
-    assert ds.x[:, 0].tolist() == [30, 35.5, 50, 41, 20]  # raw, not standardised
+    # training ages 30, -, 41, 20 -> median 30; training incomes 1000, 2000, 1500, 3000 -> 1750
+    assert ds.x[:, 0].tolist() == [30, 30, 50, 41, 20]  # raw, not standardised
+    assert ds.x[2, 4] == 1750
     assert ds.x[3, 1:4].tolist() == [1, 0, 0]  # the missing colour is its own category
     assert "dropped 1 rows whose target 'label' is missing" in ds.notes
-    assert "filled 1 missing values in 'age' with the median 35.5" in ds.notes
+    assert "filled 1 missing values in 'age' with the median 30.0" in ds.notes
     assert "filled 1 missing values in 'income' with the median 1750.0" in ds.notes
     assert "1 missing values in 'color' became their own category '(missing)'" in ds.notes
+    assert ds.recipe.describe()[1]["kind"] == "category"
 
 
 def test_csv_with_semicolons_is_read(tmp_path):
@@ -348,7 +345,7 @@ def test_csv_drops_text_columns_with_too_many_values(tmp_path):
     rows = "\n".join(f"person{i},{i % 7},{i % 2}" for i in range(150))
     ds = load_dataset(csv_spec(write_csv(tmp_path, "name,score,y\n" + rows), "y"))
     assert ds.feature_names == ["score"]
-    assert any("dropped column 'name': 150 different text values" in n for n in ds.notes)
+    assert any("dropped column 'name': 105 different text values in 105 rows" in n for n in ds.notes)  # training rows
 
 
 def test_csv_missing_target_lists_the_columns(tmp_path):
@@ -369,7 +366,7 @@ def test_csv_missing_target_lists_the_columns(tmp_path):
         (b"a,y\n1,0\n", "y", "has 1 usable rows; a model needs at least 2"),
         (b"a,y\n1,\n2,\n3,1\n", "y", "has 1 usable rows"),
         (b"y\n0\n1\n0\n", "y", "no feature columns are left .*only has the target column 'y'"),
-        (b"a,y\n,0\n,1\n", "y", "no feature columns are left .*all of them were dropped"),
+        (b"a,y\n,0\n,1\n,0\n", "y", "no feature columns are left .*all of them were dropped"),
         (b'a,y\n1,2\n"3,4\n', "y", "is not valid CSV"),
     ],
 )

@@ -203,7 +203,7 @@ def test_scripts_load_and_split_the_runs_samples_exactly(matrix, scripts, files,
     for name, spec in matrix.items():
         if spec.data.source == "keras":
             continue  # a download; its loading is the same keras.datasets call
-        ds = load_dataset(spec.data)
+        ds = load_dataset(spec.data, split=spec.split)  # a table's recipe is fitted on the run's training rows
         splits = split_dataset(ds, spec.split)
         loss = head(ds.task, ds.n_classes, spec.output)[2]
         namespace: dict = {}
