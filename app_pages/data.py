@@ -137,8 +137,8 @@ with right:
     st.badge({"multiclass": "multiclass classification", "binary": "binary classification"}.get(ds.task, ds.task),
              icon=":material/category:")
     if ds.task_reason:
-        st.caption(plain(ds.task_reason) + (" You can change the task on the left." if option == datasets.UPLOAD
-                                            else ""))
+        change = " You can change the task on the left." if option == datasets.UPLOAD else ""
+        st.caption(f"{plain(ds.task_reason)}.{change}")
     for note in ds.notes:
         st.caption(f":material/info: {plain(note)}")
     if ds.recipe is not None:

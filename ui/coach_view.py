@@ -20,11 +20,10 @@ def findings(record: RunRecord, history: list[dict], where: str) -> None:
     with st.container(border=True, key=f"coach_{where}"):
         st.markdown("**What the results say**")
         for f in found:
-            left, right = st.columns([3, 1], vertical_alignment="center")
-            left.markdown(f.message)
-            if mine:
-                right.button(f.action, key=f"coach_{where}_{f.key}", icon=":material/replay:", width="stretch",
-                             on_click=state.retrain, args=(record, f.change),
-                             help="Trains a new run, a child of this one, with only this setting changed.")
+            st.markdown(f.message)
+            if mine:  # under its finding, at its own width: "Use learning rate 0.0001" must not be cut short
+                st.button(f.action, key=f"coach_{where}_{f.key}", icon=":material/replay:", on_click=state.retrain,
+                          args=(record, f.change), help="Trains a new run, a child of this one, with only this "
+                          "setting changed.")
         if not mine:
             st.caption("Fork this run to try these changes.")
