@@ -233,7 +233,7 @@ def split_dataset(ds: Dataset, split: SplitSpec) -> Splits:
     """
     n = len(ds.y)
     classify = ds.task != "regression"
-    n_val = _count(split.validation, n)
+    n_val = split_count(split.validation, n)
     # The split is made on sample numbers, then the samples are taken: the same partition train_test_split makes of
     # the arrays themselves (the exported script splits those), and the numbers are kept.
     i_rest, y_rest, i_test = np.arange(n), ds.y, None
@@ -246,7 +246,7 @@ def split_dataset(ds: Dataset, split: SplitSpec) -> Splits:
                 f"{ds.name} has no test set of its own and the test fraction is 0: set a test fraction above 0 "
                 "(0.2 is usual) so the model is scored on data it never trained on"
             )
-        n_test = _count(split.test, n)
+        n_test = split_count(split.test, n)
         if n - n_test - n_val < 2:
             raise DataError(_too_few_message(ds.name, n, n_test, n_val))
         i_rest, i_test, y_rest, y_test, stratified = _split_off(i_rest, ds.y, n_test, split.seed, classify)
@@ -283,7 +283,7 @@ def class_counts(ds: Dataset) -> dict[str, int]:
 # -- splitting ------------------------------------------------------------------------------------
 
 
-def _count(fraction: float, n: int) -> int:
+def split_count(fraction: float, n: int) -> int:
     """Samples a fraction of n stands for: at least one when the fraction is above 0."""
     return 0 if fraction <= 0 else max(1, round(fraction * n))
 
@@ -301,14 +301,14 @@ def _split_off(
     """Split n_out samples off (x, y): (x_keep, x_out, y_keep, y_out, stratified)."""
     from sklearn.model_selection import train_test_split
 
-    stratify = classify and _can_stratify(y, n_out, len(y) - n_out)
+    stratify = classify and can_stratify(y, n_out, len(y) - n_out)
     x_keep, x_out, y_keep, y_out = train_test_split(
         x, y, test_size=n_out, random_state=seed, shuffle=True, stratify=y if stratify else None
     )
     return x_keep, x_out, y_keep, y_out, stratify
 
 
-def _can_stratify(y: np.ndarray, n_out: int, n_keep: int) -> bool:
+def can_stratify(y: np.ndarray, n_out: int, n_keep: int) -> bool:
     # scikit-learn's own preconditions: two members per class, and room for every class on both sides.
     counts = np.bincount(y)
     counts = counts[counts > 0]
@@ -531,7 +531,7 @@ def _load_synthetic(spec: DataSpec, name: str) -> Dataset:
         # make_moons spans about [-1, 2] x [-0.5, 1]; centre and stretch it to Playground's [-6, 6] range.
         pts = (pts - [0.5, 0.25]) * 4.0
     else:
-        generator = {"circle": _circle, "xor": _xor, "gauss": _gauss, "spiral": _spiral}[name]
+        generator = PLAYGROUND_GENERATORS[name]
         pts, labels = generator(n, noise, rng)
         order = rng.permutation(n)  # the generators emit one class after the other; Playground shuffles too
         pts, labels = pts[order], labels[order]
@@ -551,7 +551,7 @@ def _load_synthetic(spec: DataSpec, name: str) -> Dataset:
 # here they are 1 / 0. Where Playground adds noise to the label's decision only (circle, xor), so do we.
 
 
-def _circle(n: int, noise: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def circle(n: int, noise: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     radius, n_in = 5.0, (n + 1) // 2
     r = np.concatenate([rng.uniform(0, radius * 0.5, n_in), rng.uniform(radius * 0.7, radius, n - n_in)])
     angle = rng.uniform(0, 2 * np.pi, n)
@@ -561,7 +561,7 @@ def _circle(n: int, noise: float, rng: np.random.Generator) -> tuple[np.ndarray,
     return pts, labels.astype(np.int64)
 
 
-def _xor(n: int, noise: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def xor(n: int, noise: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     pts = rng.uniform(-5, 5, (n, 2))
     pts += np.where(pts > 0, 0.3, -0.3)  # a gap along the axes
     jitter = rng.uniform(-5, 5, (n, 2)) * noise
@@ -569,7 +569,7 @@ def _xor(n: int, noise: float, rng: np.random.Generator) -> tuple[np.ndarray, np
     return pts, labels.astype(np.int64)
 
 
-def _gauss(n: int, noise: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def gauss(n: int, noise: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     variance = 0.5 + noise / 0.5 * 3.5  # Playground maps noise 0..0.5 to variance 0.5..4
     n_pos = (n + 1) // 2
     pos = rng.normal(2.0, math.sqrt(variance), (n_pos, 2))
@@ -577,7 +577,7 @@ def _gauss(n: int, noise: float, rng: np.random.Generator) -> tuple[np.ndarray, 
     return np.concatenate([pos, neg]), np.repeat([1, 0], [n_pos, n - n_pos])
 
 
-def _spiral(n: int, noise: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def spiral(n: int, noise: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     def arm(m: int, delta: float) -> np.ndarray:
         i = np.arange(m) / m
         r, t = i * 5.0, 1.75 * i * 2 * np.pi + delta
@@ -585,6 +585,10 @@ def _spiral(n: int, noise: float, rng: np.random.Generator) -> tuple[np.ndarray,
 
     n_pos = (n + 1) // 2
     return np.concatenate([arm(n_pos, 0.0), arm(n - n_pos, np.pi)]), np.repeat([1, 0], [n_pos, n - n_pos])
+
+
+# The generators by set name; the exported script copies the run's one verbatim (kfcore.export).
+PLAYGROUND_GENERATORS = {"circle": circle, "xor": xor, "gauss": gauss, "spiral": spiral}
 
 
 # -- Keras downloads ------------------------------------------------------------------------------
@@ -708,7 +712,7 @@ def _read_mnist_npz(path: Path) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np
 
 def _cached_idx(path: Path) -> np.ndarray:
     try:
-        return _read_idx(path, path.name)
+        return read_idx(path, path.name)
     except DataError as e:
         raise _damaged(path, e) from None
 
@@ -777,7 +781,7 @@ def _as_images(x: np.ndarray, x_test: np.ndarray | None, notes: list[str]) -> tu
 _IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
-def _read_idx(path: str | Path, what: str, limits: Limits | None = None) -> np.ndarray:
+def read_idx(path: str | Path, what: str, limits: Limits | None = None) -> np.ndarray:
     """An IDX array (MNIST's format), gzip-compressed or raw; gzip is recognised by its magic bytes.
 
     With limits, the header's dimensions are checked against them before any data is read."""
@@ -817,8 +821,8 @@ def _read_idx(path: str | Path, what: str, limits: Limits | None = None) -> np.n
 def _load_idx(spec: DataSpec, limits: Limits) -> Dataset:
     if not spec.images or not spec.labels:
         raise DataError("an IDX source needs both an images file and a labels file (e.g. t10k-images-idx3-ubyte.gz)")
-    images = _read_idx(spec.images, "images", limits)
-    labels = _read_idx(spec.labels, "labels", limits)
+    images = read_idx(spec.images, "images", limits)
+    labels = read_idx(spec.labels, "labels", limits)
     if labels.ndim != 1 or images.ndim not in (3, 4):
         swapped = " (are the two files swapped?)" if images.ndim == 1 else ""
         raise DataError(

@@ -187,7 +187,7 @@ def _facts(spec: RunSpec) -> _Facts:
             raise DataError(
                 f"task 'binary' needs exactly 2 classes, but there are 10 in {d.name}; choose 'multiclass' or 'auto'"
             )
-        n_val = kdata._count(split.validation, n)
+        n_val = kdata.split_count(split.validation, n)
         # Every class has thousands of samples: stratifying only needs room for all 10 on both sides.
         stratify = task != "regression" and min(n_val, n - n_val) >= 10
         facts = _Facts(task, 0 if task == "regression" else 10, shape, True, 0, n_val, False, stratify)
@@ -201,8 +201,8 @@ def _facts(spec: RunSpec) -> _Facts:
         classify = ds.task != "regression"
         # kfcore decides per train_test_split call from class counts; the rest's counts are train's plus val's.
         y_rest = splits.y_train if splits.y_val is None else np.concatenate([splits.y_train, splits.y_val])
-        stratify_test = classify and not own_test and kdata._can_stratify(ds.y, n_test, len(ds.y) - n_test)
-        stratify_val = classify and n_val > 0 and kdata._can_stratify(y_rest, n_val, len(y_rest) - n_val)
+        stratify_test = classify and not own_test and kdata.can_stratify(ds.y, n_test, len(ds.y) - n_test)
+        stratify_val = classify and n_val > 0 and kdata.can_stratify(y_rest, n_val, len(y_rest) - n_val)
         coded = d.source == "builtin" and d.name != "diabetes"  # sklearn's and Playground's labels are 0..K-1
         facts = _Facts(ds.task, ds.n_classes, ds.input_shape, own_test, n_test, n_val, stratify_test, stratify_val,
                        dataset=ds, raw_labels=classify and not coded)
@@ -306,7 +306,7 @@ def _data_lines(spec: RunSpec, facts: _Facts, script: _Script) -> list[str]:
         return _npz_lines(spec, facts)
     if d.source == "idx":
         script.helpers.append(_READ_IDX)
-        images = kdata._read_idx(d.images or "", "images")
+        images = kdata.read_idx(d.images or "", "images")
         names = [Path(d.images or "").name, Path(d.labels or "").name]
         return [_beside(*names), f"x = read_idx({_q(names[0])})", f"y = read_idx({_q(names[1])})",
                 *_image_lines(["x"], [images])]
@@ -332,8 +332,7 @@ def _synthetic_lines(spec: RunSpec, script: _Script) -> list[str]:
             'x = ((x - [0.5, 0.25]) * 4.0).astype("float32")  # centred and stretched to Playground\'s [-6, 6]',
         ]
     # kfcore's own generator, verbatim: the script draws exactly the run's points.
-    source = inspect.getsource(getattr(kdata, f"_{d.name}"))
-    script.helpers.append(source.replace(f"def _{d.name}(", f"def {d.name}(", 1).rstrip())
+    script.helpers.append(inspect.getsource(kdata.PLAYGROUND_GENERATORS[d.name or ""]).rstrip())
     return [
         "rng = np.random.default_rng(0)  # a fixed seed, as in KF Studio: the same points every time",
         f"x, y = {d.name}({d.n}, {float(d.noise)!r}, rng)",
