@@ -99,16 +99,24 @@ def run_epochs(
 
     def one_epoch() -> tuple[list[Any], Any]:
         model.reset_metrics()  # fit resets at every epoch's start, and evaluate before validating
-        for s in tf.range(steps):
+
+        def train_batch(s: Any) -> Any:
             idx = order[s * batch_size:tf.minimum((s + 1) * batch_size, n)]
             model.train_step((tf.gather(xs, idx), tf.gather(ys, idx)))
+            return (s + 1,)
+
+        tf.while_loop(lambda s: s < steps, train_batch, (tf.constant(0),))
         values = metrics() + [tf.cast(model.optimizer.learning_rate, tf.float32)]
         cm = tf.zeros([0, 0], tf.int64)
         if val is not None:
             model.reset_metrics()
-            for s in tf.range(val_steps):
+
+            def val_batch(s: Any) -> Any:
                 lo, hi = s * batch_size, tf.minimum((s + 1) * batch_size, n_val)
                 model.test_step((xv[lo:hi], yv[lo:hi]))
+                return (s + 1,)
+
+            tf.while_loop(lambda s: s < val_steps, val_batch, (tf.constant(0),))
             values += metrics()
             if classify:
                 out = model(xv, training=False)
@@ -118,14 +126,15 @@ def run_epochs(
 
     names = metric_names + ["learning_rate"] + ([f"val_{k}" for k in metric_names] if val is not None else [])
 
-    @tf.function(jit_compile=False)  # as fit on CPU ("auto" is off there); the loop's batches vary in size
+    @tf.function(jit_compile=False, autograph=False)  # as fit on CPU ("auto" is off there); batches vary in size
     def chunk(count: Any) -> tuple[Any, Any]:
+        def epoch(i: Any, logs: Any, cms: Any) -> Any:
+            values, cm = one_epoch()
+            return i + 1, logs.write(i, tf.stack(values)), cms.write(i, cm)
+
         logs = tf.TensorArray(tf.float32, size=count, element_shape=[len(names)])
         cms = tf.TensorArray(tf.int64, size=count, element_shape=None, infer_shape=False)
-        for i in tf.range(count):
-            values, cm = one_epoch()
-            logs = logs.write(i, tf.stack(values))
-            cms = cms.write(i, cm)
+        _, logs, cms = tf.while_loop(lambda i, *_: i < count, epoch, (tf.constant(0), logs, cms))
         return logs.stack(), cms.stack()
 
     if early_stopping is not None:
