@@ -2,11 +2,11 @@
 per-epoch overhead (iterator set-up, a separate validation call and `predict`, callbacks), which dominates on
 small data (spiral: ~6 epochs/s through `fit`, hundreds in-graph).
 
-Same math means the same updates in the same order: each batch goes through the model's own `train_step` and
-each validation batch through its `test_step` (so loss weights, regularisers, loss scaling, dropout's seed
-generator and batch-norm statistics behave exactly as in `fit`), the batches are those `fit` makes (its seeded
+Same math means the same updates in the same order: each batch goes through the model's own `train_step` (so
+loss weights, regularisers, loss scaling, dropout's seed generator and batch-norm statistics behave exactly as in `fit`), the batches are those `fit` makes (its seeded
 shuffle, see `fit_permutation`, its partial last batch), and the metrics are reset where `fit` resets them.
-Per-class validation accuracy and the validation confusion matrix are computed in the same call.
+Validation is one forward pass over the whole (small) validation set: its loss and metrics (`scores`, equal to
+`evaluate`'s to float rounding), per-class accuracy and confusion matrix all come from it, in the same call.
 
 Supported: every optimizer and schedule, dropout, batch norm, regression and classification, early stopping
 (driven through Keras' own EarlyStopping callback, one epoch per call so it sees every epoch's weights).
@@ -53,6 +53,16 @@ def fit_permutation(n: int) -> np.ndarray:
     return next(iter(tf.data.Dataset.range(1).map(permutation))).numpy()
 
 
+def scores(model: Any, y: Any, outputs: Any) -> dict[str, Any]:
+    """The compiled loss and metrics of `outputs` against targets `y`, named as `evaluate` names them, in one pass
+    over outputs already computed (`evaluate`'s mean of batch means weighted by batch size is the overall mean).
+    Resets the model's metrics. Works eagerly and inside a tf.function."""
+    model.reset_metrics()
+    result = dict(model.compute_metrics(None, y, outputs))
+    result["loss"] = model.compute_loss(y=y, y_pred=outputs, training=False)
+    return result
+
+
 def run_epochs(
     model: Any,
     x: np.ndarray,
@@ -90,8 +100,6 @@ def run_epochs(
     if val is not None:
         xv, yv, labels = (tf.convert_to_tensor(a) for a in val)
         labels = tf.cast(tf.reshape(labels, [-1]), tf.int64)
-        n_val = len(val[0])
-        val_steps = max(1, math.ceil(n_val / batch_size))
 
     def metrics() -> list[Any]:
         result = model.get_metrics_result()
@@ -109,17 +117,10 @@ def run_epochs(
         values = metrics() + [tf.cast(model.optimizer.learning_rate, tf.float32)]
         cm = tf.zeros([0, 0], tf.int64)
         if val is not None:
-            model.reset_metrics()
-
-            def val_batch(s: Any) -> Any:
-                lo, hi = s * batch_size, tf.minimum((s + 1) * batch_size, n_val)
-                model.test_step((xv[lo:hi], yv[lo:hi]))
-                return (s + 1,)
-
-            tf.while_loop(lambda s: s < val_steps, val_batch, (tf.constant(0),))
-            values += metrics()
+            out = model(xv, training=False)
+            result = scores(model, yv, out)
+            values += [tf.cast(result[k], tf.float32) for k in metric_names]
             if classify:
-                out = model(xv, training=False)
                 pred = tf.argmax(out, axis=1) if out.shape[-1] > 1 else tf.cast(out[:, 0] > 0.5, tf.int64)
                 cm = tf.math.confusion_matrix(labels, pred, num_classes=n_classes, dtype=tf.int64)
         return values, cm

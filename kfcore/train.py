@@ -284,9 +284,8 @@ def _train(
     scores = [h.get(monitor, math.inf) for h in history]
     best_epoch = history[int(np.argmin(scores))]["epoch"] if history else None
     eval_batch = batches.evaluate
-    test = model.evaluate(splits.x_test, y_test, batch_size=eval_batch, verbose=0, return_dict=True)
-    test = {k_: float(v) for k_, v in test.items()}
-    outputs = model.predict(splits.x_test, batch_size=eval_batch, verbose=0)
+    outputs = model.predict(splits.x_test, batch_size=eval_batch, verbose=0)  # one pass: outputs, then scores
+    test = {k_: float(v) for k_, v in fastloop.scores(model, y_test, outputs).items()}
     if ds.task == "regression":
         evaluation = evaluate.regression_report(splits.y_test, outputs)
     else:

@@ -111,3 +111,20 @@ def test_cancel_between_calls_stops_the_fast_loop():
 
     result = train(_spec(train={"epochs": 10000}), should_stop=stop, fast=True)
     assert result.status == "cancelled"
+
+
+@pytest.mark.parametrize("loss, y", [("sparse_categorical_crossentropy", np.arange(50) % 3),
+                                     ("mse", np.linspace(-2.0, 2.0, 50).astype(np.float32))])
+def test_scores_from_outputs_are_what_evaluate_reports(loss, y):
+    keras.utils.set_random_seed(0)
+    x = np.random.default_rng(0).normal(size=(50, 4)).astype(np.float32)
+    inputs = keras.Input((4,))
+    hidden = keras.layers.Dense(8, activation="tanh", kernel_regularizer="l2")(inputs)
+    out = keras.layers.Dense(3 if loss.startswith("sparse") else 1,
+                             activation="softmax" if loss.startswith("sparse") else None)(hidden)
+    model = keras.Model(inputs, out)
+    model.compile("adam", loss=loss, metrics=["accuracy" if loss.startswith("sparse") else "mae"], loss_weights=[0.3])
+    expected = model.evaluate(x, y, batch_size=7, verbose=0, return_dict=True)
+    got = fastloop.scores(model, y, model.predict(x, batch_size=7, verbose=0))
+    assert set(got) == set(expected)
+    assert {k: float(v) for k, v in got.items()} == pytest.approx(expected, rel=1e-5)
