@@ -3,8 +3,9 @@ per-epoch overhead (iterator set-up, a separate validation call and `predict`, c
 small data (spiral: ~6 epochs/s through `fit`, hundreds in-graph).
 
 Same math means the same updates in the same order: each batch goes through the model's own `train_step` (so
-loss weights, regularisers, loss scaling, dropout's seed generator and batch-norm statistics behave exactly as in `fit`), the batches are those `fit` makes (its seeded
-shuffle, see `fit_permutation`, its partial last batch), and the metrics are reset where `fit` resets them.
+loss weights, regularisers, loss scaling, dropout's seed generator and batch-norm statistics behave exactly as
+in `fit`), the batches are those `fit` makes (its seeded shuffle, see `fit_permutation`, its partial last
+batch), and the metrics are reset where `fit` resets them.
 Validation is one forward pass over the whole (small) validation set: its loss and metrics (`scores`, equal to
 `evaluate`'s to float rounding), per-class accuracy and confusion matrix all come from it, in the same call.
 
@@ -141,7 +142,8 @@ def run_epochs(
     if early_stopping is not None:
         early_stopping.set_model(model)
         early_stopping.on_train_begin()
-    done, per_call, t0 = 0, 1, time.perf_counter() if started is None else started  # the first call runs one epoch: it is on screen at once
+    t0 = time.perf_counter() if started is None else started
+    done, per_call = 0, 1  # the first call runs one epoch, so it is on screen as soon as the loop is traced
     model.stop_training = False
     while done < epochs and not should_stop():
         count = min(per_call, epochs - done)
