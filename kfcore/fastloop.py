@@ -76,6 +76,7 @@ def run_epochs(
     should_stop: Callable[[], bool],
     early_stopping: Any = None,
     started: float | None = None,
+    val_batch: int | None = None,
 ) -> int:
     """Train a compiled model for up to `epochs` epochs; returns how many ran.
 
@@ -84,7 +85,8 @@ def run_epochs(
     names them (loss, accuracy | mae, val_*, learning_rate), plus kfcore.evaluate.epoch_validation_view's
     fields, epoch (1-based), epoch_time, samples_per_s and elapsed. should_stop is polled between calls and
     ends the loop; so does `early_stopping` (a keras EarlyStopping callback). `elapsed` counts from `started`
-    (a time.perf_counter() reading; default: now).
+    (a time.perf_counter() reading; default: now). val_batch caps how many validation samples one forward pass
+    takes (kfcore.limits sizes it to the memory budget); default: all at once.
     """
     import tensorflow as tf
 
@@ -102,6 +104,18 @@ def run_epochs(
         xv, yv, labels = (tf.convert_to_tensor(a) for a in val)
         labels = tf.cast(tf.reshape(labels, [-1]), tf.int64)
 
+    def predict(inputs: Any) -> Any:
+        if val_batch is None or len(val[0]) <= val_batch:
+            return model(inputs, training=False)
+        parts = math.ceil(len(val[0]) / val_batch)
+
+        def part(i: Any, outs: Any) -> Any:
+            return i + 1, outs.write(i, model(inputs[i * val_batch:(i + 1) * val_batch], training=False))
+
+        outs = tf.TensorArray(model.outputs[0].dtype, size=parts, infer_shape=False)
+        out = tf.while_loop(lambda i, _: i < parts, part, (tf.constant(0), outs))[1].concat()
+        return tf.ensure_shape(out, [None, *model.outputs[0].shape[1:]])  # the loop forgets the shape
+
     def metrics() -> list[Any]:
         result = model.get_metrics_result()
         return [tf.cast(result[k], tf.float32) for k in metric_names]
@@ -118,7 +132,7 @@ def run_epochs(
         values = metrics() + [tf.cast(model.optimizer.learning_rate, tf.float32)]
         cm = tf.zeros([0, 0], tf.int64)
         if val is not None:
-            out = model(xv, training=False)
+            out = predict(xv)
             result = scores(model, yv, out)
             values += [tf.cast(result[k], tf.float32) for k in metric_names]
             if classify:

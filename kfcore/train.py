@@ -258,7 +258,8 @@ def _train(
     if fast:
         classes = ds.n_classes if ds.task != "regression" and stream else 0
         fastloop.run_epochs(model, splits.x_train, y_train, (splits.x_val, y_val, splits.y_val) if has_val else None,
-                            spec.train.epochs, batch, classes, record, stop, early, started=t0)
+                            spec.train.epochs, batch, classes, record, stop, early, started=t0,
+                            val_batch=batches.validation)
     else:
         callbacks: list[Any] = [
             _streaming_callback(keras, emit, stop, spec.train.epochs, steps_per_epoch, n_train, batch, t0, record,

@@ -128,3 +128,24 @@ def test_scores_from_outputs_are_what_evaluate_reports(loss, y):
     got = fastloop.scores(model, y, model.predict(x, batch_size=7, verbose=0))
     assert set(got) == set(expected)
     assert {k: float(v) for k, v in got.items()} == pytest.approx(expected, rel=1e-5)
+
+
+def test_validation_in_memory_capped_passes_gives_the_same_logs():
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(60, 3)).astype(np.float32), rng.integers(0, 3, 60)
+    xv, yv = rng.normal(size=(23, 3)).astype(np.float32), rng.integers(0, 3, 23)
+
+    def rows(val_batch):
+        keras.utils.set_random_seed(2)
+        inputs = keras.Input((3,))
+        model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(inputs))
+        model.compile("adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        out = []
+        fastloop.run_epochs(model, x, y, (xv, yv, yv), 3, 8, 3, out.append, lambda: False, val_batch=val_batch)
+        return out
+
+    whole, capped = rows(None), rows(5)
+    for a, b in zip(whole, capped, strict=True):
+        assert a["val_confusion"] == b["val_confusion"] and sum(map(sum, a["val_confusion"])) == 23
+        assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-6)
+        assert a["val_accuracy"] == pytest.approx(b["val_accuracy"])
