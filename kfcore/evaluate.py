@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+MAX_CONFUSION_CLASSES = 50  # an epoch row keeps its validation confusion matrix up to this many classes
 MAX_MISTAKES_STORED = 500  # the full list lives in predictions.npz; the JSON keeps the most confident ones
 
 
@@ -50,13 +51,17 @@ def per_class_metrics(cm: np.ndarray, class_names: list[str]) -> list[dict[str, 
     ]
 
 
-def per_class_accuracy(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> list[float | None]:
-    """Recall of each class (None where the class is absent), the per-epoch validation view."""
-    out: list[float | None] = []
-    for k in range(n_classes):
-        mask = y_true == k
-        out.append(float((y_pred[mask] == k).mean()) if mask.any() else None)
-    return out
+def epoch_validation_view(cm: np.ndarray) -> dict[str, Any]:
+    """An epoch row's validation detail from its confusion matrix: per-class accuracy (recall, None where the
+    class is absent) and, up to MAX_CONFUSION_CLASSES classes, the matrix itself as a list of rows."""
+    cm = np.asarray(cm, dtype=np.int64)
+    actual = cm.sum(axis=1)
+    view: dict[str, Any] = {
+        "per_class_val_accuracy": [float(cm[k, k] / actual[k]) if actual[k] else None for k in range(len(cm))]
+    }
+    if len(cm) <= MAX_CONFUSION_CLASSES:
+        view["val_confusion"] = cm.tolist()
+    return view
 
 
 def classification_report(y_true: np.ndarray, probs: np.ndarray, class_names: list[str]) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from kfcore import evaluate
+from kfcore import evaluate, fastloop
 from kfcore.data import DataError, Dataset, Splits, fingerprint, load_dataset, split_dataset, with_recipe
 from kfcore.limits import LimitError, Limits, check_run, run_batches
 from kfcore.recipe import RECIPE_FILE, Recipe
@@ -148,16 +148,19 @@ def train(
     steps_per_execution: int | None = None,
     stream: bool = True,
     limits: Limits | None = None,
+    fast: bool | None = None,
 ) -> TrainResult:
     """Train `spec` and report events to `on_event`; never raises for anything a user can cause.
 
     should_stop is polled a few times a second; returning True cancels the run within about a second.
     stream=False turns off progress/epoch-detail work (benchmarks measure its cost this way).
+    fast picks the training loop: True kfcore.fastloop (several epochs per compiled call, same math), False
+    Keras `fit`; None (the default) the fast loop when the data is small enough and no distribution is on.
     """
     emit = on_event or (lambda e: None)
     stop = should_stop or (lambda: False)
     try:
-        return _train(spec, emit, stop, model_path, dataset, steps_per_execution, stream, limits)
+        return _train(spec, emit, stop, model_path, dataset, steps_per_execution, stream, limits, fast)
     except Cancelled:
         emit({"event": "cancelled"})
         return TrainResult(status="cancelled")
@@ -185,6 +188,7 @@ def _train(
     steps_per_execution: int | None,
     stream: bool,
     limits: Limits | None,
+    fast: bool | None,
 ) -> TrainResult:
     t0 = time.perf_counter()
     limits = limits or Limits.from_env()
@@ -234,6 +238,8 @@ def _train(
     y_val = _targets(splits.y_val, loss, ds.n_classes)
     y_test = _targets(splits.y_test, loss, ds.n_classes)
     has_val = splits.x_val is not None and len(splits.x_val) > 0
+    if fast is None:
+        fast = strategy is None and fastloop.fits_fast_path(splits.x_train, y_train, splits.x_val, y_val)
 
     info = {
         "dataset": ds.name,
@@ -248,6 +254,7 @@ def _train(
         "epochs": spec.train.epochs,
         "steps_per_epoch": steps_per_epoch,
         "steps_per_execution": k,
+        "fast_loop": fast,
         "loss": loss,
         "output_units": units,
         "target_scale": list(scale) if ds.task == "regression" else None,
@@ -258,29 +265,34 @@ def _train(
     emit({"event": "started", "hardware": hw, "info": info})
 
     history: list[dict[str, Any]] = []
-    callbacks: list[Any] = [
-        _streaming_callback(keras, emit, stop, spec.train.epochs, steps_per_epoch, n_train, batch, t0, history,
-                           splits.x_val if has_val and ds.task != "regression" and stream else None,
-                           splits.y_val, ds.n_classes, stream, batches.validation)
-    ]
+    record = _EpochRecorder(emit, stop, history)
+    early = None
     if spec.train.early_stopping:
-        callbacks.append(
-            keras.callbacks.EarlyStopping(
-                monitor="val_loss" if has_val else "loss",
-                patience=spec.train.patience,
-                restore_best_weights=spec.train.restore_best_weights,
-            )
+        early = keras.callbacks.EarlyStopping(monitor="val_loss" if has_val else "loss", patience=spec.train.patience,
+                                              restore_best_weights=spec.train.restore_best_weights)
+    if fast:
+        classes = ds.n_classes if ds.task != "regression" and stream else 0
+        fastloop.run_epochs(model, splits.x_train, y_train, (splits.x_val, y_val, splits.y_val) if has_val else None,
+                            spec.train.epochs, batch, classes, record, stop, early, started=t0,
+                            val_batch=batches.validation)
+    else:
+        callbacks: list[Any] = [
+            _streaming_callback(keras, emit, stop, spec.train.epochs, steps_per_epoch, n_train, batch, t0, record,
+                               splits.x_val if has_val and ds.task != "regression" and stream else None,
+                               splits.y_val, ds.n_classes, stream, batches.validation)
+        ]
+        if early is not None:
+            callbacks.append(early)
+        model.fit(
+            splits.x_train,
+            y_train,
+            epochs=spec.train.epochs,
+            batch_size=batch,
+            validation_data=(splits.x_val, y_val) if has_val else None,
+            callbacks=callbacks,
+            verbose=0,
+            shuffle=True,
         )
-    model.fit(
-        splits.x_train,
-        y_train,
-        epochs=spec.train.epochs,
-        batch_size=batch,
-        validation_data=(splits.x_val, y_val) if has_val else None,
-        callbacks=callbacks,
-        verbose=0,
-        shuffle=True,
-    )
     if stop():
         raise Cancelled
 
@@ -288,9 +300,8 @@ def _train(
     scores = [h.get(monitor, math.inf) for h in history]
     best_epoch = history[int(np.argmin(scores))]["epoch"] if history else None
     eval_batch = batches.evaluate
-    test = model.evaluate(splits.x_test, y_test, batch_size=eval_batch, verbose=0, return_dict=True)
-    test = {k_: float(v) for k_, v in test.items()}
-    outputs = model.predict(splits.x_test, batch_size=eval_batch, verbose=0)
+    outputs = model.predict(splits.x_test, batch_size=eval_batch, verbose=0)  # one pass: outputs, then scores
+    test = {k_: float(v) for k_, v in fastloop.scores(model, y_test, outputs).items()}
     if ds.task == "regression":
         evaluation = evaluate.regression_report(splits.y_test, outputs)
     else:
@@ -338,10 +349,10 @@ def _streaming_callback(keras: Any, *args: Any) -> Any:
 class _StreamingMixin:
     """Turns Keras callbacks into events: progress a few times a second, every epoch's logs, cancel, NaN."""
 
-    def setup(self, emit, stop, epochs, steps_per_epoch, n_train, batch, t0, history, x_val, y_val, n_classes, stream,
+    def setup(self, emit, stop, epochs, steps_per_epoch, n_train, batch, t0, record, x_val, y_val, n_classes, stream,
               val_batch):
         self.emit, self.stop, self.epochs, self.steps = emit, stop, epochs, steps_per_epoch
-        self.n_train, self.batch, self.t0, self.history = n_train, batch, t0, history
+        self.n_train, self.batch, self.t0, self.record, self.history = n_train, batch, t0, record, record.history
         self.x_val, self.y_val, self.n_classes, self.stream, self.val_batch = x_val, y_val, n_classes, stream, val_batch
         self.last_progress = 0.0
         self.epoch_start = self.train_end = time.perf_counter()
@@ -375,9 +386,6 @@ class _StreamingMixin:
         row: dict[str, Any] = {"epoch": epoch + 1}
         for key, value in (logs or {}).items():
             row[key] = float(value)
-        loss = row.get("loss", 0.0)
-        if not math.isfinite(loss):
-            raise NonFiniteLoss(f"the loss became {loss} in epoch {epoch + 1}: lower the learning rate and train again")
         try:
             row["learning_rate"] = float(self.model.optimizer.learning_rate)
         except (TypeError, ValueError):
@@ -389,7 +397,22 @@ class _StreamingMixin:
         if self.x_val is not None:
             probs = self.model.predict(self.x_val, batch_size=self.val_batch, verbose=0)
             _, pred = evaluate.probabilities_to_classes(probs)
-            row["per_class_val_accuracy"] = evaluate.per_class_accuracy(self.y_val, pred, self.n_classes)
+            row.update(evaluate.epoch_validation_view(evaluate.confusion_matrix(self.y_val, pred, self.n_classes)))
+        self.record(row)
+
+
+class _EpochRecorder:
+    """Where both training loops hand each epoch's row: NaN check, history, the epoch event, cancel."""
+
+    def __init__(self, emit: EventHandler, stop: Callable[[], bool], history: list[dict[str, Any]]) -> None:
+        self.emit, self.stop, self.history = emit, stop, history
+
+    def __call__(self, row: dict[str, Any]) -> None:
+        loss = row.get("loss", 0.0)
+        if not math.isfinite(loss):
+            raise NonFiniteLoss(
+                f"the loss became {loss} in epoch {row['epoch']}: lower the learning rate and train again"
+            )
         self.history.append(row)
         self.emit({"event": "epoch", **row})
         if self.stop():

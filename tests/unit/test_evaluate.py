@@ -42,4 +42,14 @@ def test_decision_boundary_grid_covers_data_and_follows_the_model():
 
 
 def test_per_class_accuracy_marks_absent_classes():
-    assert evaluate.per_class_accuracy(np.array([0, 0, 1]), np.array([0, 1, 1]), 3) == [0.5, 1.0, None]
+    cm = evaluate.confusion_matrix(np.array([0, 0, 1]), np.array([0, 1, 1]), 3)
+    view = evaluate.epoch_validation_view(cm)
+    assert view["per_class_val_accuracy"] == [0.5, 1.0, None]
+    assert view["val_confusion"] == [[1, 1, 0], [0, 1, 0], [0, 0, 0]]
+
+
+def test_the_epoch_confusion_matrix_is_kept_only_up_to_fifty_classes():
+    many = np.eye(evaluate.MAX_CONFUSION_CLASSES + 1, dtype=np.int64)
+    assert "val_confusion" not in evaluate.epoch_validation_view(many)
+    assert evaluate.epoch_validation_view(many)["per_class_val_accuracy"] == [1.0] * len(many)
+    assert len(evaluate.epoch_validation_view(many[:-1, :-1])["val_confusion"]) == evaluate.MAX_CONFUSION_CLASSES
