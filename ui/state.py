@@ -3,8 +3,14 @@
 st.session_state holds kfcore objects only: "spec" (the RunSpec every page edits), "run_id" and
 "previous_run_id" (the current run and the one before it, drawn dashed), "owner" (who this session is;
 "owner_cookie_ok": whether the browser already keeps it in its cookie) and "layer_ids" (a stable id per
-layer, parallel to spec.layers, so per-layer widgets keep their values when layers move). The URL carries ?run=…&prev=… so a reloaded tab finds its run again;
-a share link's ?spec=… (RunSpec.to_url) restores a whole experiment once, when a session starts.
+layer, parallel to spec.layers, so per-layer widgets keep their values when layers move).
+
+The address bar is the experiment: ?run=…&prev=… name the current run (written through st.query_params, so a
+new run is a new history entry) and ?spec=… (spec_token) the experiment being edited, which write_address_bar()
+puts there after every full run with history.replaceState: Streamlit's own query-parameter writes push a history
+entry each (its frontend's handlePageInfoChanged calls pushState), and a slider must not flood the history.
+A session's first run restores both; later runs follow the browser when it brings other values than it last sent
+(back/forward, an edited address), which is how `url_seen` (the parameters last sent or written) tells them apart.
 
 Who owns what: locally every session may change every run (one user). In hosted mode (KF_HOSTED=1)
 "owner" is the browser's, not one tab's: a random token kept in the `kf_owner` cookie, read when a
@@ -16,7 +22,9 @@ server has sign-in (ui.auth), "owner" is the signed-in account instead, and None
 
 from __future__ import annotations
 
+import dataclasses
 import gc
+import json
 import os
 import threading
 import time
@@ -25,7 +33,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from kfcore import coach
+from kfcore import coach, uploads
 from kfcore.jobs import JobManager, Predictor
 from kfcore.limits import (
     LimitError,
@@ -117,6 +125,8 @@ def init_session() -> None:
         _restore_runs()
         _new_layer_ids()
         _restore_shared_spec()
+    else:
+        _follow_browser()
     jobs()
     _sync_url()
 
@@ -217,6 +227,44 @@ def _restore_runs() -> None:
     ss.previous_run_id = previous.id if previous else None
 
 
+def _follow_browser() -> None:
+    """After back/forward (or an edited address) the browser sends other parameters than it last did: take its run
+    and its experiment. Any other rerun sends the same ones again, however stale the experiment in them is."""
+    ss = st.session_state
+    sent, seen = dict(st.query_params), ss.get("url_seen", {})
+    if sent == seen:
+        return
+    if sent.get("run") and sent.get("run") != seen.get("run"):
+        current = store().get(sent["run"], with_evaluation=False)
+        if current is not None:
+            previous = store().get(sent.get("prev", ""), with_evaluation=False)
+            ss.run_id, ss.previous_run_id = current.id, previous.id if previous else None
+    if sent.get("spec") and sent.get("spec") != seen.get("spec") and sent["spec"] != spec_token(ss.spec):
+        _restore_shared_spec()
+    ss.url_seen = sent
+
+
+def spec_token(candidate: RunSpec) -> str | None:
+    """The experiment as the address bar and share links carry it (uploads by reference), None for the defaults."""
+    if candidate.to_dict() == RunSpec().to_dict():
+        return None
+    return dataclasses.replace(candidate, data=uploads.as_refs(candidate.data, store().uploads_dir)).to_url()
+
+
+def write_address_bar() -> None:
+    """Put the experiment into the address bar without a new history entry (see the module's docstring). The
+    script runs in the page itself; a counter makes every full run draw it anew, so it also runs after Streamlit
+    rewrote the address (a new run, another page)."""
+    ss = st.session_state
+    ss.address_writes = ss.get("address_writes", 0) + 1
+    token = json.dumps(spec_token(ss.spec))  # base64url or null: nothing in it needs escaping in a script
+    with st.sidebar:
+        st.html(f"""<script data-n="{ss.address_writes}">(() => {{ const u = new URL(location.href), t = {token};"""
+                """ if (t) u.searchParams.set("spec", t); else u.searchParams.delete("spec");"""
+                """ if (u.href !== location.href) history.replaceState(history.state, "", u); })();"""
+                """document.currentScript?.remove();</script>""", unsafe_allow_javascript=True, width="content")
+
+
 def _restore_shared_spec() -> None:
     """A share link (?spec=…) sets the experiment; a damaged one says why and leaves the spec as it was."""
     token = st.query_params.get("spec")
@@ -249,10 +297,12 @@ def load_spec(new: RunSpec) -> None:
 
 
 def _sync_url() -> None:
+    """?run=&prev= through Streamlit; ?spec= is write_address_bar's (the browser's copy may be stale: ignored)."""
     ss = st.session_state
     want = {k: v for k, v in (("run", ss.run_id), ("prev", ss.previous_run_id)) if v}
-    if dict(st.query_params) != want:
+    if {k: v for k, v in st.query_params.items() if k != "spec"} != want:
         st.query_params.from_dict(want)
+    ss.url_seen = dict(st.query_params)
 
 
 def spec() -> RunSpec:

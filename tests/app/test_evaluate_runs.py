@@ -18,7 +18,7 @@ from streamlit.testing.v1 import AppTest
 from kfcore import export
 from kfcore.spec import RunSpec
 from kfcore.store import RunStore
-from tests.app.helpers import go, open_app, shown
+from tests.app.helpers import address_token, go, open_app, shown
 
 REPO = Path(__file__).resolve().parents[2]
 EVALUATE, RUNS = "app_pages/evaluate.py", "app_pages/runs.py"
@@ -302,7 +302,7 @@ def test_a_share_link_restores_the_experiment_in_a_new_session(kf_home):
     assert not at.exception and not at.error
     restored = at.session_state["spec"]
     assert restored.to_dict() == spec.to_dict()
-    assert "spec" not in at.query_params  # applied once; the address bar goes back to ?run=
+    assert address_token(at) == spec.to_url()  # the address bar keeps the experiment (issue 12)
     go(at, "app_pages/model.py")
     assert [layer.type for layer in at.session_state["spec"].layers] == ["Dense", "Dropout"]
     go(at, "app_pages/train.py")
@@ -329,7 +329,7 @@ def test_a_crafted_share_link_shows_the_notice_and_the_app_goes_on_with_the_defa
     assert not at.exception, [e.value for e in at.exception]
     assert any("share link could not be opened" in e.value for e in at.error)
     assert at.session_state["spec"].to_dict() == RunSpec().to_dict()
-    assert "spec" not in at.query_params  # a reload does not meet the crafted token again
+    assert address_token(at) is None  # the address bar drops it: a reload does not meet the crafted token again
     go(at, "app_pages/train.py")
 
 
