@@ -9,8 +9,8 @@ The address bar is the experiment: ?run=…&prev=… name the current run (writt
 new run is a new history entry) and ?spec=… (spec_token) the experiment being edited, which write_address_bar()
 puts there after every full run with history.replaceState: Streamlit's own query-parameter writes push a history
 entry each (its frontend's handlePageInfoChanged calls pushState), and a slider must not flood the history.
-A session's first run restores both; later runs follow the browser when it brings other values than it last sent
-(back/forward, an edited address), which is how `url_seen` (the parameters last sent or written) tells them apart.
+A session's first run restores both (a reload, a bookmark, a fresh browser); later runs follow the address only
+when they come from back/forward (Streamlit marks those runs as history navigation).
 
 Who owns what: locally every session may change every run (one user). In hosted mode (KF_HOSTED=1)
 "owner" is the browser's, not one tab's: a random token kept in the `kf_owner` cookie, read when a
@@ -32,6 +32,7 @@ import uuid
 from pathlib import Path
 
 import streamlit as st
+from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
 
 from kfcore import coach, uploads
 from kfcore.jobs import JobManager, Predictor
@@ -228,20 +229,22 @@ def _restore_runs() -> None:
 
 
 def _follow_browser() -> None:
-    """After back/forward (or an edited address) the browser sends other parameters than it last did: take its run
-    and its experiment. Any other rerun sends the same ones again, however stale the experiment in them is."""
-    ss = st.session_state
-    sent, seen = dict(st.query_params), ss.get("url_seen", {})
-    if sent == seen:
+    """Back/forward: take the run and the experiment of the history entry the browser went to. Only then: other
+    reruns may send an address that is a few edits old (the script that writes it lags the widgets)."""
+    ctx = get_script_run_ctx()
+    if ctx is None or not ctx.is_history_navigation:
         return
-    if sent.get("run") and sent.get("run") != seen.get("run"):
-        current = store().get(sent["run"], with_evaluation=False)
-        if current is not None:
-            previous = store().get(sent.get("prev", ""), with_evaluation=False)
-            ss.run_id, ss.previous_run_id = current.id, previous.id if previous else None
-    if sent.get("spec") and sent.get("spec") != seen.get("spec") and sent["spec"] != spec_token(ss.spec):
-        _restore_shared_spec()
-    ss.url_seen = sent
+    ss = st.session_state
+    current = store().get(st.query_params.get("run", ""), with_evaluation=False)
+    if current is not None and current.id != ss.run_id:
+        previous = store().get(st.query_params.get("prev", ""), with_evaluation=False)
+        ss.run_id, ss.previous_run_id = current.id, previous.id if previous else None
+    token = st.query_params.get("spec")
+    if token != spec_token(ss.spec):
+        if token:
+            _restore_shared_spec()
+        else:  # an entry of the default experiment
+            load_spec(RunSpec())
 
 
 def spec_token(candidate: RunSpec) -> str | None:
@@ -302,7 +305,6 @@ def _sync_url() -> None:
     want = {k: v for k, v in (("run", ss.run_id), ("prev", ss.previous_run_id)) if v}
     if {k: v for k, v in st.query_params.items() if k != "spec"} != want:
         st.query_params.from_dict(want)
-    ss.url_seen = dict(st.query_params)
 
 
 def spec() -> RunSpec:
