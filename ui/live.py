@@ -75,7 +75,7 @@ def _status(record: RunRecord, history: list[dict]) -> None:
             parts.append(f"step {p.step}/{p.steps}")
         if p.samples_per_s:
             parts.append(f"{p.samples_per_s:,.0f} samples/s")
-        parts.append(f"ETA {runview.format_duration(p.eta_s)}")
+        parts.append(f"ETA {runview.format_duration(p.eta_s)}" if p.eta_s is not None else "ETA after the first epoch")
         st.progress(p.fraction, text=f"**{name}**: " + " · ".join(parts))
     elif record.status == "failed":
         st.error(f"**{name}** failed: {plain(record.error)}", icon=":material/error:")
@@ -88,10 +88,11 @@ def _results(record: RunRecord, history: list[dict], best: int | None) -> None:
     cols = st.columns(4)
     head = runview.headline_metric(record.test)
     if head:
-        cols[0].metric(f"Test {head[0]}", runview.format_metric(*head))
+        cols[0].metric(f"Test {runview.METRIC_NAMES.get(head[0], head[0])}", runview.format_metric(*head))
     if "loss" in record.test:
-        cols[1].metric("Test loss", f"{record.test['loss']:.4f}")
+        cols[1].metric("Test loss", runview.format_metric("loss", record.test["loss"]))
     cols[2].metric("Best epoch", f"{best} of {len(history)}" if best else "–")
     cols[3].metric("Time", runview.format_duration(record.duration))
-    st.page_link("app_pages/evaluate.py", label="Evaluate this model: confusion matrix, mistakes, per-class scores",
-                 icon=":material/analytics:")
+    offers = ("predictions against the truth, the largest errors" if record.info.get("task") == "regression"
+              else "confusion matrix, mistakes, per-class scores")
+    st.page_link("app_pages/evaluate.py", label=f"Evaluate this model: {offers}", icon=":material/analytics:")

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from kfcore import export
+from kfcore import export, runview
 from kfcore.spec import RunSpec
 from kfcore.store import RunStore
 from tests.app.helpers import address_token, go, open_app, shown
@@ -442,3 +442,17 @@ def test_load_into_editor_of_an_upload_works_while_the_file_is_there(app, runs, 
     assert not app.error and app.selectbox(key="target_column").value == "kind"
     for run_id in (present, gone):
         RunStore(kf_home).delete(run_id)
+
+
+def test_a_regression_runs_results_on_train_are_worded_for_regression(kf_home, runs):
+    at = open_app({"run": runs["diabetes run"]}, timeout_s=60)
+    go(at, "app_pages/train.py")
+    record = RunStore(kf_home).get(runs["diabetes run"])
+    shown = metrics(at)
+    assert shown["Test mean absolute error"] == runview.format_metric("mae", record.test["mae"])
+    assert "Test mae" not in shown
+    loss = record.test["loss"]
+    assert shown["Test loss"] == (f"{loss:,.0f}" if loss >= 1000 else f"{loss:.4g}") and len(shown["Test loss"]) <= 7
+    links = [link.label for link in at.get("page_link")]
+    assert any("predictions against the truth" in label for label in links)
+    assert not any("confusion matrix" in label for label in links)
