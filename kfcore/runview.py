@@ -80,6 +80,12 @@ def progress(record: RunRecord, history: Sequence[dict[str, Any]]) -> Progress:
     )
 
 
+def comparable(spec: dict[str, Any], other: dict[str, Any]) -> bool:
+    """Whether two runs' curves may share a chart: the same data (source, set, file, size, noise) and task. A loss
+    of 30,000 on diabetes would flatten a digits loss to a line at 0."""
+    return bool(spec.get("data")) and spec.get("data") == other.get("data")
+
+
 def best_epoch(history: Sequence[dict[str, Any]]) -> int | None:
     """The epoch with the lowest validation loss (the training loss without validation), as training ranks it."""
     key = "val_loss" if any("val_loss" in r for r in history) else "loss"

@@ -20,7 +20,23 @@ POLL_S = 0.5
 def run_panel() -> None:
     record = state.current_run()
     active = state.is_active(record)
+    if record is not None:
+        _compare_with(record)
     st.fragment(_panel, run_every=POLL_S if active else None)(active)
+
+
+def _compare_with(record: RunRecord) -> None:
+    """Which run is drawn dashed: only runs on the same data qualify (another dataset's loss scale says nothing)."""
+    ss = st.session_state
+    names = {r.id: r.name for r in state.comparable_runs(record.id)}
+    if ss.get("previous_run_id") not in names:
+        ss.previous_run_id = None
+    options = [None, *names]
+    if ss.get("compare_with") != ss.previous_run_id:  # as ui.widgets.bound: only when the state moved on
+        ss["compare_with"] = ss.previous_run_id
+    st.selectbox("Compare with (dashed)", options, key="compare_with", format_func=lambda i: names.get(i, "none"),
+                 on_change=lambda: ss.update(previous_run_id=ss["compare_with"]),
+                 help="Earlier finished runs on the same data and task.")
 
 
 def _panel(was_active: bool) -> None:

@@ -1,7 +1,7 @@
 """Session state and shared resources for the pages: the RunSpec being edited, the current run, the store.
 
 st.session_state holds kfcore objects only: "spec" (the RunSpec every page edits), "run_id" and
-"previous_run_id" (the current run and the one before it, drawn dashed), "owner" (who this session is;
+"previous_run_id" (the current run and the comparable one drawn dashed behind it: same data, picked on Train), "owner" (who this session is;
 "owner_cookie_ok": whether the browser already keeps it in its cookie) and "layer_ids" (a stable id per
 layer, parallel to spec.layers, so per-layer widgets keep their values when layers move).
 
@@ -34,7 +34,7 @@ from pathlib import Path
 import streamlit as st
 from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
 
-from kfcore import coach, uploads
+from kfcore import coach, runview, uploads
 from kfcore.jobs import JobManager, Predictor
 from kfcore.limits import (
     LimitError,
@@ -358,7 +358,17 @@ def start_training(parent: str | None = None) -> None:
         ss.train_error = str(e)
         return
     ss.train_error = None
-    ss.previous_run_id, ss.run_id = ss.run_id, run_id
+    ss.run_id = run_id
+    ss.previous_run_id = next((r.id for r in comparable_runs(run_id)), None)
+
+
+def comparable_runs(run_id: str) -> list[RunRecord]:
+    """The finished runs (this session's to see) whose curves may be drawn dashed behind this run's, newest first."""
+    record = store().get(run_id, with_evaluation=False)
+    if record is None:
+        return []
+    return [r for r in visible_runs()
+            if r.id != run_id and r.status == "finished" and runview.comparable(record.spec, r.spec)]
 
 
 def retrain(parent: RunRecord, change: dict) -> None:
