@@ -371,6 +371,20 @@ def comparable_runs(run_id: str) -> list[RunRecord]:
             if r.id != run_id and r.status == "finished" and runview.comparable(record.spec, r.spec)]
 
 
+def reset_hyperparameters() -> None:
+    """The Train page's "Reset to defaults": the optimizer, schedule, epochs, batch, seed and split as a new
+    experiment has them; data and layers stay."""
+    defaults = RunSpec()
+    spec().train, spec().split = defaults.train, defaults.split
+
+
+def run_differs(record: RunRecord) -> tuple[bool, bool]:
+    """(other data, other hyperparameters): how the experiment being edited differs from this run's."""
+    ran, now = record.spec, spec().to_dict()
+    other_data = not runview.comparable(ran, now)
+    return other_data, (ran.get("train"), ran.get("split")) != (now["train"], now["split"])
+
+
 def retrain(parent: RunRecord, change: dict) -> None:
     """The coach's "apply and retrain": the parent's spec with only `change` applied becomes the experiment and
     trains as a child run of the parent (the lineage is kept in the store)."""
