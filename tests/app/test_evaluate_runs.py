@@ -456,3 +456,23 @@ def test_a_regression_runs_results_on_train_are_worded_for_regression(kf_home, r
     links = [link.label for link in at.get("page_link")]
     assert any("predictions against the truth" in label for label in links)
     assert not any("confusion matrix" in label for label in links)
+
+
+def test_evaluate_starts_the_predictor_and_puts_a_2d_runs_boundary_above_its_tables(app, runs):
+    from ui import state
+
+    state.predictor.clear()  # a fresh predictor: the page, not an earlier 'Try it', must start it
+    evaluate(app, runs["circle run"])
+    assert state.predictor().running  # issue 12: the first 'Try it' no longer waits for its Keras import
+    order = [c.proto.id for c in app.get("plotly_chart")]
+    boundary = next(i for i, key in enumerate(order) if "decision_boundary" in key or "boundary" in key)
+    confusion = next(i for i, key in enumerate(order) if key.endswith("confusion"))
+    assert boundary < confusion
+
+
+def test_the_data_page_describes_a_built_in_set_once(app):
+    go(app, "app_pages/data.py")
+    app.selectbox(key="dataset").select("iris").run()
+    from kfcore.data import BUILTIN_INFO
+
+    assert sum(BUILTIN_INFO["iris"] in shown(c.value) for c in app.caption) == 1  # was twice (issue 12)
