@@ -6,6 +6,7 @@ regression, digits: images), the way the CLI does; the tests then read them like
 
 import io
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -171,7 +172,20 @@ def test_an_image_cell_shows_thumbnails_captioned_with_confidence(app, runs, kf_
     app.selectbox(key="cm_pred").select("3").run()
     (images,) = [im for im in app.image if im.captions and im.captions[0].startswith("#")]
     assert len(images.value) == min(cm[3][3], 48)
-    assert all(c.startswith("#") and c.endswith("%") for c in images.captions)
+    assert all(c.startswith("#") and " says 3 (" in c and c.endswith("%)") for c in images.captions)
+
+
+def test_a_mistaken_image_is_captioned_in_words_what_the_model_says_and_what_it_is(app, runs, kf_home):
+    evaluate(app, runs["digits run"])
+    cm = np.array(RunStore(kf_home).get(runs["digits run"]).evaluation["confusion_matrix"])
+    off = cm - np.diag(np.diag(cm))
+    i, j = np.unravel_index(off.argmax(), off.shape)
+    assert off[i, j] > 0
+    app.selectbox(key="cm_true").select(str(i)).run()
+    app.selectbox(key="cm_pred").select(str(j)).run()
+    (images,) = [im for im in app.image if im.captions and im.captions[0].startswith("#")]
+    assert all(re.fullmatch(rf"#\d+ · says {j} \(\d+%\) · is {i} \(\d+%\)", shown(c)) for c in images.captions), \
+        images.captions[:3]
 
 
 def test_per_class_scores_and_per_class_validation_accuracy_over_epochs(app, runs):
