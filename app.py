@@ -34,6 +34,7 @@ def main() -> None:
     )
     sidebar.render()
     page.run()
+    state.write_address_bar()  # after the page: its widgets' changes are in the spec by now
 
 
 # Streamlit runs this file as "__main__". A training worker is spawned by multiprocessing, which re-runs

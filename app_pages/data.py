@@ -91,7 +91,8 @@ with left:
     choice = datasets.UPLOAD if ss.get("data_choice") == datasets.UPLOAD else datasets.source_of(spec.data)
     option = bound(st.selectbox, "Dataset", "dataset", choice, choose_source, options=datasets.options(),
                    format_func=datasets.label)
-    st.caption(datasets.SOURCES[option])
+    if option == datasets.UPLOAD:  # a built-in's description is the one beside, under its name
+        st.caption(datasets.SOURCES[option])
     if ss.get("data_error"):
         st.error(plain(ss.data_error), icon=":material/error:")
     if option == datasets.UPLOAD:

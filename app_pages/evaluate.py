@@ -12,6 +12,7 @@ if record is None:
     st.page_link("app_pages/train.py", label="Go to Train", icon=":material/model_training:")
     st.stop()
 
+state.predictor().start()  # warm for 'Try it' while the person reads the results
 runs_view.shared_notice(record)
 history = state.store().epochs(record.id)
 evaluation = record.evaluation or {}
@@ -22,10 +23,10 @@ data = view.run_data(record)
 if evaluation.get("task") == "regression":
     view.regression(record, data)
 elif "confusion_matrix" in evaluation:
+    if "decision_boundary" in evaluation:  # 2-D data: the picture first, the tables after it
+        view.boundary(record, data)
     view.confusion(record, data)
     view.per_class(record, history)
-    if "decision_boundary" in evaluation:
-        view.boundary(record, data)
 else:
     st.warning("This run has no evaluation recorded; train it again to see one.", icon=":material/warning:")
 

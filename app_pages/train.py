@@ -50,6 +50,8 @@ with left, st.container(border=True):
               min_value=1, max_value=1000)
         bound(st.toggle, "Keep the best epoch's weights", "restore_best_weights", t.restore_best_weights,
               field("train", "restore_best_weights", bool))
+    st.button("Reset to defaults", key="reset_hyperparameters", icon=":material/restart_alt:",
+              on_click=state.reset_hyperparameters)
 
 with right:
     record = state.current_run()
@@ -80,6 +82,14 @@ with right:
     elif ss.get("train_error"):
         st.error(plain(ss.train_error), icon=":material/error:")
     limits.server_note()
+    if record is not None:
+        other_data, other_settings = state.run_differs(record)
+        if other_data and record.is_final:
+            st.info(f"The results below are of **{plain(record.name)}**, trained on other data than this experiment "
+                    "now uses; press **Train** for results on this data.", icon=":material/info:")
+        elif other_data or other_settings:
+            st.caption(":material/schedule: Your changes apply to the next run"
+                       + (", not to the one training now." if active else "."))
     live.run_panel()
     if record is not None and record.status == "finished":  # outside the live panel: its buttons rerun the page
         coach_view.findings(record, state.store().epochs(record.id), "train")

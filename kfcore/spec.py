@@ -175,8 +175,17 @@ class RunSpec:
         return json.dumps(self.to_dict(), indent=indent, sort_keys=False)
 
     def to_url(self) -> str:
-        """A compact URL-safe string: compact JSON, deflated, base64url without padding."""
-        raw = json.dumps(self.to_dict(), separators=(",", ":")).encode()
+        """A compact URL-safe string: compact JSON, deflated, base64url without padding.
+
+        The split and train sections hold only what differs from the defaults (parse_spec fills the rest in), so
+        an address bar that carries the experiment stays short; data and layers are always written whole."""
+        d = self.to_dict()
+        defaults = RunSpec().to_dict()
+        for section in ("split", "train"):
+            d[section] = {k: v for k, v in d[section].items() if v != defaults[section][k]}
+            if not d[section]:
+                del d[section]
+        raw = json.dumps(d, separators=(",", ":")).encode()
         return base64.urlsafe_b64encode(zlib.compress(raw, 9)).decode().rstrip("=")
 
     @classmethod

@@ -178,7 +178,9 @@ def cell_samples(rd: RunData, names: list[str], i: int, j: int, cm: list[list[in
         st.caption(f"Showing the first {len(idx)} of {count}.")
     probs = rd.predictions.probs
     if rd.split.x_test.ndim == 4:
-        captions = [f"#{k} · {probs[k, j]:.0%}" + (f" ({plain(names[i])} {probs[k, i]:.0%})" if i != j else "")
+        # Words, not "#17 · 79% (8 9%)": what the model says, and for a mistake what the sample is.
+        captions = [f"#{k} · says {plain(names[j])} ({probs[k, j]:.0%})"
+                    + (f" · is {plain(names[i])} ({probs[k, i]:.0%})" if i != j else "")
                     for k in idx]  # Markdown too: "#12" is no heading without a space
         st.image([samples.thumbnail(rd.split.x_test[k]) for k in idx], caption=captions, width=76)
         with st.expander("Every class probability of these samples"):

@@ -20,7 +20,23 @@ POLL_S = 0.5
 def run_panel() -> None:
     record = state.current_run()
     active = state.is_active(record)
+    if record is not None:
+        _compare_with(record)
     st.fragment(_panel, run_every=POLL_S if active else None)(active)
+
+
+def _compare_with(record: RunRecord) -> None:
+    """Which run is drawn dashed: only runs on the same data qualify (another dataset's loss scale says nothing)."""
+    ss = st.session_state
+    names = {r.id: r.name for r in state.comparable_runs(record.id)}
+    if ss.get("previous_run_id") not in names:
+        ss.previous_run_id = None
+    options = [None, *names]
+    if ss.get("compare_with") != ss.previous_run_id:  # as ui.widgets.bound: only when the state moved on
+        ss["compare_with"] = ss.previous_run_id
+    st.selectbox("Compare with (dashed)", options, key="compare_with", format_func=lambda i: names.get(i, "none"),
+                 on_change=lambda: ss.update(previous_run_id=ss["compare_with"]),
+                 help="Earlier finished runs on the same data and task.")
 
 
 def _panel(was_active: bool) -> None:
@@ -75,7 +91,7 @@ def _status(record: RunRecord, history: list[dict]) -> None:
             parts.append(f"step {p.step}/{p.steps}")
         if p.samples_per_s:
             parts.append(f"{p.samples_per_s:,.0f} samples/s")
-        parts.append(f"ETA {runview.format_duration(p.eta_s)}")
+        parts.append(f"ETA {runview.format_duration(p.eta_s)}" if p.eta_s is not None else "ETA after the first epoch")
         st.progress(p.fraction, text=f"**{name}**: " + " · ".join(parts))
     elif record.status == "failed":
         st.error(f"**{name}** failed: {plain(record.error)}", icon=":material/error:")
@@ -88,10 +104,11 @@ def _results(record: RunRecord, history: list[dict], best: int | None) -> None:
     cols = st.columns(4)
     head = runview.headline_metric(record.test)
     if head:
-        cols[0].metric(f"Test {head[0]}", runview.format_metric(*head))
+        cols[0].metric(f"Test {runview.METRIC_NAMES.get(head[0], head[0])}", runview.format_metric(*head))
     if "loss" in record.test:
-        cols[1].metric("Test loss", f"{record.test['loss']:.4f}")
+        cols[1].metric("Test loss", runview.format_metric("loss", record.test["loss"]))
     cols[2].metric("Best epoch", f"{best} of {len(history)}" if best else "–")
     cols[3].metric("Time", runview.format_duration(record.duration))
-    st.page_link("app_pages/evaluate.py", label="Evaluate this model: confusion matrix, mistakes, per-class scores",
-                 icon=":material/analytics:")
+    offers = ("predictions against the truth, the largest errors" if record.info.get("task") == "regression"
+              else "confusion matrix, mistakes, per-class scores")
+    st.page_link("app_pages/evaluate.py", label=f"Evaluate this model: {offers}", icon=":material/analytics:")

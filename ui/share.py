@@ -7,7 +7,6 @@ carries its state; ui/state.py restores it when a session starts. A run link is 
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from pathlib import Path
 from typing import Any
@@ -43,8 +42,8 @@ def _root() -> str:
 
 def spec_link(spec: RunSpec) -> str:
     """Opens the Train page with this experiment's data, layers and hyperparameters in any new session."""
-    shared = dataclasses.replace(spec, data=uploads.as_refs(spec.data, state.store().uploads_dir))
-    return f"{_root()}/train?spec={shared.to_url()}"
+    token = state.spec_token(spec)
+    return f"{_root()}/train" + (f"?spec={token}" if token else "")
 
 
 def run_link(run_id: str) -> str:

@@ -1,10 +1,16 @@
 """Session state and shared resources for the pages: the RunSpec being edited, the current run, the store.
 
 st.session_state holds kfcore objects only: "spec" (the RunSpec every page edits), "run_id" and
-"previous_run_id" (the current run and the one before it, drawn dashed), "owner" (who this session is;
+"previous_run_id" (the current run and the comparable one drawn dashed behind it: same data, picked on Train), "owner" (who this session is;
 "owner_cookie_ok": whether the browser already keeps it in its cookie) and "layer_ids" (a stable id per
-layer, parallel to spec.layers, so per-layer widgets keep their values when layers move). The URL carries ?run=…&prev=… so a reloaded tab finds its run again;
-a share link's ?spec=… (RunSpec.to_url) restores a whole experiment once, when a session starts.
+layer, parallel to spec.layers, so per-layer widgets keep their values when layers move).
+
+The address bar is the experiment: ?run=…&prev=… name the current run (written through st.query_params, so a
+new run is a new history entry) and ?spec=… (spec_token) the experiment being edited, which write_address_bar()
+puts there after every full run with history.replaceState: Streamlit's own query-parameter writes push a history
+entry each (its frontend's handlePageInfoChanged calls pushState), and a slider must not flood the history.
+A session's first run restores both (a reload, a bookmark, a fresh browser); later runs follow the address only
+when they come from back/forward (Streamlit marks those runs as history navigation).
 
 Who owns what: locally every session may change every run (one user). In hosted mode (KF_HOSTED=1)
 "owner" is the browser's, not one tab's: a random token kept in the `kf_owner` cookie, read when a
@@ -16,7 +22,9 @@ server has sign-in (ui.auth), "owner" is the signed-in account instead, and None
 
 from __future__ import annotations
 
+import dataclasses
 import gc
+import json
 import os
 import threading
 import time
@@ -24,8 +32,9 @@ import uuid
 from pathlib import Path
 
 import streamlit as st
+from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
 
-from kfcore import coach
+from kfcore import coach, runview, uploads
 from kfcore.jobs import JobManager, Predictor
 from kfcore.limits import (
     LimitError,
@@ -117,6 +126,8 @@ def init_session() -> None:
         _restore_runs()
         _new_layer_ids()
         _restore_shared_spec()
+    else:
+        _follow_browser()
     jobs()
     _sync_url()
 
@@ -217,6 +228,46 @@ def _restore_runs() -> None:
     ss.previous_run_id = previous.id if previous else None
 
 
+def _follow_browser() -> None:
+    """Back/forward: take the run and the experiment of the history entry the browser went to. Only then: other
+    reruns may send an address that is a few edits old (the script that writes it lags the widgets)."""
+    ctx = get_script_run_ctx()
+    if ctx is None or not ctx.is_history_navigation:
+        return
+    ss = st.session_state
+    current = store().get(st.query_params.get("run", ""), with_evaluation=False)
+    if current is not None and current.id != ss.run_id:
+        previous = store().get(st.query_params.get("prev", ""), with_evaluation=False)
+        ss.run_id, ss.previous_run_id = current.id, previous.id if previous else None
+    token = st.query_params.get("spec")
+    if token != spec_token(ss.spec):
+        if token:
+            _restore_shared_spec()
+        else:  # an entry of the default experiment
+            load_spec(RunSpec())
+
+
+def spec_token(candidate: RunSpec) -> str | None:
+    """The experiment as the address bar and share links carry it (uploads by reference), None for the defaults."""
+    if candidate.to_dict() == RunSpec().to_dict():
+        return None
+    return dataclasses.replace(candidate, data=uploads.as_refs(candidate.data, store().uploads_dir)).to_url()
+
+
+def write_address_bar() -> None:
+    """Put the experiment into the address bar without a new history entry (see the module's docstring). The
+    script runs in the page itself; a counter makes every full run draw it anew, so it also runs after Streamlit
+    rewrote the address (a new run, another page)."""
+    ss = st.session_state
+    ss.address_writes = ss.get("address_writes", 0) + 1
+    token = json.dumps(spec_token(ss.spec))  # base64url or null: nothing in it needs escaping in a script
+    with st.sidebar:
+        st.html(f"""<script data-n="{ss.address_writes}">(() => {{ const u = new URL(location.href), t = {token};"""
+                """ if (t) u.searchParams.set("spec", t); else u.searchParams.delete("spec");"""
+                """ if (u.href !== location.href) history.replaceState(history.state, "", u); })();"""
+                """document.currentScript?.remove();</script>""", unsafe_allow_javascript=True, width="content")
+
+
 def _restore_shared_spec() -> None:
     """A share link (?spec=…) sets the experiment; a damaged one says why and leaves the spec as it was."""
     token = st.query_params.get("spec")
@@ -249,9 +300,10 @@ def load_spec(new: RunSpec) -> None:
 
 
 def _sync_url() -> None:
+    """?run=&prev= through Streamlit; ?spec= is write_address_bar's (the browser's copy may be stale: ignored)."""
     ss = st.session_state
     want = {k: v for k, v in (("run", ss.run_id), ("prev", ss.previous_run_id)) if v}
-    if dict(st.query_params) != want:
+    if {k: v for k, v in st.query_params.items() if k != "spec"} != want:
         st.query_params.from_dict(want)
 
 
@@ -306,7 +358,31 @@ def start_training(parent: str | None = None) -> None:
         ss.train_error = str(e)
         return
     ss.train_error = None
-    ss.previous_run_id, ss.run_id = ss.run_id, run_id
+    ss.run_id = run_id
+    ss.previous_run_id = next((r.id for r in comparable_runs(run_id)), None)
+
+
+def comparable_runs(run_id: str) -> list[RunRecord]:
+    """The finished runs (this session's to see) whose curves may be drawn dashed behind this run's, newest first."""
+    record = store().get(run_id, with_evaluation=False)
+    if record is None:
+        return []
+    return [r for r in visible_runs()
+            if r.id != run_id and r.status == "finished" and runview.comparable(record.spec, r.spec)]
+
+
+def reset_hyperparameters() -> None:
+    """The Train page's "Reset to defaults": the optimizer, schedule, epochs, batch, seed and split as a new
+    experiment has them; data and layers stay."""
+    defaults = RunSpec()
+    spec().train, spec().split = defaults.train, defaults.split
+
+
+def run_differs(record: RunRecord) -> tuple[bool, bool]:
+    """(other data, other hyperparameters): how the experiment being edited differs from this run's."""
+    ran, now = record.spec, spec().to_dict()
+    other_data = not runview.comparable(ran, now)
+    return other_data, (ran.get("train"), ran.get("split")) != (now["train"], now["split"])
 
 
 def retrain(parent: RunRecord, change: dict) -> None:

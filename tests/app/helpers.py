@@ -1,5 +1,5 @@
 """What every AppTest file needs: the entrypoint's path, a fresh app (optionally opened from a link), a page
-switch that fails on any exception, and the text a reader sees of a Markdown body."""
+switch that fails on any exception, the text a reader sees of a Markdown body and the ?spec= the page writes."""
 
 import re
 from pathlib import Path
@@ -30,3 +30,12 @@ def shown(markdown: str) -> str:
     """What a reader sees of a Markdown body (st.error, st.caption, …) whose user text went through ui.text.plain:
     the backslash escapes resolved and the invisible word joiners gone."""
     return re.sub(r"\\(.)", r"\1", markdown).replace(WORD_JOINER, "")
+
+
+def address_token(at: AppTest) -> str | None:
+    """The ?spec= the page's address-bar script writes (None: it removes the parameter)."""
+    bodies = [h.proto.body for h in at.sidebar.get("html") if "replaceState" in h.proto.body]
+    assert len(bodies) == 1, bodies
+    found = re.search(r'const u = new URL\(location.href\), t = ("[A-Za-z0-9_-]+"|null);', bodies[0])
+    assert found, bodies[0]
+    return None if found[1] == "null" else found[1].strip('"')

@@ -6,6 +6,7 @@ regression, digits: images), the way the CLI does; the tests then read them like
 
 import io
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -15,10 +16,10 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from kfcore import export
+from kfcore import export, runview
 from kfcore.spec import RunSpec
 from kfcore.store import RunStore
-from tests.app.helpers import go, open_app, shown
+from tests.app.helpers import address_token, go, open_app, shown
 
 REPO = Path(__file__).resolve().parents[2]
 EVALUATE, RUNS = "app_pages/evaluate.py", "app_pages/runs.py"
@@ -171,7 +172,20 @@ def test_an_image_cell_shows_thumbnails_captioned_with_confidence(app, runs, kf_
     app.selectbox(key="cm_pred").select("3").run()
     (images,) = [im for im in app.image if im.captions and im.captions[0].startswith("#")]
     assert len(images.value) == min(cm[3][3], 48)
-    assert all(c.startswith("#") and c.endswith("%") for c in images.captions)
+    assert all(c.startswith("#") and " says 3 (" in c and c.endswith("%)") for c in images.captions)
+
+
+def test_a_mistaken_image_is_captioned_in_words_what_the_model_says_and_what_it_is(app, runs, kf_home):
+    evaluate(app, runs["digits run"])
+    cm = np.array(RunStore(kf_home).get(runs["digits run"]).evaluation["confusion_matrix"])
+    off = cm - np.diag(np.diag(cm))
+    i, j = np.unravel_index(off.argmax(), off.shape)
+    assert off[i, j] > 0
+    app.selectbox(key="cm_true").select(str(i)).run()
+    app.selectbox(key="cm_pred").select(str(j)).run()
+    (images,) = [im for im in app.image if im.captions and im.captions[0].startswith("#")]
+    assert all(re.fullmatch(rf"#\d+ · says {j} \(\d+%\) · is {i} \(\d+%\)", shown(c)) for c in images.captions), \
+        images.captions[:3]
 
 
 def test_per_class_scores_and_per_class_validation_accuracy_over_epochs(app, runs):
@@ -302,7 +316,7 @@ def test_a_share_link_restores_the_experiment_in_a_new_session(kf_home):
     assert not at.exception and not at.error
     restored = at.session_state["spec"]
     assert restored.to_dict() == spec.to_dict()
-    assert "spec" not in at.query_params  # applied once; the address bar goes back to ?run=
+    assert address_token(at) == spec.to_url()  # the address bar keeps the experiment (issue 12)
     go(at, "app_pages/model.py")
     assert [layer.type for layer in at.session_state["spec"].layers] == ["Dense", "Dropout"]
     go(at, "app_pages/train.py")
@@ -329,7 +343,7 @@ def test_a_crafted_share_link_shows_the_notice_and_the_app_goes_on_with_the_defa
     assert not at.exception, [e.value for e in at.exception]
     assert any("share link could not be opened" in e.value for e in at.error)
     assert at.session_state["spec"].to_dict() == RunSpec().to_dict()
-    assert "spec" not in at.query_params  # a reload does not meet the crafted token again
+    assert address_token(at) is None  # the address bar drops it: a reload does not meet the crafted token again
     go(at, "app_pages/train.py")
 
 
@@ -442,3 +456,37 @@ def test_load_into_editor_of_an_upload_works_while_the_file_is_there(app, runs, 
     assert not app.error and app.selectbox(key="target_column").value == "kind"
     for run_id in (present, gone):
         RunStore(kf_home).delete(run_id)
+
+
+def test_a_regression_runs_results_on_train_are_worded_for_regression(kf_home, runs):
+    at = open_app({"run": runs["diabetes run"]}, timeout_s=60)
+    go(at, "app_pages/train.py")
+    record = RunStore(kf_home).get(runs["diabetes run"])
+    shown = metrics(at)
+    assert shown["Test mean absolute error"] == runview.format_metric("mae", record.test["mae"])
+    assert "Test mae" not in shown
+    loss = record.test["loss"]
+    assert shown["Test loss"] == (f"{loss:,.0f}" if loss >= 1000 else f"{loss:.4g}") and len(shown["Test loss"]) <= 7
+    links = [link.label for link in at.get("page_link")]
+    assert any("predictions against the truth" in label for label in links)
+    assert not any("confusion matrix" in label for label in links)
+
+
+def test_evaluate_starts_the_predictor_and_puts_a_2d_runs_boundary_above_its_tables(app, runs):
+    from ui import state
+
+    state.predictor.clear()  # a fresh predictor: the page, not an earlier 'Try it', must start it
+    evaluate(app, runs["circle run"])
+    assert state.predictor().running  # issue 12: the first 'Try it' no longer waits for its Keras import
+    order = [c.proto.id for c in app.get("plotly_chart")]
+    boundary = next(i for i, key in enumerate(order) if "decision_boundary" in key or "boundary" in key)
+    confusion = next(i for i, key in enumerate(order) if key.endswith("confusion"))
+    assert boundary < confusion
+
+
+def test_the_data_page_describes_a_built_in_set_once(app):
+    go(app, "app_pages/data.py")
+    app.selectbox(key="dataset").select("iris").run()
+    from kfcore.data import BUILTIN_INFO
+
+    assert sum(BUILTIN_INFO["iris"] in shown(c.value) for c in app.caption) == 1  # was twice (issue 12)

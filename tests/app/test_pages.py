@@ -292,6 +292,43 @@ def test_a_retrain_keeps_the_previous_runs_curves_dashed(app, kf_home):
     assert traces["train"]["line"].get("dash") is None
 
 
+def test_a_run_on_other_data_is_never_drawn_dashed_and_the_comparison_is_picked_among_same_data_runs(app, kf_home):
+    use_dataset(app, "iris")
+    go(app, "app_pages/train.py")
+    app.slider(key="epochs").set_value(2).run()
+    app.button(key="train").click().run()
+    iris = wait_until_final(app, kf_home)
+    use_dataset(app, "wine")
+    go(app, "app_pages/train.py")
+    app.button(key="train").click().run()
+    wine = wait_until_final(app, kf_home)
+    assert wine.id != iris.id and app.session_state["previous_run_id"] is None  # issue 12: not the iris run
+    assert not [t for t in chart_traces(app, "chart_loss") if t["name"].startswith("previous")]
+    assert app.selectbox(key="compare_with").options == ["none"]
+    app.button(key="train").click().run()  # a second wine run: the first is offered, and drawn
+    again = wait_until_final(app, kf_home)
+    assert again.id != wine.id and app.session_state["previous_run_id"] == wine.id
+    assert app.selectbox(key="compare_with").options == ["none", wine.name]
+    app.selectbox(key="compare_with").select(None).run()
+    assert not [t for t in chart_traces(app, "chart_loss") if t["name"].startswith("previous")]
+
+
+def test_train_says_when_results_are_of_other_data_and_when_changes_wait_for_the_next_run(app, kf_home):
+    use_dataset(app, "iris")
+    go(app, "app_pages/train.py")
+    app.slider(key="epochs").set_value(2).run()
+    app.button(key="train").click().run()
+    wait_until_final(app, kf_home)
+    assert not app.info and not [c for c in app.caption if "next run" in c.value]
+    app.select_slider(key="batch_size").set_value(64).run()
+    assert any("apply to the next run" in c.value for c in app.caption)
+    app.button(key="reset_hyperparameters").click().run()
+    assert (app.slider(key="epochs").value, app.select_slider(key="batch_size").value) == (10, 32)
+    use_dataset(app, "wine")
+    go(app, "app_pages/train.py")
+    assert any("trained on other data" in i.value for i in app.info)
+
+
 def test_the_coach_reads_a_run_that_learned_nothing_and_retrains_a_child_with_one_change(app, kf_home):
     use_dataset(app, "iris")
     go(app, "app_pages/train.py")

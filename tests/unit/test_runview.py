@@ -44,10 +44,22 @@ def test_progress_counts_finished_epochs_plus_the_part_of_the_current_one():
     assert p.samples_per_s == 50.0
 
 
-def test_before_the_first_epoch_the_eta_comes_from_the_sample_rate():
+def test_during_the_first_epoch_there_is_no_eta_it_would_extrapolate_the_tracing():
+    # Issue 12: the first epoch's pace includes tracing the graph; the old ETA here was 1.75 epochs at that pace.
     r = record(info={"epochs": 2, "n_train": 1000}, progress={"epoch": 1, "step": 1, "steps": 4,
                                                               "samples_per_s": 500.0})
-    assert runview.progress(r, []).eta_s == pytest.approx(1.75 * 2.0)
+    assert runview.progress(r, []).eta_s is None
+
+
+def test_the_eta_leaves_the_first_epoch_out_once_steady_epochs_are_known():
+    history = [{"epoch": 1, "loss": 1.0, "epoch_time": 14.0}] + [{"epoch": e, "loss": 1.0 / e, "epoch_time": 0.5}
+                                                               for e in (2, 3)]
+    r = record(info={"epochs": 10, "n_train": 100}, progress={"epoch": 3, "step": None})
+    assert runview.progress(r, history).eta_s == pytest.approx(7 * 0.5)
+    # Only the first done, the second under way: its sample rate, not the first epoch's time.
+    r = record(info={"epochs": 10, "n_train": 1000}, progress={"epoch": 2, "step": 2, "steps": 4,
+                                                               "samples_per_s": 2000.0})
+    assert runview.progress(r, history[:1]).eta_s == pytest.approx(8.5 * 0.5)
 
 
 def test_an_epoch_row_in_progress_is_not_counted_twice():
@@ -80,3 +92,10 @@ def test_durations_read_naturally():
 
 def test_metric_for_regression_is_mae_else_accuracy():
     assert runview.metric_for("regression") == "mae" and runview.metric_for("binary") == "accuracy"
+
+
+def test_metrics_read_short_on_a_card():
+    assert runview.format_metric("accuracy", 0.9721) == "97.2%"
+    assert runview.format_metric("loss", 28448.3712) == "28,448"  # was cut off as "28448.…"
+    assert runview.format_metric("mae", 0.012345) == "0.01235"
+    assert runview.METRIC_NAMES["mae"] == "mean absolute error"

@@ -43,6 +43,20 @@ def test_url_round_trip_is_compact_and_url_safe():
     assert set(token) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 
 
+def test_url_holds_only_the_hyperparameters_that_differ_from_the_defaults():
+    import base64
+    import zlib
+
+    spec = RunSpec()
+    spec.train.epochs, spec.split.validation = 17, 0.2
+    token = spec.to_url()
+    sent = json.loads(zlib.decompress(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))))
+    assert sent["train"] == {"epochs": 17} and sent["split"] == {"validation": 0.2}
+    assert RunSpec.from_url(token) == spec
+    full = base64.urlsafe_b64encode(zlib.compress(json.dumps(spec.to_dict(), separators=(",", ":")).encode(), 9))
+    assert len(token) < len(full.rstrip(b"=")) - 40
+
+
 @pytest.mark.parametrize("token", ["", "not-a-link", "eNo9kN1OwzAMRt"])
 def test_damaged_url_is_refused_with_reason(token):
     with pytest.raises(SpecError, match="link"):
