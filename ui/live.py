@@ -85,13 +85,14 @@ def _status(record: RunRecord, history: list[dict]) -> None:
 
 
 def _results(record: RunRecord, history: list[dict], best: int | None) -> None:
-    cols = st.columns(4)
+    # Cards as wide as their values, wrapping where the column is narrow: four equal columns cut "78.8%" at 1024 px.
+    cards = st.container(horizontal=True, gap="large")
     head = runview.headline_metric(record.test)
     if head:
-        cols[0].metric(f"Test {head[0]}", runview.format_metric(*head))
+        cards.metric(f"Test {head[0]}", runview.format_metric(*head), width="content")
     if "loss" in record.test:
-        cols[1].metric("Test loss", f"{record.test['loss']:.4f}")
-    cols[2].metric("Best epoch", f"{best} of {len(history)}" if best else "–")
-    cols[3].metric("Time", runview.format_duration(record.duration))
+        cards.metric("Test loss", f"{record.test['loss']:.4f}", width="content")
+    cards.metric("Best epoch", f"{best} of {len(history)}" if best else "–", width="content")
+    cards.metric("Time", runview.format_duration(record.duration), width="content")
     st.page_link("app_pages/evaluate.py", label="Evaluate this model: confusion matrix, mistakes, per-class scores",
                  icon=":material/analytics:")
