@@ -10,6 +10,7 @@ from ui import datasets, layer_editor, state
 from ui.text import plain
 
 ss = st.session_state
+EDITOR_PX, TABLE_PX = 440, 400  # the layer table's three columns need about 380 px
 
 
 def apply_preset(key: str) -> None:
@@ -29,15 +30,19 @@ st.caption("Input → your layers → an output layer the studio adds for the ta
 spec = state.spec()
 report, problem = datasets.check_model()
 bad_index = problem.layer_index if isinstance(problem, ShapeError) else None
-left, right = st.columns([3, 2], gap="large")
+# Two panes side by side where both fit (about 1400 px and wider), else stacked: squeezed into columns at 1024 px,
+# the preset and Add layer labels were cut short and the table hid its Output shape and Parameters columns.
+panes = st.container(horizontal=True, gap="large")
+left, right = panes.container(width=EDITOR_PX), panes.container(width=TABLE_PX)
 
 with left:
     st.markdown("**Start from a preset**")
-    cols = st.columns(len(PRESETS))
-    for col, preset in zip(cols, PRESETS.values(), strict=True):
-        col.button(preset.name, key=f"preset_{preset.key}", on_click=apply_preset, args=(preset.key,),
-                   width="stretch")
-        col.caption(preset.description)
+    with st.container(horizontal=True):  # the buttons wrap onto a second row rather than cut their labels
+        for preset in PRESETS.values():
+            st.button(preset.name, key=f"preset_{preset.key}", on_click=apply_preset, args=(preset.key,),
+                      help=preset.description)
+    for preset in PRESETS.values():
+        st.caption(f"**{preset.name}**: {preset.description}")
     if ss.get("preset_error"):
         st.error(ss.preset_error, icon=":material/error:")
 
@@ -48,10 +53,10 @@ with left:
     if not spec.layers:
         st.caption("No hidden layers: the inputs go straight to the output layer (a linear or logistic model).")
 
-    add_type, add = st.columns([3, 1], vertical_alignment="bottom")
-    add_type.selectbox("New layer", LAYER_TYPES, key="add_layer_type")
-    add.button("Add layer", key="add_layer", icon=":material/add:", type="primary", width="stretch",
-               on_click=lambda: state.add_layer(ss.add_layer_type))
+    with st.container(horizontal=True, vertical_alignment="bottom"):
+        st.selectbox("New layer", LAYER_TYPES, key="add_layer_type")
+        st.button("Add layer", key="add_layer", icon=":material/add:", type="primary",
+                  on_click=lambda: state.add_layer(ss.add_layer_type))
 
 with right:
     st.markdown("**The model, layer by layer**")

@@ -44,12 +44,19 @@ def _text(value: Any) -> str:
     return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+# Legends sit at the foot of the figure (container coordinates), growing upwards as they wrap: Plotly pushes the
+# bottom margin to fit them, so they never cover the x-axis title. Anchored to the plot area instead (paper y < 0),
+# a wrapped legend shrank the plot and climbed onto the axis title; above the plot it covered the chart's title and
+# the selection toolbar.
+LEGEND_BELOW = {"orientation": "h", "yanchor": "bottom", "y": 0, "yref": "container", "xanchor": "left", "x": 0}
+
+
 def _layout(fig: go.Figure, title: str | None, height: int, **kwargs: Any) -> go.Figure:
     layout: dict[str, Any] = {
         "title": {"text": title, "x": 0, "xanchor": "left", "font": {"size": 15}} if title else None,
         "height": height,
         "margin": {"l": 10, "r": 10, "t": 40 if title else 10, "b": 10},
-        "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "right", "x": 1},
+        "legend": LEGEND_BELOW,
     }
     fig.update_layout(**{**layout, **kwargs})
     return fig
@@ -257,8 +264,7 @@ def training_curve(
         fig.update_yaxes(showticklabels=False, showgrid=False, range=[0, 1])
         fig.add_annotation(text="waiting for the first epoch…", x=0.5, y=0.5, xref="paper", yref="paper",
                            showarrow=False, font={"color": PREVIOUS_COLOR, "size": 13})
-    return _layout(fig, title or label, 340, hovermode="x unified",
-                   legend={"orientation": "h", "yanchor": "top", "y": -0.22, "xanchor": "left", "x": 0})
+    return _layout(fig, title or label, 340, hovermode="x unified")
 
 
 # -- evaluation -----------------------------------------------------------------------------------
@@ -351,7 +357,7 @@ def per_class_accuracy(
     last = max([int(r["epoch"]) for r in history] + [1])
     fig.update_xaxes(title="epoch", range=[0.6, last + 0.4], tick0=1, dtick=max(1, math.ceil(last / 10)))
     fig.update_yaxes(title="accuracy", range=[-0.02, 1.02], tickformat=".0%")
-    return _layout(fig, title, 340, legend={"orientation": "h", "yanchor": "top", "y": -0.22, "xanchor": "left", "x": 0})
+    return _layout(fig, title, 340)
 
 
 def _boundary_colorscale(k: int) -> list[list[Any]]:
@@ -423,8 +429,7 @@ def predicted_vs_actual(y_true: np.ndarray, y_pred: np.ndarray, target: str = "t
     ])
     fig.update_xaxes(title=f"actual {_text(target)}", range=[lo, hi])
     fig.update_yaxes(title=f"predicted {_text(target)}", range=[lo, hi], scaleanchor="x", scaleratio=1)
-    # The legend goes under the chart: above it, the selection toolbar would cover it.
-    return _layout(fig, title, 420, legend={"orientation": "h", "yanchor": "top", "y": -0.2, "xanchor": "left", "x": 0})
+    return _layout(fig, title, 420)
 
 
 def residual_histogram(y_true: np.ndarray, y_pred: np.ndarray, title: str = "Residuals (predicted − actual)") -> go.Figure:
@@ -472,8 +477,7 @@ def compare_curves(
             ))
     fig.update_xaxes(title="epoch", range=[0.6, last + 0.4], tick0=1, dtick=max(1, math.ceil(last / 10)))
     fig.update_yaxes(title=label)
-    return _layout(fig, title or f"{label} (validation), best epoch starred", 360, hovermode="closest",
-                   legend={"orientation": "h", "yanchor": "top", "y": -0.22, "xanchor": "left", "x": 0})
+    return _layout(fig, title or f"{label} (validation), best epoch starred", 360, hovermode="closest")
 
 
 def class_probabilities(probs: Sequence[float], class_names: Sequence[str], title: str = "Class probabilities") -> go.Figure:

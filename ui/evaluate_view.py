@@ -90,8 +90,11 @@ def headline(record: RunRecord, history: list[dict]) -> None:
                  ("Test loss", f"{record.test.get('loss', float('nan')):.4f}"),
                  ("Macro F1", f"{ev.get('macro_f1', 0):.3f}"),
                  ("Mistakes", f"{ev.get('n_mistakes', 0)} of {ev.get('n_test', 0)}"), ("Best epoch", epochs)]
-    for col, (label, value) in zip(st.columns(len(items)), items, strict=True):
-        col.metric(label, value)
+    # Cards as wide as their values, wrapping onto a second row where the page is narrow: in five equal columns
+    # at 1024 px "23 of 360" was cut to "23 o…".
+    with st.container(horizontal=True, gap="large"):
+        for label, value in items:
+            st.metric(label, value, width="content")
 
 
 # -- the samples behind the numbers ---------------------------------------------------------------

@@ -101,14 +101,16 @@ def _status(record: RunRecord, history: list[dict]) -> None:
 
 
 def _results(record: RunRecord, history: list[dict], best: int | None) -> None:
-    cols = st.columns(4)
+    # Cards as wide as their values, wrapping where the column is narrow: four equal columns cut "78.8%" at 1024 px.
+    cards = st.container(horizontal=True, gap="large")
     head = runview.headline_metric(record.test)
     if head:
-        cols[0].metric(f"Test {runview.METRIC_NAMES.get(head[0], head[0])}", runview.format_metric(*head))
+        cards.metric(f"Test {runview.METRIC_NAMES.get(head[0], head[0])}", runview.format_metric(*head),
+                     width="content")
     if "loss" in record.test:
-        cols[1].metric("Test loss", runview.format_metric("loss", record.test["loss"]))
-    cols[2].metric("Best epoch", f"{best} of {len(history)}" if best else "–")
-    cols[3].metric("Time", runview.format_duration(record.duration))
+        cards.metric("Test loss", runview.format_metric("loss", record.test["loss"]), width="content")
+    cards.metric("Best epoch", f"{best} of {len(history)}" if best else "–", width="content")
+    cards.metric("Time", runview.format_duration(record.duration), width="content")
     offers = ("predictions against the truth, the largest errors" if record.info.get("task") == "regression"
               else "confusion matrix, mistakes, per-class scores")
     st.page_link("app_pages/evaluate.py", label=f"Evaluate this model: {offers}", icon=":material/analytics:")

@@ -251,27 +251,26 @@ def _message() -> None:
 def manage(record: RunRecord) -> None:
     """Rename, Load into editor and Delete for one's own run; only Fork for another browser's (hosted mode)."""
     own = state.owns(record)
-    a, b, c = st.columns([2, 1, 1], vertical_alignment="bottom")
+    # One row whose buttons are as wide as their labels (a quarter column cut "Load into editor" short at 1024 px).
+    row = st.container(horizontal=True, vertical_alignment="bottom")
     # No help= tooltips on these buttons: one makes Streamlit draw a button twice (browser tests click by key).
     if own:
         ss.rename_run = record.name
-        a.text_input("Name", key="rename_run", on_change=_rename, args=(record.id,), max_chars=80)
-        b.button("Load into editor", key="load_run", icon=":material/edit:", on_click=_load, args=(record.id,),
-                 width="stretch")
-        c.button("Delete", key="delete_run", icon=":material/delete:", on_click=_ask_delete, args=(record.id,),
-                 width="stretch", disabled=not record.is_final)
+        row.text_input("Name", key="rename_run", on_change=_rename, args=(record.id,), max_chars=80)
+        row.button("Load into editor", key="load_run", icon=":material/edit:", on_click=_load, args=(record.id,))
+        row.button("Delete", key="delete_run", icon=":material/delete:", on_click=_ask_delete, args=(record.id,),
+                   disabled=not record.is_final)
     else:
-        a.markdown(f"**{plain(record.name)}**")
-        b.button("Fork into editor", key="load_run", icon=":material/fork_right:", on_click=_load, args=(record.id,),
-                 width="stretch")
-        c.caption(f":material/lock: {SHARED}")
+        row.markdown(f"**{plain(record.name)}**")
+        row.button("Fork into editor", key="load_run", icon=":material/fork_right:", on_click=_load, args=(record.id,))
+        row.caption(f":material/lock: {SHARED}")
     if own and ss.get("pending_delete") == record.id:
         with st.container(border=True, key="delete_confirmation"):
             st.warning(f"Delete **{plain(record.name)}** for good, with its model and metrics?",
                        icon=":material/warning:")
-            x, y, _ = st.columns([1, 1, 3])
-            x.button("Delete for good", key="confirm_delete", type="primary", on_click=_delete, args=(record.id,))
-            y.button("Keep it", key="cancel_delete", on_click=_ask_delete, args=(None,))
+            row = st.container(horizontal=True)
+            row.button("Delete for good", key="confirm_delete", type="primary", on_click=_delete, args=(record.id,))
+            row.button("Keep it", key="cancel_delete", on_click=_ask_delete, args=(None,))
     _message()
     st.caption(plain(runview.status_line(record, state.store().epochs(record.id))))
     if record.status == "finished":
@@ -286,8 +285,7 @@ def shared_notice(record: RunRecord) -> None:
     if state.owns(record):
         return
     with st.container(border=True, key="shared_run"):
-        a, b = st.columns([3, 1], vertical_alignment="center")
-        a.caption(f":material/lock: {SHARED.capitalize()}: you can look and download, not rename or delete it.")
-        b.button("Fork into editor", key="fork_run", icon=":material/fork_right:", on_click=_load, args=(record.id,),
-                 width="stretch")
+        row = st.container(horizontal=True, vertical_alignment="center")
+        row.caption(f":material/lock: {SHARED.capitalize()}: you can look and download, not rename or delete it.")
+        row.button("Fork into editor", key="fork_run", icon=":material/fork_right:", on_click=_load, args=(record.id,))
         _message()

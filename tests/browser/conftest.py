@@ -2,10 +2,12 @@
 driven in Debian's Chromium through the `playwright` package (see ../../../shared/browser-testing.md).
 
 Fixtures: `app_server` (session; .url, .store_dir, .pid, .store()), `browser` (session),
-`page` (a fresh context + page per test, base URL = the server, viewport 1440x1000).
+`page` (a fresh context + page per test, base URL = the server, viewport 1440x1000), `runs` (session;
+SPECS trained into the server's store).
 Helpers: `wait_idle`, `goto` (a fresh load: a new Streamlit session), `nav` (the sidebar link: same
 session), `shot` (a screenshot into artifacts/browser/), `exceptions`, `cancel_active_runs`,
-`chart_points` (points on a live curve), `choose` (a selectbox option), `set_slider`, `current_run_id`;
+`chart_points` (points on a live curve, optionally awaited), `choose` (a selectbox option), `set_slider`,
+`current_run_id`, `wait_until` (a condition outside the page, e.g. the store);
 `start_server`/`stop_server` for a server of your own (bench/bench_ui.py uses them too).
 
 Never `playwright install`: the browser is /usr/bin/chromium, and the tests skip without it.
@@ -13,12 +15,14 @@ Never `playwright install`: the browser is /usr/bin/chromium, and the tests skip
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.parse
 import urllib.request
@@ -82,7 +86,10 @@ def wait_healthy(url: str, process: subprocess.Popen, timeout_s: float = SERVER_
                     return
         except OSError:
             pass
-        time.sleep(0.1)
+        try:  # the pause between polls, cut short if the server exits
+            process.wait(timeout=0.1)
+        except subprocess.TimeoutExpired:
+            pass
     raise TimeoutError(f"streamlit at {url} was not healthy within {timeout_s} s")
 
 
@@ -138,9 +145,10 @@ def browser():
     if not Path(CHROMIUM).exists():
         pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install -y chromium); browser tests skipped")
     try:
-        from playwright.sync_api import sync_playwright
+        from playwright.sync_api import expect, sync_playwright
     except ImportError:
         pytest.skip("the playwright package is not installed (pip install -r requirements-dev.txt)")
+    expect.set_options(timeout=IDLE_TIMEOUT_S * 1000)  # as long as the pages' own waits, not Playwright's 5 s
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:
@@ -158,6 +166,45 @@ def page(browser, app_server):
         yield pg
     finally:
         context.close()
+
+
+SPECS = {
+    "bt iris": {"data": {"source": "builtin", "name": "iris"},
+                "layers": [{"type": "Dense", "units": 12, "activation": "relu"}],
+                "train": {"epochs": 20, "learning_rate": 0.01}},
+    "bt digits": {"data": {"source": "builtin", "name": "digits"},
+                  "layers": [{"type": "Dense", "units": 32, "activation": "relu"}], "train": {"epochs": 3}},
+    "reg diabetes": {"data": {"source": "builtin", "name": "diabetes"},  # not "bt …": the Runs test filters on it
+                     "layers": [{"type": "Dense", "units": 16, "activation": "relu"}],
+                     "train": {"epochs": 3, "learning_rate": 0.03}},
+}
+# What `python -m kfcore train SPEC --store DIR` does for each spec, in one process (TensorFlow imported once).
+TRAIN = """
+import json, sys
+from kfcore.jobs import execute_run
+from kfcore.spec import RunSpec
+from kfcore.store import RunStore
+store = RunStore(sys.argv[1], recover=False)
+ids = {}
+for name, spec in json.loads(sys.argv[2]).items():
+    run_id = store.create_run(RunSpec.from_dict(spec).to_dict(), name=name)
+    store.start_in_process(run_id)
+    result = execute_run(store, run_id)
+    assert result.status == "finished", (name, result.error)
+    ids[name] = run_id
+print(json.dumps(ids))
+"""
+
+
+@pytest.fixture(scope="session")
+def runs(app_server):
+    """SPECS trained into the shared server's store once (the way the CLI trains them): name -> RunRecord."""
+    out = subprocess.run([sys.executable, "-c", TRAIN, str(app_server.store_dir), json.dumps(SPECS)], cwd=REPO,
+                         capture_output=True, text=True, timeout=240)
+    assert out.returncode == 0, out.stderr[-3000:]
+    ids = json.loads(out.stdout.strip().splitlines()[-1])
+    store = app_server.store()
+    return {name: store.get(run_id) for name, run_id in ids.items()}
 
 
 # -- helpers ----------------------------------------------------------------------------------------
@@ -236,9 +283,19 @@ def cancel_active_runs(app_server: AppServer, timeout_s: float = 30) -> None:
     for r in store.list_runs():
         if not r.is_final:
             store.request_cancel(r.id)
+    wait_until(lambda: all(r.is_final for r in store.list_runs()), timeout_s, "the active runs stopping")
+
+
+def wait_until(predicate, timeout_s: float, what: str, interval_s: float = 0.2):
+    """Wait for a condition outside the page (the run store), the one polling loop these tests keep: what the
+    page shows is awaited with Playwright's auto-waiting `expect` / wait_for_function instead. Returns its value."""
+    done = threading.Event()  # never set: its wait() is the pause between polls
     end = time.monotonic() + timeout_s
-    while time.monotonic() < end and any(not r.is_final for r in store.list_runs()):
-        time.sleep(0.2)
+    while not (value := predicate()):
+        if time.monotonic() >= end:
+            raise TimeoutError(f"{what} did not happen within {timeout_s} s")
+        done.wait(interval_s)
+    return value
 
 
 # The number of points on the live loss chart's "train" curve (-1: no chart drawn yet). While the
@@ -258,7 +315,11 @@ CHART_POINTS_JS = """
 """
 
 
-def chart_points(page, key: str = "chart_loss") -> int:
+def chart_points(page, key: str = "chart_loss", at_least: int | None = None, timeout_s: float = IDLE_TIMEOUT_S) -> int:
+    """The points on the live curve `key`; with `at_least`, first wait (in the page) until it has that many."""
+    if at_least is not None:
+        page.wait_for_function(f"([key, n]) => ({CHART_POINTS_JS})(key) >= n", arg=[key, at_least], polling=100,
+                               timeout=timeout_s * 1000)
     return page.evaluate(CHART_POINTS_JS, key)
 
 
@@ -267,7 +328,9 @@ def choose(page, key: str, option: str) -> None:
     page.locator(f".st-key-{key} input").click()
     page.get_by_role("option", name=option, exact=True).click()
     wait_idle(page)
-    assert page.locator(f".st-key-{key} input").input_value() == option
+    from playwright.sync_api import expect
+
+    expect(page.locator(f".st-key-{key} input")).to_have_value(option)
 
 
 def set_slider(page, key: str, position: int, attempts: int = 4) -> None:
@@ -288,7 +351,9 @@ def set_slider(page, key: str, position: int, attempts: int = 4) -> None:
             for _ in range(abs(position - now)):
                 page.keyboard.press("ArrowRight" if position > now else "ArrowLeft")
         wait_idle(page)
-    assert int(page.locator(f".st-key-{key} input[type=range]").input_value()) == position
+    from playwright.sync_api import expect
+
+    expect(page.locator(f".st-key-{key} input[type=range]")).to_have_value(str(position))
 
 
 def current_run_id(page, previous: str | None = None, timeout_s: float = IDLE_TIMEOUT_S) -> str:

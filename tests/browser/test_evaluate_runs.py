@@ -9,43 +9,13 @@ the same experiment. Screenshots land in artifacts/browser/.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-from tests.browser.conftest import REPO, choose, exceptions, goto, nav, set_slider, shot, wait_idle
-
-SPECS = {
-    "bt iris": {"data": {"source": "builtin", "name": "iris"},
-                "layers": [{"type": "Dense", "units": 12, "activation": "relu"}],
-                "train": {"epochs": 20, "learning_rate": 0.01}},
-    "bt digits": {"data": {"source": "builtin", "name": "digits"},
-                  "layers": [{"type": "Dense", "units": 32, "activation": "relu"}], "train": {"epochs": 3}},
-    "reg diabetes": {"data": {"source": "builtin", "name": "diabetes"},  # not "bt …": the Runs test filters on it
-                     "layers": [{"type": "Dense", "units": 16, "activation": "relu"}],
-                     "train": {"epochs": 3, "learning_rate": 0.03}},
-}
-# What `python -m kfcore train SPEC --store DIR` does for each spec, in one process (TensorFlow imported once).
-TRAIN = """
-import json, sys
-from kfcore.jobs import execute_run
-from kfcore.spec import RunSpec
-from kfcore.store import RunStore
-store = RunStore(sys.argv[1], recover=False)
-ids = {}
-for name, spec in json.loads(sys.argv[2]).items():
-    run_id = store.create_run(RunSpec.from_dict(spec).to_dict(), name=name)
-    store.start_in_process(run_id)
-    result = execute_run(store, run_id)
-    assert result.status == "finished", (name, result.error)
-    ids[name] = run_id
-print(json.dumps(ids))
-"""
+from tests.browser.conftest import choose, exceptions, goto, nav, set_slider, shot, wait_idle
 
 # Where the centre of cell (true i, predicted j) of the confusion matrix is on the screen, from Plotly's axes.
 CELL_XY_JS = """
@@ -63,16 +33,6 @@ DOT_XY_JS = """
   return [r.left + xa._offset + xa.l2p(t.x[k]), r.top + ya._offset + ya.l2p(t.y[k])];
 }
 """
-
-
-@pytest.fixture(scope="module")
-def runs(app_server):
-    out = subprocess.run([sys.executable, "-c", TRAIN, str(app_server.store_dir), json.dumps(SPECS)], cwd=REPO,
-                         capture_output=True, text=True, timeout=240)
-    assert out.returncode == 0, out.stderr[-3000:]
-    ids = json.loads(out.stdout.strip().splitlines()[-1])
-    store = app_server.store()
-    return {name: store.get(run_id) for name, run_id in ids.items()}
 
 
 def assert_no_exception(page) -> None:
