@@ -351,7 +351,7 @@ def test_the_coach_reads_a_run_that_learned_nothing_and_retrains_a_child_with_on
 
 def test_stop_cancels_a_long_run(app, kf_home):
     go(app, "app_pages/train.py")
-    app.slider(key="epochs").set_value(100).run()
+    app.session_state["spec"].train.epochs = 10_000  # small data trains hundreds of epochs a second: make it long
     app.button(key="train").click().run()
     store = RunStore(kf_home)
     end = time.monotonic() + TRAIN_DEADLINE_S

@@ -13,6 +13,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from kfcore.spec import RunSpec
 from tests.browser.conftest import (
     cancel_active_runs,
     chart_points,
@@ -31,7 +32,9 @@ PAGES = [("home", "/", "KF Studio"), ("data", "/data", "Data"), ("model", "/mode
          ("train", "/train", "Train"), ("evaluate", "/evaluate", "Evaluate"), ("runs", "/runs", "Runs")]
 RUN_DEADLINE_S = 120  # a run on a busy 2-core machine, worker start included
 NEWCOMER_EPOCHS = 20  # circle, 500 points: about 0.5 s an epoch on 2 cores, so 10-15 s of live curve
-LONG_EPOCHS = 100  # the slider's maximum: a run we stop long before it ends
+# A run we stop long before it ends: small data trains hundreds of epochs a second, so the slider's 100 would be
+# over before Stop is pressed; a link sets more.
+LONG_EPOCHS = 10_000
 
 
 @pytest.fixture(autouse=True)
@@ -158,8 +161,9 @@ def test_newcomer_trains_watches_the_curve_grow_and_finds_the_run_after_a_reload
 
 @pytest.mark.timeout(240)
 def test_stop_cancels_a_long_run(page, app_server):
-    goto(page, "/train")  # the defaults: digits, one Dense layer
-    set_slider(page, "epochs", LONG_EPOCHS)
+    long_run = RunSpec()  # the defaults: digits, one Dense layer
+    long_run.train.epochs = LONG_EPOCHS
+    goto(page, f"/train?spec={long_run.to_url()}")
     page.locator(".st-key-train button").click()
     run_id = current_run_id(page)
     store = app_server.store()
