@@ -482,6 +482,12 @@ class RunStore:
             ).fetchone()
         return row[0] or None
 
+    def paused_count(self) -> int:
+        """Running runs that are paused: each holds a training worker (kfcore.runview.status_line says so)."""
+        with self._connect() as con:
+            (count,) = con.execute("SELECT COUNT(*) FROM runs WHERE status='running' AND paused IS NOT NULL").fetchone()
+        return count
+
     def counts(self) -> dict[str, int]:
         with self._connect() as con:
             rows = con.execute("SELECT status, COUNT(*) FROM runs GROUP BY status").fetchall()
