@@ -254,6 +254,8 @@ def _train(
     if resume is not None:  # the parent's .keras holds its weights and its optimizer's variables (step count too)
         model.optimizer.build(model.trainable_variables)
         model.load_weights(resume.model_path)
+        if spec.train.schedule == "constant":  # the parent's rate came back with its state: the child's own applies
+            model.optimizer.learning_rate.assign(spec.train.learning_rate)
 
     y_train = _targets(splits.y_train, loss, ds.n_classes)
     y_val = _targets(splits.y_val, loss, ds.n_classes)
