@@ -287,6 +287,12 @@ def _train(
     hw["xla"] = f"jit_compile={info['jit_compile']}"
     emit({"event": "started", "hardware": hw, "info": info})
 
+    def paced(m: Any) -> int | None:  # both loops: a pace of 0 cancels the run
+        limit = pace(m) if pace is not None else None
+        if limit == 0:
+            raise Cancelled
+        return limit
+
     history: list[dict[str, Any]] = []
     record = _EpochRecorder(emit, stop, history, resume.epochs_done if resume is not None else 0)
     early = None
@@ -297,12 +303,12 @@ def _train(
         classes = ds.n_classes if ds.task != "regression" and stream else 0
         fastloop.run_epochs(model, splits.x_train, y_train, (splits.x_val, y_val, splits.y_val) if has_val else None,
                             spec.train.epochs, batch, classes, record, stop, early, started=t0,
-                            val_batch=batches.validation, pace=pace)
+                            val_batch=batches.validation, pace=paced)
     else:
         callbacks: list[Any] = [
             _streaming_callback(keras, emit, stop, spec.train.epochs, steps_per_epoch, n_train, batch, t0, record,
                                splits.x_val if has_val and ds.task != "regression" and stream else None,
-                               splits.y_val, ds.n_classes, stream, batches.validation, pace)
+                               splits.y_val, ds.n_classes, stream, batches.validation, paced)
         ]
         if early is not None:
             callbacks.append(early)
@@ -382,8 +388,7 @@ class _StreamingMixin:
         self.epoch_start = self.train_end = time.perf_counter()
 
     def on_epoch_begin(self, epoch, logs=None):
-        if self.pace is not None and self.pace(self.model) == 0:
-            raise Cancelled
+        self.pace(self.model)
         self.epoch_start = self.train_end = time.perf_counter()
 
     def on_train_batch_end(self, batch, logs=None):

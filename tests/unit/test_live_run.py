@@ -145,3 +145,28 @@ def test_a_run_paused_past_the_limit_is_stopped_with_the_reason(store):
     assert result.status == "cancelled" and record.status == "failed"  # the trainer stopped; the store says why
     assert "paused" in record.error and "limit" in record.error
     assert len(store.epochs(run_id)) == 1 and record.paused is None
+
+
+def test_through_fit_pace_acts_before_each_epoch_and_a_resumed_run_ends_where_the_whole_one_does(tmp_path):
+    from kfcore.train import Resume, train
+
+    whole = train(parse_spec(_spec(4)), fast=False, model_path=tmp_path / "whole.keras")
+    parent = train(parse_spec(_spec(2)), fast=False, model_path=tmp_path / "parent.keras")
+    calls = []
+
+    def pace(model):
+        calls.append(float(model.optimizer.learning_rate))
+        return None
+
+    child = train(parse_spec(_spec(2)), fast=False, model_path=tmp_path / "child.keras", pace=pace,
+                  resume=Resume(str(tmp_path / "parent.keras"), 2))
+    assert whole.status == parent.status == child.status == "finished", child.error
+    assert len(calls) == 2 and [h["epoch"] for h in child.history] == [3, 4]
+    _assert_same_weights(keras.models.load_model(tmp_path / "child.keras").get_weights(),
+                         keras.models.load_model(tmp_path / "whole.keras").get_weights())
+
+    def stop_now(model):
+        return 0
+
+    assert train(parse_spec(_spec(2)), fast=False, pace=stop_now).status == "cancelled"
+    assert train(parse_spec(_spec(2)), fast=True, pace=stop_now).status == "cancelled"
