@@ -386,12 +386,14 @@ class RunStore:
     def take_commands(self, run_id: str) -> list[tuple[str, float | None]]:
         """The commands sent to a run since the last call, oldest first; they are removed (the worker obeys them)."""
         with self._connect() as con:
-            con.execute("BEGIN IMMEDIATE")
             row = con.execute("SELECT commands FROM runs WHERE id=?", (run_id,)).fetchone()
-            if row and row[0]:
-                con.execute("UPDATE runs SET commands=NULL WHERE id=?", (run_id,))
+            if not row or not row[0]:  # the usual case, read without taking the write lock
+                return []
+            con.execute("BEGIN IMMEDIATE")
+            (text,) = con.execute("SELECT commands FROM runs WHERE id=?", (run_id,)).fetchone()
+            con.execute("UPDATE runs SET commands=NULL WHERE id=?", (run_id,))
             con.execute("COMMIT")
-        return [(c, v) for c, v in _loads(row[0] if row else None, [])]
+        return [(c, v) for c, v in _loads(text, [])]
 
     def set_paused(self, run_id: str, paused: bool) -> None:
         """Record that the run's worker paused it (now) or resumed it."""

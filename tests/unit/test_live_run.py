@@ -170,3 +170,16 @@ def test_through_fit_pace_acts_before_each_epoch_and_a_resumed_run_ends_where_th
 
     assert train(parse_spec(_spec(2)), fast=False, pace=stop_now).status == "cancelled"
     assert train(parse_spec(_spec(2)), fast=True, pace=stop_now).status == "cancelled"
+
+
+def test_stop_while_paused_cancels_the_run(store):
+    run_id = store.create_run(_spec(4))
+
+    def on_event(event):
+        if event["event"] == "epoch" and event["epoch"] == 1:
+            store.send_command(run_id, "pause")
+            threading.Timer(0.5, store.request_cancel, (run_id,)).start()
+
+    _run(store, run_id, on_event)
+    record = store.get(run_id)
+    assert record.status == "cancelled" and len(store.epochs(run_id)) == 1 and record.paused is None
