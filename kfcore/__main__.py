@@ -71,9 +71,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     for note in model_advice(spec, dataset.task, dataset.n_classes):  # it still trains: the user may mean it
         print(f"warning: {note}", file=sys.stderr)
 
+    run_id = store.create_run(spec.to_dict(), name=args.name)
+    return _train_here(store, run_id, limits, dataset)
+
+
+def _train_here(store: Any, run_id: str, limits: Any, dataset: Any = None) -> int:
+    """Train a queued run in this process, one JSON line per epoch, then its outcome (train and continue)."""
     from kfcore.jobs import execute_run
 
-    run_id = store.create_run(spec.to_dict(), name=args.name)
     if not store.start_in_process(run_id):
         _fail(f"run {run_id} was taken (or cancelled) by a server using this store before it could start here; "
               f"follow it with python -m kfcore show {run_id}")
@@ -93,6 +98,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     if result.status == "cancelled":
         _fail(f"run {run_id} cancelled", code=130)
     _fail(f"run {run_id} failed: {result.error}", code=1)
+
+
+def cmd_continue(args: argparse.Namespace) -> int:
+    from kfcore.jobs import continue_run
+    from kfcore.limits import Limits
+
+    store = _store(args)
+    limits = Limits.from_env()
+    try:
+        run_id = continue_run(store, args.run_id, args.epochs, args.learning_rate, limits=limits)
+    except ValueError as e:
+        _fail(str(e))
+    return _train_here(store, run_id, limits)
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
@@ -215,6 +233,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--store", help=store_help)
     p.add_argument("--name", help="a name for the run")
     p.set_defaults(func=cmd_train)
+    p = sub.add_parser("continue", help="train a finished run N more epochs from its saved state, as a child run")
+    p.add_argument("run_id")
+    p.add_argument("--epochs", type=int, required=True, help="how many more epochs")
+    p.add_argument("--learning-rate", type=float, help="the child's learning rate (default: the parent's)")
+    p.add_argument("--store", help=store_help)
+    p.set_defaults(func=cmd_continue)
     p = sub.add_parser("runs", help="list the runs in the store")
     p.add_argument("--store", help=store_help)
     p.add_argument("--json", action="store_true", help="one JSON object per run")

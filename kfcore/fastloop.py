@@ -77,6 +77,7 @@ def run_epochs(
     early_stopping: Any = None,
     started: float | None = None,
     val_batch: int | None = None,
+    pace: Callable[[Any], int | None] | None = None,
 ) -> int:
     """Train a compiled model for up to `epochs` epochs; returns how many ran.
 
@@ -86,7 +87,9 @@ def run_epochs(
     fields, epoch (1-based), epoch_time, samples_per_s and elapsed. should_stop is polled between calls and
     ends the loop; so does `early_stopping` (a keras EarlyStopping callback). `elapsed` counts from `started`
     (a time.perf_counter() reading; default: now). val_batch caps how many validation samples one forward pass
-    takes (kfcore.limits sizes it to the memory budget); default: all at once.
+    takes (kfcore.limits sizes it to the memory budget); default: all at once. pace (kfcore.train.train's) is
+    called with the model before every call: its limit caps that call's epochs (0 ends the loop), so commands act
+    between calls, at an epoch boundary, without slowing calls down when none is sent.
     """
     import tensorflow as tf
 
@@ -160,7 +163,10 @@ def run_epochs(
     done, per_call = 0, 1  # the first call runs one epoch, so it is on screen as soon as the loop is traced
     model.stop_training = False
     while done < epochs and not should_stop():
-        count = min(per_call, epochs - done)
+        limit = pace(model) if pace is not None else None
+        if limit == 0:
+            break
+        count = min(per_call, epochs - done, limit or epochs)
         start = time.perf_counter()
         logs, cms = (a.numpy() for a in chunk(tf.constant(count, tf.int32)))
         each = (time.perf_counter() - start) / count

@@ -28,6 +28,7 @@ from kfcore.store import HEARTBEAT_S, RunRecord, RunStore, StoreFullError
 RUNS_PER_WORKER = 20  # then the worker exits and a fresh one returns the memory Keras accumulates
 POLL_S = 0.1  # how often an idle worker looks for queued runs
 CANCEL_CHECK_S = 0.2  # how often a training run reads the store's cancel flag
+PAUSE_POLL_S = 0.2  # how often a paused run reads its commands (its lease thread keeps renewing meanwhile)
 DISK_RETRY_S = 2.0  # how often a worker tries again to write into a full store
 RECOVER_S = 5.0  # how often the supervisor looks for runs whose lease lapsed, besides when a worker dies
 SERVER_GONE = ("interrupted: the server that started this run stopped, so its worker stopped too; its epochs so far "
@@ -40,6 +41,90 @@ OUT_OF_MEMORY = ("ran out of memory: the system stopped the process training thi
 def default_concurrency() -> int:
     """KF_MAX_CONCURRENT, else one training per two CPU cores (Limits.from_env)."""
     return Limits.from_env().max_concurrent
+
+
+def continue_run(store: RunStore, run_id: str, epochs: int, learning_rate: float | None = None,
+                 owner: str | None = None, limits: Limits | None = None) -> str:
+    """Queue a child of a finished run that trains `epochs` more epochs from its saved weights and optimizer state,
+    on the same data split (same spec, same seed); its epochs are numbered after the parent's. Returns its id.
+    Raises ValueError (what is wrong, what to do) for an unknown run, one that did not finish, bad numbers."""
+    from kfcore.spec import SpecError
+
+    record = store.get(run_id, with_evaluation=False)
+    if record is None:
+        raise ValueError(f"no run with id {run_id!r}; list them with python -m kfcore runs")
+    if record.status != "finished" or not record.model_path or not Path(record.model_path).exists():
+        raise ValueError(f"run {run_id} is {record.status}: only a finished run with its saved model can be "
+                         "continued; train it again instead")
+    spec = record.spec
+    train = {**spec.get("train", {}), "epochs": epochs}
+    if learning_rate is not None:
+        train["learning_rate"] = learning_rate
+    try:
+        child = RunSpec.from_dict({**spec, "train": train})
+    except SpecError as e:
+        raise ValueError(str(e)) from None
+    limits = limits or Limits.from_env()
+    if limits.max_epochs and epochs > limits.max_epochs:
+        raise ValueError(f"{epochs} epochs is over this server's limit of {limits.max_epochs} per run; continue "
+                         "for fewer")
+    return store.create_run(child.to_dict(), name=f"{record.name} +{epochs}", owner=owner or record.owner,
+                            parent=run_id, continues=True)
+
+
+class _LiveRun:
+    """A running run's commands from the store, obeyed at epoch boundaries (kfcore.train's `pace`): pause (wait,
+    keeping model and optimizer in memory), resume, step (one epoch while paused), learning_rate."""
+
+    def __init__(self, store: RunStore, run_id: str, limits: Limits, stopped: Callable[[], bool]) -> None:
+        self.store, self.run_id, self.limits, self.stopped = store, run_id, limits, stopped
+        self.paused_since: float | None = None
+        self.paused_total = 0.0  # paused time does not count against the time limit per run
+        self.steps = 0
+        self.lr_changed = False
+        self.paused_out = False
+
+    def __call__(self, model: Any) -> int | None:
+        self._obey(model)
+        while self.paused_since is not None and self.steps == 0:
+            cap = self.limits.max_paused_seconds
+            if self.stopped() or (cap and time.monotonic() - self.paused_since > cap):
+                self.paused_out = not self.stopped()
+                return 0
+            time.sleep(PAUSE_POLL_S)
+            self._obey(model)
+        if self.paused_since is not None:
+            self.steps -= 1
+            return 1
+        return None
+
+    def _obey(self, model: Any) -> None:
+        for command, value in self.store.take_commands(self.run_id):
+            if command == "pause" and self.paused_since is None:
+                self.paused_since = time.monotonic()
+                self.store.set_paused(self.run_id, True)
+            elif command == "resume" and self.paused_since is not None:
+                self.end_pause()
+            elif command == "step" and self.paused_since is not None:
+                self.steps += 1
+            elif command == "learning_rate":  # the store refused it for a decaying schedule
+                model.optimizer.learning_rate.assign(value)
+                self.lr_changed = True
+
+    def end_pause(self) -> None:
+        if self.paused_since is not None:
+            self.paused_total += time.monotonic() - self.paused_since
+            self.paused_since, self.steps = None, 0
+            self.store.set_paused(self.run_id, False)
+
+    def paused_for(self) -> float:
+        return self.paused_total + (time.monotonic() - self.paused_since if self.paused_since is not None else 0.0)
+
+    def mark(self, logs: dict[str, Any]) -> None:
+        """The first epoch after a learning-rate change carries the `lr_changed` marker (drawn on the curves)."""
+        if self.lr_changed:
+            logs["lr_changed"] = True
+            self.lr_changed = False
 
 
 def execute_run(
@@ -118,7 +203,7 @@ def _execute(
     parent_alive: Callable[[], bool] | None,
     dataset: Dataset | None,
 ) -> Any:
-    from kfcore.train import TrainResult, train
+    from kfcore.train import Resume, TrainResult, train
 
     limits = limits or Limits.from_env()
     record = store.get(run_id, with_evaluation=False)
@@ -134,6 +219,15 @@ def _execute(
     timed_out = []
     orphaned = []
     refused = []  # the trainer's outcome, when the store already held another
+    live = _LiveRun(store, run_id, limits, lambda: should_stop())
+    resume = None
+    if record.continues:
+        parent = store.get(record.parent, with_evaluation=False) if record.parent else None
+        if parent is None or not parent.model_path or not Path(parent.model_path).exists():
+            reason = "the run this one continues, or its saved model, was deleted: train it again instead"
+            refusal = TrainResult(status="failed", error=reason)
+            return refusal if store.fail(run_id, reason) else _stored_outcome(store.get(run_id, False), refusal)
+        resume = Resume(parent.model_path, max((e["epoch"] for e in store.epochs(parent.id)), default=0))
 
     def keep(moved: bool) -> None:
         if not moved:  # the run's outcome was stored first (recovery, a cancel): it stands
@@ -144,8 +238,10 @@ def _execute(
             orphaned.append(True)
             return True
         now = time.monotonic()
-        if limits.max_seconds_per_run and now - started > limits.max_seconds_per_run:
+        if limits.max_seconds_per_run and now - started - live.paused_for() > limits.max_seconds_per_run:
             timed_out.append(True)
+            return True
+        if live.paused_out:
             return True
         if now - last_check[0] >= CANCEL_CHECK_S:
             last_check[0] = now
@@ -159,6 +255,7 @@ def _execute(
         elif kind == "progress":
             store.set_progress(run_id, event)
         elif kind == "epoch":
+            live.mark(event)
             store.append_epoch(run_id, event["epoch"], {k: v for k, v in event.items() if k not in ("event", "epoch")})
             store.set_progress(
                 run_id,
@@ -183,6 +280,13 @@ def _execute(
                 "per run; train fewer epochs or a smaller model",
             }
             keep(store.fail(run_id, event["error"]))
+        elif kind == "cancelled" and live.paused_out:
+            event = {
+                "event": "failed",
+                "error": f"stopped after {limits.max_paused_seconds:.0f} s paused, this server's limit: a paused run "
+                "holds a training worker that others wait for; its epochs so far are kept",
+            }
+            keep(store.fail(run_id, event["error"]))
         elif kind == "cancelled" and orphaned:
             event = {"event": "failed", "error": SERVER_GONE}
             keep(store.fail(run_id, SERVER_GONE))
@@ -191,8 +295,11 @@ def _execute(
         if on_event is not None:
             on_event(event)
 
-    result = train(spec, on_event=record_event, should_stop=should_stop, model_path=store.model_file(run_id),
-                   dataset=dataset, limits=limits)
+    try:
+        result = train(spec, on_event=record_event, should_stop=should_stop, model_path=store.model_file(run_id),
+                       dataset=dataset, limits=limits, pace=live, resume=resume)
+    finally:
+        live.end_pause()
     return _stored_outcome(store.get(run_id, with_evaluation=False), result) if refused else result
 
 

@@ -35,6 +35,7 @@ HOSTED_DEFAULTS = {
     "max_runs_per_session": 2,
     "max_runs_total": 8,
     "max_seconds_per_run": 900,
+    "max_paused_seconds": 600,
 }
 _ENV = {
     "max_epochs": "KF_MAX_EPOCHS",
@@ -44,6 +45,7 @@ _ENV = {
     "max_runs_per_session": "KF_MAX_RUNS_PER_SESSION",
     "max_runs_total": "KF_MAX_RUNS_TOTAL",
     "max_seconds_per_run": "KF_MAX_SECONDS_PER_RUN",
+    "max_paused_seconds": "KF_MAX_PAUSED_SECONDS",
     "memory_budget_mb": "KF_MEMORY_BUDGET_MB",
     "max_concurrent": "KF_MAX_CONCURRENT",
 }
@@ -71,6 +73,7 @@ class Limits:
     max_runs_per_session: int | None = None
     max_runs_total: int | None = None
     max_seconds_per_run: float | None = None
+    max_paused_seconds: float | None = None  # a paused run holds its worker: stopped after this long paused
     memory_budget_mb: int = 4096
     max_concurrent: int = 1  # runs training at once (kfcore.jobs); from_env: one per two CPU cores by default
     keras_downloads: bool = True  # KF_KERAS_DOWNLOADS=0: a server with no way out, or that must fetch nothing

@@ -120,11 +120,21 @@ def format_duration(seconds: float | None) -> str:
     return f"{s // 3600} h {(s % 3600) // 60:02d} min"
 
 
-def status_line(record: RunRecord, history: Sequence[dict[str, Any]], position: int | None = None) -> str:
-    """One line for the sidebar: 'queued (position 2)', 'running — epoch 3 of 10', 'finished — test accuracy 97.2%'."""
+def status_line(record: RunRecord, history: Sequence[dict[str, Any]], position: int | None = None,
+                paused_runs: int = 0) -> str:
+    """One line for the sidebar: 'queued (position 2)', 'running — epoch 3 of 10', 'finished — test accuracy 97.2%'.
+    paused_runs (RunStore.paused_count): paused runs that each hold a training worker a queued run waits for."""
     if record.status == "queued":
-        return f"queued (position {position})" if position else "queued"
+        line = f"queued (position {position})" if position else "queued"
+        if paused_runs:
+            held = "a paused run holds a training worker" if paused_runs == 1 else \
+                f"{paused_runs} paused runs hold training workers"
+            line += f"; {held} until it is resumed or stopped"
+        return line
     if record.status == "running":
+        if record.paused is not None:
+            return (f"paused after {len(history)} of {planned_epochs(record)} epochs — it holds a training worker "
+                    "until resumed or stopped")
         if not record.info:
             return "running — starting: loading the data and building the model"
         p = progress(record, history)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import os
 import shutil
 import socket
@@ -30,6 +31,8 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
     "queued": ("running", "cancelled"),
     "running": ("finished", "failed", "cancelled"),
 }
+# What a running run's worker obeys at an epoch boundary (RunStore.send_command); stop is request_cancel.
+COMMANDS = ("pause", "resume", "step", "learning_rate")
 # A running run's lease: the process training it renews it every HEARTBEAT_S; one that lapsed means that
 # process is gone, whatever host it ran on (a recreated container has another hostname, or the same one).
 LEASE_S = 15.0
@@ -53,6 +56,9 @@ CREATE TABLE IF NOT EXISTS runs (
     heartbeat REAL,
     parent TEXT,
     cancel_requested INTEGER NOT NULL DEFAULT 0,
+    commands TEXT,
+    paused REAL,
+    continues INTEGER NOT NULL DEFAULT 0,
     hardware TEXT,
     info TEXT,
     progress TEXT,
@@ -84,7 +90,7 @@ CREATE TABLE IF NOT EXISTS uploads (
 # Columns cheap enough to read for every run in a table; evaluation can be large and is read on demand.
 _LIST_COLUMNS = (
     "id, name, spec, status, created, started, finished, owner, host, pid, cancel_requested, "
-    "hardware, info, progress, error, test, model_path, parent"
+    "hardware, info, progress, error, test, model_path, parent, paused, continues"
 )
 
 
@@ -109,6 +115,8 @@ class RunRecord:
     evaluation: dict[str, Any] | None = None
     model_path: str | None = None
     parent: str | None = None  # the run this one changes or continues (the coach's retrain, a continue)
+    continues: bool = False  # it trains on from its parent's saved state (a continue), not from scratch
+    paused: float | None = None  # when its worker paused it (it still holds that worker); None while it trains
 
     @property
     def is_final(self) -> bool:
@@ -215,7 +223,9 @@ class RunStore:
             con.execute("PRAGMA journal_mode=WAL")
             con.executescript(_SCHEMA)
             columns = {row[1] for row in con.execute("PRAGMA table_info(runs)")}
-            for column, kind in (("proc_start", "TEXT"), ("heartbeat", "REAL"), ("parent", "TEXT")):
+            for column, kind in (("proc_start", "TEXT"), ("heartbeat", "REAL"), ("parent", "TEXT"),
+                                 ("commands", "TEXT"), ("paused", "REAL"),
+                                 ("continues", "INTEGER NOT NULL DEFAULT 0")):
                 if column not in columns:  # a store made before the column existed
                     try:
                         con.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
@@ -258,7 +268,7 @@ class RunStore:
 
     # -- writing ------------------------------------------------------------------------------
     def create_run(self, spec: dict[str, Any], name: str | None = None, owner: str | None = None,
-                   parent: str | None = None) -> str:
+                   parent: str | None = None, continues: bool = False) -> str:
         run_id = uuid.uuid4().hex[:12]
         now = time.time()
         with self._connect() as con:
@@ -266,8 +276,9 @@ class RunStore:
                 (count,) = con.execute("SELECT COUNT(*) FROM runs").fetchone()
                 name = f"run {count + 1}"
             con.execute(
-                "INSERT INTO runs (id, name, spec, status, created, owner, parent) VALUES (?, ?, ?, 'queued', ?, ?, ?)",
-                (run_id, name, json.dumps(spec), now, owner, parent),
+                "INSERT INTO runs (id, name, spec, status, created, owner, parent, continues) "
+                "VALUES (?, ?, ?, 'queued', ?, ?, ?, ?)",
+                (run_id, name, json.dumps(spec), now, owner, parent, int(continues)),
             )
         return run_id
 
@@ -346,6 +357,48 @@ class RunStore:
                 con.execute("UPDATE runs SET cancel_requested=1 WHERE id=? AND status='running'", (run_id,))
             con.execute("COMMIT")
             return "cancelled" if row[0] == "queued" else row[0]
+
+    def send_command(self, run_id: str, command: str, value: float | None = None) -> None:
+        """Queue a command for a running run's worker, obeyed at its next epoch boundary (kfcore.jobs): pause,
+        resume, step (one epoch while paused) or learning_rate (value: the new rate). Stop is request_cancel.
+        Raises ValueError saying what is wrong: an unknown command, a run that is not running, a bad rate."""
+        if command not in COMMANDS:
+            raise ValueError(f"unknown command {command!r}: use one of {', '.join(COMMANDS)}")
+        record = self.get(run_id, with_evaluation=False)
+        if record is None:
+            raise ValueError(f"no run with id {run_id!r}")
+        if record.status != "running":
+            raise ValueError(f"run {run_id} is {record.status}, not running: only a running run takes commands")
+        if command == "learning_rate":
+            if value is None or not math.isfinite(value) or value <= 0:
+                raise ValueError(f"the learning rate must be a number above 0, not {value}")
+            schedule = record.spec.get("train", {}).get("schedule", "constant")
+            if schedule != "constant":  # a schedule owns the rate step by step: a set value would be overwritten
+                raise ValueError(f"this run's learning rate follows the {schedule} schedule, so it cannot be set "
+                                 "while it trains; continue it with another rate when it ends")
+        with self._connect() as con:
+            con.execute("BEGIN IMMEDIATE")
+            (text,) = con.execute("SELECT commands FROM runs WHERE id=?", (run_id,)).fetchone()
+            con.execute("UPDATE runs SET commands=? WHERE id=?",
+                        (json.dumps([*_loads(text, []), [command, value]]), run_id))
+            con.execute("COMMIT")
+
+    def take_commands(self, run_id: str) -> list[tuple[str, float | None]]:
+        """The commands sent to a run since the last call, oldest first; they are removed (the worker obeys them)."""
+        with self._connect() as con:
+            row = con.execute("SELECT commands FROM runs WHERE id=?", (run_id,)).fetchone()
+            if not row or not row[0]:  # the usual case, read without taking the write lock
+                return []
+            con.execute("BEGIN IMMEDIATE")
+            (text,) = con.execute("SELECT commands FROM runs WHERE id=?", (run_id,)).fetchone()
+            con.execute("UPDATE runs SET commands=NULL WHERE id=?", (run_id,))
+            con.execute("COMMIT")
+        return [(c, v) for c, v in _loads(text, [])]
+
+    def set_paused(self, run_id: str, paused: bool) -> None:
+        """Record that the run's worker paused it (now) or resumed it."""
+        with self._connect() as con:
+            con.execute("UPDATE runs SET paused=? WHERE id=?", (time.time() if paused else None, run_id))
 
     def cancel_requested(self, run_id: str) -> bool:
         with self._connect() as con:
@@ -431,6 +484,12 @@ class RunStore:
             ).fetchone()
         return row[0] or None
 
+    def paused_count(self) -> int:
+        """Running runs that are paused: each holds a training worker (kfcore.runview.status_line says so)."""
+        with self._connect() as con:
+            (count,) = con.execute("SELECT COUNT(*) FROM runs WHERE status='running' AND paused IS NOT NULL").fetchone()
+        return count
+
     def counts(self) -> dict[str, int]:
         with self._connect() as con:
             rows = con.execute("SELECT status, COUNT(*) FROM runs GROUP BY status").fetchall()
@@ -492,7 +551,7 @@ class RunStore:
 
 def _record(row: tuple, with_evaluation: bool) -> RunRecord:
     (rid, name, spec, status, created, started, finished, owner, host, pid, cancel, hw, info, progress, error, test,
-     model_path, parent) = row[:18]
+     model_path, parent, paused, continues) = row[:20]
     return RunRecord(
         id=rid,
         name=name,
@@ -510,7 +569,9 @@ def _record(row: tuple, with_evaluation: bool) -> RunRecord:
         progress=_loads(progress, {}),
         error=error,
         test=_loads(test, {}),
-        evaluation=_loads(row[18], None) if with_evaluation else None,
+        evaluation=_loads(row[20], None) if with_evaluation else None,
         model_path=model_path,
         parent=parent,
+        paused=paused,
+        continues=bool(continues),
     )

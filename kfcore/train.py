@@ -34,6 +34,17 @@ TARGET_EXECUTION_S = 0.2  # aim for one compiled multi-step call per ~0.2 s: smo
 CPU_FLOPS_ESTIMATE = 3e10  # rough sustained float32 FLOP/s on 2 CPU cores (measured 2e10 for a small MLP, 9e10 for a convnet); only picks K
 
 
+@dataclass(frozen=True)
+class Resume:
+    """A continued run's start: its parent's saved model (weights and optimizer state) and the parent's epochs."""
+
+    model_path: str
+    epochs_done: int
+
+
+Pace = Callable[[Any], "int | None"]  # see train(): a live run's commands, obeyed at epoch boundaries
+
+
 class Cancelled(Exception):
     """Raised from a callback to leave `fit` at once when the user presses Stop."""
 
@@ -149,6 +160,8 @@ def train(
     stream: bool = True,
     limits: Limits | None = None,
     fast: bool | None = None,
+    pace: Pace | None = None,
+    resume: Resume | None = None,
 ) -> TrainResult:
     """Train `spec` and report events to `on_event`; never raises for anything a user can cause.
 
@@ -156,11 +169,14 @@ def train(
     stream=False turns off progress/epoch-detail work (benchmarks measure its cost this way).
     fast picks the training loop: True kfcore.fastloop (several epochs per compiled call, same math), False
     Keras `fit`; None (the default) the fast loop when the data is small enough and no distribution is on.
+    pace (a live run's commands, kfcore.jobs) is called with the model at every epoch boundary where a command
+    may act: it may change the optimizer's rate or wait (paused); it returns how many epochs may run before it
+    is called again (None: any number, 0: stop now). resume: continue a parent run from its saved model.
     """
     emit = on_event or (lambda e: None)
     stop = should_stop or (lambda: False)
     try:
-        return _train(spec, emit, stop, model_path, dataset, steps_per_execution, stream, limits, fast)
+        return _train(spec, emit, stop, model_path, dataset, steps_per_execution, stream, limits, fast, pace, resume)
     except Cancelled:
         emit({"event": "cancelled"})
         return TrainResult(status="cancelled")
@@ -189,6 +205,8 @@ def _train(
     stream: bool,
     limits: Limits | None,
     fast: bool | None,
+    pace: Pace | None,
+    resume: Resume | None,
 ) -> TrainResult:
     t0 = time.perf_counter()
     limits = limits or Limits.from_env()
@@ -233,6 +251,11 @@ def _train(
             model = build_and_compile()
     else:
         model = build_and_compile()
+    if resume is not None:  # the parent's .keras holds its weights and its optimizer's variables (step count too)
+        model.optimizer.build(model.trainable_variables)
+        model.load_weights(resume.model_path)
+        if spec.train.schedule == "constant":  # the parent's rate came back with its state: the child's own applies
+            model.optimizer.learning_rate.assign(spec.train.learning_rate)
 
     y_train = _targets(splits.y_train, loss, ds.n_classes)
     y_val = _targets(splits.y_val, loss, ds.n_classes)
@@ -264,8 +287,14 @@ def _train(
     hw["xla"] = f"jit_compile={info['jit_compile']}"
     emit({"event": "started", "hardware": hw, "info": info})
 
+    def paced(m: Any) -> int | None:  # both loops: a pace of 0 cancels the run
+        limit = pace(m) if pace is not None else None
+        if limit == 0:
+            raise Cancelled
+        return limit
+
     history: list[dict[str, Any]] = []
-    record = _EpochRecorder(emit, stop, history)
+    record = _EpochRecorder(emit, stop, history, resume.epochs_done if resume is not None else 0)
     early = None
     if spec.train.early_stopping:
         early = keras.callbacks.EarlyStopping(monitor="val_loss" if has_val else "loss", patience=spec.train.patience,
@@ -274,12 +303,12 @@ def _train(
         classes = ds.n_classes if ds.task != "regression" and stream else 0
         fastloop.run_epochs(model, splits.x_train, y_train, (splits.x_val, y_val, splits.y_val) if has_val else None,
                             spec.train.epochs, batch, classes, record, stop, early, started=t0,
-                            val_batch=batches.validation)
+                            val_batch=batches.validation, pace=paced)
     else:
         callbacks: list[Any] = [
             _streaming_callback(keras, emit, stop, spec.train.epochs, steps_per_epoch, n_train, batch, t0, record,
                                splits.x_val if has_val and ds.task != "regression" and stream else None,
-                               splits.y_val, ds.n_classes, stream, batches.validation)
+                               splits.y_val, ds.n_classes, stream, batches.validation, paced)
         ]
         if early is not None:
             callbacks.append(early)
@@ -350,14 +379,16 @@ class _StreamingMixin:
     """Turns Keras callbacks into events: progress a few times a second, every epoch's logs, cancel, NaN."""
 
     def setup(self, emit, stop, epochs, steps_per_epoch, n_train, batch, t0, record, x_val, y_val, n_classes, stream,
-              val_batch):
+              val_batch, pace):
         self.emit, self.stop, self.epochs, self.steps = emit, stop, epochs, steps_per_epoch
         self.n_train, self.batch, self.t0, self.record, self.history = n_train, batch, t0, record, record.history
         self.x_val, self.y_val, self.n_classes, self.stream, self.val_batch = x_val, y_val, n_classes, stream, val_batch
+        self.pace = pace
         self.last_progress = 0.0
         self.epoch_start = self.train_end = time.perf_counter()
 
     def on_epoch_begin(self, epoch, logs=None):
+        self.pace(self.model)
         self.epoch_start = self.train_end = time.perf_counter()
 
     def on_train_batch_end(self, batch, logs=None):
@@ -404,10 +435,12 @@ class _StreamingMixin:
 class _EpochRecorder:
     """Where both training loops hand each epoch's row: NaN check, history, the epoch event, cancel."""
 
-    def __init__(self, emit: EventHandler, stop: Callable[[], bool], history: list[dict[str, Any]]) -> None:
-        self.emit, self.stop, self.history = emit, stop, history
+    def __init__(self, emit: EventHandler, stop: Callable[[], bool], history: list[dict[str, Any]],
+                 epoch_offset: int = 0) -> None:
+        self.emit, self.stop, self.history, self.epoch_offset = emit, stop, history, epoch_offset
 
     def __call__(self, row: dict[str, Any]) -> None:
+        row["epoch"] += self.epoch_offset  # a continued run's epochs follow its parent's, so the curves join
         loss = row.get("loss", 0.0)
         if not math.isfinite(loss):
             raise NonFiniteLoss(

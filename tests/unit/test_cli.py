@@ -142,3 +142,54 @@ def test_train_loads_the_dataset_once(tmp_path, store_dir, monkeypatch, capsys):
     done = json.loads(capsys.readouterr().out.splitlines()[-1])
     assert done["event"] == "done" and "accuracy" in done["test"]
     assert calls == ["iris"]
+
+
+def test_continue_streams_the_childs_epochs_after_the_parents_and_show_has_val_confusion(tmp_path, store_dir):
+    spec = {"data": {"source": "builtin", "name": "iris"}, "split": {"test": 0.2, "validation": 0.2, "seed": 0},
+            "layers": [{"type": "Dense", "units": 8, "activation": "relu"}],
+            "train": {"optimizer": "adam", "learning_rate": 0.01, "epochs": 4, "batch_size": 16, "seed": 0}}
+    out = run_cli("train", write_spec(tmp_path, spec), "--store", store_dir)
+    assert out.returncode == 0, out.stderr
+    parent = [json.loads(line) for line in out.stdout.splitlines()]
+    parent_id = parent[-1]["run_id"]
+
+    out = run_cli("continue", parent_id, "--epochs", "2", "--learning-rate", "0.005", "--store", store_dir)
+    assert out.returncode == 0, out.stderr
+    lines = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [line["event"] for line in lines] == ["epoch", "epoch", "done"]
+    assert [line["epoch"] for line in lines[:2]] == [5, 6]
+    assert lines[0]["learning_rate"] == pytest.approx(0.005)
+    fresh = parent[0]["loss"]  # a fresh start's first loss, far above where the parent ended
+    assert abs(lines[0]["loss"] - parent[3]["loss"]) < 0.25 * abs(fresh - parent[3]["loss"])
+
+    shown = json.loads(run_cli("show", lines[-1]["run_id"], "--store", store_dir).stdout)
+    assert shown["parent"] == parent_id and shown["continues"]
+    for epoch in shown["epochs"]:
+        confusion = epoch["val_confusion"]
+        assert len(confusion) == 3 and all(len(row) == 3 for row in confusion)
+        assert sum(map(sum, confusion)) == shown["info"]["n_val"] == 30  # each validation sample, once
+
+
+@pytest.mark.parametrize("args, words", [
+    (["continue", "nope", "--epochs", "2"], "no run with id"),
+    (["continue", "nope"], "--epochs"),
+])
+def test_continue_refusals_exit_2_with_one_error_line(store_dir, args, words):
+    out = run_cli(*args, "--store", store_dir)
+    assert out.returncode == 2 and out.stderr.startswith("error:") and words in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
+
+
+def test_continue_refuses_an_unfinished_run_and_epochs_out_of_range(store_dir):
+    from kfcore.store import RunStore
+
+    store = RunStore(store_dir)
+    queued = store.create_run({"train": {"epochs": 3}})
+    out = run_cli("continue", queued, "--epochs", "2", "--store", store_dir)
+    assert out.returncode == 2 and "only a finished run" in out.stderr and len(out.stderr.splitlines()) == 1
+    store.claim_next(pid=1)
+    model = Path(store_dir) / "m.keras"
+    model.write_bytes(b"")
+    store.finish(queued, {}, {}, str(model))
+    out = run_cli("continue", queued, "--epochs", "0", "--store", store_dir)
+    assert out.returncode == 2 and "epochs" in out.stderr and len(out.stderr.splitlines()) == 1

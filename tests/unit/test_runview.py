@@ -99,3 +99,20 @@ def test_metrics_read_short_on_a_card():
     assert runview.format_metric("loss", 28448.3712) == "28,448"  # was cut off as "28448.…"
     assert runview.format_metric("mae", 0.012345) == "0.01235"
     assert runview.METRIC_NAMES["mae"] == "mean absolute error"
+
+
+def test_a_paused_run_and_the_queue_behind_it_say_that_it_holds_a_worker(tmp_path):
+    from kfcore.store import RunStore
+
+    store = RunStore(tmp_path)
+    running, queued = store.create_run({"train": {"epochs": 10}}), store.create_run({})
+    store.claim_next(pid=1)
+    assert store.paused_count() == 0
+    store.set_paused(running, True)
+    assert store.paused_count() == 1
+    assert runview.status_line(store.get(running), epochs(3)) == (
+        "paused after 3 of 10 epochs — it holds a training worker until resumed or stopped")
+    assert runview.status_line(store.get(queued), [], 1, store.paused_count()) == (
+        "queued (position 1); a paused run holds a training worker until it is resumed or stopped")
+    store.set_paused(running, False)
+    assert store.paused_count() == 0 and store.get(running).paused is None
