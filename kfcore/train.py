@@ -50,7 +50,11 @@ class Cancelled(Exception):
 
 
 class NonFiniteLoss(Exception):
-    pass
+    """The loss became NaN or infinite; `where` says when ("at batch 3", "in epoch 2"). One message for both loops."""
+
+    def __init__(self, loss: float, where: str):
+        super().__init__(f"the loss became {loss} {where}: training diverged. Lower the learning rate (try 10× "
+                         "smaller), or add BatchNormalization / regularisation, then train again")
 
 
 @dataclass
@@ -396,10 +400,7 @@ class _StreamingMixin:
         self.train_end = now
         loss = float(logs["loss"]) if logs and "loss" in logs else 0.0
         if not math.isfinite(loss):
-            raise NonFiniteLoss(
-                f"the loss became {loss} at batch {batch + 1}: training diverged. Lower the learning rate "
-                f"(try 10× smaller), or add BatchNormalization / regularisation, then train again"
-            )
+            raise NonFiniteLoss(loss, f"at batch {batch + 1}")
         if now - self.last_progress < PROGRESS_INTERVAL_S:
             return
         self.last_progress = now
@@ -443,9 +444,7 @@ class _EpochRecorder:
         row["epoch"] += self.epoch_offset  # a continued run's epochs follow its parent's, so the curves join
         loss = row.get("loss", 0.0)
         if not math.isfinite(loss):
-            raise NonFiniteLoss(
-                f"the loss became {loss} in epoch {row['epoch']}: lower the learning rate and train again"
-            )
+            raise NonFiniteLoss(loss, f"in epoch {row['epoch']}")
         self.history.append(row)
         self.emit({"event": "epoch", **row})
         if self.stop():
