@@ -28,7 +28,7 @@ def run_panel() -> None:
 def _compare_with(record: RunRecord) -> None:
     """Which run is drawn dashed: only runs on the same data qualify (another dataset's loss scale says nothing)."""
     ss = st.session_state
-    names = {r.id: r.name for r in state.comparable_runs(record.id)}
+    names = {r.id: r.name for r in state.comparable_runs(record.id, also=ss.get("previous_run_id"))}
     if ss.get("previous_run_id") not in names:
         ss.previous_run_id = None
     options = [None, *names]

@@ -358,16 +358,20 @@ def start_training(parent: str | None = None) -> None:
         ss.train_error = str(e)
         return
     ss.train_error = None
-    ss.run_id = run_id
-    ss.previous_run_id = next((r.id for r in comparable_runs(run_id)), None)
+    before, ss.run_id = ss.get("run_id"), run_id
+    ss.previous_run_id = next((r.id for r in comparable_runs(run_id, also=before)), None)
 
 
-def comparable_runs(run_id: str) -> list[RunRecord]:
-    """The finished runs (this session's to see) whose curves may be drawn dashed behind this run's, newest first."""
+def comparable_runs(run_id: str, also: str | None = None) -> list[RunRecord]:
+    """The finished runs (this session's to see) whose curves may be drawn dashed behind this run's, newest first;
+    `also`: the run the session was on before (a shared run opened by its link and forked), first when it compares."""
     record = store().get(run_id, with_evaluation=False)
     if record is None:
         return []
-    return [r for r in visible_runs()
+    before = store().get(also, with_evaluation=False) if also else None
+    candidates = ([before] if before is not None else []) + [r for r in visible_runs() if before is None
+                                                             or r.id != before.id]
+    return [r for r in candidates
             if r.id != run_id and r.status == "finished" and runview.comparable(record.spec, r.spec)]
 
 

@@ -39,3 +39,8 @@ def address_token(at: AppTest) -> str | None:
     found = re.search(r'const u = new URL\(location.href\), t = ("[A-Za-z0-9_-]+"|null);', bodies[0])
     assert found, bodies[0]
     return None if found[1] == "null" else found[1].strip('"')
+
+
+def cookie_scripts(at: AppTest) -> list[str]:
+    """The sidebar's scripts that set the owner cookie (the address-bar script is another one)."""
+    return [h.proto.body for h in at.sidebar.get("html") if "document.cookie" in h.proto.body]

@@ -14,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 from kfcore.limits import account_owner_token, new_owner_token
 from kfcore.store import RunStore
-from tests.app.helpers import APP, go
+from tests.app.helpers import APP, cookie_scripts, go
 
 RUNS, TRAIN, DATA = "app_pages/runs.py", "app_pages/train.py", "app_pages/data.py"
 AUTH = {"redirect_uri": "http://127.0.0.1:8501/oauth2callback", "cookie_secret": "s" * 32, "client_id": "kf",
@@ -99,7 +99,7 @@ def test_a_visitor_who_has_not_signed_in_sees_no_runs_and_may_neither_train_nor_
     monkeypatch.setattr(state, "cookie_owner", lambda: cookie)  # with sign-in, the cookie owner is not used
     at = signed(None)
     assert at.session_state["owner"] is None
-    assert sidebar_buttons(at) == ["Sign in"] and not at.sidebar.get("html")
+    assert sidebar_buttons(at) == ["Sign in"] and not cookie_scripts(at)
     go(at, RUNS)
     assert any("No runs yet" in i.value for i in at.info)
     go(at, TRAIN)

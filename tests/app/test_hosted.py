@@ -17,7 +17,7 @@ from streamlit.testing.v1 import AppTest
 from kfcore.limits import Limits, can_modify, describe, new_owner_token, valid_owner_token
 from kfcore.spec import RunSpec
 from kfcore.store import RunRecord, RunStore
-from tests.app.helpers import go, open_app, shown
+from tests.app.helpers import cookie_scripts, go, open_app, shown
 
 REPO = Path(__file__).resolve().parents[2]
 EVALUATE, RUNS, TRAIN = "app_pages/evaluate.py", "app_pages/runs.py", "app_pages/train.py"
@@ -99,7 +99,7 @@ def test_a_browser_that_comes_back_with_its_cookie_is_the_same_owner_and_finds_i
     monkeypatch.setattr(state, "cookie_owner", lambda: token)  # what st.context.cookies gives a real browser
     at = new_app()
     assert at.session_state["owner"] == token and at.session_state["owner_cookie_ok"] is True
-    assert not at.sidebar.get("html")  # the cookie is there already: no script
+    assert not cookie_scripts(at)  # the cookie is there already: no script
     assert at.session_state["run_id"] == mine
     RunStore(kf_home).mark_cancelled(mine)
     monkeypatch.undo()
