@@ -65,7 +65,8 @@ def test_clicking_a_confusion_matrix_cell_lists_its_samples(page, runs):
     cell = page.locator(".st-key-cell_samples")
     assert f"{cm[i][j]} test samples of class 4 predicted as 4" in cell.inner_text().replace("*", "")
     assert cell.locator('[data-testid="stImageContainer"]').count() == min(cm[i][j], 48)
-    assert re.fullmatch(r"#\d+ · \d+%", cell.locator('[data-testid="stImageCaption"]').first.inner_text().strip())
+    caption = cell.locator('[data-testid="stImageCaption"]').first.inner_text().strip()
+    assert re.fullmatch(r"#\d+ · says .+ \(\d+%\)", caption), caption  # in words: what the model said, how sure
     shot(page, "evaluate_confusion_cell")
 
     # The same page for a tabular run: the cell's rows with their probabilities.
