@@ -31,7 +31,10 @@ from tests.browser.conftest import (
 PAGES = [("home", "/", "KF Studio"), ("data", "/data", "Data"), ("model", "/model", "Model"),
          ("train", "/train", "Train"), ("evaluate", "/evaluate", "Evaluate"), ("runs", "/runs", "Runs")]
 RUN_DEADLINE_S = 120  # a run on a busy 2-core machine, worker start included
-NEWCOMER_EPOCHS = 20  # circle, 500 points: about 0.5 s an epoch on 2 cores, so 10-15 s of live curve
+# Small data trains hundreds of epochs a second (kfcore/fastloop.py): circle with 5,000 points at batch 8 takes
+# about 0.05-0.1 s an epoch on 2 cores, so 100 epochs give 5-10 s of live curve to watch and move a slider in.
+NEWCOMER_EPOCHS = 100
+NEWCOMER_POINTS = 5000
 # A run we stop long before it ends: small data trains hundreds of epochs a second, so the slider's 100 would be
 # over before Stop is pressed; a link sets more.
 LONG_EPOCHS = 10_000
@@ -98,6 +101,7 @@ def test_newcomer_trains_watches_the_curve_grow_and_finds_the_run_after_a_reload
 
     # 1. Data: a built-in set.
     choose(page, "dataset", "circle (built-in)")
+    set_slider(page, "n_points", NEWCOMER_POINTS)
     assert "circle" in sidebar_text(page)
     assert_no_exception(page)
     shot(page, "02-data-circle")
@@ -116,6 +120,7 @@ def test_newcomer_trains_watches_the_curve_grow_and_finds_the_run_after_a_reload
     # 3. Train: set the epochs, press Train.
     nav(page, "Train")
     set_slider(page, "epochs", NEWCOMER_EPOCHS)
+    set_slider(page, "batch_size", 0)  # the first option, 8
     lr_before = page.locator(".st-key-learning_rate input[type=range]").input_value()
     train = page.locator(".st-key-train button")
     assert train.is_enabled()

@@ -202,7 +202,7 @@ def test_training_predicts_at_the_fitted_batches(monkeypatch):
     spec = parse_spec({"data": {"name": "digits"}, "layers": [{"type": "Conv2D", "filters": 64, "kernel_size": 1},
                        {"type": "GlobalAveragePooling2D"}], "train": {"epochs": 1, "batch_size": 16}})
     limits = Limits(memory_budget_mb=3)
-    result = train(spec, limits=limits)
+    result = train(spec, limits=limits, fast=False)  # the fit path; the fast loop caps its passes in-graph
     assert result.status == "finished", result.error
     report = infer_shapes(spec.layers, (8, 8, 1), "multiclass", 10)
     batches = run_batches(report, 16, result.info["n_train"] * 64, limits)
