@@ -89,9 +89,9 @@ def check(page, name: str, width: int) -> None:
 @pytest.mark.parametrize("sized", WIDTHS, indirect=True, ids=[f"{w}px" for w in WIDTHS])
 def test_every_page_holds_its_layout(sized, runs):
     page, width = sized
-    digits, iris = runs["bt digits"], runs["bt iris"]
+    digits, again = runs["bt digits"], runs["digits again"]
     for name, path in (("home", "/"), ("data", "/data"), ("model", "/model"),
-                       ("train", f"/train?run={digits.id}&prev={iris.id}"), ("evaluate", f"/evaluate?run={digits.id}"),
+                       ("train", f"/train?run={digits.id}&prev={again.id}"), ("evaluate", f"/evaluate?run={digits.id}"),
                        ("evaluate-regression", f"/evaluate?run={runs['reg diabetes'].id}"), ("runs", "/runs")):
         goto(page, path)
         if name == "model":
