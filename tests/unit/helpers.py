@@ -64,3 +64,14 @@ class FullDiskConnection(sqlite3.Connection):
         if FullDiskConnection.full and sql.split()[0].upper() in ("INSERT", "UPDATE", "DELETE", "BEGIN"):
             raise sqlite3.OperationalError("database or disk is full")
         return super().execute(sql, *args)
+
+
+def spec_with(base: dict, **over):
+    """parse_spec of `base` with sections replaced or merged: spec_with(BASE, train={"epochs": 2}) keeps BASE's other
+    train fields; a non-dict value replaces the section."""
+    from kfcore.spec import parse_spec
+
+    d = dict(base)
+    for key, value in over.items():
+        d[key] = {**d[key], **value} if isinstance(value, dict) else value
+    return parse_spec(d)

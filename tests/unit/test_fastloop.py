@@ -5,20 +5,19 @@ import numpy as np
 import pytest
 
 from kfcore import fastloop
-from kfcore.spec import parse_spec
 from kfcore.train import train
+from tests.unit.helpers import spec_with
+
+FAST_BASE = {
+    "data": {"source": "builtin", "name": "iris"},
+    "split": {"test": 0.2, "validation": 0.2, "seed": 0},
+    "layers": [{"type": "Dense", "units": 8, "activation": "tanh"}],
+    "train": {"optimizer": "adam", "learning_rate": 0.02, "epochs": 6, "batch_size": 16, "seed": 3},
+}
 
 
 def _spec(**over):
-    d = {
-        "data": {"source": "builtin", "name": "iris"},
-        "split": {"test": 0.2, "validation": 0.2, "seed": 0},
-        "layers": [{"type": "Dense", "units": 8, "activation": "tanh"}],
-        "train": {"optimizer": "adam", "learning_rate": 0.02, "epochs": 6, "batch_size": 16, "seed": 3},
-    }
-    for key, value in over.items():
-        d[key] = {**d[key], **value} if isinstance(value, dict) else value
-    return parse_spec(d)
+    return spec_with(FAST_BASE, **over)
 
 
 def _weights(path):

@@ -5,20 +5,19 @@ import time
 
 import pytest
 
-from kfcore.spec import parse_spec
 from kfcore.train import train
+from tests.unit.helpers import spec_with
+
+TRAIN_BASE = {
+    "data": {"source": "builtin", "name": "iris"},
+    "split": {"test": 0.2, "validation": 0.2, "seed": 0},
+    "layers": [{"type": "Dense", "units": 16, "activation": "relu"}],
+    "train": {"optimizer": "adam", "learning_rate": 0.01, "epochs": 5, "batch_size": 16, "seed": 1},
+}
 
 
 def _spec(**over):
-    d = {
-        "data": {"source": "builtin", "name": "iris"},
-        "split": {"test": 0.2, "validation": 0.2, "seed": 0},
-        "layers": [{"type": "Dense", "units": 16, "activation": "relu"}],
-        "train": {"optimizer": "adam", "learning_rate": 0.01, "epochs": 5, "batch_size": 16, "seed": 1},
-    }
-    for key, value in over.items():
-        d[key] = {**d[key], **value} if isinstance(value, dict) else value
-    return parse_spec(d)
+    return spec_with(TRAIN_BASE, **over)
 
 
 def test_events_stream_in_order_with_keras_log_names(tmp_path):
