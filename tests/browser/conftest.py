@@ -321,8 +321,11 @@ CHART_POINTS_JS = """
 def chart_points(page, key: str = "chart_loss", at_least: int | None = None, timeout_s: float = IDLE_TIMEOUT_S) -> int:
     """The points on the live curve `key`; with `at_least`, first wait (in the page) until it has that many."""
     if at_least is not None:
-        page.wait_for_function(f"([key, n]) => ({CHART_POINTS_JS})(key) >= n", arg=[key, at_least], polling=100,
-                               timeout=timeout_s * 1000)
+        # Return the count that met the wait: a second read can land while a rerun redraws the chart (none shown).
+        found = page.wait_for_function(
+            f"([key, n]) => {{ const c = ({CHART_POINTS_JS})(key); return c >= n ? c + 1 : 0; }}",
+            arg=[key, at_least], polling=100, timeout=timeout_s * 1000)
+        return int(found.json_value()) - 1
     return page.evaluate(CHART_POINTS_JS, key)
 
 
