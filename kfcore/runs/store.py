@@ -65,7 +65,8 @@ CREATE TABLE IF NOT EXISTS runs (
     error TEXT,
     test TEXT,
     evaluation TEXT,
-    model_path TEXT
+    model_path TEXT,
+    sweep TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_status ON runs(status, created);
 CREATE TABLE IF NOT EXISTS epochs (
@@ -90,7 +91,7 @@ CREATE TABLE IF NOT EXISTS uploads (
 # Columns cheap enough to read for every run in a table; evaluation can be large and is read on demand.
 _LIST_COLUMNS = (
     "id, name, spec, status, created, started, finished, owner, host, pid, cancel_requested, "
-    "hardware, info, progress, error, test, model_path, parent, paused, continues"
+    "hardware, info, progress, error, test, model_path, parent, paused, continues, sweep"
 )
 
 
@@ -117,6 +118,7 @@ class RunRecord:
     parent: str | None = None  # the run this one changes or continues (the coach's retrain, a continue)
     continues: bool = False  # it trains on from its parent's saved state (a continue), not from scratch
     paused: float | None = None  # when its worker paused it (it still holds that worker); None while it trains
+    sweep: str | None = None  # the sweep this run is a trial of (kfcore.runs.executors: submit's `sweep`)
 
     @property
     def is_final(self) -> bool:
@@ -225,7 +227,7 @@ class RunStore:
             columns = {row[1] for row in con.execute("PRAGMA table_info(runs)")}
             for column, kind in (("proc_start", "TEXT"), ("heartbeat", "REAL"), ("parent", "TEXT"),
                                  ("commands", "TEXT"), ("paused", "REAL"),
-                                 ("continues", "INTEGER NOT NULL DEFAULT 0")):
+                                 ("continues", "INTEGER NOT NULL DEFAULT 0"), ("sweep", "TEXT")):
                 if column not in columns:  # a store made before the column existed
                     try:
                         con.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
@@ -268,7 +270,7 @@ class RunStore:
 
     # -- writing ------------------------------------------------------------------------------
     def create_run(self, spec: dict[str, Any], name: str | None = None, owner: str | None = None,
-                   parent: str | None = None, continues: bool = False) -> str:
+                   parent: str | None = None, continues: bool = False, sweep: str | None = None) -> str:
         run_id = uuid.uuid4().hex[:12]
         now = time.time()
         with self._connect() as con:
@@ -276,9 +278,9 @@ class RunStore:
                 (count,) = con.execute("SELECT COUNT(*) FROM runs").fetchone()
                 name = f"run {count + 1}"
             con.execute(
-                "INSERT INTO runs (id, name, spec, status, created, owner, parent, continues) "
-                "VALUES (?, ?, ?, 'queued', ?, ?, ?, ?)",
-                (run_id, name, json.dumps(spec), now, owner, parent, int(continues)),
+                "INSERT INTO runs (id, name, spec, status, created, owner, parent, continues, sweep) "
+                "VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?)",
+                (run_id, name, json.dumps(spec), now, owner, parent, int(continues), sweep),
             )
         return run_id
 
@@ -301,9 +303,16 @@ class RunStore:
             con.execute("COMMIT")
         return self.get(row[0])
 
+    def next_queued(self) -> str | None:
+        """The id of the oldest queued run (what claim_next would take), or None; nothing changes."""
+        with self._connect() as con:
+            row = con.execute("SELECT id FROM runs WHERE status='queued' ORDER BY created LIMIT 1").fetchone()
+        return row[0] if row else None
+
     def start_in_process(self, run_id: str) -> bool:
-        """Mark a queued run running in this process (the CLI trains without a worker). False: it is not queued
-        (a server's worker claimed it first, or it was cancelled), and nothing changed."""
+        """Mark a queued run running in this process, which holds its lease: the CLI trains it here, a Ray executor
+        relays it from a remote actor. False: it is not queued (a server's worker claimed it first, or it was
+        cancelled), and nothing changed."""
         now = time.time()
         with self._connect() as con:
             return self._move(con, run_id, "running", started=now, pid=os.getpid(), host=socket.gethostname(),
@@ -551,7 +560,7 @@ class RunStore:
 
 def _record(row: tuple, with_evaluation: bool) -> RunRecord:
     (rid, name, spec, status, created, started, finished, owner, host, pid, cancel, hw, info, progress, error, test,
-     model_path, parent, paused, continues) = row[:20]
+     model_path, parent, paused, continues, sweep) = row[:21]
     return RunRecord(
         id=rid,
         name=name,
@@ -569,9 +578,10 @@ def _record(row: tuple, with_evaluation: bool) -> RunRecord:
         progress=_loads(progress, {}),
         error=error,
         test=_loads(test, {}),
-        evaluation=_loads(row[20], None) if with_evaluation else None,
+        evaluation=_loads(row[21], None) if with_evaluation else None,
         model_path=model_path,
         parent=parent,
         paused=paused,
         continues=bool(continues),
+        sweep=sweep,
     )
