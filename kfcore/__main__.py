@@ -1,7 +1,8 @@
 """Command line: `python -m kfcore train SPEC.json | runs | show RUN_ID | predict RUN_ID INPUT.csv | export RUN_ID`.
 
 train prints one JSON object per line (each epoch's Keras logs, then a done line with the test metrics)
-and records the run in the store like the dashboard does. Anything a user can get wrong exits 2 with a
+and records the run in the store like the dashboard does; with --address (or KF_RAY_ADDRESS, KF_EXECUTOR=ray)
+it trains on Ray (kfcore.runs.executors), the store still written here. Anything a user can get wrong exits 2 with a
 single `error:` line on stderr, never a traceback.
 """
 
@@ -46,6 +47,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from kfcore.data import DataError, uploads
     from kfcore.model.advice import model_advice
     from kfcore.model.shapes import ShapeError
+    from kfcore.runs.executors import ExecutorError, ray_settings
     from kfcore.runs.limits import LimitError, Limits
     from kfcore.spec import MAX_SPEC_BYTES, RunSpec, SpecError
     from kfcore.training.train import prepare
@@ -56,6 +58,10 @@ def cmd_train(args: argparse.Namespace) -> int:
             text = f.read(MAX_SPEC_BYTES + 1)  # never more than a spec can be: the parser refuses the rest
     except (OSError, ValueError) as e:
         _fail(f"cannot read the spec file {path}: {getattr(e, 'strerror', None) or e}")
+    try:
+        on_ray = ray_settings(address=args.address)
+    except ExecutorError as e:
+        _fail(str(e))
     store = _store(args)
     limits = Limits.from_env()
     for problem in limits.problems:  # the mode's default applies for that variable: it still trains
@@ -70,8 +76,45 @@ def cmd_train(args: argparse.Namespace) -> int:
     for note in model_advice(spec, dataset.task, dataset.n_classes):  # it still trains: the user may mean it
         print(f"warning: {note}", file=sys.stderr)
 
+    if on_ray is not None:
+        return _train_on_ray(store, spec, args.name, on_ray)
     run_id = store.create_run(spec.to_dict(), name=args.name)
     return _train_here(store, run_id, limits, dataset)
+
+
+def _train_on_ray(store: Any, spec: Any, name: str | None, settings: Any) -> int:
+    """Train on Ray (--address, KF_RAY_ADDRESS, KF_EXECUTOR=ray): one JSON line per epoch as it reaches the store
+    through this process's relay, then the outcome, as when it trains here."""
+    import time
+
+    from kfcore.runs.executors import ExecutorError, RayExecutor
+    from kfcore.runs.limits import LimitError
+
+    try:
+        executor = RayExecutor(store, settings, serve_queue=False)
+    except ExecutorError as e:
+        _fail(str(e))
+    try:
+        try:
+            run_id = executor.submit(spec, name=name)
+        except LimitError as e:
+            _fail(str(e))
+        signal.signal(signal.SIGINT, lambda *_: store.request_cancel(run_id))
+        signal.signal(signal.SIGTERM, lambda *_: store.request_cancel(run_id))
+        printed = 0
+        while True:
+            record = store.get(run_id)  # before its epochs: a final run's epochs are all stored
+            epochs = store.epochs(run_id)
+            for epoch in epochs[printed:]:
+                _print({"event": "epoch", **{k: v for k, v in epoch.items() if k != "time"}})
+            printed = len(epochs)
+            if record.is_final:
+                break
+            time.sleep(0.2)
+    finally:
+        executor.shutdown()
+    return _outcome(run_id, record.status, record.test, (record.evaluation or {}).get("best_epoch"),
+                    record.model_path, record.error)
 
 
 def _train_here(store: Any, run_id: str, limits: Any, dataset: Any = None) -> int:
@@ -90,13 +133,18 @@ def _train_here(store: Any, run_id: str, limits: Any, dataset: Any = None) -> in
             _print({"event": "epoch", **{k: v for k, v in event.items() if k != "event"}})
 
     result = execute_run(store, run_id, on_event=on_event, limits=limits, dataset=dataset)
-    if result.status == "finished":
-        _print({"event": "done", "run_id": run_id, "test": result.test, "best_epoch": result.best_epoch,
-                "model": result.model_path})
+    return _outcome(run_id, result.status, result.test, result.best_epoch, result.model_path, result.error)
+
+
+def _outcome(run_id: str, status: str, test: dict[str, Any], best_epoch: int | None, model: str | None,
+             error: str | None) -> int:
+    """A trained run's last line: done (exit 0), or one error line (cancelled 130, failed 1)."""
+    if status == "finished":
+        _print({"event": "done", "run_id": run_id, "test": test, "best_epoch": best_epoch, "model": model})
         return 0
-    if result.status == "cancelled":
+    if status == "cancelled":
         _fail(f"run {run_id} cancelled", code=130)
-    _fail(f"run {run_id} failed: {result.error}", code=1)
+    _fail(f"run {run_id} failed: {error}", code=1)
 
 
 def cmd_continue(args: argparse.Namespace) -> int:
@@ -231,6 +279,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("spec", help="path of a run spec JSON file")
     p.add_argument("--store", help=store_help)
     p.add_argument("--name", help="a name for the run")
+    p.add_argument("--address", help="train on the Ray cluster at this address (HOST:PORT or ray://HOST:10001; "
+                   "default: $KF_RAY_ADDRESS, else here)")
     p.set_defaults(func=cmd_train)
     p = sub.add_parser("continue", help="train a finished run N more epochs from its saved state, as a child run")
     p.add_argument("run_id")

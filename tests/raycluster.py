@@ -80,14 +80,14 @@ def ray_cluster(head_cpus: int = 2, node_cpus: int = 1) -> Iterator[Cluster]:
     nodes = []
     try:
         deadline = time.monotonic() + START_S
-        for what, args in (("the Ray head node", ["--head", "--port", str(port), "--num-cpus", str(head_cpus),
-                                                  "--include-dashboard=false"]),
-                           ("the second Ray node", ["--address", address, "--num-cpus", str(node_cpus)])):
-            log = temp_dir / f"node{len(nodes)}.log"
-            with open(log, "wb") as out:
+        # Both at once: the second node keeps trying to reach the head's address until it is up.
+        for args in (["--head", "--port", str(port), "--num-cpus", str(head_cpus), "--include-dashboard=false"],
+                     ["--address", address, "--num-cpus", str(node_cpus)]):
+            with open(temp_dir / f"node{len(nodes)}.log", "wb") as out:
                 nodes.append(subprocess.Popen([*_ray_cli(), "start", *args, *common], env=env, stdout=out,
                                               stderr=subprocess.STDOUT, start_new_session=True))
-            _wait_started(nodes[-1], log, deadline, what)
+        for i, what in enumerate(("the Ray head node", "the second Ray node")):
+            _wait_started(nodes[i], temp_dir / f"node{i}.log", deadline, what)
         yield Cluster(address, temp_dir)
     finally:
         for node in reversed(nodes):

@@ -29,6 +29,7 @@ import os
 import threading
 import time
 import uuid
+from contextlib import suppress
 from pathlib import Path
 
 import streamlit as st
@@ -36,7 +37,8 @@ from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_r
 
 from kfcore.data import uploads
 from kfcore.present import runview
-from kfcore.runs.jobs import JobManager, Predictor
+from kfcore.runs.executors import Executor, ExecutorError, executor_from_env
+from kfcore.runs.jobs import Predictor
 from kfcore.runs.limits import (
     LimitError,
     Limits,
@@ -70,18 +72,27 @@ def _store(root: str) -> RunStore:
     return RunStore(root)
 
 
-@st.cache_resource(show_spinner=False, on_release=lambda manager: manager.shutdown())
-def _jobs(root: str) -> JobManager:
-    return JobManager(_store(root), prestart_delay=PRESTART_DELAY_S)
+@st.cache_resource(show_spinner=False, on_release=lambda made: made[0] is not None and made[0].shutdown())
+def _jobs(root: str) -> tuple[Executor | None, str | None]:
+    """The executor (executor_from_env), or why there is none: a wrong KF_EXECUTOR, an unreachable Ray cluster.
+    The reason is kept too, so page views do not each wait seconds for the cluster again; Train shows it."""
+    try:
+        return executor_from_env(_store(root), prestart_delay=PRESTART_DELAY_S), None
+    except ExecutorError as e:
+        return None, str(e)
 
 
 def store() -> RunStore:
     return _store(store_root())
 
 
-def jobs() -> JobManager:
-    """The worker pool; created on the first page view so TensorFlow is imported before the first Train."""
-    return _jobs(store_root())
+def jobs() -> Executor:
+    """The executor: the local worker pool, or Ray (kfcore.runs.executors); created on the first page view so the
+    pool imports TensorFlow before the first Train. ExecutorError (its reason) when it cannot be made."""
+    executor, problem = _jobs(store_root())
+    if executor is None:
+        raise ExecutorError(problem)
+    return executor
 
 
 @st.cache_resource(show_spinner=False, on_release=lambda p: p.shutdown())
@@ -110,7 +121,7 @@ def accounts() -> bool:
 
 
 def shutdown_jobs() -> None:
-    """Stop every cached JobManager's workers and the predictor (tests call this; a server's die with it)."""
+    """Stop every cached executor (the pool's workers, Ray's actors) and the predictor (tests call this; a server's die with it)."""
     _jobs.clear()
     predictor.clear()
 
@@ -130,7 +141,8 @@ def init_session() -> None:
         _restore_shared_spec()
     else:
         _follow_browser()
-    jobs()
+    with suppress(ExecutorError):  # Train says why nothing can train
+        jobs()
     _sync_url()
 
 
@@ -356,7 +368,7 @@ def start_training(parent: str | None = None) -> None:
         return
     try:
         run_id = jobs().submit(checked, owner=ss.owner, parent=parent)
-    except (LimitError, StoreFullError) as e:
+    except (LimitError, StoreFullError, ExecutorError) as e:
         ss.train_error = str(e)
         return
     ss.train_error = None
@@ -409,7 +421,7 @@ def stop_training() -> None:
     if owns(current_run()):
         try:
             jobs().cancel(st.session_state.run_id)
-        except StoreFullError as e:
+        except (StoreFullError, ExecutorError) as e:
             st.session_state.train_error = str(e)
 
 

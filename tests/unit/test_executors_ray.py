@@ -6,6 +6,8 @@ import importlib.util
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -69,7 +71,15 @@ def test_a_run_on_ray_stores_its_epochs_and_model_and_scores_as_on_the_local_poo
     import ray
 
     store, make = on_ray
-    run_id = make().submit(_spec(), name="on ray")
+    local = RunStore(tmp_path / "local")
+    pool = JobManager(local, max_concurrent=1, prestart=False)
+    try:  # both at once: the pool's worker imports TensorFlow while the Ray actor does
+        local_id = pool.submit(_spec(), name="on the pool")
+        run_id = make().submit(_spec(), name="on ray")
+        local_record = _final(local, local_id)
+    finally:
+        pool.shutdown()
+    assert local_record.status == "finished", local_record.error
     assert sum(n["Alive"] for n in ray.nodes()) == 2  # the cluster really has its second node
     record = _final(store, run_id)
     assert record.status == "finished", record.error
@@ -78,15 +88,6 @@ def test_a_run_on_ray_stores_its_epochs_and_model_and_scores_as_on_the_local_poo
     folder = store.run_dir(run_id)
     assert record.model_path == str(folder / "model.keras") and Path(record.model_path).stat().st_size > 0
     assert json.loads((folder / "recipe.json").read_text())  # the saved model's files came back with it
-
-    local = RunStore(tmp_path / "local")
-    pool = JobManager(local, max_concurrent=1, prestart=False)
-    try:
-        local_id = pool.submit(_spec(), name="on the pool")
-        local_record = _final(local, local_id)
-    finally:
-        pool.shutdown()
-    assert local_record.status == "finished", local_record.error
     assert record.test == pytest.approx(local_record.test, rel=1e-6, abs=1e-7)
     ours, theirs = np.load(folder / "predictions.npz"), np.load(local.run_dir(local_id) / "predictions.npz")
     np.testing.assert_allclose(ours["outputs"], theirs["outputs"], rtol=1e-5, atol=1e-6)
@@ -152,3 +153,17 @@ def test_an_upload_travels_to_ray_and_another_browsers_upload_is_refused(on_ray,
     record = _final(store, mine)
     assert record.status == "finished", record.error
     assert record.info["n_train"] + record.info["n_val"] + record.info["n_test"] == 80
+
+
+def test_the_cli_trains_on_the_cluster_by_address_and_prints_each_epoch(cluster, tmp_path):
+    spec = tmp_path / "spec.json"
+    spec.write_text(_spec(epochs=3).to_json())
+    out = subprocess.run([sys.executable, "-m", "kfcore", "train", str(spec), "--address", cluster.address,
+                          "--store", str(tmp_path / "store")], capture_output=True, text=True, timeout=240,
+                         cwd=Path(__file__).parents[2])
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [line["epoch"] for line in lines[:-1]] == [1, 2, 3] and lines[-1]["event"] == "done"
+    record = RunStore(tmp_path / "store").get(lines[-1]["run_id"])
+    assert record.status == "finished" and record.hardware["ray"]["node"]  # trained by a Ray actor
+    assert lines[-1]["test"] == record.test and Path(lines[-1]["model"]).is_file()
