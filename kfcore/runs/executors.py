@@ -52,7 +52,8 @@ from kfcore.spec import RunSpec
 
 RELAY_S = 0.2  # how often the relay asks each actor for its events and hands it the run's commands
 IDLE_S = 30.0  # an actor with no run to train gives its CPUs (and GPU share) back to the cluster after this
-DRAIN_S = 30.0  # how long the relay waits for a finished actor's last events
+DRAIN_S = 30.0
+PLACE_AHEAD = 4  # at most this many actors asked for at once while runs wait (a cluster gives them as it has room)  # how long the relay waits for a finished actor's last events
 WORKER_DIED = "the Ray worker running it died: {}; its epochs so far are kept — train it again to finish it"
 NO_WORKER = ("the Ray cluster could not start a worker for it ({}): check that its nodes have KF Studio's Python "
              "packages (README, \"Run on a Ray cluster\")")
@@ -258,7 +259,7 @@ class RayExecutor:
             _init_ray(ray, settings)
         self._actor_class = ray.remote(max_concurrency=4)(_RunActor).options(
             num_cpus=settings.num_cpus, num_gpus=settings.num_gpus)
-        self._placing: _Slot | None = None
+        self._placing: list[_Slot] = []
         self._idle: list[_Slot] = []
         self._active: list[_Slot] = []
         self._mine: list[str] = []  # serve_queue=False: the runs submitted here, oldest first
@@ -292,7 +293,7 @@ class RayExecutor:
         self._closed.set()
         self._wake.set()
         self._thread.join(timeout)
-        slots = [*self._active, *self._idle, *([self._placing] if self._placing else [])]
+        slots = [*self._active, *self._idle, *self._placing]
         for slot in slots:
             if slot.run_id is not None:
                 try:
@@ -300,7 +301,7 @@ class RayExecutor:
                 except StoreFullError:
                     pass  # its lease lapses once this process is gone: store.recover fails it then
             ray.kill(slot.actor)
-        self._active, self._idle, self._placing = [], [], None
+        self._active, self._idle, self._placing = [], [], []
         if self._started_ray:
             ray.shutdown()
 
@@ -332,41 +333,47 @@ class RayExecutor:
             for slot in self._active:
                 self.store.renew_lease(slot.run_id)
 
-    def _next_queued(self) -> str | None:
+    def _queued(self) -> list[str]:
+        """The ids of the runs waiting for an actor, oldest first (serve_queue=False: of those submitted here)."""
         if self.serve_queue:
-            return self.store.next_queued()
+            return self.store.queued_ids(PLACE_AHEAD)
         with self._lock:
-            while self._mine:
-                record = self.store.get(self._mine[0], with_evaluation=False)
-                if record is not None and record.status == "queued":
-                    return record.id
-                self._mine.pop(0)
-        return None
+            mine = list(self._mine)
+        waiting = [i for i in mine if (r := self.store.get(i, with_evaluation=False)) and r.status == "queued"]
+        with self._lock:
+            self._mine = [i for i in self._mine if i in waiting or i not in mine]
+        return waiting[:PLACE_AHEAD]
 
     def _place(self) -> None:
-        """Give queued runs to idle actors, oldest first; ask the cluster for one more actor while runs wait."""
+        """Give queued runs to idle actors, oldest first; ask the cluster for more actors while runs wait (a few at
+        a time: each imports TensorFlow while it is placed, so they start side by side)."""
         import ray
 
-        if self._placing is not None and ray.wait([self._placing.ready], timeout=0)[0]:
-            slot, self._placing = self._placing, None
+        for slot in [s for s in self._placing if ray.wait([s.ready], timeout=0)[0]]:
+            self._placing.remove(slot)
             try:
                 ray.get(slot.ready)
                 self._idle.append(slot)
             except ray.exceptions.RayError as e:  # the cluster cannot run our actor: say so on the run it was for
-                run_id = self._next_queued()
-                if run_id is not None and self.store.start_in_process(run_id):
-                    self.store.fail(run_id, NO_WORKER.format(_first_line(e)))
+                waiting = self._queued()
+                if waiting and self.store.start_in_process(waiting[0]):
+                    self.store.fail(waiting[0], NO_WORKER.format(_first_line(e)))
         now = time.monotonic()
         for slot in [s for s in self._idle if now - s.idle_since > IDLE_S]:
             self._idle.remove(slot)
             ray.kill(slot.actor)
-        while self._idle and (run_id := self._next_queued()) is not None:
-            if self.store.start_in_process(run_id):  # else another executor took it, or it was cancelled: look again
+        waiting = self._queued()
+        while self._idle and waiting:
+            run_id = waiting.pop(0)
+            if self.store.start_in_process(run_id):  # else another executor took it, or it was cancelled
                 self._start(self._idle.pop(0), run_id)
-        room = self.max_concurrent is None or len(self._active) + len(self._idle) < self.max_concurrent
-        if self._placing is None and room and self._next_queued() is not None:
+        held = len(self._active) + len(self._idle) + len(self._placing)
+        want = len(waiting) - len(self._placing)
+        if self.max_concurrent is not None:
+            want = min(want, self.max_concurrent - held)
+        for _ in range(max(0, want)):
             actor = self._actor_class.remote()
-            self._placing = _Slot(actor, actor.where.remote())
+            self._placing.append(_Slot(actor, actor.where.remote()))
 
     def _start(self, slot: _Slot, run_id: str) -> None:
         import ray

@@ -303,11 +303,11 @@ class RunStore:
             con.execute("COMMIT")
         return self.get(row[0])
 
-    def next_queued(self) -> str | None:
-        """The id of the oldest queued run (what claim_next would take), or None; nothing changes."""
+    def queued_ids(self, limit: int) -> list[str]:
+        """The ids of the oldest `limit` queued runs, oldest first (claim_next takes the first); nothing changes."""
         with self._connect() as con:
-            row = con.execute("SELECT id FROM runs WHERE status='queued' ORDER BY created LIMIT 1").fetchone()
-        return row[0] if row else None
+            rows = con.execute("SELECT id FROM runs WHERE status='queued' ORDER BY created LIMIT ?", (limit,)).fetchall()
+        return [r[0] for r in rows]
 
     def start_in_process(self, run_id: str) -> bool:
         """Mark a queued run running in this process, which holds its lease: the CLI trains it here, a Ray executor

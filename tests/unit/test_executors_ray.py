@@ -99,7 +99,7 @@ def test_pause_step_learning_rate_and_cancel_reach_a_run_on_ray(on_ray):
     run_id = executor.submit(_long_spec())
     wait_for(lambda: store.get(run_id).status == "running", 120, "the run to start")
     store.send_command(run_id, "pause")
-    wait_for(lambda: store.get(run_id).paused is not None, 60, "the run to pause")
+    wait_for(lambda: store.get(run_id).paused is not None, 120, "the run to pause")
     pid = store.get(run_id).hardware["ray"]["pid"]
     assert not [f for f in _open_files(pid) if "runs.sqlite" in f]  # the Ray side never opens the store
     done = len(store.epochs(run_id))
