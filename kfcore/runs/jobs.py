@@ -425,12 +425,15 @@ class JobManager:
         while not self._closed.wait(0.5):
             with self._lock:
                 died = [w for w in self._workers if not w.is_alive()]
+                # Our live workers' runs are left to the next round, which sees how a worker that dies meanwhile died
+                living = {w.pid for w in self._workers if w not in died and w.pid is not None}
             with suppress(StoreFullError):  # reads can fail too on a full disk: try again next time
                 if died or time.monotonic() - recovered >= RECOVER_S:
                     oom_now = oom_kills()
                     # SIGKILL is what the kernel's OOM killer sends; the cgroup's counter, where readable, confirms it
                     oom = oom_now is None or oom_now > (oom_seen or 0)
-                    self.store.recover({w.pid: OUT_OF_MEMORY for w in died if w.exitcode == -signal.SIGKILL and oom})
+                    self.store.recover({w.pid: OUT_OF_MEMORY for w in died if w.exitcode == -signal.SIGKILL and oom},
+                                       skip=living)
                     oom_seen, recovered = oom_now, time.monotonic()
                 self._ensure_workers()
 

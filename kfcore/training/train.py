@@ -311,8 +311,9 @@ def _train(
     else:
         callbacks: list[Any] = [
             _streaming_callback(keras, emit, stop, spec.train.epochs, steps_per_epoch, n_train, batch, t0, record,
-                               splits.x_val if has_val and ds.task != "regression" and stream else None,
-                               splits.y_val, ds.n_classes, stream, batches.validation, paced)
+                               (splits.x_val, y_val, splits.y_val) if has_val else None,
+                               ds.n_classes if ds.task != "regression" and stream else 0, stream, batches.validation,
+                               paced)
         ]
         if early is not None:
             callbacks.append(early)
@@ -321,8 +322,7 @@ def _train(
             y_train,
             epochs=spec.train.epochs,
             batch_size=batch,
-            validation_data=(splits.x_val, y_val) if has_val else None,
-            callbacks=callbacks,
+            callbacks=callbacks,  # which validate: one predict gives val_loss, val metrics and the confusion matrix
             verbose=0,
             shuffle=True,
         )
@@ -382,11 +382,12 @@ def _streaming_callback(keras: Any, *args: Any) -> Any:
 class _StreamingMixin:
     """Turns Keras callbacks into events: progress a few times a second, every epoch's logs, cancel, NaN."""
 
-    def setup(self, emit, stop, epochs, steps_per_epoch, n_train, batch, t0, record, x_val, y_val, n_classes, stream,
+    def setup(self, emit, stop, epochs, steps_per_epoch, n_train, batch, t0, record, val, n_classes, stream,
               val_batch, pace):
+        """val: (inputs, targets as compiled, integer labels) or None; n_classes: the confusion matrix's (0: none)."""
         self.emit, self.stop, self.epochs, self.steps = emit, stop, epochs, steps_per_epoch
         self.n_train, self.batch, self.t0, self.record, self.history = n_train, batch, t0, record, record.history
-        self.x_val, self.y_val, self.n_classes, self.stream, self.val_batch = x_val, y_val, n_classes, stream, val_batch
+        self.val, self.n_classes, self.stream, self.val_batch = val, n_classes, stream, val_batch
         self.pace = pace
         self.last_progress = 0.0
         self.epoch_start = self.train_end = time.perf_counter()
@@ -415,6 +416,17 @@ class _StreamingMixin:
 
     def on_epoch_end(self, epoch, logs=None):
         now = time.perf_counter()
+        logs = logs if logs is not None else {}
+        confusion = None
+        if self.val is not None:
+            # Validation here rather than fit's own: fit would run a second pass over the validation set for the
+            # confusion matrix. Written into `logs`, which the callbacks after this one (EarlyStopping) read.
+            x_val, y_val, labels = self.val
+            outputs = self.model.predict(x_val, batch_size=self.val_batch, verbose=0)
+            logs.update({f"val_{k}": float(v) for k, v in fastloop.scores(self.model, y_val, outputs).items()})
+            if self.n_classes:
+                _, pred = evaluate.probabilities_to_classes(outputs)
+                confusion = evaluate.confusion_matrix(labels, pred, self.n_classes)
         row: dict[str, Any] = {"epoch": epoch + 1}
         for key, value in (logs or {}).items():
             row[key] = float(value)
@@ -426,10 +438,8 @@ class _StreamingMixin:
         row["epoch_time"] = now - self.epoch_start
         row["samples_per_s"] = self.n_train / train_time
         row["elapsed"] = now - self.t0
-        if self.x_val is not None:
-            probs = self.model.predict(self.x_val, batch_size=self.val_batch, verbose=0)
-            _, pred = evaluate.probabilities_to_classes(probs)
-            row.update(evaluate.epoch_validation_view(evaluate.confusion_matrix(self.y_val, pred, self.n_classes)))
+        if confusion is not None:
+            row.update(evaluate.epoch_validation_view(confusion))
         self.record(row)
 
 
