@@ -108,9 +108,9 @@ def load_keras(spec: DataSpec, cache_dir: str | Path | None) -> Dataset:
     for images, labels in ((x, y), (x_test, y_test)):
         if len(images) != len(labels) or images.ndim not in (3, 4) or labels.ndim != 1 or labels.max(initial=0) >= 10:
             raise _damaged(next(iter(paths.values())), "its images and labels do not fit together")
-    x, x_test = as_images(x, x_test, notes)
+    x, test_images = as_images(x, x_test, notes)
     return finish(
-        spec, name, KERAS_INFO[name], x, y, "the labels", names=names, x_test=x_test, y_test=y_test, notes=notes
+        spec, name, KERAS_INFO[name], x, y, "the labels", names=names, x_test=test_images, y_test=y_test, notes=notes
     )
 
 

@@ -14,7 +14,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
@@ -102,9 +102,8 @@ def estimate_flops_per_sample(report: ShapeReport) -> float:
     """Forward FLOPs per sample, from the shape report: 2 per weight for Dense, per position for Conv2D."""
     flops = 0.0
     for row in report.rows:
-        positions = math.prod(row.output_shape[:-1]) if len(row.output_shape) > 1 else 1
-        flops += 2.0 * row.params * positions if row.kind == "Conv2D" else 2.0 * row.params
-        flops += math.prod(row.output_shape)  # activations, pooling, normalisation: one op per output
+        flops += 2.0 * row.params * row.positions if row.kind == "Conv2D" else 2.0 * row.params
+        flops += row.values_per_sample  # activations, pooling, normalisation: one op per output
     return flops
 
 
@@ -144,7 +143,12 @@ def loss_weight(loss: str, std: float) -> float:
     return {"mse": 1.0 / std**2, "mae": 1.0 / std, "huber": 1.0 / std}.get(loss, 1.0)
 
 
+@overload
+def _targets(y: np.ndarray, loss: str, n_classes: int) -> np.ndarray: ...
+@overload
+def _targets(y: None, loss: str, n_classes: int) -> None: ...
 def _targets(y: np.ndarray | None, loss: str, n_classes: int) -> np.ndarray | None:
+    """The labels as the loss takes them: one-hot for categorical cross-entropy, a column for binary."""
     if y is None:
         return None
     if loss == "categorical_crossentropy":
@@ -274,7 +278,7 @@ def _train(
         "class_names": ds.class_names,
         "input_shape": list(ds.input_shape),
         "n_train": n_train,
-        "n_val": len(splits.x_val) if has_val else 0,
+        "n_val": len(splits.x_val) if splits.x_val is not None else 0,
         "n_test": len(splits.x_test),
         "params": report.total_params,
         "trainable_params": report.trainable_params,
@@ -305,7 +309,8 @@ def _train(
                                               restore_best_weights=spec.train.restore_best_weights)
     if fast:
         classes = ds.n_classes if ds.task != "regression" and stream else 0
-        fastloop.run_epochs(model, splits.x_train, y_train, (splits.x_val, y_val, splits.y_val) if has_val else None,
+        val = (splits.x_val, y_val, splits.y_val) if has_val else None
+        fastloop.run_epochs(model, splits.x_train, y_train, val,  # type: ignore[arg-type]  # has_val: all three set
                             spec.train.epochs, batch, classes, record, stop, early, started=t0,
                             val_batch=batches.validation, pace=paced)
     else:
@@ -360,7 +365,8 @@ def _train(
             recipe = dataclasses.replace(recipe, target={**recipe.target, "scale": info["target_scale"]})
             recipe.save(Path(model_path).with_name(RECIPE_FILE))
         np.savez_compressed(Path(model_path).with_name("predictions.npz"), y_true=splits.y_test,
-                            outputs=np.asarray(outputs, dtype=np.float32), train_index=splits.train_index,
+                            outputs=np.asarray(outputs, dtype=np.float32),
+                            train_index=np.array([]) if splits.train_index is None else splits.train_index,
                             test_index=np.array([]) if splits.test_index is None else splits.test_index,
                             fingerprint=np.array(fingerprint(ds)))
         saved = str(model_path)
