@@ -209,7 +209,10 @@ class _RunActor:
                 path.write_bytes(ray.get(ref))
                 files[name] = str(path)
             spec = RunSpec.from_dict(job["spec"])
-            spec = dataclasses.replace(spec, data=dataclasses.replace(spec.data, **files))
+            data = spec.data
+            spec = dataclasses.replace(spec, data=dataclasses.replace(
+                data, path=files.get("path", data.path), images=files.get("images", data.images),
+                labels=files.get("labels", data.labels)))
             resume = None
             if job["parent_model"] is not None:
                 parent = Path(tmp, "parent", "model.keras")
@@ -232,11 +235,10 @@ class _RunActor:
 
 @dataclass
 class _Slot:
-    """One actor, as the relay sees it: being placed (ready pending), idle, or training run_id."""
+    """One actor, as the relay sees it: being placed (ready pending), idle, or training a run (RayExecutor._active)."""
 
     actor: Any
     ready: Any  # the ObjectRef of its where(): set once the cluster placed it and it imported TensorFlow
-    run_id: str | None = None
     job: dict[str, Any] | None = None  # kept while it trains: its data's object refs stay alive
     done: Any = None  # the ObjectRef of run()
     poll: Any = None  # the poll in flight
@@ -261,7 +263,7 @@ class RayExecutor:
             num_cpus=settings.num_cpus, num_gpus=settings.num_gpus)
         self._placing: list[_Slot] = []
         self._idle: list[_Slot] = []
-        self._active: list[_Slot] = []
+        self._active: dict[str, _Slot] = {}  # by the id of the run each trains
         self._mine: list[str] = []  # serve_queue=False: the runs submitted here, oldest first
         self._unrecorded: dict[str, str] = {}  # runs to fail once the disk has room again
         self._lock = threading.Lock()
@@ -293,15 +295,14 @@ class RayExecutor:
         self._closed.set()
         self._wake.set()
         self._thread.join(timeout)
-        slots = [*self._active, *self._idle, *self._placing]
-        for slot in slots:
-            if slot.run_id is not None:
-                try:
-                    self.store.fail(slot.run_id, SERVER_GONE)
-                except StoreFullError:
-                    pass  # its lease lapses once this process is gone: store.recover fails it then
+        for run_id in self._active:
+            try:
+                self.store.fail(run_id, SERVER_GONE)
+            except StoreFullError:
+                pass  # its lease lapses once this process is gone: store.recover fails it then
+        for slot in [*self._active.values(), *self._idle, *self._placing]:
             ray.kill(slot.actor)
-        self._active, self._idle, self._placing = [], [], []
+        self._active, self._idle, self._placing = {}, [], []
         if self._started_ray:
             ray.shutdown()
 
@@ -326,12 +327,12 @@ class RayExecutor:
             self.store.fail(run_id, reason)
             del self._unrecorded[run_id]
         self._place()
-        for slot in list(self._active):
-            self._follow(ray, slot)
+        for run_id, slot in list(self._active.items()):
+            self._follow(ray, run_id, slot)
         if time.monotonic() - self._renewed >= HEARTBEAT_S:  # this process holds the leases of the runs it relays
             self._renewed = time.monotonic()
-            for slot in self._active:
-                self.store.renew_lease(slot.run_id)
+            for run_id in self._active:
+                self.store.renew_lease(run_id)
 
     def _queued(self) -> list[str]:
         """The ids of the runs waiting for an actor, oldest first (serve_queue=False: of those submitted here)."""
@@ -380,6 +381,9 @@ class RayExecutor:
 
         limits = Limits.from_env()
         record = self.store.get(run_id, with_evaluation=False)
+        if record is None:  # deleted since it was claimed
+            self._idle.append(slot)
+            return
         try:
             spec, resume = run_inputs(self.store, record, limits)  # the access check, before any byte leaves
             files = {}
@@ -393,11 +397,11 @@ class RayExecutor:
         slot.job = {"run_id": run_id, "spec": spec.to_dict(), "files": files, "limits": limits,
                     "parent_model": ray.put(Path(resume.model_path).read_bytes()) if resume else None,
                     "epochs_done": resume.epochs_done if resume else 0}
-        slot.run_id, slot.served = run_id, slot.served + 1
+        slot.served += 1
         slot.done = slot.actor.run.remote(slot.job)
-        self._active.append(slot)
+        self._active[run_id] = slot
 
-    def _follow(self, ray: Any, slot: _Slot) -> None:
+    def _follow(self, ray: Any, run_id: str, slot: _Slot) -> None:
         """Relay one poll's worth of a training run: its events into the store, its commands to the actor."""
         if slot.poll is not None:
             if not ray.wait([slot.poll], timeout=0)[0]:
@@ -407,66 +411,65 @@ class RayExecutor:
             except ray.exceptions.ActorUnavailableError:  # reconnecting (a node's network hiccup): ask again
                 events = []
             except ray.exceptions.RayActorError as e:
-                self._lost(ray, slot, e)
+                self._lost(ray, run_id, slot, e)
                 return
             slot.poll = None
-            if not self._write(ray, slot, events):
+            if not self._write(ray, run_id, slot, events):
                 return
         if ray.wait([slot.done], timeout=0)[0]:
-            self._ended(ray, slot)
+            self._ended(ray, run_id, slot)
             return
-        commands = self.store.take_commands(slot.run_id)
-        slot.poll = slot.actor.poll.remote(commands, self.store.cancel_requested(slot.run_id))
+        commands = self.store.take_commands(run_id)
+        slot.poll = slot.actor.poll.remote(commands, self.store.cancel_requested(run_id))
 
-    def _write(self, ray: Any, slot: _Slot, events: list[dict[str, Any]]) -> bool:
+    def _write(self, ray: Any, run_id: str, slot: _Slot, events: list[dict[str, Any]]) -> bool:
         """Store a run's events; False when the disk is full (the run is stopped and failed with that reason)."""
         try:
             for event in events:
                 if event["event"] == "finished" and "files" in event:
-                    folder = self.store.run_dir(slot.run_id)
+                    folder = self.store.run_dir(run_id)
                     with self.store.writing():
                         folder.mkdir(parents=True, exist_ok=True)
                         for name, data in event.pop("files").items():
                             (folder / Path(name).name).write_bytes(data)
-                    event["model_path"] = str(self.store.model_file(slot.run_id))
-                record_event(self.store, slot.run_id, event)
+                    event["model_path"] = str(self.store.model_file(run_id))
+                record_event(self.store, run_id, event)
         except StoreFullError as e:
-            self._unrecorded[slot.run_id] = str(e)
-            self._drop(ray, slot)
+            self._unrecorded[run_id] = str(e)
+            self._drop(ray, run_id, slot)
             return False
         return True
 
-    def _ended(self, ray: Any, slot: _Slot) -> None:
+    def _ended(self, ray: Any, run_id: str, slot: _Slot) -> None:
         """run() returned (or raised): take its last events, make sure the run has an outcome, free the actor."""
         try:
             ray.get(slot.done)
             events = ray.get(slot.actor.poll.remote([], False), timeout=DRAIN_S)
         except ray.exceptions.RayActorError as e:
-            self._lost(ray, slot, e)
+            self._lost(ray, run_id, slot, e)
             return
         except ray.exceptions.RayError as e:  # run() itself raised: a bug on the actor's side
-            self.store.fail(slot.run_id, f"training on Ray stopped by an internal error ({_first_line(e)}); please "
+            self.store.fail(run_id, f"training on Ray stopped by an internal error ({_first_line(e)}); please "
                                          "report it")
-            self._drop(ray, slot)
+            self._drop(ray, run_id, slot)
             return
-        if not self._write(ray, slot, events):
+        if not self._write(ray, run_id, slot, events):
             return
-        self._active.remove(slot)
-        slot.run_id, slot.job, slot.done, slot.idle_since = None, None, None, time.monotonic()
+        del self._active[run_id]
+        slot.job, slot.done, slot.idle_since = None, None, time.monotonic()
         if slot.served >= RUNS_PER_WORKER:  # a fresh process returns the memory Keras accumulates, as locally
             ray.kill(slot.actor)
         else:
             self._idle.append(slot)
             self._wake.set()
 
-    def _lost(self, ray: Any, slot: _Slot, e: BaseException) -> None:
-        self.store.fail(slot.run_id, WORKER_DIED.format(worker_death(e)))
-        self._drop(ray, slot)
+    def _lost(self, ray: Any, run_id: str, slot: _Slot, e: BaseException) -> None:
+        self.store.fail(run_id, WORKER_DIED.format(worker_death(e)))
+        self._drop(ray, run_id, slot)
         self._wake.set()
 
-    def _drop(self, ray: Any, slot: _Slot) -> None:
-        if slot in self._active:
-            self._active.remove(slot)
+    def _drop(self, ray: Any, run_id: str, slot: _Slot) -> None:
+        self._active.pop(run_id, None)
         ray.kill(slot.actor)
 
 
