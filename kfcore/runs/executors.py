@@ -278,8 +278,9 @@ class RayExecutor:
                sweep: str | None = None) -> str:
         """Queue a run and return its id at once; LimitError when this owner or the server has too many."""
         run_id = queue_run(self.store, spec, name, owner, parent, sweep)
-        with self._lock:
-            self._mine.append(run_id)
+        if not self.serve_queue:
+            with self._lock:
+                self._mine.append(run_id)
         self._wake.set()
         return run_id
 

@@ -12,6 +12,7 @@ import pytest
 from kfcore.runs.executors import ExecutorError, RaySettings, executor_from_env, ray_settings, worker_death
 from kfcore.runs.jobs import JobManager
 from kfcore.runs.store import RunStore
+from kfcore.spec import parse_spec
 
 
 def test_the_local_pool_is_the_default_and_needs_nothing(tmp_path, monkeypatch):
@@ -67,3 +68,16 @@ def test_the_cli_refuses_a_wrong_ray_setting_in_one_line(tmp_path):
     assert out.returncode == 2
     assert out.stderr.strip().splitlines() == [
         "error: KF_RAY_NUM_CPUS='lots' is not a number of 0 or more: set it to e.g. 1, 0.5 or 0.25"]
+
+
+def test_a_run_submitted_with_a_sweep_keeps_its_sweep_id(tmp_path, monkeypatch):
+    monkeypatch.setattr(JobManager, "_ensure_workers", lambda self, want=None: None)  # nothing here trains
+    store = RunStore(tmp_path / "store")
+    pool = JobManager(store, prestart=False)
+    try:
+        trial = pool.submit(parse_spec({}), name="trial 1", sweep="sw-1")
+        plain = pool.submit(parse_spec({}))
+    finally:
+        pool.shutdown()
+    assert store.get(trial).sweep == "sw-1" and store.get(plain).sweep is None
+    assert {r.id: r.sweep for r in store.list_runs()} == {trial: "sw-1", plain: None}
