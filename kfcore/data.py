@@ -206,6 +206,7 @@ def load_dataset(
         "csv": lambda: _load_csv(spec, limits or Limits.from_env(), split),
         "npz": lambda: _load_npz(spec, limits or Limits.from_env()),
         "idx": lambda: _load_idx(spec, limits or Limits.from_env()),
+        "images": lambda: _load_image_folder(spec, limits or Limits.from_env()),
     }
     if spec.source not in loaders:
         raise DataError(f"unknown data source {spec.source!r}; choose one of {', '.join(loaders)}")
@@ -840,6 +841,18 @@ def _load_idx(spec: DataSpec, limits: Limits) -> Dataset:
     h, w, c = x.shape[1:]
     description = f"IDX images {Path(spec.images).name}: {len(x):,} images of {h}×{w}×{c}"
     return _finish(spec, name, description, x, labels, "the labels", notes=notes)
+
+
+def _load_image_folder(spec: DataSpec, limits: Limits) -> Dataset:
+    from kfcore import imagefolder  # a ZIP of class folders; its reader says why it is built the way it is
+
+    path, size, color = Path(spec.path or ""), spec.image_size or imagefolder.DEFAULT_SIZE, bool(spec.color)
+    found = imagefolder.read_zip(path, size, color, lambda n, need: _check_size(path.name, n, need, limits))
+    x, _ = _as_images(found.images, None, [])
+    description = (f"image folders in {path.name}: {len(x):,} {'colour' if color else 'grey'} images resized to "
+                   f"{size}×{size}, {len(found.classes)} classes")
+    return _finish(spec, spec.name or path.stem, description, x, found.labels, "the class folders",
+                   names=found.classes, notes=found.notes())
 
 
 # -- NPZ files ------------------------------------------------------------------------------------
