@@ -160,8 +160,8 @@ def save_upload(file_name: str, content: bytes, root: str | Path | None = None) 
     the browser's check (the uploader's max_upload_size) is only a courtesy a client can skip.
     """
     lower = file_name.lower()
-    idx = bounded.idx_ndim(content) is not None  # MNIST's files go by many names: known by their header
-    ext = _upload_ext(lower, content[:2] == b"\x1f\x8b", idx)
+    ext = _upload_ext(lower, content[:2] == b"\x1f\x8b", bounded.idx_ndim(content) is not None)
+    idx = ext is not None and ".idx" in ext  # MNIST's files go by many names: known by their header
     if ext is None:
         raise DataError(f"{file_name}: only .csv, .csv.gz, .npz, IDX files (such as train-images-idx3-ubyte.gz) "
                         "and .zip archives of class folders can be used; export your table as CSV")
@@ -174,7 +174,10 @@ def save_upload(file_name: str, content: bytes, root: str | Path | None = None) 
             "file: a sample of the rows, or compressed (.csv.gz, or numpy.savez_compressed for an .npz)"
         )
     name = Path(file_name).name
-    name = name[: -len(".gz")] if idx and lower.endswith(".gz") else name if idx else name[: -len(ext)]
+    if not idx:
+        name = name[: -len(ext)]
+    elif lower.endswith(".gz"):  # train-images-idx3-ubyte.gz is kept as train-images-idx3-ubyte.idx.gz
+        name = name[:-3]
     stem = re.sub(r"[^A-Za-z0-9_-]+", "_", name).strip("_")[:60] or "upload"
     base = Path(root) if root else state.store().root
     folder = base / "uploads" / hashlib.sha256(content).hexdigest()[:16]
@@ -194,11 +197,11 @@ def save_upload(file_name: str, content: bytes, root: str | Path | None = None) 
 
 def _upload_ext(lower: str, gzipped: bool, idx: bool) -> str | None:
     """The extension an upload is kept under (one kfcore.uploads.UPLOAD_REF allows), None for a file it cannot use."""
-    if idx:
-        return ".idx.gz" if gzipped else ".idx"
-    for ext in (".csv.gz", ".csv", ".npz", ".zip"):
+    for ext in (".csv.gz", ".csv", ".npz", ".zip"):  # a name that says what it is is read as that (its loader checks)
         if lower.endswith(ext):
             return ext
+    if idx:
+        return ".idx.gz" if gzipped else ".idx"
     return None
 
 

@@ -146,3 +146,35 @@ def test_an_images_spec_round_trips_and_refuses_sizes_it_does_not_offer():
     with pytest.raises(SpecError, match="data.image_size: unknown value 33; choose one of 28, 32, 64, 96"):
         parse_spec({"data": {"source": "images", "path": "p.zip", "image_size": 33}})
     assert UPLOAD_REF.fullmatch("0123456789abcdef/pets.zip")
+
+
+def test_the_exported_script_reads_the_prepared_images_and_splits_the_runs_samples_exactly(tmp_path, monkeypatch):
+    import io
+    import os
+    import subprocess
+    import sys
+
+    from kfcore import export
+    from kfcore.data import split_dataset
+
+    spec = parse_spec({"data": {"source": "images", "path": str(class_zip(tmp_path / "pets.zip", pets(8))),
+                                "image_size": 28},
+                       "layers": [{"type": "Conv2D", "filters": 4, "kernel_size": 3}, {"type": "Flatten"}],
+                       "train": {"epochs": 1, "batch_size": 8}})
+    script = export.python_script(spec, "pets")
+    assert "pets-28px-grey.npz" in script and "PIL" not in script and "zipfile" not in script
+    with zipfile.ZipFile(io.BytesIO(export.script_zip(spec, "pets"))) as bundle:
+        assert sorted(bundle.namelist()) == ["pets-28px-grey.npz", "train.py"]
+        bundle.extractall(tmp_path / "bundle")
+    monkeypatch.chdir(tmp_path / "bundle")
+    namespace: dict = {}
+    exec(compile(script.split("\n# Model\n")[0], "pets", "exec"), namespace)  # noqa: S102
+    splits = split_dataset(load_dataset(spec.data), spec.split)
+    for part in ("train", "val", "test"):
+        np.testing.assert_array_equal(namespace[f"x_{part}"], getattr(splits, f"x_{part}"))
+        np.testing.assert_array_equal(namespace[f"y_{part}"].reshape(-1), getattr(splits, f"y_{part}"))  # binary: (N, 1)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"TF_CPP_MIN_LOG_LEVEL": "3"}
+    run = subprocess.run([sys.executable, "train.py"], cwd=tmp_path / "bundle", env=env, capture_output=True,
+                         text=True, timeout=300)  # its own process, where kfcore cannot be imported
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    assert "test accuracy: " in run.stdout
