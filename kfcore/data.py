@@ -851,8 +851,8 @@ def _load_image_folder(spec: DataSpec, limits: Limits) -> Dataset:
     x, _ = _as_images(found.images, None, [])
     description = (f"image folders in {path.name}: {len(x):,} {'colour' if color else 'grey'} images resized to "
                    f"{size}×{size}, {len(found.classes)} classes")
-    return _finish(spec, spec.name or path.stem, description, x, found.labels, "the class folders",
-                   names=found.classes, notes=found.notes())
+    labels = np.array(found.classes)[found.labels]  # the folder names: classes in the order of any text labels
+    return _finish(spec, spec.name or path.stem, description, x, labels, "the class folders", notes=found.notes())
 
 
 # -- NPZ files ------------------------------------------------------------------------------------

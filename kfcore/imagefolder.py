@@ -63,7 +63,7 @@ class ImageFolder:
 
     def notes(self) -> list[str]:
         """What reading skipped, for the Data page."""
-        return [f"skipped {n:,} {reason}" for reason, n in self.skipped.items()]
+        return [f"skipped {n:,} {reason}" for reason, n in self.skipped.items() if n]
 
 
 def zip_entries(path: Path) -> int:
@@ -217,7 +217,7 @@ def _image_members(name: str, infos: list[zipfile.ZipInfo], skipped: Counter[str
 def _check_classes(name: str, classes: list[str], skipped: Counter[str]) -> None:
     if len(classes) >= 2:
         return
-    why = "; ".join(f"skipped {n:,} {reason}" for reason, n in skipped.items())
+    why = "; ".join(f"skipped {n:,} {reason}" for reason, n in skipped.items() if n)
     found = f"only the class folder {classes[0]!r} has images" if classes else "no images were found"
     raise DataError(
         f"{name}: {found}{f' ({why})' if why else ''}. A classifier needs at least two classes: put each class's "

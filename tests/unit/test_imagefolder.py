@@ -178,3 +178,9 @@ def test_the_exported_script_reads_the_prepared_images_and_splits_the_runs_sampl
                          text=True, timeout=300)  # its own process, where kfcore cannot be imported
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     assert "test accuracy: " in run.stdout
+
+
+def test_the_page_is_told_the_classes_are_folder_names_and_nothing_was_skipped_when_nothing_was(tmp_path):
+    ds = load_dataset(images_spec(class_zip(tmp_path / "pets.zip", pets(3))), limits=LIMITS)
+    assert ds.notes == []
+    assert ds.task_reason == "binary: 2 classes in the class folders (cats, dogs), text labels"
