@@ -11,7 +11,7 @@ import streamlit as st
 
 from kfcore import plots, runview
 from kfcore.store import RunRecord
-from ui import state
+from ui import sidebar, state
 from ui.text import plain
 
 POLL_S = 0.5
@@ -81,8 +81,8 @@ def _status(record: RunRecord, history: list[dict]) -> None:
     p = runview.progress(record, history)
     name = plain(record.name)
     if record.status == "queued":
-        position = state.store().queue_position(record.id)
-        st.info(f"**{name}** is queued (position {position}); it starts when a worker is free.")
+        line = runview.status_line(record, history, wait=sidebar.queue_wait(record))
+        st.info(f"**{name}**: {plain(line)}; it starts when a worker is free.", icon=":material/hourglass_empty:")
     elif record.status == "running" and not record.info:
         st.progress(0.0, text=f"**{name}**: starting — loading the data and building the model…")
     elif record.status == "running":
