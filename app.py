@@ -13,7 +13,7 @@ def main() -> None:
     import streamlit as st
 
     from kfcore.store import StoreFullError
-    from ui import sidebar, state
+    from ui import sidebar, state, widgets
 
     st.set_page_config(page_title="KF Studio", page_icon=":material/neurology:", layout="wide")
     try:
@@ -35,6 +35,7 @@ def main() -> None:
     sidebar.render()
     page.run()
     state.write_address_bar()  # after the page: its widgets' changes are in the spec by now
+    widgets.label_icon_buttons()  # after the page too: it names the icon-only buttons the page drew
 
 
 # Streamlit runs this file as "__main__". A training worker is spawned by multiprocessing, which re-runs
