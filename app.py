@@ -13,9 +13,10 @@ def main() -> None:
     import streamlit as st
 
     from kfcore.store import StoreFullError
-    from ui import sidebar, state, widgets
+    from ui import sidebar, state, style, widgets
 
     st.set_page_config(page_title="KF Studio", page_icon=":material/neurology:", layout="wide")
+    style.apply()
     try:
         state.init_session()
     except StoreFullError as e:  # the run store cannot even be opened: every page needs it, so say why instead

@@ -101,16 +101,19 @@ def _status(record: RunRecord, history: list[dict]) -> None:
 
 
 def _results(record: RunRecord, history: list[dict], best: int | None) -> None:
-    # Cards as wide as their values, wrapping where the column is narrow: four equal columns cut "78.8%" at 1024 px.
-    cards = st.container(horizontal=True, gap="large")
+    # Cards as wide as their values, wrapping where the column is narrow (four equal columns cut "78.8%" at 1024 px),
+    # in two pairs that wrap whole: the scores, then how the run went; never "Time" alone on a line.
+    cards = st.container(horizontal=True, gap="medium")
+    scores = cards.container(horizontal=True, gap="medium", width="content")
+    facts = cards.container(horizontal=True, gap="medium", width="content")
     head = runview.headline_metric(record.test)
     if head:
-        cards.metric(f"Test {runview.METRIC_NAMES.get(head[0], head[0])}", runview.format_metric(*head),
-                     width="content")
+        scores.metric(f"Test {runview.METRIC_NAMES.get(head[0], head[0])}", runview.format_metric(*head),
+                      width="content")
     if "loss" in record.test:
-        cards.metric("Test loss", runview.format_metric("loss", record.test["loss"]), width="content")
-    cards.metric("Best epoch", f"{best} of {len(history)}" if best else "–", width="content")
-    cards.metric("Time", runview.format_duration(record.duration), width="content")
+        scores.metric("Test loss", runview.format_metric("loss", record.test["loss"]), width="content")
+    facts.metric("Best epoch", f"{best} of {len(history)}" if best else "–", width="content")
+    facts.metric("Time", runview.format_duration(record.duration), width="content")
     offers = ("predictions against the truth, the largest errors" if record.info.get("task") == "regression"
               else "confusion matrix, mistakes, per-class scores")
     st.page_link("app_pages/evaluate.py", label=f"Evaluate this model: {offers}", icon=":material/analytics:")
