@@ -329,7 +329,7 @@ class _Checker:
             return default
         return float(v)
 
-    def choice(self, d: dict, key: str, path: str, default: Any, options: tuple[str, ...]) -> Any:
+    def choice(self, d: dict, key: str, path: str, default: Any, options: tuple[Any, ...]) -> Any:
         v = d.get(key, default)
         if v is None and default is None:
             return None

@@ -1,7 +1,7 @@
 """Export and share: links that reopen an experiment or a run, and downloads of a run's model, metrics and script.
 
 An experiment link carries the whole RunSpec in ?spec= (RunSpec.to_url), as TensorFlow Playground's URL
-carries its state; ui/state.py restores it when a session starts. A run link is the Evaluate page with
+carries its state; ui/state/address.py restores it when a session starts. A run link is the Evaluate page with
 ?run=ID, which the same start-up code already reads to pick the run.
 """
 
@@ -13,9 +13,9 @@ from typing import Any
 
 import streamlit as st
 
-from kfcore import uploads
+from kfcore.data import uploads
+from kfcore.runs.store import RunRecord
 from kfcore.spec import RunSpec, SpecError
-from kfcore.store import RunRecord
 from ui import state
 from ui.text import plain
 
@@ -70,9 +70,9 @@ def file_stem(name: str) -> str:
 def _script(spec_json: str, run_name: str) -> tuple[str | None, str | None]:
     """(script, None), or (None, why it cannot be written): the data is gone, the spec no longer parses."""
     # numpy and pandas (the data, the recipe): only a page with downloads pays for them, never the landing page
-    from kfcore import export
     from kfcore.data import DataError
-    from kfcore.shapes import ShapeError
+    from kfcore.export import script as export
+    from kfcore.model.shapes import ShapeError
 
     try:
         spec = RunSpec.from_json(spec_json)
@@ -84,7 +84,7 @@ def _script(spec_json: str, run_name: str) -> tuple[str | None, str | None]:
 
 def downloads(record: RunRecord) -> None:
     """Three download buttons: the trained .keras model, the metrics per epoch (CSV), a standalone script."""
-    from kfcore import export  # see _script
+    from kfcore.export import script as export  # see _script
 
     stem = file_stem(record.name)
     model = Path(record.model_path) if record.model_path else None

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from kfcore.jobs import JobManager
-from kfcore.uploads import UPLOAD_REF
+from kfcore.data.uploads import UPLOAD_REF
+from kfcore.runs.jobs import JobManager
 from tests.app.helpers import APP, shown
 from tests.imagezips import class_zip, deflate_bomb, image_bytes, pets
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import os
 import time
 
-from kfcore.jobs import JobManager
-from kfcore.store import RunStore
+from kfcore.runs.jobs import JobManager
+from kfcore.runs.store import RunStore
 from tests.app.helpers import go, open_app, shown
 
 

@@ -10,12 +10,11 @@ import zipfile
 import numpy as np
 import pytest
 
-from kfcore import imagefolder
-from kfcore.data import DataError, load_dataset
-from kfcore.limits import Limits
-from kfcore.sandbox import load_capped
+from kfcore.data import DataError, imagefolder, load_dataset
+from kfcore.data.sandbox import load_capped
+from kfcore.data.uploads import UPLOAD_REF
+from kfcore.runs.limits import Limits
 from kfcore.spec import DataSpec, RunSpec, SpecError, parse_spec
-from kfcore.uploads import UPLOAD_REF
 from tests.imagezips import class_zip, deflate_bomb, image_bytes, pets, png_header_only
 
 LIMITS = Limits(memory_budget_mb=2048)
@@ -154,8 +153,8 @@ def test_the_exported_script_reads_the_prepared_images_and_splits_the_runs_sampl
     import subprocess
     import sys
 
-    from kfcore import export
     from kfcore.data import split_dataset
+    from kfcore.export import script as export
 
     spec = parse_spec({"data": {"source": "images", "path": str(class_zip(tmp_path / "pets.zip", pets(8))),
                                 "image_size": 28},
