@@ -135,6 +135,17 @@ def load_image_folder(spec: DataSpec, limits: Limits) -> Dataset:
     return finish(spec, spec.name or path.stem, description, x, labels, "the class folders", notes=found.notes())
 
 
+def picture(content: bytes, size: int, color: bool) -> np.ndarray:
+    """One picture (a file's bytes) made as the ZIP's images were: uint8 (size, size, channels); DataError when it
+    cannot be (Try it on a class-folder run feeds the model exactly what training fed it)."""
+    pixels = _decode(content, size, color)
+    if isinstance(pixels, str):
+        why = (f"it has more than {MAX_IMAGE_PIXELS // 1_000_000} million pixels" if pixels == TOO_MANY_PIXELS
+               else "it is damaged or not an image")
+        raise DataError(f"the file cannot be used: {why}; use a {', '.join(FORMATS)} picture")
+    return pixels
+
+
 def read_zip(path: str | Path, size: int, color: bool, limits: Limits | None = None) -> ImageFolder:
     """The labelled images of a class-folder ZIP, resized to size × size, grey or colour (RGB).
 

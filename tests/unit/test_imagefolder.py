@@ -183,3 +183,16 @@ def test_the_page_is_told_the_classes_are_folder_names_and_nothing_was_skipped_w
     ds = load_dataset(images_spec(class_zip(tmp_path / "pets.zip", pets(3))), limits=LIMITS)
     assert ds.notes == []
     assert ds.task_reason == "binary: 2 classes in the class folders (cats, dogs), text labels"
+
+
+def test_try_it_makes_a_picture_for_a_class_folder_run_exactly_as_training_made_the_zips_images(tmp_path):
+    from kfcore.present.samples import SampleError, image_input
+
+    photo = image_bytes((90, 40), 200, "JPEG")  # tall and light: cropped to its middle, never inverted
+    found = imagefolder.read_zip(class_zip(tmp_path / "one.zip", {"a/x.jpg": photo, "b/y.png": image_bytes((9, 9), 0)}),
+                                 32, True)
+    x = image_input(photo, (32, 32, 3), dark_background=True, class_folders=True)
+    assert x.shape == (1, 32, 32, 3) and x.dtype == np.float32
+    np.testing.assert_array_equal(x[0], found.images[0] / np.float32(255))
+    with pytest.raises(SampleError, match="the file cannot be used: it is damaged or not an image"):
+        image_input(b"not a picture", (32, 32, 3), dark_background=False, class_folders=True)
