@@ -6,11 +6,10 @@ import pandas as pd
 import streamlit as st
 
 from kfcore.data import DataError, class_counts, csv_columns, propose_target, with_recipe
-from kfcore.data.imagefolder import DEFAULT_SIZE
 from kfcore.model.presets import PRESETS
 from kfcore.present import plots
 from kfcore.runs.store import StoreFullError
-from kfcore.spec import IMAGE_SIZES, SYNTHETIC_SETS, TASKS
+from kfcore.spec import DEFAULT_IMAGE_SIZE, IMAGE_SIZES, SYNTHETIC_SETS, TASKS
 from ui import datasets, state
 from ui.text import plain
 from ui.widgets import bound, field
@@ -105,7 +104,7 @@ def upload_candidate(path: str):
 def image_options() -> dict:
     """The size and colour a ZIP's images are read at (the spec's when it is this ZIP already)."""
     if ss.get("image_size") not in IMAGE_SIZES:
-        ss.image_size = spec.data.image_size or DEFAULT_SIZE
+        ss.image_size = spec.data.image_size or DEFAULT_IMAGE_SIZE
     if ss.get("image_colour") not in COLOURS:
         ss.image_colour = COLOURS[bool(spec.data.color)]
     size = st.selectbox("Image size", IMAGE_SIZES, key="image_size", format_func=lambda s: f"{s}×{s} pixels",

@@ -25,6 +25,7 @@ BUILTIN_SETS = ("digits", "iris", "wine", "breast_cancer", "diabetes") + SYNTHET
 KERAS_SETS = ("mnist", "fashion_mnist", "cifar10")
 TASKS = ("auto", "multiclass", "binary", "regression")
 IMAGE_SIZES = (28, 32, 64, 96)  # an images source's square side: MNIST's, CIFAR's, and two for photos
+DEFAULT_IMAGE_SIZE = 32
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
 SCHEDULES = ("constant", "exponential", "cosine")
@@ -426,7 +427,7 @@ def _parse_data(c: _Checker, raw: Any) -> DataSpec:
             if "target" not in d:
                 c.fail("data.target", "a csv source needs the name of the column to predict")
         if ds.source == "images":
-            ds.image_size = c.choice(d, "image_size", "data", 32, IMAGE_SIZES)
+            ds.image_size = c.choice(d, "image_size", "data", DEFAULT_IMAGE_SIZE, IMAGE_SIZES)
             ds.color = c.boolean(d, "color", "data", False)
         ds.name = c.text(d, "name", "data")
     elif ds.source == "idx":

@@ -24,7 +24,7 @@ from kfcore.model import advice
 from kfcore.model.shapes import ShapeError, ShapeReport
 from kfcore.runs.limits import LimitError, data_cache_bytes
 from kfcore.runs.store import disk_guard
-from kfcore.spec import DataSpec, LayerSpec, SplitSpec
+from kfcore.spec import DEFAULT_IMAGE_SIZE, DataSpec, LayerSpec, SplitSpec
 from kfcore.training.train import assess
 from ui import state
 
@@ -32,7 +32,8 @@ UPLOAD = "upload"
 # What the uploader offers: tables, arrays, MNIST-style IDX files (gzipped or not) and ZIPs of class folders.
 UPLOAD_TYPES = ("csv", "npz", "gz", "zip", "idx", "ubyte")
 # The options of the `dataset` selector: built-in names, Keras download names, then "upload".
-SOURCES: dict[str, str] = {**BUILTIN_INFO, **KERAS_INFO, UPLOAD: "your own CSV, NPZ or IDX files, or a ZIP with a folder of images per class"}
+SOURCES: dict[str, str] = {**BUILTIN_INFO, **KERAS_INFO,
+                           UPLOAD: "your own CSV, NPZ or IDX files, or a ZIP with a folder of images per class"}
 
 
 def options() -> list[str]:
@@ -233,7 +234,7 @@ def idx_role(path: str) -> str:
         return "labels" if bounded.idx_ndim(f.read(1 << 10)) == 1 else "images"
 
 
-def upload_spec(path: str, target: str | None, task: str = "auto", image_size: int = 32, color: bool = False,
+def upload_spec(path: str, target: str | None, task: str = "auto", image_size: int = DEFAULT_IMAGE_SIZE, color: bool = False,
                 labels: str | None = None) -> DataSpec:
     """The DataSpec of a saved upload (`path`: its reference, or locally any file): an NPZ as it is, a CSV with the
     column to predict, a ZIP of class folders at an image size and colour, IDX images with their labels file."""

@@ -28,9 +28,8 @@ import numpy as np
 
 from kfcore.data.dataset import DataError, Dataset, as_images, check_size, finish
 from kfcore.runs.limits import Limits
-from kfcore.spec import IMAGE_SIZES, DataSpec
+from kfcore.spec import DEFAULT_IMAGE_SIZE, IMAGE_SIZES, DataSpec
 
-DEFAULT_SIZE = 32  # a new images source's side, as parse_spec fills it in
 MAX_MEMBERS = 20_000  # entries in one archive's directory
 MAX_IMAGE_BYTES = 16 << 20  # one image file as the directory declares it
 MAX_TOTAL_BYTES = 1 << 30  # all image files together, declared
@@ -126,7 +125,7 @@ def _decode(data: bytes, size: int, color: bool) -> np.ndarray | str:
 
 def load_image_folder(spec: DataSpec, limits: Limits) -> Dataset:
     """The "images" source: the ZIP at spec.path read at spec.image_size, grey or colour."""
-    path, size, color = Path(spec.path or ""), spec.image_size or DEFAULT_SIZE, bool(spec.color)
+    path, size, color = Path(spec.path or ""), spec.image_size or DEFAULT_IMAGE_SIZE, bool(spec.color)
     found = read_zip(path, size, color, limits)
     x, _ = as_images(found.images, None, [])
     description = (f"image folders in {path.name}: {len(x):,} {'colour' if color else 'grey'} images resized to "

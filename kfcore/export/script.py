@@ -32,7 +32,7 @@ from kfcore.layers.base import call as _call
 from kfcore.layers.base import num as _num
 from kfcore.layers.base import q as _q
 from kfcore.model.shapes import head, infer_shapes
-from kfcore.spec import KERAS_SETS, SYNTHETIC_SETS, RunSpec
+from kfcore.spec import DEFAULT_IMAGE_SIZE, KERAS_SETS, SYNTHETIC_SETS, RunSpec
 
 # Training samples and image shape of each Keras set: known without downloading it.
 _KERAS_SHAPES = {
@@ -100,14 +100,14 @@ def data_files(spec: RunSpec) -> list[Path]:
 
 
 def prepared_images(spec: RunSpec) -> Path:
-    """The NPZ a class-folder ZIP's script reads (x: its images as kfcore.data.imagefolder prepared them, uint8; y: their
-    class folders), written once per ZIP, size and colour into the temporary folder: the script needs no Pillow and
-    no copy of the cropping and resizing rules."""
+    """The NPZ a class-folder ZIP's script reads (x: its images as kfcore.data.imagefolder prepared them, uint8;
+    y: their class folders), written once per ZIP, size and colour into the temporary folder: the script needs no
+    Pillow and no copy of the cropping and resizing rules."""
     from kfcore.data import imagefolder
 
     d = spec.data
     zip_path = Path(d.path or "")
-    size, color = d.image_size or imagefolder.DEFAULT_SIZE, bool(d.color)
+    size, color = d.image_size or DEFAULT_IMAGE_SIZE, bool(d.color)
     stat = zip_path.stat()
     key = hashlib.sha256(repr((str(zip_path.resolve()), stat.st_size, stat.st_mtime_ns, size, color)).encode())
     path = Path(tempfile.gettempdir()) / "kf-prepared" / key.hexdigest()[:16] / (

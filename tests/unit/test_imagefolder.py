@@ -55,7 +55,8 @@ def test_class_folders_become_labelled_images_of_the_chosen_size_grey_or_colour(
 
 def test_a_folder_around_the_class_folders_is_looked_through_and_strays_are_counted(tmp_path):
     members = {f"animals/{k}": v for k, v in pets(3).items()}
-    members |= {"animals/readme.txt": b"hello", "animals/cats/notes.pdf": b"%PDF-1.4", "animals/top.png": image_bytes((8, 8), 9),
+    members |= {"animals/readme.txt": b"hello", "animals/cats/notes.pdf": b"%PDF-1.4",
+                "animals/top.png": image_bytes((8, 8), 9),
                 "animals/.DS_Store": b"\0", "__MACOSX/animals/cats/._0.png": b"\0", "animals/more.zip": b"PK"}
     ds = load_dataset(images_spec(class_zip(tmp_path / "wrapped.zip", members)), limits=LIMITS)
     assert ds.class_names == ["cats", "dogs"] and len(ds.y) == 6
@@ -171,7 +172,8 @@ def test_the_exported_script_reads_the_prepared_images_and_splits_the_runs_sampl
     splits = split_dataset(load_dataset(spec.data), spec.split)
     for part in ("train", "val", "test"):
         np.testing.assert_array_equal(namespace[f"x_{part}"], getattr(splits, f"x_{part}"))
-        np.testing.assert_array_equal(namespace[f"y_{part}"].reshape(-1), getattr(splits, f"y_{part}"))  # binary: (N, 1)
+        y = namespace[f"y_{part}"].reshape(-1)  # a binary task's targets are an (N, 1) column
+        np.testing.assert_array_equal(y, getattr(splits, f"y_{part}"))
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"TF_CPP_MIN_LOG_LEVEL": "3"}
     run = subprocess.run([sys.executable, "train.py"], cwd=tmp_path / "bundle", env=env, capture_output=True,
                          text=True, timeout=300)  # its own process, where kfcore cannot be imported

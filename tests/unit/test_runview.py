@@ -150,7 +150,8 @@ def test_a_queued_run_says_how_many_runs_are_ahead_about_how_long_and_what_holds
     assert (wait.ahead, wait.paused, wait.seconds) == (2, 0, pytest.approx(7 * 3.0 + 5 * 2.0))  # ETA, then 5 × 2 s
     assert runview.status_line(store.get(ours), [], wait=wait) == "queued — 2 runs ahead of yours, about 31 s"
     wait = runview.queue_wait(store, store.get(queued), workers=2)
-    assert runview.status_line(store.get(queued), [], wait=wait) == "queued — 1 run ahead of yours, starting any moment"
+    assert runview.status_line(store.get(queued), [], wait=wait) == (
+        "queued — 1 run ahead of yours, starting any moment")
     store.set_paused(running, True)
     wait = runview.queue_wait(store, store.get(ours), workers=1)
     assert runview.status_line(store.get(ours), [], wait=wait) == (
