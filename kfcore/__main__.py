@@ -172,8 +172,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     except (SweepError, DataError, ShapeError, LimitError) as e:
         _fail(str(e))
 
+    out = sys.stdout  # the Ray backend sends Tune's own output to standard error while it runs
+
     def on_trial(record: Any) -> None:
-        _print(trial_row(sweep, record, store.epochs(record.id)))
+        print(json.dumps(trial_row(sweep, record, store.epochs(record.id))), file=out, flush=True)
 
     if args.backend == "ray":
         from kfcore import sweepray

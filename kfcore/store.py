@@ -254,6 +254,14 @@ class RunStore:
         if recover:
             self.recover()
 
+    # Picklable (a Ray Tune callback holding a store is): the copy opens its own connections.
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_local"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._local = threading.local()
+
     def writing(self) -> AbstractContextManager[None]:
         """For files written into the store (uploads, logs): a full disk raises StoreFullError."""
         return disk_guard(self.root)

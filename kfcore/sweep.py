@@ -335,6 +335,14 @@ def trial_values(sweep: Sweep, spec: dict[str, Any]) -> dict[str, Any]:
     return {path: get_path(spec, path) for path in sweep.swept}
 
 
+def max_epochs(sweep: Sweep) -> int:
+    """The most epochs any trial trains (ASHA's horizon)."""
+    values = sweep.params.get("train.epochs")
+    if values is None:
+        return sweep.base.train.epochs
+    return int(values.max) if isinstance(values, Range) else max(values)
+
+
 def asha_rungs(max_epochs: int) -> list[int]:
     """The epochs at which ASHA judges a trial: GRACE, GRACE·ETA, GRACE·ETA², … below the last epoch."""
     rungs, rung = [], ASHA_GRACE
