@@ -48,6 +48,10 @@ class Range:
     log: bool = False
     integer: bool = False  # the field is a whole number (units, epochs, batch size): draws are rounded
 
+    def to_dict(self) -> dict[str, Any]:
+        kind = int if self.integer else float
+        return {"min": kind(self.min), "max": kind(self.max), **({"log": True} if self.log else {})}
+
     def draw(self, rng: random.Random) -> float | int:
         lo, hi = (math.log(self.min), math.log(self.max)) if self.log else (self.min, self.max)
         value = rng.uniform(lo, hi)
@@ -93,7 +97,7 @@ class Sweep:
     def to_dict(self) -> dict[str, Any]:
         """The sweep as a file says it (parse_sweep reads it back)."""
         out: dict[str, Any] = {"base": self.base.to_dict(), self.search: {
-            path: dataclasses.asdict(v) if isinstance(v, Range) else list(v) for path, v in self.params.items()}}
+            path: v.to_dict() if isinstance(v, Range) else list(v) for path, v in self.params.items()}}
         if self.search != "grid":
             out["samples"] = self.samples
         for key, value, default in (("repeats", self.repeats, 1), ("early_stop", self.early_stop, None),
