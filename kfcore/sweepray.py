@@ -116,19 +116,29 @@ def _space(sweep: Sweep) -> tuple[dict[str, Any], int, Any]:
 
 
 def _failure(trial: Any) -> str:
-    """The reason a trial errored, in one line: the trainer's message, or that its worker died."""
+    """The reason a trial errored, in one line: that its Ray worker died, or the trainer's message."""
+    import ray.exceptions
+
+    error: Any = None
+    pickled = getattr(trial, "pickled_error_file", None)
+    if pickled and Path(pickled).is_file():
+        with contextlib.suppress(Exception):  # an exception that cannot be loaded here: its text says enough
+            error = ray.cloudpickle.loads(Path(pickled).read_bytes())
+    died = (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError,
+            ray.exceptions.OutOfMemoryError)
+    if isinstance(error, died) or isinstance(getattr(error, "cause", None), died):
+        return WORKER_DIED
     text = ""
     error_file = getattr(trial, "error_file", None)
     if error_file and Path(error_file).is_file():
         text = Path(error_file).read_text(encoding="utf-8", errors="replace")
-    if any(word in text for word in ("ActorDiedError", "WorkerCrashedError", "NodeDiedError", "OutOfMemoryError",
-                                     "ActorUnavailableError")):
+    if "worker process has died" in text or "ActorDiedError" in text:
         return WORKER_DIED
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     for line in reversed(lines):
         if line.startswith("RuntimeError: "):
             return line.removeprefix("RuntimeError: ")[:500]
-    return (lines[-1][:500] if lines else "the trial failed on Ray without saying why")
+    return lines[-1][:500] if lines else "the trial failed on Ray without saying why"
 
 
 def _callback(store: RunStore, sweep_id: str, sweep: Sweep, owner: str | None, label: str,
