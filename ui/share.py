@@ -13,11 +13,11 @@ from typing import Any
 
 import streamlit as st
 
-from kfcore import export, uploads
-from kfcore.data import DataError
-from kfcore.shapes import ShapeError
+from kfcore.data import DataError, uploads
+from kfcore.export import script as export
+from kfcore.model.shapes import ShapeError
+from kfcore.runs.store import RunRecord
 from kfcore.spec import RunSpec, SpecError
-from kfcore.store import RunRecord
 from ui import state
 from ui.text import plain
 

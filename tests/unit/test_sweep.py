@@ -9,11 +9,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from kfcore import sweep as sw
-from kfcore.limits import Limits
-from kfcore.store import RunStore
-from kfcore.sweepresults import best, seed_stats, trial_row
-from kfcore.sweeprun import _Asha, create
+from kfcore.runs import sweep as sw
+from kfcore.runs.limits import Limits
+from kfcore.runs.store import RunStore
+from kfcore.runs.sweepresults import best, seed_stats, trial_row
+from kfcore.runs.sweeprun import Asha, create
 
 BASE = {"data": {"source": "builtin", "name": "xor", "n": 40}, "layers": [{"type": "Dense", "units": 8},
                                                                         {"type": "Dropout", "rate": 0.1}],
@@ -160,7 +160,7 @@ def test_asha_stops_a_trial_exactly_when_ray_tunes_bracket_does():
 def test_the_local_asha_cancels_a_lagging_trial_with_the_reason(tmp_path):
     store = RunStore(tmp_path)
     s = parse(grid={"train.learning_rate": [0.001, 0.01, 0.1]}, early_stop="asha")
-    asha = _Asha(s)
+    asha = Asha(s)
     runs = []
     for loss in (0.30, 0.35, 0.80):
         run_id = store.create_run(sw.trial_spec(s, {}).to_dict(), sweep="s1")

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from kfcore.store import RunStore
+from kfcore.runs.store import RunStore
 from tests.unit.test_cli import run_cli
 
 BASE = {"data": {"source": "builtin", "name": "xor", "n": 60}, "split": {"test": 0.2, "validation": 0.2, "seed": 0},

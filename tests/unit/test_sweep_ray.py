@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from kfcore.store import RunStore
-from kfcore.sweepray import WORKER_DIED
+from kfcore.runs.store import RunStore
+from kfcore.runs.sweepray import WORKER_DIED
 from tests.unit.helpers import wait_for
 from tests.unit.test_cli import REPO, run_cli
 

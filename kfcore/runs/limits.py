@@ -16,10 +16,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from kfcore import uploads
-from kfcore.shapes import ShapeReport
+from kfcore.model.shapes import ShapeReport
+from kfcore.runs.store import RunRecord, RunStore
 from kfcore.spec import DataSpec, RunSpec, SpecError
-from kfcore.store import RunRecord, RunStore
 
 
 class LimitError(ValueError):
@@ -78,8 +77,8 @@ class Limits:
     max_seconds_per_run: float | None = None
     max_paused_seconds: float | None = None  # a paused run holds its worker: stopped after this long paused
     memory_budget_mb: int = 4096
-    max_trials: int | None = None  # trials one sweep may have (kfcore.sweep counts them before any runs)
-    max_concurrent: int = 1  # runs training at once (kfcore.jobs); from_env: one per two CPU cores by default
+    max_trials: int | None = None  # trials one sweep may have (kfcore.runs.sweep counts them before any runs)
+    max_concurrent: int = 1  # runs training at once (kfcore.runs.jobs); from_env: one per two CPU cores by default
     keras_downloads: bool = True  # KF_KERAS_DOWNLOADS=0: a server with no way out, or that must fetch nothing
     # What was wrong with the variables these limits were read from, one message each (from_env); empty when none.
     problems: tuple[str, ...] = ()
@@ -158,7 +157,7 @@ def rows_problem(n_rows: int, limits: Limits, counted_all: bool = True) -> str |
     return None
 
 
-# The batches a run predicts at besides its training batch (kfcore.train), before run_batches fits them to the
+# The batches a run predicts at besides its training batch (kfcore.training.train), before run_batches fits them to the
 # budget. Try it predicts one sample at a time, under any training batch.
 EVALUATE_BATCH = 256  # evaluate and predict on the test split
 VALIDATION_BATCH = 512  # per-class validation accuracy after each epoch
@@ -252,6 +251,8 @@ def check_data_access(
     if not limits.hosted or data.source in ("builtin", "keras"):
         return
     vouched = _run_uploads(via, store) if via is not None else set()
+    from kfcore.data import uploads  # here: kfcore.data imports this module (importing it first was circular)
+
     for path in uploads.files(data):
         name = Path(path).name  # never the server path, even of a file that is not there
         ref = uploads.ref_of(path, store.uploads_dir)
@@ -280,6 +281,8 @@ def _run_uploads(record: RunRecord, store: RunStore) -> set[str]:
         data = RunSpec.from_dict(record.spec).data
     except SpecError:
         return set()
+    from kfcore.data import uploads
+
     refs = {uploads.ref_of(path, store.uploads_dir) for path in uploads.files(data)}
     return {ref for ref in refs if ref is not None and store.may_read_upload(record.owner, ref)}
 

@@ -1,8 +1,8 @@
-"""Running a sweep with Ray Tune: a Tuner over the same `kfcore.train.train`, on a Ray cluster or a local Ray.
+"""Running a sweep with Ray Tune: a Tuner over the same `kfcore.training.train.train`, on a Ray cluster or a local Ray.
 
-Grid and random sweeps hand Tune the settings kfcore.sweep plans (Tune's grid search over them), so a sweep tries
+Grid and random sweeps hand Tune the settings kfcore.runs.sweep plans (Tune's grid search over them), so a sweep tries
 the same trials on Ray as on the local pool; Optuna's TPE is Tune's OptunaSearch, early stopping Tune's
-ASHAScheduler with kfcore.sweep's rungs. Each trial `tune.report`s every epoch; a Tune Callback on this (the
+ASHAScheduler with kfcore.runs.sweep's rungs. Each trial `tune.report`s every epoch; a Tune Callback on this (the
 driver's) side writes the runs, their epochs and outcomes into the store, so remote trials never open the SQLite
 file. A finished trial's model and recipe come back as its Tune checkpoint and are copied into the store.
 What travels to the cluster: the kfcore package (runtime_env py_modules) and the trial's spec; built-in data is
@@ -23,9 +23,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from kfcore import uploads
-from kfcore.store import RunRecord, RunStore
-from kfcore.sweep import (
+from kfcore.data import uploads
+from kfcore.runs.store import RunRecord, RunStore
+from kfcore.runs.sweep import (
     ASHA_ETA,
     ASHA_GRACE,
     Range,
@@ -37,8 +37,8 @@ from kfcore.sweep import (
     trial_spec,
     with_seeds,
 )
-from kfcore.sweepresults import metric_of
-from kfcore.sweeprun import asha_reason
+from kfcore.runs.sweepresults import metric_of
+from kfcore.runs.sweeprun import asha_reason
 
 EVALUATION_FILE = "evaluation.json"
 WORKER_DIED = ("the Ray worker training this trial died (its node was lost, or its process was killed or ran out "
@@ -50,13 +50,13 @@ class RayError(RuntimeError):
 
 
 def _trainable(config: dict[str, Any], base: dict[str, Any], paths: list[str], metric: str) -> None:
-    """One trial, in a Ray worker: the spec with the trial's values, trained by kfcore.train, reported per epoch."""
+    """One trial, in a Ray worker: the spec with the trial's values, trained by kfcore.training.train, reported per epoch."""
     from ray import tune
 
-    from kfcore.limits import Limits
+    from kfcore.runs.limits import Limits
+    from kfcore.runs.sweep import set_path
     from kfcore.spec import RunSpec
-    from kfcore.sweep import set_path
-    from kfcore.train import train
+    from kfcore.training.train import train
 
     values = _values(config, paths)
     spec = base
@@ -233,7 +233,7 @@ def run_ray(
     address = address or os.environ.get("KF_RAY_ADDRESS") or None
     try:
         ray.init(address=address, ignore_reinit_error=True, log_to_driver=False, logging_level="ERROR",
-                 runtime_env={"py_modules": [str(Path(__file__).resolve().parent)],
+                 runtime_env={"py_modules": [str(Path(__file__).resolve().parents[1])],  # the kfcore package
                               "env_vars": {"TF_CPP_MIN_LOG_LEVEL": "2"}})
     except (ConnectionError, RuntimeError, ValueError) as e:
         raise RayError(f"cannot reach the Ray cluster at {address or 'a local Ray'}: "

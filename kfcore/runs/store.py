@@ -76,7 +76,7 @@ CREATE TABLE IF NOT EXISTS epochs (
     logs TEXT NOT NULL,
     PRIMARY KEY (run_id, epoch)
 );
--- Who may read which upload (kfcore.uploads reference): its uploader (via NULL), or a browser that forked a run
+-- Who may read which upload (kfcore.data.uploads reference): its uploader (via NULL), or a browser that forked a run
 -- on it (via: that run's id).
 CREATE TABLE IF NOT EXISTS uploads (
     owner TEXT NOT NULL,
@@ -86,7 +86,7 @@ CREATE TABLE IF NOT EXISTS uploads (
     via TEXT,
     PRIMARY KEY (owner, ref)
 );
--- A sweep (kfcore.sweep): its definition as given; its trials are runs whose `sweep` column names it.
+-- A sweep (kfcore.runs.sweep): its definition as given; its trials are runs whose `sweep` column names it.
 CREATE TABLE IF NOT EXISTS sweeps (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL,
@@ -126,7 +126,7 @@ class RunRecord:
     parent: str | None = None  # the run this one changes or continues (the coach's retrain, a continue)
     continues: bool = False  # it trains on from its parent's saved state (a continue), not from scratch
     paused: float | None = None  # when its worker paused it (it still holds that worker); None while it trains
-    sweep: str | None = None  # the sweep this run is a trial of (kfcore.sweep), None for a single run
+    sweep: str | None = None  # the sweep this run is a trial of (kfcore.runs.sweep), None for a single run
 
     @property
     def is_final(self) -> bool:
@@ -143,7 +143,7 @@ class RunRecord:
 class SweepRecord:
     id: str
     name: str
-    definition: dict[str, Any]  # as kfcore.sweep.parse_sweep reads it
+    definition: dict[str, Any]  # as kfcore.runs.sweep.parse_sweep reads it
     created: float
     owner: str | None = None
 
@@ -400,7 +400,7 @@ class RunStore:
             return "cancelled" if row[0] == "queued" else row[0]
 
     def send_command(self, run_id: str, command: str, value: float | None = None) -> None:
-        """Queue a command for a running run's worker, obeyed at its next epoch boundary (kfcore.jobs): pause,
+        """Queue a command for a running run's worker, obeyed at its next epoch boundary (kfcore.runs.jobs): pause,
         resume, step (one epoch while paused) or learning_rate (value: the new rate). Stop is request_cancel.
         Raises ValueError saying what is wrong: an unknown command, a run that is not running, a bad rate."""
         if command not in COMMANDS:
@@ -560,7 +560,7 @@ class RunStore:
         return row[0] or None
 
     def paused_count(self) -> int:
-        """Running runs that are paused: each holds a training worker (kfcore.runview.status_line says so)."""
+        """Running runs that are paused: each holds a training worker (kfcore.present.runview.status_line says so)."""
         with self._connect() as con:
             (count,) = con.execute("SELECT COUNT(*) FROM runs WHERE status='running' AND paused IS NOT NULL").fetchone()
         return count

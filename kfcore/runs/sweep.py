@@ -4,7 +4,7 @@ A sweep file is `{"base": <run spec>, "grid": {"train.learning_rate": [0.003, 0.
 (every combination), or `"random"` / `"optuna"` with `"samples": N`, whose values are lists (choices) or ranges
 `{"min": …, "max": …, "log": true}`; `"repeats": N` trains each setting with N seeds (a sweep over train.seed);
 `"early_stop": "asha"` stops trials whose metric lags at a rung. Paths are dotted paths into the spec's JSON; each
-path and value is checked against RunSpec, so a typo is refused naming it. Running them is kfcore.sweeprun's job.
+path and value is checked against RunSpec, so a typo is refused naming it. Running them is kfcore.runs.sweeprun's job.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from kfcore.layers import KINDS
-from kfcore.limits import Limits
+from kfcore.runs.limits import Limits
 from kfcore.spec import RunSpec, SpecError, load_json
 
 SEARCHES = ("grid", "random", "optuna")
@@ -307,7 +307,7 @@ def settings(sweep: Sweep) -> list[dict[str, Any]]:
         rng = random.Random(sweep.seed)
         return [{path: v.draw(rng) if isinstance(v, Range) else rng.choice(v) for path, v in sweep.params.items()}
                 for _ in range(sweep.samples)]
-    raise ValueError("an optuna search picks its settings as it goes (kfcore.sweeprun)")
+    raise ValueError("an optuna search picks its settings as it goes (kfcore.runs.sweeprun)")
 
 
 def with_seeds(sweep: Sweep, setting: dict[str, Any]) -> list[dict[str, Any]]:

@@ -11,8 +11,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from kfcore.store import RunRecord
-from kfcore.sweep import Sweep, trial_values
+from kfcore.runs.store import RunRecord
+from kfcore.runs.sweep import Sweep, trial_values
 
 
 def metric_of(epochs: list[dict[str, Any]], metric: str) -> float | None:

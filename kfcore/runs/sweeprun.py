@@ -3,7 +3,7 @@
 The driver keeps at most `parallel` trials queued or training (the pool's cap and a browser's run cap still hold:
 a refused submit waits its turn), asks Optuna's TPE for each next setting from the results so far, and stops trials
 early by ASHA's rule. It only reads the store and submits runs, so it runs in the CLI's process or in a thread of
-the web server, never importing TensorFlow. The Ray backend is kfcore.sweepray.
+the web server, never importing TensorFlow. The Ray backend is kfcore.runs.sweepray.
 """
 
 from __future__ import annotations
@@ -13,10 +13,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from kfcore.limits import LimitError, Limits
-from kfcore.spec import RunSpec
-from kfcore.store import RunRecord, RunStore
-from kfcore.sweep import (
+from kfcore.runs.limits import LimitError, Limits
+from kfcore.runs.store import RunRecord, RunStore
+from kfcore.runs.sweep import (
     Range,
     Sweep,
     asha_rungs,
@@ -27,7 +26,8 @@ from kfcore.sweep import (
     trial_spec,
     with_seeds,
 )
-from kfcore.sweepresults import metric_of
+from kfcore.runs.sweepresults import metric_of
+from kfcore.spec import RunSpec
 
 POLL_S = 0.2
 Submit = Callable[[RunSpec, str, str], str]  # (spec, name, sweep id) -> run id; LimitError: not now
@@ -98,8 +98,8 @@ class _Settings:
             self.study.tell(trial, score)
 
 
-class _Asha:
-    """ASHA over the store: each running trial is judged once at each rung it reaches (kfcore.sweep.asha_stops)."""
+class Asha:
+    """ASHA over the store: each running trial is judged once at each rung it reaches (kfcore.runs.sweep.asha_stops)."""
 
     def __init__(self, sweep: Sweep) -> None:
         self.sweep = sweep
@@ -137,7 +137,7 @@ def run_local(
     """Submit the sweep's trials, keep `parallel` in flight, and wait for them all; each finished one goes to
     on_trial as it ends. `stop` set: the trials not yet submitted are dropped and those in flight cancelled."""
     source = _Settings(sweep)
-    asha = _Asha(sweep) if sweep.early_stop == "asha" else None
+    asha = Asha(sweep) if sweep.early_stop == "asha" else None
     active: dict[str, Any] = {}  # run id -> its optuna trial (None for grid and random)
     ended: list[RunRecord] = []
     record = store.get_sweep(sweep_id)
