@@ -30,6 +30,7 @@ def main() -> None:
             st.Page("app_pages/train.py", title="Train", icon=":material/model_training:"),
             st.Page("app_pages/evaluate.py", title="Evaluate", icon=":material/analytics:"),
             st.Page("app_pages/runs.py", title="Runs", icon=":material/history:"),
+            st.Page("app_pages/sweep.py", title="Sweep", icon=":material/tune:"),
         ]
     )
     sidebar.render()

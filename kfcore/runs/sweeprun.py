@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from kfcore.runs.limits import LimitError, Limits
@@ -172,11 +173,26 @@ def run_local(
     return ended
 
 
-def start_local(store: RunStore, sweep_id: str, sweep: Sweep, submit: Submit, parallel: int) -> threading.Event:
-    """Run the sweep's driver in a daemon thread (the web server: a page never waits for it); set the returned
-    event to stop the sweep."""
+@dataclass
+class Driver:
+    """A sweep's driver running in a thread of this process (start_local)."""
+
+    thread: threading.Thread
+    stopping: threading.Event
+
+    @property
+    def running(self) -> bool:
+        return self.thread.is_alive()
+
+    def stop(self) -> None:
+        """Submit nothing more and cancel the trials in flight (within a poll)."""
+        self.stopping.set()
+
+
+def start_local(store: RunStore, sweep_id: str, sweep: Sweep, submit: Submit, parallel: int) -> Driver:
+    """Run the sweep's driver in a daemon thread (the web server: a page never waits for it)."""
     stop = threading.Event()
     thread = threading.Thread(target=run_local, args=(store, sweep_id, sweep, submit, parallel),
                               kwargs={"stop": stop}, name=f"kf-sweep-{sweep_id}", daemon=True)
     thread.start()
-    return stop
+    return Driver(thread, stop)
