@@ -70,6 +70,11 @@ def current_value(spec: RunSpec, path: str) -> Any:
     return value
 
 
+def _key(path: str) -> str:
+    """A widget key for a dotted path (keys become CSS classes: no dots)."""
+    return path.replace(".", "_")
+
+
 def _parse_list(text: str) -> list[Any]:
     """'0.001, 0.01' → [0.001, 0.01]; words stay words ('adam, sgd')."""
     out: list[Any] = []
@@ -100,10 +105,10 @@ def designer() -> Sweep | None:
         if search == "grid" or path in CHOICES:
             if path in CHOICES:
                 space[path] = st.multiselect(options[path], CHOICES[path], default=["adam", "sgd"],
-                                             key=f"sw_choices_{path}")
+                                             key=f"sw_choices_{_key(path)}")
             else:
                 text = st.text_input(f"{options[path]}: values, comma-separated", _default_values(spec, path),
-                                     key=f"sw_values_{path}")
+                                     key=f"sw_values_{_key(path)}")
                 space[path] = _parse_list(text)
             continue
         low_col, high_col, log_col = st.columns([2, 2, 1], vertical_alignment="bottom")
@@ -111,11 +116,11 @@ def designer() -> Sweep | None:
         is_int = isinstance(current, int)
         low = low_col.number_input(f"{options[path]}: from", value=(numeric / 10 if path.endswith("learning_rate")
                                    else 0.0 if path.endswith(".rate") else max(1.0, numeric // 2)),
-                                   format="%g", key=f"sw_min_{path}")
+                                   format="%g", key=f"sw_min_{_key(path)}")
         high = high_col.number_input("to", value=(numeric * 10 if path.endswith("learning_rate")
                                      else 0.5 if path.endswith(".rate") else numeric * 2),
-                                     format="%g", key=f"sw_max_{path}")
-        log = log_col.checkbox("log", value=path.endswith("learning_rate"), key=f"sw_log_{path}")
+                                     format="%g", key=f"sw_max_{_key(path)}")
+        log = log_col.checkbox("log", value=path.endswith("learning_rate"), key=f"sw_log_{_key(path)}")
         space[path] = {"min": int(low) if is_int else low, "max": int(high) if is_int else high, "log": log}
     cols = st.columns(3)
     repeats = cols[0].number_input("Repeat × N seeds", 1, 20, 1, key="sw_repeats",
@@ -206,7 +211,8 @@ def _results(record: SweepRecord, sweep: Sweep, was_active: bool) -> None:
     done = sum(t.is_final for t in trials)
     status = f"{done} of {sweep.trial_count} trials ended" + (" · running" if active else "")
     top = st.columns([4, 1], vertical_alignment="center")
-    top[0].markdown(f"**{plain(record.name)}** · {plain(describe_count(sweep))} · {status}")
+    with top[0].container(key="sweep_status"):
+        st.markdown(f"**{plain(record.name)}** · {plain(describe_count(sweep))} · {status}")
     if active and driver is not None and top[1].button("Stop sweep", key="sweep_stop", icon=":material/stop:"):
         driver.stop()
     if not rows:
@@ -245,7 +251,7 @@ def _filters(sweep: Sweep, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 low, high = float(min(present)), float(max(present))
                 if low == high:
                     continue
-                picked = st.slider(f"Filter: {label}", low, high, (low, high), key=f"sw_filter_{path}",
+                picked = st.slider(f"Filter: {label}", low, high, (low, high), key=f"sw_filter_{_key(path)}",
                                    format="%.4g")
                 if picked != (low, high):
                     ranges[path] = picked
@@ -253,7 +259,7 @@ def _filters(sweep: Sweep, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                             and picked[0] <= v <= picked[1]]
             else:
                 choices = sorted({str(v) for v in present})
-                picked_choices = st.multiselect(f"Filter: {label}", choices, default=choices, key=f"sw_filter_{path}")
+                picked_choices = st.multiselect(f"Filter: {label}", choices, default=choices, key=f"sw_filter_{_key(path)}")
                 keep = [r for r, v in zip(rows, values, strict=True) if r in keep and str(v) in picked_choices]
     st.session_state.sw_ranges = ranges
     return keep
@@ -266,7 +272,8 @@ def _table(sweep: Sweep, rows: list[dict[str, Any]], by_id: dict[str, RunRecord]
         "status": r["status"], "epochs": r["epochs"], sweep.metric: r[sweep.metric],
         **{f"test {k}": v for k, v in r["test"].items()}, "note": r.get("error", ""), "run": r["run_id"],
     } for r in rows])
-    st.dataframe(frame, hide_index=True, key="sweep_table", width="stretch")
+    with st.container(key="sweep_table_box"):
+        st.dataframe(frame, hide_index=True, key="sweep_table", width="stretch")
 
 
 def _seeds(sweep: Sweep, rows: list[dict[str, Any]], epochs: dict[str, list[dict]]) -> None:

@@ -526,7 +526,7 @@ def sweep_parcoords(
         line={"color": scores, "colorscale": "Viridis_r" if metric.endswith("loss") else "Viridis",
               "showscale": True, "colorbar": {"title": {"text": _text(metric)}}},
     ))
-    return _layout(fig, f"Trials by hyperparameter, coloured by {metric}", 340, margin={"l": 60, "r": 40, "t": 70,
+    return _layout(fig, f"Trials by hyperparameter, coloured by {metric}", 340, margin={"l": 60, "r": 40, "t": 95,
                                                                                           "b": 20})
 
 

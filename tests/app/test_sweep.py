@@ -37,7 +37,7 @@ def markdown(at) -> str:
 
 def vary_learning_rate(at, values: str, repeats: int = 1):
     at.multiselect(key="sw_vary").select("train.learning_rate").run()
-    at.text_input(key="sw_values_train.learning_rate").input(values).run()
+    at.text_input(key="sw_values_train_learning_rate").input(values).run()
     at.number_input(key="sw_repeats").set_value(repeats).run()
     assert not at.exception, [e.value for e in at.exception]
 
@@ -49,19 +49,19 @@ def test_the_page_counts_the_trials_and_refuses_a_bad_value_or_too_many(kf_home,
     vary_learning_rate(at, "0.003, 0.03, 0.3", repeats=2)
     assert "6 trials (3 settings × 2 seeds)" in markdown(at) and not at.button(key="sweep_start").disabled
     at.multiselect(key="sw_vary").select("layers.0.units").run()
-    at.text_input(key="sw_values_layers.0.units").input("4, 8").run()
+    at.text_input(key="sw_values_layers_0_units").input("4, 8").run()
     assert "12 trials (3 × 2 settings × 2 seeds)" in markdown(at)
-    at.text_input(key="sw_values_layers.0.units").input("4, -8").run()
+    at.text_input(key="sw_values_layers_0_units").input("4, -8").run()
     assert "'layers.0.units' = -8" in "\n".join(shown(c.value) for c in at.caption)
     assert at.button(key="sweep_start").disabled
     monkeypatch.setenv("KF_MAX_TRIALS", "10")
-    at.text_input(key="sw_values_layers.0.units").input("4, 8").run()
+    at.text_input(key="sw_values_layers_0_units").input("4, 8").run()
     errors = [shown(e.value) for e in at.error]
     assert any("12 trials (3 × 2 settings × 2 seeds): over this server's limit of 10 trials per sweep" in e
                for e in errors), errors
     assert at.button(key="sweep_start").disabled
     at.radio(key="sw_search").set_value("random").run()  # ranges instead of lists
-    assert at.number_input(key="sw_min_train.learning_rate").value == pytest.approx(0.0001)
+    assert at.number_input(key="sw_min_train_learning_rate").value == pytest.approx(0.0001)
     assert "16 trials (8 random samples × 2 seeds)" in "\n".join(shown(e.value) for e in at.error)
     assert RunStore(kf_home).sweeps() == []
 
@@ -96,7 +96,7 @@ def test_a_sweep_from_the_page_fills_the_table_shows_the_seed_spread_and_loads_t
     assert any(i.endswith("sweep_parcoords") for i in chart_ids) and any(i.endswith("sweep_bands") for i in chart_ids)
 
     # The filter beside the parallel coordinates: only the trials inside it in the table, drawn as the brush.
-    at.slider(key="sw_filter_train.learning_rate").set_range(0.04, 0.05).run()
+    at.slider(key="sw_filter_train_learning_rate").set_range(0.04, 0.05).run()
     table = next(d.value for d in at.dataframe if "trial" in d.value.columns)
     assert list(table["learning_rate"]) == [0.05, 0.05]
     spec = json.loads(next(c for c in at.get("plotly_chart") if c.proto.id.endswith("sweep_parcoords")).proto.spec)
