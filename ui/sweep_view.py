@@ -28,6 +28,7 @@ from ui import state
 from ui.text import plain
 
 POLL_S = 1.0
+CURVE_POINTS = 200  # epochs drawn per trial: the curves are redrawn every second while a sweep runs
 CHOICES = {"train.optimizer": OPTIMIZERS}
 
 
@@ -206,7 +207,7 @@ def _results(record: SweepRecord, sweep: Sweep, was_active: bool) -> None:
     active = (driver is not None and driver.running) or any(not t.is_final for t in trials)
     if was_active and not active:
         st.rerun()  # the last trial ended: one full run stops the polling
-    epochs = store.epochs_of([t.id for t in trials])
+    epochs = _epochs(trials)
     rows = [trial_row(sweep, t, epochs[t.id]) for t in trials]
     done = sum(t.is_final for t in trials)
     status = f"{done} of {sweep.trial_count} trials ended" + (" · running" if active else "")
@@ -223,8 +224,8 @@ def _results(record: SweepRecord, sweep: Sweep, was_active: bool) -> None:
     left, right = st.columns(2)
     with left:
         curves = [(by_id[r["run_id"]].name.split(" · ", 1)[-1], epochs[r["run_id"]], None) for r in shown]
-        st.plotly_chart(plots.compare_curves(curves, "loss", title="Validation loss of the trials shown"),
-                        key="sweep_curves")
+        st.plotly_chart(plots.compare_curves(curves, "loss", title="Validation loss of the trials shown",
+                                             max_points=CURVE_POINTS), key="sweep_curves")
     with right:
         st.plotly_chart(plots.sweep_parcoords(rows, sweep.swept, sweep.metric, st.session_state.get("sw_ranges")),
                         key="sweep_parcoords")
@@ -232,6 +233,16 @@ def _results(record: SweepRecord, sweep: Sweep, was_active: bool) -> None:
     if sweep.repeats > 1:
         _seeds(sweep, shown, epochs)
     _best(sweep, rows, by_id)
+
+
+def _epochs(trials: list[RunRecord]) -> dict[str, list[dict]]:
+    """Every trial's epochs; an ended trial's are read once per session (they no longer change)."""
+    cache = st.session_state.setdefault("sw_ended_epochs", {})
+    fresh = state.store().epochs_of([t.id for t in trials if t.id not in cache])
+    for t in trials:
+        if t.is_final and t.id in fresh:
+            cache[t.id] = fresh[t.id]
+    return {t.id: cache.get(t.id, fresh.get(t.id, [])) for t in trials}
 
 
 def _filters(sweep: Sweep, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -444,12 +444,15 @@ def residual_histogram(y_true: np.ndarray, y_pred: np.ndarray, title: str = "Res
 
 
 def compare_curves(
-    runs: Sequence[tuple[str, Sequence[dict[str, Any]], int | None]], metric: str, title: str | None = None
+    runs: Sequence[tuple[str, Sequence[dict[str, Any]], int | None]], metric: str, title: str | None = None,
+    max_points: int | None = None,
 ) -> go.Figure:
     """Several runs' curves of one metric overlaid, one colour per run, each run's best epoch starred.
 
     runs: (name, epoch rows, best epoch) per run. The validation curve is drawn where the run has one
     (solid), else its training curve (dotted), so every run shows its generalisation when it can.
+    max_points: draw at most about this many epochs per run (evenly spaced, the last kept): a sweep page
+    redrawn every second overlays many long runs.
     """
     label = METRIC_LABELS.get(metric, metric)
     fig = go.Figure()
@@ -461,6 +464,9 @@ def compare_curves(
         xs, ys = _series(history, key)
         if not xs:
             continue
+        if max_points and len(xs) > max_points:
+            keep = sorted({round(i * (len(xs) - 1) / (max_points - 1)) for i in range(max_points)})
+            xs, ys = [xs[i] for i in keep], [ys[i] for i in keep]
         last = max(last, max(xs))
         part = "validation" if validated else "train"
         color = class_color(k)

@@ -213,3 +213,24 @@ def test_seed_statistics_match_the_statistics_module_and_the_best_trial_is_the_l
         assert (st.low, st.high, st.n) == (min(values), max(values), 3)
     assert stats[0].overlaps(stats[1])  # 0.5 ± 0.36 against 0.6 ± 0.1: within the noise
     assert best(s, rows)["val_loss"] == 0.2
+
+
+def test_the_sweep_figures_band_the_seeds_axis_the_choices_and_thin_long_curves():
+    from kfcore.present import plots
+
+    seeds = [[{"epoch": 1, "val_loss": 1.0}, {"epoch": 2, "val_loss": 0.5}],
+             [{"epoch": 1, "val_loss": 0.8}, {"epoch": 2, "val_loss": 0.7}]]
+    band, mean = plots.seed_bands([("lr=0.1", seeds)], "val_loss").data
+    assert list(band.x) == [1, 2, 2, 1] and list(band.y) == [1.0, 0.7, 0.5, 0.8]  # max out, min back
+    assert list(mean.y) == pytest.approx([0.9, 0.6]) and "mean of 2 seeds" in mean.name
+    rows = [{"values": {"train.optimizer": "sgd", "train.learning_rate": 0.1}, "val_loss": 0.4},
+            {"values": {"train.optimizer": "adam", "train.learning_rate": 0.01}, "val_loss": 0.2},
+            {"values": {"train.optimizer": "<b>x</b>", "train.learning_rate": 0.01}, "val_loss": None}]
+    (coords,) = plots.sweep_parcoords(rows, ["train.optimizer", "train.learning_rate"], "val_loss",
+                                      {"train.learning_rate": (0.005, 0.05)}).data
+    optimizer, lr, score = coords.dimensions
+    assert list(optimizer.ticktext) == ["adam", "sgd"] and list(optimizer.values) == [1, 0]  # unscored: left out
+    assert list(lr.constraintrange) == [0.005, 0.05] and list(score.values) == [0.4, 0.2]
+    long = [{"epoch": e, "val_loss": 1 / e} for e in range(1, 1001)]
+    (curve,) = [t for t in plots.compare_curves([("t", long, None)], "loss", max_points=200).data]
+    assert len(curve.x) == 200 and curve.x[0] == 1 and curve.x[-1] == 1000
