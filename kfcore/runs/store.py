@@ -500,7 +500,7 @@ class RunStore:
 
     def sweeps(self, owner: str | None = None) -> list[SweepRecord]:
         """The sweeps, newest first; of one owner when given."""
-        query, args = "SELECT id, name, definition, created, owner FROM sweeps", ()
+        query, args = "SELECT id, name, definition, created, owner FROM sweeps", tuple[str, ...]()
         if owner is not None:
             query, args = query + " WHERE owner=?", (owner,)
         with self._connect() as con:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import logging
 import math
 import os
 import shutil
@@ -205,8 +206,9 @@ def _callback(store: RunStore, sweep_id: str, sweep: Sweep, owner: str | None, l
                 self._ended(run_id)
 
         def _ended(self, run_id: str) -> None:
-            if on_trial is not None:
-                on_trial(store.get(run_id, with_evaluation=False))
+            record = store.get(run_id, with_evaluation=False)
+            if on_trial is not None and record is not None:  # None: deleted meanwhile
+                on_trial(record)
 
     return ToStore()
 
@@ -232,7 +234,7 @@ def run_ray(
         raise RayError("Ray is not installed here: pip install 'ray[tune]' (requirements.txt pins it)") from None
     address = address or os.environ.get("KF_RAY_ADDRESS") or None
     try:
-        ray.init(address=address, ignore_reinit_error=True, log_to_driver=False, logging_level="ERROR",
+        ray.init(address=address, ignore_reinit_error=True, log_to_driver=False, logging_level=logging.ERROR,
                  runtime_env={"py_modules": [str(Path(__file__).resolve().parents[1])],  # the kfcore package
                               "env_vars": {"TF_CPP_MIN_LOG_LEVEL": "2"}})
     except (ConnectionError, RuntimeError, ValueError) as e:

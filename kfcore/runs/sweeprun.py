@@ -141,8 +141,8 @@ def run_local(
     asha = Asha(sweep) if sweep.early_stop == "asha" else None
     active: dict[str, Any] = {}  # run id -> its optuna trial (None for grid and random)
     ended: list[RunRecord] = []
-    record = store.get_sweep(sweep_id)
-    label = record.name if record is not None else sweep_id
+    stored = store.get_sweep(sweep_id)
+    label = stored.name if stored is not None else sweep_id
     while source.more() or active:
         if stop is not None and stop.is_set():
             for run_id in active:
