@@ -25,6 +25,7 @@ from kfcore.runs.sweep import Sweep, SweepError, describe_count, get_path, parse
 from kfcore.runs.sweepresults import best, seed_stats, trial_row
 from kfcore.spec import OPTIMIZERS, RunSpec
 from ui import state
+from ui.pages import page
 from ui.text import plain
 
 POLL_S = 1.0
@@ -321,7 +322,7 @@ def _best(sweep: Sweep, rows: list[dict[str, Any]], by_id: dict[str, RunRecord])
               help=f"{record.name}: its spec becomes the experiment the other pages edit.")
     if st.session_state.get("sweep_loaded") == record.id:
         st.success(f"Loaded {plain(record.name)} into the editor.", icon=":material/check:")
-        st.page_link("app_pages/train.py", label="Go to Train", icon=":material/model_training:")
+        st.page_link(page("train"), label="Go to Train", icon=":material/model_training:")
 
 
 def _load(record: RunRecord) -> None:
