@@ -271,7 +271,8 @@ def _filters(sweep: Sweep, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                             and picked[0] <= v <= picked[1]]
             else:
                 choices = sorted({str(v) for v in present})
-                picked_choices = st.multiselect(f"Filter: {label}", choices, default=choices, key=f"sw_filter_{_key(path)}")
+                picked_choices = st.multiselect(f"Filter: {label}", choices, default=choices,
+                                                key=f"sw_filter_{_key(path)}")
                 keep = [r for r, v in zip(rows, values, strict=True) if r in keep and str(v) in picked_choices]
     st.session_state.sw_ranges = ranges
     return keep

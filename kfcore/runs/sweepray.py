@@ -51,7 +51,9 @@ class RayError(RuntimeError):
 
 
 def _trainable(config: dict[str, Any], base: dict[str, Any], paths: list[str], metric: str) -> None:
-    """One trial, in a Ray worker: the spec with the trial's values, trained by kfcore.training.train, reported per epoch."""
+    """One trial, in a Ray worker: the spec with the trial's values, trained by kfcore.training.train, reported
+    per epoch."""
+    import keras
     from ray import tune
 
     from kfcore.runs.limits import Limits
@@ -59,6 +61,7 @@ def _trainable(config: dict[str, Any], base: dict[str, Any], paths: list[str], m
     from kfcore.spec import RunSpec
     from kfcore.training.train import train
 
+    keras.backend.clear_session()  # a reused actor's previous trial (as a local worker does between runs)
     values = _values(config, paths)
     spec = base
     for path, value in values.items():
@@ -257,8 +260,10 @@ def run_ray(
     tuner = tune.Tuner(
         trainable,
         param_space=space,
+        # reuse_actors: a trial's worker process serves the next one, so TensorFlow is imported once per worker
+        # rather than once per trial (measured: 17 s more per trial without, on 2 busy cores).
         tune_config=tune.TuneConfig(metric=sweep.metric, mode=sweep.mode, search_alg=search, scheduler=scheduler,
-                                    num_samples=samples),
+                                    num_samples=samples, reuse_actors=True),
         run_config=tune.RunConfig(name=sweep_id, storage_path=str((store.root / "ray").resolve()), verbose=0,
                                   callbacks=[callback]),
     )

@@ -70,7 +70,8 @@ def test_a_bad_sweep_file_is_refused_with_one_error_line(tmp_path, store_dir, mo
 
 def test_a_missing_sweep_file_and_an_address_without_ray_are_refused(tmp_path, store_dir):
     out = run_cli("sweep", tmp_path / "nope.json", "--store", store_dir)
-    assert out.returncode == 2 and out.stderr.startswith("error: cannot read the sweep file") and "Trace" not in out.stderr
+    assert out.returncode == 2 and out.stderr.startswith("error: cannot read the sweep file")
+    assert "Trace" not in out.stderr
     ok = write(tmp_path, {"base": BASE, "grid": {"train.epochs": [1, 2]}})
     out = run_cli("sweep", ok, "--address", "127.0.0.1:1", "--store", store_dir)
     assert out.returncode == 2 and out.stderr == "error: --address names a Ray cluster: give it with --backend ray\n"

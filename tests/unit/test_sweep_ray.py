@@ -131,8 +131,8 @@ def test_a_trial_whose_ray_worker_is_killed_fails_with_the_reason_and_the_sweep_
     path = tmp_path / "sweep.json"
     path.write_text(json.dumps(sweep))
     store_dir = tmp_path / "store"
-    driver = subprocess.Popen([sys.executable, "-m", "kfcore", "sweep", str(path), "--store", str(store_dir), "--backend",
-                               "ray", "--address", address], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    driver = subprocess.Popen([sys.executable, "-m", "kfcore", "sweep", str(path), "--store", str(store_dir),
+                               "--backend", "ray", "--address", address], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True, env=env, cwd=REPO)
     try:
         def long_trains_short_ended():
