@@ -432,7 +432,8 @@ class JobManager:
 
     def submit(self, spec: RunSpec, name: str | None = None, owner: str | None = None, parent: str | None = None,
                sweep: str | None = None) -> str:
-        """Queue a run and return its id at once; LimitError when this owner or the server has too many."""
+        """Queue a run and return its id at once; LimitError when this owner or the server has too many.
+        sweep: the sweep this run is a trial of (kfcore.runs.sweeprun keeps its trials within these caps)."""
         run_id = queue_run(self.store, spec, name, owner, parent, sweep)
         self._ensure_workers()
         return run_id

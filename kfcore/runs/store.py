@@ -86,6 +86,14 @@ CREATE TABLE IF NOT EXISTS uploads (
     via TEXT,
     PRIMARY KEY (owner, ref)
 );
+-- A sweep (kfcore.runs.sweep): its definition as given; its trials are runs whose `sweep` column names it.
+CREATE TABLE IF NOT EXISTS sweeps (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    definition TEXT NOT NULL,
+    created REAL NOT NULL,
+    owner TEXT
+);
 """
 
 # Columns cheap enough to read for every run in a table; evaluation can be large and is read on demand.
@@ -118,7 +126,7 @@ class RunRecord:
     parent: str | None = None  # the run this one changes or continues (the coach's retrain, a continue)
     continues: bool = False  # it trains on from its parent's saved state (a continue), not from scratch
     paused: float | None = None  # when its worker paused it (it still holds that worker); None while it trains
-    sweep: str | None = None  # the sweep this run is a trial of (kfcore.runs.executors: submit's `sweep`)
+    sweep: str | None = None  # the sweep this run is a trial of (kfcore.runs.sweep), None for a single run
 
     @property
     def is_final(self) -> bool:
@@ -129,6 +137,15 @@ class RunRecord:
         if self.started is None:
             return None
         return (self.finished or time.time()) - self.started
+
+
+@dataclass
+class SweepRecord:
+    id: str
+    name: str
+    definition: dict[str, Any]  # as kfcore.runs.sweep.parse_sweep reads it
+    created: float
+    owner: str | None = None
 
 
 class StoreFullError(RuntimeError):
@@ -237,6 +254,14 @@ class RunStore:
         if recover:
             self.recover()
 
+    # Picklable (a Ray Tune callback holding a store is): the copy opens its own connections.
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_local"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._local = threading.local()
+
     def writing(self) -> AbstractContextManager[None]:
         """For files written into the store (uploads, logs): a full disk raises StoreFullError."""
         return disk_guard(self.root)
@@ -283,6 +308,16 @@ class RunStore:
                 (run_id, name, json.dumps(spec), now, owner, parent, int(continues), sweep),
             )
         return run_id
+
+    def create_sweep(self, definition: dict[str, Any], name: str | None = None, owner: str | None = None) -> str:
+        sweep_id = "s" + uuid.uuid4().hex[:11]
+        with self._connect() as con:
+            if not name:
+                (count,) = con.execute("SELECT COUNT(*) FROM sweeps").fetchone()
+                name = f"sweep {count + 1}"
+            con.execute("INSERT INTO sweeps (id, name, definition, created, owner) VALUES (?, ?, ?, ?, ?)",
+                        (sweep_id, name, json.dumps(definition), time.time(), owner))
+        return sweep_id
 
     def claim_next(self, pid: int, max_running: int | None = None) -> RunRecord | None:
         """Atomically move the oldest queued run to running for this worker; None when the queue is empty or
@@ -347,13 +382,16 @@ class RunStore:
         with self._connect() as con:
             return self._move(con, run_id, "failed", finished=time.time(), error=reason)
 
-    def mark_cancelled(self, run_id: str) -> bool:
-        """Cancelled: a running run that stopped, or a queued one before it started."""
+    def mark_cancelled(self, run_id: str, reason: str | None = None) -> bool:
+        """Cancelled: a running run that stopped, or a queued one before it started; `reason` when it was not the
+        user (a sweep's early stopping)."""
+        reasons = {"error": reason} if reason is not None else {}  # one request_cancel stored stays
         with self._connect() as con:
-            return self._move(con, run_id, "cancelled", finished=time.time())
+            return self._move(con, run_id, "cancelled", finished=time.time(), **reasons)
 
-    def request_cancel(self, run_id: str) -> str | None:
-        """Cancel a queued run at once, or ask its worker to stop a running one. Returns the new status."""
+    def request_cancel(self, run_id: str, reason: str | None = None) -> str | None:
+        """Cancel a queued run at once, or ask its worker to stop a running one. Returns the new status.
+        `reason`: why, when it is not the user (a sweep stopping a trial early); the cancelled run keeps it."""
         with self._connect() as con:
             con.execute("BEGIN IMMEDIATE")
             row = con.execute("SELECT status FROM runs WHERE id=?", (run_id,)).fetchone()
@@ -361,9 +399,10 @@ class RunStore:
                 con.execute("COMMIT")
                 return None
             if row[0] == "queued":
-                self._move(con, run_id, "cancelled", finished=time.time())
+                self._move(con, run_id, "cancelled", finished=time.time(), error=reason)
             elif row[0] == "running":
-                con.execute("UPDATE runs SET cancel_requested=1 WHERE id=? AND status='running'", (run_id,))
+                con.execute("UPDATE runs SET cancel_requested=1, error=COALESCE(?, error) WHERE id=? AND "
+                            "status='running'", (reason, run_id))
             con.execute("COMMIT")
             return "cancelled" if row[0] == "queued" else row[0]
 
@@ -465,6 +504,40 @@ class RunStore:
         with self._connect() as con:
             rows = con.execute(query + " ORDER BY created DESC", args).fetchall()
         return [_record(r, False) for r in rows]
+
+    def sweeps(self, owner: str | None = None) -> list[SweepRecord]:
+        """The sweeps, newest first; of one owner when given."""
+        query, args = "SELECT id, name, definition, created, owner FROM sweeps", tuple[str, ...]()
+        if owner is not None:
+            query, args = query + " WHERE owner=?", (owner,)
+        with self._connect() as con:
+            rows = con.execute(query + " ORDER BY created DESC", args).fetchall()
+        return [SweepRecord(i, n, json.loads(d), c, o) for i, n, d, c, o in rows]
+
+    def get_sweep(self, sweep_id: str) -> SweepRecord | None:
+        with self._connect() as con:
+            row = con.execute("SELECT id, name, definition, created, owner FROM sweeps WHERE id=?",
+                              (sweep_id,)).fetchone()
+        return SweepRecord(row[0], row[1], json.loads(row[2]), row[3], row[4]) if row else None
+
+    def trials(self, sweep_id: str) -> list[RunRecord]:
+        """A sweep's trials, in the order they were made."""
+        with self._connect() as con:
+            rows = con.execute(f"SELECT {_LIST_COLUMNS} FROM runs WHERE sweep=? ORDER BY created, rowid",
+                               (sweep_id,)).fetchall()
+        return [_record(r, False) for r in rows]
+
+    def epochs_of(self, run_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+        """Several runs' epochs in one query (a sweep's overlaid curves), each list as epochs() gives it."""
+        out: dict[str, list[dict[str, Any]]] = {i: [] for i in run_ids}
+        if not run_ids:
+            return out
+        with self._connect() as con:
+            rows = con.execute(f"SELECT run_id, epoch, time, logs FROM epochs WHERE run_id IN "
+                               f"({', '.join('?' * len(run_ids))}) ORDER BY run_id, epoch", run_ids).fetchall()
+        for rid, e, t, logs in rows:
+            out[rid].append({"epoch": e, "time": t, **json.loads(logs)})
+        return out
 
     def epochs(self, run_id: str) -> list[dict[str, Any]]:
         """Every epoch's logs in order, each with 'epoch' and the wall-clock 'time' it was stored."""
