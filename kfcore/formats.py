@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,21 +100,24 @@ def onnx_bytes(model: Any) -> bytes:
     """The model as ONNX, converted by tf2onnx (the converter Keras 3 uses for its TensorFlow backend).
 
     The graph is frozen first: Keras' own export (model.export(format="onnx")) leaves the table models'
-    Normalization statistics as extra graph inputs, which onnxruntime then asks the caller for.
-    Raises FormatError naming the layers tf2onnx cannot convert."""
+    Normalization statistics as extra graph inputs, which onnxruntime then asks the caller for. tf2onnx keeps
+    a TensorFlow op it has no ONNX op for (gelu's Erfc) and writes a model no runtime loads: such a model is
+    refused here, with FormatError naming the layers and ops that stop it."""
     try:
-        return _onnx_of(model)
-    except FormatError:
-        raise
-    except Exception as e:  # tf2onnx raises anything from ValueError to its own errors for an unsupported op
-        blocking = [layer.name for layer in model.layers if not _layer_converts(layer)]
-        named = ", ".join(blocking) if blocking else "no single layer (their combination)"
+        proto = _onnx_of(model)
+    except Exception as e:  # tf2onnx raises anything from ValueError to its own errors for a graph it cannot take
         raise FormatError(f"tf2onnx cannot convert this model ({type(e).__name__}: {str(e).splitlines()[0][:160]}); "
-                          f"the layers that stop it: {named}. Export it as SavedModel or TFLite instead, or "
-                          "replace those layers") from None
+                          "export it as SavedModel or TFLite instead") from None
+    blocking = _unsupported(proto, [layer.name for layer in model.layers])
+    if blocking:
+        named = "; ".join(f"{layer} (TensorFlow op {', '.join(sorted(ops))})" for layer, ops in blocking.items())
+        raise FormatError(f"ONNX has no operator for part of this model, so tf2onnx cannot convert it: {named}. "
+                          "Change those layers (a gelu activation becomes Erfc: use relu, swish or tanh), or export "
+                          "as SavedModel or TFLite, which take every layer")
+    return proto.SerializeToString()
 
 
-def _onnx_of(model: Any, signature: list[Any] | None = None) -> bytes:
+def _onnx_of(model: Any) -> Any:
     import tensorflow as tf
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
@@ -124,26 +128,26 @@ def _onnx_of(model: Any, signature: list[Any] | None = None) -> bytes:
         patch_tf2onnx()
         import tf2onnx
 
-    function = tf.function(lambda inputs: model(inputs, training=False),
-                           input_signature=signature or _signature(model))
+    function = tf.function(lambda inputs: model(inputs, training=False), input_signature=_signature(model))
     with _quiet():
         frozen = convert_variables_to_constants_v2(function.get_concrete_function())
         proto, _ = tf2onnx.convert.from_graph_def(
             frozen.graph.as_graph_def(), input_names=[t.name for t in frozen.inputs],
             output_names=[t.name for t in frozen.outputs])
-    return proto.SerializeToString()
+    return proto
 
 
-def _layer_converts(layer: Any) -> bool:
-    """Whether tf2onnx converts this one layer on its own (asked only after the whole model failed)."""
-    import tensorflow as tf
+def _unsupported(proto: Any, layer_names: list[str]) -> dict[str, set[str]]:
+    """{layer name: TensorFlow ops left in the graph that are no ONNX operator}; node names carry the layer's."""
+    import onnx
 
-    try:
-        shape = (None, *layer.input.shape[1:])
-        _onnx_of(layer, [tf.TensorSpec(shape, tf.float32, name="inputs")])
-    except Exception:
-        return False
-    return True
+    found: dict[str, set[str]] = {}
+    for node in proto.graph.node:
+        if node.domain in ("", "ai.onnx") and not onnx.defs.has(node.op_type):
+            parts = [re.sub(r"_\d+$", "", p) for p in node.name.split("/")]  # scopes are the names plus _1
+            layer = next((p for p in parts if p in layer_names), parts[1] if len(parts) > 1 else node.name)
+            found.setdefault(layer, set()).add(node.op_type)
+    return found
 
 
 def onnx_outputs(onnx: bytes | Path, x: np.ndarray) -> np.ndarray:
