@@ -12,7 +12,7 @@ link after a server start (/train) would run that page alone, without this frame
 def main() -> None:
     import streamlit as st
 
-    from kfcore.store import StoreFullError
+    from kfcore.runs.store import StoreFullError
     from ui import sidebar, state
 
     st.set_page_config(page_title="KF Studio", page_icon=":material/neurology:", layout="wide")

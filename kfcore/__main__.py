@@ -33,7 +33,7 @@ def _print(obj: dict[str, Any]) -> None:
 
 
 def _store(args: argparse.Namespace) -> Any:
-    from kfcore.store import RunStore
+    from kfcore.runs.store import RunStore
 
     try:
         return RunStore(args.store)
@@ -44,13 +44,12 @@ def _store(args: argparse.Namespace) -> Any:
 def cmd_train(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from kfcore import uploads
-    from kfcore.advice import model_advice
-    from kfcore.data import DataError
-    from kfcore.limits import LimitError, Limits
-    from kfcore.shapes import ShapeError
+    from kfcore.data import DataError, uploads
+    from kfcore.model.advice import model_advice
+    from kfcore.model.shapes import ShapeError
+    from kfcore.runs.limits import LimitError, Limits
     from kfcore.spec import MAX_SPEC_BYTES, RunSpec, SpecError
-    from kfcore.train import prepare
+    from kfcore.training.train import prepare
 
     path = Path(args.spec)
     try:
@@ -78,7 +77,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _train_here(store: Any, run_id: str, limits: Any, dataset: Any = None) -> int:
     """Train a queued run in this process, one JSON line per epoch, then its outcome (train and continue)."""
-    from kfcore.jobs import execute_run
+    from kfcore.runs.jobs import execute_run
 
     if not store.start_in_process(run_id):
         _fail(f"run {run_id} was taken (or cancelled) by a server using this store before it could start here; "
@@ -102,8 +101,8 @@ def _train_here(store: Any, run_id: str, limits: Any, dataset: Any = None) -> in
 
 
 def cmd_continue(args: argparse.Namespace) -> int:
-    from kfcore.jobs import continue_run
-    from kfcore.limits import Limits
+    from kfcore.runs.jobs import continue_run
+    from kfcore.runs.limits import Limits
 
     store = _store(args)
     limits = Limits.from_env()
@@ -155,8 +154,8 @@ def _finished_run(store: Any, run_id: str) -> Any:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from kfcore.data import DataError, read_csv, tidy_columns
-    from kfcore.predict import check_columns, predict_frame, recipe_of
-    from kfcore.recipe import RecipeError
+    from kfcore.data.recipe import RecipeError
+    from kfcore.training.predict import check_columns, predict_frame, recipe_of
 
     store = _store(args)
     record = _finished_run(store, args.run_id)
@@ -187,7 +186,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from kfcore import exports
+    from kfcore.export import formats
 
     store = _store(args)
     record = store.get(args.run_id, with_evaluation=False)
@@ -195,12 +194,12 @@ def cmd_export(args: argparse.Namespace) -> int:
         _fail(f"no run with id {args.run_id!r} in {store.root}; list them with python -m kfcore runs")
 
     def progress(step: str) -> None:
-        if args.json:  # the dashboard's worker protocol (kfcore.exports.in_subprocess)
+        if args.json:  # the dashboard's worker protocol (kfcore.export.convert.in_subprocess)
             _print({"event": "progress", "step": step})
 
     try:
-        result = exports.export(store, record, args.format, Path(args.out), args.quantize, progress)
-    except exports.ExportError as e:
+        result = formats.export(store, record, args.format, Path(args.out), args.quantize, progress)
+    except formats.ExportError as e:
         _fail(str(e))
     if args.json:
         _print({"event": "done", "files": [str(f) for f in result.files], "notes": result.notes})
@@ -213,8 +212,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from kfcore.bundle import BundleError, import_bundle
-    from kfcore.limits import Limits
+    from kfcore.export.bundle import BundleError, import_bundle
+    from kfcore.runs.limits import Limits
 
     store = _store(args)
     try:
@@ -257,8 +256,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", help="write the rows with their predictions here (default: standard output)")
     p.add_argument("--store", help=store_help)
     p.set_defaults(func=cmd_predict)
-    from kfcore.exports import FORMATS
-    from kfcore.formats import QUANTIZE
+    from kfcore.export.convert import QUANTIZE
+    from kfcore.export.formats import FORMATS
 
     p = sub.add_parser("export", help="write a run in one format: " + ", ".join(FORMATS),
                        formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -275,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--store", help=store_help)
     p.set_defaults(func=cmd_import)
     args = parser.parse_args(argv)
-    from kfcore.store import StoreFullError
+    from kfcore.runs.store import StoreFullError
 
     try:
         return args.func(args)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from kfcore import plots, runview
-from kfcore.store import RunRecord
+from kfcore.present import plots, runview
+from kfcore.runs.store import RunRecord
 from ui import state
 from ui.text import plain
 

@@ -15,10 +15,11 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from kfcore import compare, plots, runview, uploads
-from kfcore.bundle import BundleError, import_bundle
+from kfcore.data import uploads
+from kfcore.export.bundle import BundleError, import_bundle
+from kfcore.present import compare, plots, runview
+from kfcore.runs.store import STATUSES, RunRecord, StoreFullError
 from kfcore.spec import RunSpec, SpecError
-from kfcore.store import STATUSES, RunRecord, StoreFullError
 from ui import datasets, share, state
 from ui.text import plain
 
@@ -284,7 +285,7 @@ def manage(record: RunRecord) -> None:
 
 def import_box() -> None:
     """Import a run bundle (exported from any KF Studio) as a read-only run of this session's owner, to look at,
-    download and fork. The bundle is written into the store and checked there like an upload (kfcore.bundle)."""
+    download and fork. The bundle is written into the store and checked there like an upload (kfcore.export.bundle)."""
     message = ss.pop("import_message", None)
     if message:
         (st.error if message[0] == "error" else st.success)(message[1])

@@ -13,11 +13,12 @@ from typing import Any
 
 import streamlit as st
 
-from kfcore import export, exports, uploads
-from kfcore.data import DataError
-from kfcore.shapes import ShapeError
+from kfcore.data import DataError, uploads
+from kfcore.export import formats
+from kfcore.export import script as export
+from kfcore.model.shapes import ShapeError
+from kfcore.runs.store import RunRecord, StoreFullError
 from kfcore.spec import RunSpec, SpecError
-from kfcore.store import RunRecord, StoreFullError
 from ui import state
 from ui.text import plain
 
@@ -144,28 +145,28 @@ def more_formats(record: RunRecord) -> None:
     choice = row.selectbox("More formats", list(EXPORT_CHOICES), key="export_format",
                            format_func=lambda k: EXPORT_CHOICES[k][2])
     fmt, quantize, label = EXPORT_CHOICES[choice]
-    done = exports.cached(exports.cache_dir(state.store(), record.id, fmt, quantize))
+    done = formats.cached(formats.cache_dir(state.store(), record.id, fmt, quantize))
     if done is None and row.button("Export", key="export_run", icon=":material/deployed_code:"):
         done = _export(record, fmt, quantize, label)
     if done is not None:
-        name = exports.download_name(done, file_stem(record.name), fmt)
-        row.download_button(f"Download {name}", data=lambda: exports.download_bytes(done), file_name=name,
+        name = formats.download_name(done, file_stem(record.name), fmt)
+        row.download_button(f"Download {name}", data=lambda: formats.download_bytes(done), file_name=name,
                             mime="text/html" if name.endswith(".html") else "application/zip",
                             key="download_export", icon=":material/download:", on_click="ignore")
         for note in done.notes:
             st.caption(plain(note))
-    st.caption(f"How to load it: {plain(exports.FORMATS[fmt])}")
+    st.caption(f"How to load it: {plain(formats.FORMATS[fmt])}")
 
 
-def _export(record: RunRecord, fmt: str, quantize: str | None, label: str) -> exports.Exported | None:
+def _export(record: RunRecord, fmt: str, quantize: str | None, label: str) -> formats.Exported | None:
     try:
         with st.status(f"Exporting {label}…", expanded=True) as status:
-            for event in exports.prepared(state.store(), record.id, fmt, quantize):
+            for event in formats.prepared(state.store(), record.id, fmt, quantize):
                 if isinstance(event, str):
                     status.write(plain(event[:1].upper() + event[1:]) + "…")
                 else:
                     status.update(label=f"Exported {label}", state="complete", expanded=False)
                     return event
-    except (exports.ExportError, StoreFullError) as e:
+    except (formats.ExportError, StoreFullError) as e:
         st.error(f"The {label} export failed: {plain(e)}", icon=":material/error:")
     return None

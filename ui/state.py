@@ -34,9 +34,10 @@ from pathlib import Path
 import streamlit as st
 from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
 
-from kfcore import coach, runview, uploads
-from kfcore.jobs import JobManager, Predictor
-from kfcore.limits import (
+from kfcore.data import uploads
+from kfcore.present import runview
+from kfcore.runs.jobs import JobManager, Predictor
+from kfcore.runs.limits import (
     LimitError,
     Limits,
     can_modify,
@@ -45,8 +46,9 @@ from kfcore.limits import (
     new_owner_token,
     valid_owner_token,
 )
+from kfcore.runs.store import RunRecord, RunStore, StoreFullError
 from kfcore.spec import LAYER_DEFAULTS, LayerSpec, RunSpec, SpecError, parse_spec
-from kfcore.store import RunRecord, RunStore, StoreFullError
+from kfcore.training import coach
 from ui import auth
 from ui.text import plain
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from kfcore.limits import account_owner_token, new_owner_token
-from kfcore.store import RunStore
+from kfcore.runs.limits import account_owner_token, new_owner_token
+from kfcore.runs.store import RunStore
 from tests.app.helpers import APP, cookie_scripts, go
 
 RUNS, TRAIN, DATA = "app_pages/runs.py", "app_pages/train.py", "app_pages/data.py"

@@ -5,8 +5,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from kfcore.runs.store import RunStore
 from kfcore.spec import RunSpec
-from kfcore.store import RunStore
 from tests.app.helpers import address_token, go, open_app
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from kfcore import exports
-from kfcore.store import RunStore
+from kfcore.export import formats
+from kfcore.runs.store import RunStore
 from tests.app.helpers import go, open_app, shown
 
 REPO = Path(__file__).resolve().parents[2]
@@ -23,9 +23,9 @@ SPEC = {"data": {"source": "builtin", "name": "iris"}, "layers": [{"type": "Dens
         "train": {"epochs": 2}}
 TRAIN = """
 import json, sys
-from kfcore.jobs import execute_run
+from kfcore.runs.jobs import execute_run
 from kfcore.spec import RunSpec
-from kfcore.store import RunStore
+from kfcore.runs.store import RunStore
 store = RunStore(sys.argv[1])
 run_id = store.create_run(RunSpec.from_dict(json.loads(sys.argv[2])).to_dict(), name="iris <i>run</i>")
 store.start_in_process(run_id)
@@ -75,7 +75,7 @@ def test_evaluate_exports_a_model_card_in_a_child_process_and_offers_its_downloa
     assert button.proto.label == "Download iris_i_run_i-card.html"
     store = RunStore(kf_home)
     (run,) = store.list_runs()
-    kept = exports.cache_dir(store, run.id, "card") / "card.html"
+    kept = formats.cache_dir(store, run.id, "card") / "card.html"
     assert "iris &lt;i&gt;run&lt;/i&gt;" in kept.read_text(encoding="utf-8")
     assert any("open it in any browser, offline" in shown(c.value) for c in app.caption)
     go(app, RUNS)  # the kept export is offered at once on the other page, no second Export
@@ -110,7 +110,7 @@ def test_a_failed_export_says_why_on_the_page(app, kf_home):
 def _bundle(kf_home, tmp_path) -> bytes:
     store = RunStore(kf_home)
     (run,) = [r for r in store.list_runs() if not r.imported][:1]
-    return exports.export(store, run, "bundle", tmp_path).files[0].read_bytes()
+    return formats.export(store, run, "bundle", tmp_path).files[0].read_bytes()
 
 
 def test_runs_imports_a_bundle_as_a_read_only_run_to_fork(app, kf_home, tmp_path):

@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kfcore import exports, formats
-from kfcore.bundle import BundleError, import_bundle, read_bundle
-from kfcore.jobs import execute_run
-from kfcore.limits import Limits, can_modify
+from kfcore.export import convert, formats
+from kfcore.export.bundle import BundleError, import_bundle, read_bundle
+from kfcore.runs.jobs import execute_run
+from kfcore.runs.limits import Limits, can_modify
+from kfcore.runs.store import RunStore
 from kfcore.spec import RunSpec
-from kfcore.store import RunStore
 from tests.unit.test_cli import run_cli
 
 TOLERANCE = 1e-4  # float32: the same graph in another runtime
@@ -79,9 +79,9 @@ def run(request, trained):
     """(store, record, its test inputs, the .keras model's outputs for them)."""
     store, ids = trained
     record = store.get(ids[request.param])
-    test = exports.run_test_split(store, record)
-    assert isinstance(test, formats.TestSplit), test
-    reference = formats.load_keras(record.model_path).predict(test.x, verbose=0)
+    test = formats.run_test_split(store, record)
+    assert isinstance(test, convert.TestSplit), test
+    reference = convert.load_keras(record.model_path).predict(test.x, verbose=0)
     return store, record, test, reference
 
 
@@ -89,8 +89,8 @@ def test_savedmodel_serves_the_keras_models_outputs(run, tmp_path):
     import tensorflow as tf
 
     store, record, test, reference = run
-    result = exports.export(store, record, "savedmodel", tmp_path)
-    loaded = tf.saved_model.load(str(tmp_path / formats.SAVEDMODEL_DIR))
+    result = formats.export(store, record, "savedmodel", tmp_path)
+    loaded = tf.saved_model.load(str(tmp_path / convert.SAVEDMODEL_DIR))
     signature = loaded.signatures["serving_default"]
     (name,) = signature.structured_input_signature[1]
     outputs = next(iter(signature(**{name: tf.constant(test.x, tf.float32)}).values())).numpy()
@@ -103,17 +103,17 @@ def test_savedmodel_serves_the_keras_models_outputs(run, tmp_path):
 
 def test_tflite_float32_gives_the_keras_models_outputs_in_litert(run, tmp_path):
     store, record, test, reference = run
-    result = exports.export(store, record, "tflite", tmp_path)
-    outputs = formats.tflite_outputs((tmp_path / formats.TFLITE_FILE).read_bytes(), test.x)
+    result = formats.export(store, record, "tflite", tmp_path)
+    outputs = convert.tflite_outputs((tmp_path / convert.TFLITE_FILE).read_bytes(), test.x)
     assert np.abs(outputs - reference).max() <= TOLERANCE
-    size_kib = (tmp_path / formats.TFLITE_FILE).stat().st_size / 1024
+    size_kib = (tmp_path / convert.TFLITE_FILE).stat().st_size / 1024
     assert any(f"{size_kib:,.1f} KiB" in note and "test accuracy" in note for note in result.notes), result.notes
 
 
 def test_onnx_gives_the_keras_models_outputs_in_onnxruntime(run, tmp_path):
     store, record, test, reference = run
-    exports.export(store, record, "onnx", tmp_path)
-    outputs = formats.onnx_outputs(tmp_path / formats.ONNX_FILE, test.x)
+    formats.export(store, record, "onnx", tmp_path)
+    outputs = convert.onnx_outputs(tmp_path / convert.ONNX_FILE, test.x)
     assert np.abs(outputs - reference).max() <= TOLERANCE
 
 
@@ -122,8 +122,8 @@ def test_onnx_refuses_a_model_with_an_op_onnx_lacks_and_names_its_layer(tmp_path
 
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, activation="relu", name="fine"),
                               keras.layers.Dense(2, activation="gelu", name="smooth")])
-    with pytest.raises(formats.FormatError, match=r"smooth \(TensorFlow op Erfc\)") as refused:
-        formats.onnx_bytes(model)
+    with pytest.raises(convert.FormatError, match=r"smooth \(TensorFlow op Erfc\)") as refused:
+        convert.onnx_bytes(model)
     assert "fine" not in str(refused.value) and "SavedModel or TFLite" in str(refused.value)
 
 
@@ -132,16 +132,16 @@ def test_dynamic_quantisation_from_the_cli_prints_the_smaller_size_and_the_measu
     out = run_cli("export", ids["image"], "--format", "tflite", "--quantize", "dynamic", "--out", tmp_path,
                   "--store", store.root)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.splitlines() == [str(tmp_path / formats.TFLITE_FILE)]
-    flatbuffer = (tmp_path / formats.TFLITE_FILE).read_bytes()
+    assert out.stdout.splitlines() == [str(tmp_path / convert.TFLITE_FILE)]
+    flatbuffer = (tmp_path / convert.TFLITE_FILE).read_bytes()
     record = store.get(ids["image"])
-    test = exports.run_test_split(store, record)
-    model = formats.load_keras(record.model_path)
-    float_size = len(formats.tflite_bytes(model))
+    test = formats.run_test_split(store, record)
+    model = convert.load_keras(record.model_path)
+    float_size = len(convert.tflite_bytes(model))
     dense_kernel = 32 * 64  # the one tensor over the converter's 1,024-weight floor: 3 of its 4 bytes per weight go
     assert float_size - len(flatbuffer) > 0.6 * 3 * dense_kernel
-    lite = formats.score(formats.tflite_outputs(flatbuffer, test.x), test)[1]
-    keras_score = formats.score(model.predict(test.x, verbose=0), test)[1]
+    lite = convert.score(convert.tflite_outputs(flatbuffer, test.x), test)[1]
+    keras_score = convert.score(model.predict(test.x, verbose=0), test)[1]
     assert f"test accuracy {lite:.4f} with LiteRT, {keras_score:.4f} with the .keras model" in out.stderr
     assert f"float32 flatbuffer is {float_size / 1024:,.1f} KiB" in out.stderr
 
@@ -152,7 +152,7 @@ def test_tensorboard_reads_the_event_files_as_the_runs_curves(trained, tmp_path)
     store, ids = trained
     record = store.get(ids["table"])
     history = store.epochs(record.id)
-    exports.export(store, record, "tensorboard", tmp_path)
+    formats.export(store, record, "tensorboard", tmp_path)
     curves = {}
     for part in ("train", "validation"):
         acc = EventAccumulator(str(tmp_path / "tensorboard" / part), size_guidance={"tensors": 0})
@@ -168,7 +168,7 @@ def test_tensorboard_reads_the_event_files_as_the_runs_curves(trained, tmp_path)
 def test_the_card_is_one_offline_html_file_with_the_runs_facts(trained, tmp_path):
     store, ids = trained
     record = store.get(ids["table"])
-    exports.export(store, record, "card", tmp_path)
+    formats.export(store, record, "card", tmp_path)
     page = (tmp_path / "card.html").read_text(encoding="utf-8")
     assert "<script src" not in page and "<link" not in page  # nothing fetched: it reads offline
     assert "Plotly.newPlot" in page and "plotly.js" in page.lower()  # the curves, with their JS inline
@@ -176,7 +176,7 @@ def test_the_card_is_one_offline_html_file_with_the_runs_facts(trained, tmp_path
     for fact in ("flowers.csv", "colour", "category", "Dense", "BatchNormalization", "learning_rate", "adam",
                  record.hardware["device"], "Confusion matrix", "virginica", "precision", "recall"):
         assert fact in page, fact
-    for line in exports.FORMATS.values():
+    for line in formats.FORMATS.values():
         assert line.replace("'", "&#x27;") in page
 
 
@@ -198,10 +198,10 @@ def test_a_bundle_round_trips_into_another_store_as_a_read_only_run_that_forks(t
     assert copy.imported["run"] == original.id
     assert not can_modify(copy, None, Limits.from_env({}))  # read-only, even locally
     assert copy.id in run_cli("runs", "--store", other.root).stdout
-    model = formats.load_keras(copy.model_path)
-    test = exports.run_test_split(other, copy)  # its upload came along: the data loads in the other store
+    model = convert.load_keras(copy.model_path)
+    test = formats.run_test_split(other, copy)  # its upload came along: the data loads in the other store
     np.testing.assert_allclose(model.predict(test.x, verbose=0),
-                               formats.load_keras(original.model_path).predict(test.x, verbose=0), atol=1e-6)
+                               convert.load_keras(original.model_path).predict(test.x, verbose=0), atol=1e-6)
 
     fork = {**copy.spec, "train": {**copy.spec["train"], "epochs": 1}}  # what Fork into editor then Train runs
     fork_id = _train(other, fork, "fork")
@@ -211,7 +211,7 @@ def test_a_bundle_round_trips_into_another_store_as_a_read_only_run_that_forks(t
 @pytest.fixture(scope="module")
 def bundle_bytes(trained, tmp_path_factory) -> bytes:
     store, ids = trained
-    result = exports.export(store, store.get(ids["table"]), "bundle", tmp_path_factory.mktemp("bundle"))
+    result = formats.export(store, store.get(ids["table"]), "bundle", tmp_path_factory.mktemp("bundle"))
     return result.files[0].read_bytes()
 
 
@@ -282,12 +282,12 @@ def test_cli_refuses_unknown_formats_and_misplaced_quantisation_in_one_line(trai
 
 def test_the_dashboard_runs_an_export_in_a_child_process_with_progress(trained, tmp_path):
     store, ids = trained
-    events = list(exports.in_subprocess(store.root, ids["table"], "onnx", tmp_path))
+    events = list(formats.in_subprocess(store.root, ids["table"], "onnx", tmp_path))
     steps, done = events[:-1], events[-1]
     assert steps and all(isinstance(s, str) for s in steps) and "converting to onnx" in steps
-    assert isinstance(done, exports.Exported) and done.files[0] == tmp_path / formats.ONNX_FILE
-    with pytest.raises(exports.ExportError, match="no run with id 'nope'"):
-        list(exports.in_subprocess(store.root, "nope", "onnx", tmp_path))
+    assert isinstance(done, formats.Exported) and done.files[0] == tmp_path / convert.ONNX_FILE
+    with pytest.raises(formats.ExportError, match="no run with id 'nope'"):
+        list(formats.in_subprocess(store.root, "nope", "onnx", tmp_path))
 
 
 def test_a_store_made_before_imports_gains_the_column_and_keeps_its_runs(tmp_path):

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from kfcore.store import RunRecord
+from kfcore.runs.store import RunRecord
 
 
 @dataclass

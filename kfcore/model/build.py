@@ -1,6 +1,6 @@
-"""Build the keras.Sequential model a RunSpec describes, layer for layer as kfcore.shapes reports it.
+"""Build the keras.Sequential model a RunSpec describes, layer for layer as kfcore.model.shapes reports it.
 
-Keras is imported inside the functions so that `import kfcore.build` stays cheap (no TensorFlow) in
+Keras is imported inside the functions so that `import kfcore.model.build` stays cheap (no TensorFlow) in
 the web process. The model is not compiled; the trainer does that.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from kfcore.layers import kind
-from kfcore.shapes import ShapeReport, head, infer_shapes
+from kfcore.model.shapes import ShapeReport, head, infer_shapes
 from kfcore.spec import RunSpec
 
 if TYPE_CHECKING:

@@ -8,7 +8,7 @@ what to change.
 from __future__ import annotations
 
 from kfcore.layers import KINDS
-from kfcore.shapes import head
+from kfcore.model.shapes import head
 from kfcore.spec import LayerSpec, RunSpec
 
 SATURATING = ("sigmoid", "tanh")

@@ -8,9 +8,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from kfcore import runview
+from kfcore.present import runview
+from kfcore.runs.store import RunRecord
 from kfcore.spec import RunSpec, SpecError
-from kfcore.store import RunRecord
 
 MISSING = None  # the value of a field one run's spec does not have (a layer the other run lacks)
 

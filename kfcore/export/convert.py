@@ -1,9 +1,9 @@
 """A trained model in the formats other runtimes load: a TF SavedModel, a LiteRT (TFLite) flatbuffer, ONNX.
 
 Each function loads the run's model.keras and writes one format. TensorFlow is imported inside them, so
-they run in the CLI or a worker process (kfcore.exports starts one for the dashboard), never in the web
+they run in the CLI or a worker process (kfcore.export.formats starts one for the dashboard), never in the web
 process. Every format takes what the .keras model takes: for a table that is its encoded columns, made
-from raw rows by the recipe.json saved beside the model (kfcore.exports copies it next to each export).
+from raw rows by the recipe.json saved beside the model (kfcore.export.formats copies it next to each export).
 """
 
 from __future__ import annotations
@@ -41,14 +41,14 @@ class TestSplit:
 def _quiet() -> Iterator[None]:
     """Neither TensorFlow's native logs nor the converters' prints (Keras prints the SavedModel it writes for the
     TFLite converter): the CLI's stdout carries its results, and JSON lines for the dashboard."""
-    from kfcore.hardware import quiet_native_stderr
+    from kfcore.training.hardware import quiet_native_stderr
 
     with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull), quiet_native_stderr():
         yield
 
 
 def load_keras(model_path: str | Path) -> Any:
-    from kfcore.predict import load_model
+    from kfcore.training.predict import load_model
 
     return load_model(model_path)
 
@@ -163,7 +163,7 @@ def onnx_outputs(onnx: bytes | Path, x: np.ndarray) -> np.ndarray:
 def score(outputs: np.ndarray, test: TestSplit) -> tuple[str, float]:
     """The test metric of some outputs: ("accuracy", fraction right), or ("mae", mean absolute error) for a
     regression (the outputs are already in the target's units: the model ends in its Rescaling)."""
-    from kfcore.evaluate import probabilities_to_classes
+    from kfcore.training.evaluate import probabilities_to_classes
 
     if test.task == "regression":
         return "mae", float(np.mean(np.abs(outputs.reshape(-1) - test.y.reshape(-1))))

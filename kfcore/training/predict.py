@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from kfcore.evaluate import probabilities_to_classes
-from kfcore.recipe import RECIPE_FILE, Recipe, RecipeError
+from kfcore.data.recipe import RECIPE_FILE, Recipe, RecipeError
+from kfcore.training.evaluate import probabilities_to_classes
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -65,7 +65,7 @@ def predict_frame(model_path: str | Path, recipe: Recipe, rows: pd.DataFrame) ->
 
 
 def load_model(model_path: str | Path) -> Any:
-    from kfcore.hardware import quiet_native_stderr
+    from kfcore.training.hardware import quiet_native_stderr
 
     with quiet_native_stderr():  # TensorFlow's start-up chatter is not the user's business
         import keras

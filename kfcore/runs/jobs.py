@@ -19,11 +19,10 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from kfcore import uploads
-from kfcore.data import Dataset
-from kfcore.limits import LimitError, Limits, check_data_access
+from kfcore.data import Dataset, uploads
+from kfcore.runs.limits import LimitError, Limits, check_data_access
+from kfcore.runs.store import HEARTBEAT_S, RunRecord, RunStore, StoreFullError
 from kfcore.spec import RunSpec
-from kfcore.store import HEARTBEAT_S, RunRecord, RunStore, StoreFullError
 
 RUNS_PER_WORKER = 20  # then the worker exits and a fresh one returns the memory Keras accumulates
 POLL_S = 0.1  # how often an idle worker looks for queued runs
@@ -73,7 +72,7 @@ def continue_run(store: RunStore, run_id: str, epochs: int, learning_rate: float
 
 
 class _LiveRun:
-    """A running run's commands from the store, obeyed at epoch boundaries (kfcore.train's `pace`): pause (wait,
+    """A running run's commands from the store, obeyed at epoch boundaries (kfcore.training.train's `pace`): pause (wait,
     keeping model and optimizer in memory), resume, step (one epoch while paused), learning_rate."""
 
     def __init__(self, store: RunStore, run_id: str, limits: Limits, stopped: Callable[[], bool]) -> None:
@@ -142,7 +141,7 @@ def execute_run(
     stops within a second and leaves its run interrupted. When the disk fills up the run stops and is failed with
     that reason; a worker keeps trying to record it while its server lives, the CLI tries once (its error line
     says it). dataset: the run's data already loaded by the caller (the CLI checked the spec with it)."""
-    from kfcore.train import TrainResult
+    from kfcore.training.train import TrainResult
 
     try:
         with store.writing(), _leased(store, run_id):
@@ -188,7 +187,7 @@ def _leased(store: RunStore, run_id: str) -> Iterator[None]:
 
 def _stored_outcome(record: RunRecord | None, fallback: Any = None) -> Any:
     """The outcome a run holds in the store as a TrainResult; `fallback` when it holds none (or is gone)."""
-    from kfcore.train import TrainResult
+    from kfcore.training.train import TrainResult
 
     if record is None or not record.is_final:
         return fallback
@@ -203,7 +202,7 @@ def _execute(
     parent_alive: Callable[[], bool] | None,
     dataset: Dataset | None,
 ) -> Any:
-    from kfcore.train import Resume, TrainResult, train
+    from kfcore.training.train import Resume, TrainResult, train
 
     limits = limits or Limits.from_env()
     record = store.get(run_id, with_evaluation=False)
@@ -307,7 +306,7 @@ def worker_main(store_root: str, runs_per_worker: int, parent_pid: int, max_runn
     """Body of a worker process: claim queued runs one at a time until the quota is used or the parent is gone.
     At most max_running runs train at once, counting those of an earlier server's workers still alive."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from kfcore.hardware import quiet_native_stderr
+    from kfcore.training.hardware import quiet_native_stderr
 
     with quiet_native_stderr():  # import TensorFlow once, before the first run, so the first Train is quick
         import keras
@@ -477,7 +476,7 @@ class PredictError(RuntimeError):
 def predictor_main(requests: Any, results: Any) -> None:
     """Body of the predictor process: load saved models (safe mode, a few cached) and answer requests."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from kfcore.hardware import quiet_native_stderr
+    from kfcore.training.hardware import quiet_native_stderr
 
     with quiet_native_stderr():
         import keras

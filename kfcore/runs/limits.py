@@ -16,10 +16,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from kfcore import uploads
-from kfcore.shapes import ShapeReport
+from kfcore.data import uploads
+from kfcore.model.shapes import ShapeReport
+from kfcore.runs.store import RunRecord, RunStore
 from kfcore.spec import DataSpec, RunSpec, SpecError
-from kfcore.store import RunRecord, RunStore
 
 
 class LimitError(ValueError):
@@ -75,7 +75,7 @@ class Limits:
     max_seconds_per_run: float | None = None
     max_paused_seconds: float | None = None  # a paused run holds its worker: stopped after this long paused
     memory_budget_mb: int = 4096
-    max_concurrent: int = 1  # runs training at once (kfcore.jobs); from_env: one per two CPU cores by default
+    max_concurrent: int = 1  # runs training at once (kfcore.runs.jobs); from_env: one per two CPU cores by default
     keras_downloads: bool = True  # KF_KERAS_DOWNLOADS=0: a server with no way out, or that must fetch nothing
     # What was wrong with the variables these limits were read from, one message each (from_env); empty when none.
     problems: tuple[str, ...] = ()
@@ -154,7 +154,7 @@ def rows_problem(n_rows: int, limits: Limits, counted_all: bool = True) -> str |
     return None
 
 
-# The batches a run predicts at besides its training batch (kfcore.train), before run_batches fits them to the
+# The batches a run predicts at besides its training batch (kfcore.training.train), before run_batches fits them to the
 # budget. Try it predicts one sample at a time, under any training batch.
 EVALUATE_BATCH = 256  # evaluate and predict on the test split
 VALIDATION_BATCH = 512  # per-class validation accuracy after each epoch

@@ -1,6 +1,6 @@
 """Output shapes and parameter counts of the model a spec builds, in pure Python (no TensorFlow).
 
-The web process calls `infer_shapes` on every edit to show the layer table live, and `kfcore.build`
+The web process calls `infer_shapes` on every edit to show the layer table live, and `kfcore.model.build`
 calls it before any TF work so that an impossible stack is refused with the same readable ShapeError.
 The numbers match Keras's own (`model.summary()`); tests/unit/test_shapes.py checks that layer by layer.
 

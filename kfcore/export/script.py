@@ -22,13 +22,13 @@ from typing import Any
 import numpy as np
 
 from kfcore import data as kdata
-from kfcore import recipe as krecipe
 from kfcore.data import DataError, Dataset, load_dataset, split_dataset
+from kfcore.data import recipe as krecipe
 from kfcore.layers import kind
 from kfcore.layers.base import call as _call
 from kfcore.layers.base import num as _num
 from kfcore.layers.base import q as _q
-from kfcore.shapes import head, infer_shapes
+from kfcore.model.shapes import head, infer_shapes
 from kfcore.spec import KERAS_SETS, SYNTHETIC_SETS, RunSpec
 
 # Training samples and image shape of each Keras set: known without downloading it.
@@ -67,7 +67,7 @@ def python_script(spec: RunSpec, run_name: str | None = None) -> str:
 
     The data is read once here (Keras downloads excepted) so that the code fits what it holds: the
     task, the split sizes, the CSV columns (from the spec's paths: resolve upload references first,
-    kfcore.uploads.resolve); the script names its files without their folder. Raises DataError or
+    kfcore.data.uploads.resolve); the script names its files without their folder. Raises DataError or
     ShapeError, with kfcore's message, when the run itself could not start (a missing file, an
     impossible layer stack).
     """
@@ -106,7 +106,7 @@ def script_zip(spec: RunSpec, run_name: str | None = None) -> bytes:
 
 def model_files(model_path: str | Path) -> list[Path]:
     """A run's model and the recipe saved beside it (when it has one): what takes raw rows."""
-    from kfcore.recipe import RECIPE_FILE
+    from kfcore.data.recipe import RECIPE_FILE
 
     model = Path(model_path)
     return [f for f in (model, model.with_name(RECIPE_FILE)) if f.is_file()]
@@ -401,7 +401,7 @@ _READ_IDX = '''def read_idx(path):
 
 
 def _csv_lines(spec: RunSpec, facts: _Facts, script: _Script) -> list[str]:
-    """pandas code that reads the file as kfcore did and applies the run's recipe (kfcore.recipe) to it: the recipe's
+    """pandas code that reads the file as kfcore did and applies the run's recipe (kfcore.data.recipe) to it: the recipe's
     own functions, verbatim, with what it fitted on the run's training rows written in as data."""
     import pandas as pd
 
@@ -552,7 +552,7 @@ def _train_lines(spec: RunSpec, facts: _Facts) -> list[str]:
     compile_args = [f"optimizer={_call(f'keras.optimizers.{name}', args, 4)}", f"loss={_q(facts.loss)}",
                     f'metrics=["{metric}"]']
     power = {"mse": " ** 2", "mae": "", "huber": ""}.get(facts.loss) if not facts.classify else None
-    if power is not None:  # the loss of the standardised target, as kfcore.train.loss_weight weighs it
+    if power is not None:  # the loss of the standardised target, as kfcore.training.train.loss_weight weighs it
         compile_args.append(f"loss_weights=[1 / y_std{power}]")
     lines.append(_call("model.compile", compile_args))
     fit = ["x_train", "y_train", f"batch_size={t.batch_size}", f"epochs={t.epochs}"]

@@ -41,7 +41,7 @@ def scalars(history: Sequence[dict[str, Any]], class_names: Sequence[str] = ()) 
 
 def write_events(history: Sequence[dict[str, Any]], out: Path, class_names: Sequence[str] = ()) -> Path:
     """Event files under out/tensorboard/{train,validation}; returns that folder."""
-    from kfcore.hardware import quiet_native_stderr
+    from kfcore.training.hardware import quiet_native_stderr
 
     root = out / TENSORBOARD_DIR
     with quiet_native_stderr():  # TensorFlow's start-up chatter (it probes for GPUs at the first op)

@@ -76,7 +76,7 @@ CREATE TABLE IF NOT EXISTS epochs (
     logs TEXT NOT NULL,
     PRIMARY KEY (run_id, epoch)
 );
--- Who may read which upload (kfcore.uploads reference): its uploader (via NULL), or a browser that forked a run
+-- Who may read which upload (kfcore.data.uploads reference): its uploader (via NULL), or a browser that forked a run
 -- on it (via: that run's id).
 CREATE TABLE IF NOT EXISTS uploads (
     owner TEXT NOT NULL,
@@ -393,7 +393,7 @@ class RunStore:
             return "cancelled" if row[0] == "queued" else row[0]
 
     def send_command(self, run_id: str, command: str, value: float | None = None) -> None:
-        """Queue a command for a running run's worker, obeyed at its next epoch boundary (kfcore.jobs): pause,
+        """Queue a command for a running run's worker, obeyed at its next epoch boundary (kfcore.runs.jobs): pause,
         resume, step (one epoch while paused) or learning_rate (value: the new rate). Stop is request_cancel.
         Raises ValueError saying what is wrong: an unknown command, a run that is not running, a bad rate."""
         if command not in COMMANDS:
@@ -519,7 +519,7 @@ class RunStore:
         return row[0] or None
 
     def paused_count(self) -> int:
-        """Running runs that are paused: each holds a training worker (kfcore.runview.status_line says so)."""
+        """Running runs that are paused: each holds a training worker (kfcore.present.runview.status_line says so)."""
         with self._connect() as con:
             (count,) = con.execute("SELECT COUNT(*) FROM runs WHERE status='running' AND paused IS NOT NULL").fetchone()
         return count

@@ -18,13 +18,13 @@ from typing import Any
 
 import numpy as np
 
-from kfcore import evaluate, fastloop
 from kfcore.data import DataError, Dataset, Splits, fingerprint, load_dataset, split_dataset, with_recipe
-from kfcore.limits import LimitError, Limits, check_run, run_batches
-from kfcore.recipe import RECIPE_FILE, Recipe
-from kfcore.shapes import ShapeError, ShapeReport, head, infer_shapes
+from kfcore.data.recipe import RECIPE_FILE, Recipe
+from kfcore.model.shapes import ShapeError, ShapeReport, head, infer_shapes
+from kfcore.runs.limits import LimitError, Limits, check_run, run_batches
+from kfcore.runs.store import disk_full
 from kfcore.spec import RunSpec, SpecError
-from kfcore.store import disk_full
+from kfcore.training import evaluate, fastloop
 
 Event = dict[str, Any]
 EventHandler = Callable[[Event], None]
@@ -171,9 +171,9 @@ def train(
 
     should_stop is polled a few times a second; returning True cancels the run within about a second.
     stream=False turns off progress/epoch-detail work (benchmarks measure its cost this way).
-    fast picks the training loop: True kfcore.fastloop (several epochs per compiled call, same math), False
+    fast picks the training loop: True kfcore.training.fastloop (several epochs per compiled call, same math), False
     Keras `fit`; None (the default) the fast loop when the data is small enough and no distribution is on.
-    pace (a live run's commands, kfcore.jobs) is called with the model at every epoch boundary where a command
+    pace (a live run's commands, kfcore.runs.jobs) is called with the model at every epoch boundary where a command
     may act: it may change the optimizer's rate or wait (paused); it returns how many epochs may run before it
     is called again (None: any number, 0: stop now). resume: continue a parent run from its saved model.
     """
@@ -192,7 +192,7 @@ def train(
         emit({"event": "failed", "error": msg})
         return TrainResult(status="failed", error=msg)
     except Exception as e:  # a bug or an unforeseen TensorFlow error: say what it was, keep the trace for us
-        if disk_full(e):  # the caller's storage, not the run, is at fault: the caller says so (kfcore.jobs)
+        if disk_full(e):  # the caller's storage, not the run, is at fault: the caller says so (kfcore.runs.jobs)
             raise
         msg = f"training stopped by an internal error ({type(e).__name__}: {str(e)[:300]}); please report it"
         emit({"event": "failed", "error": msg, "traceback": traceback.format_exc()})
@@ -217,13 +217,13 @@ def _train(
     ds, splits, report = prepare(spec, dataset, limits)
     batches = run_batches(report, spec.train.batch_size, int(splits.x_train.size), limits)
 
-    from kfcore import hardware
+    from kfcore.training import hardware
 
     strategy, hw = hardware.configure()  # imports TensorFlow with its start-up chatter silenced
 
     import keras
 
-    from kfcore.build import build_model
+    from kfcore.model.build import build_model
 
     keras.utils.set_random_seed(spec.train.seed)
 

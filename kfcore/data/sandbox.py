@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from multiprocessing.connection import Connection
 
     from kfcore.data import Dataset
-    from kfcore.limits import Limits
+    from kfcore.runs.limits import Limits
     from kfcore.spec import DataSpec
 
 LOAD_TIMEOUT_S = 300.0  # a file the size checks let through parses in well under a minute
@@ -109,7 +109,7 @@ def _child_main(conn: Connection, data: dict[str, Any], limits: dict[str, Any], 
     import pandas  # noqa: F401 - imported before the cap is set: the cap is for the file, not the libraries
 
     from kfcore.data import DataError, DataMemoryError, load_dataset
-    from kfcore.limits import Limits
+    from kfcore.runs.limits import Limits
     from kfcore.spec import DataSpec
 
     ceiling = _vm_size_bytes() + cap_mb * 2**20

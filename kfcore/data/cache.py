@@ -2,7 +2,7 @@
 
 The web process shares loaded datasets between all its sessions (read-only: nobody copies MNIST per rerun).
 Counting entries bounds nothing: eight CIFAR-10s are about 6 GB. This cache keeps the most recently used
-datasets within a byte budget (kfcore.limits.data_cache_bytes) and drops the least recently used beyond it;
+datasets within a byte budget (kfcore.runs.limits.data_cache_bytes) and drops the least recently used beyond it;
 a dataset larger than the whole budget is still returned, just not kept.
 """
 

@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 
 from kfcore.data import Dataset, fingerprint, split_dataset
-from kfcore.evaluate import probabilities_to_classes
 from kfcore.spec import SplitSpec
+from kfcore.training.evaluate import probabilities_to_classes
 
 MAX_CELL_SAMPLES = 48
 PREDICTIONS_FILE = "predictions.npz"

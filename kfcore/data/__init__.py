@@ -9,7 +9,7 @@ DataError whose message says what is wrong and what to do; lower-level exception
 
 Conventions of the returned Dataset:
 - tabular x is float32 and not standardised (the model does that with a Normalization layer adapted on
-  the training split); a CSV's x is made by its recipe (kfcore.recipe: gaps filled, text one-hot encoded
+  the training split); a CSV's x is made by its recipe (kfcore.data.recipe: gaps filled, text one-hot encoded
   as 0/1, dates as numbers), fitted on the training rows of the run's split;
 - images are float32 (N, H, W, C) scaled to [0, 1];
 - classification y holds int64 codes 0..K-1 in sorted order of the original labels, class_names the
@@ -37,14 +37,14 @@ from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 
-from kfcore import bounded
-from kfcore.limits import Limits, data_budget_bytes, rows_problem
+from kfcore.data import bounded
+from kfcore.runs.limits import Limits, data_budget_bytes, rows_problem
 from kfcore.spec import BUILTIN_SETS, KERAS_SETS, SYNTHETIC_SETS, TASKS, DataSpec, SplitSpec
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from kfcore.recipe import Recipe
+    from kfcore.data.recipe import Recipe
 
 
 class DataError(ValueError):
@@ -193,7 +193,7 @@ def load_dataset(
 ) -> Dataset:
     """Load the data a DataSpec describes, or raise DataError with a message fit to show the user.
 
-    A CSV's recipe (kfcore.recipe) is fitted on the training rows of `split` (None: a new run's default split);
+    A CSV's recipe (kfcore.data.recipe) is fitted on the training rows of `split` (None: a new run's default split);
     with_recipe refits it for another split.
 
     cache_dir only matters for the "keras" source: where downloads are kept (default: Keras' own cache,
@@ -587,7 +587,7 @@ def spiral(n: int, noise: float, rng: np.random.Generator) -> tuple[np.ndarray, 
     return np.concatenate([arm(n_pos, 0.0), arm(n - n_pos, np.pi)]), np.repeat([1, 0], [n_pos, n - n_pos])
 
 
-# The generators by set name; the exported script copies the run's one verbatim (kfcore.export).
+# The generators by set name; the exported script copies the run's one verbatim (kfcore.export.script).
 PLAYGROUND_GENERATORS = {"circle": circle, "xor": xor, "gauss": gauss, "spiral": spiral}
 
 
@@ -1006,7 +1006,7 @@ def _load_csv(spec: DataSpec, limits: Limits, split: SplitSpec | None) -> Datase
     if missing_target.any():
         notes.append(f"dropped {int(missing_target.sum())} rows whose target '{target}' is missing")
         df = df.loc[~missing_target].reset_index(drop=True)
-    from kfcore import recipe as krecipe
+    from kfcore.data import recipe as krecipe
 
     target_format, target_numbers = None, False
     if spec.task in ("auto", "regression"):
@@ -1058,7 +1058,7 @@ def with_recipe(ds: Dataset, split: SplitSpec | None) -> Dataset:
     run itself is then refused with the split's message)."""
     if ds.frame is None:
         return ds
-    from kfcore import recipe as krecipe
+    from kfcore.data import recipe as krecipe
 
     rows: np.ndarray | None = None
     try:

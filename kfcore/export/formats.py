@@ -19,13 +19,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kfcore import export as script_export
-from kfcore import uploads
-from kfcore.recipe import RECIPE_FILE
-from kfcore.store import RunRecord, RunStore
+from kfcore.data import uploads
+from kfcore.data.recipe import RECIPE_FILE
+from kfcore.export import script as script_export
+from kfcore.runs.store import RunRecord, RunStore
 
 if TYPE_CHECKING:
-    from kfcore.formats import TestSplit
+    from kfcore.export.convert import TestSplit
 
 FORMATS: dict[str, str] = {
     "keras": "model.keras (and recipe.json for a table): keras.saving.load_model('model.keras'); "
@@ -46,6 +46,7 @@ FORMATS: dict[str, str] = {
 MODEL_FORMATS = ("keras", "savedmodel", "tflite", "onnx", "bundle")  # these need the run's saved model
 TF_FORMATS = ("savedmodel", "tflite", "onnx", "tensorboard")  # these import TensorFlow: never in the web process
 EXPORT_TIMEOUT_S = 600.0
+_DONE = "export.json"  # beside a kept export: its files and notes
 
 
 class ExportError(RuntimeError):
@@ -62,7 +63,7 @@ Progress = Callable[[str], None]
 
 
 def check_format(fmt: str, quantize: str | None = None) -> None:
-    from kfcore.formats import QUANTIZE
+    from kfcore.export.convert import QUANTIZE
 
     if fmt not in FORMATS:
         raise ExportError(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
@@ -110,7 +111,7 @@ def _copy(files: list[Path], out: Path) -> list[Path]:
 def script_of(store: RunStore, record: RunRecord) -> tuple[str, list[Path]]:
     """The run's standalone script and the data files it reads from beside itself."""
     from kfcore.data import DataError
-    from kfcore.shapes import ShapeError
+    from kfcore.model.shapes import ShapeError
     from kfcore.spec import RunSpec, SpecError
 
     try:
@@ -134,14 +135,14 @@ def _recipe(record: RunRecord) -> dict | None:
 
 
 def card_html(store: RunStore, record: RunRecord) -> str:
-    from kfcore.card import model_card
+    from kfcore.export.card import model_card
 
     full = store.get(record.id) or record  # with its evaluation
     return model_card(full, store.epochs(record.id), _recipe(record), FORMATS)
 
 
 def _bundle(store: RunStore, record: RunRecord, out: Path, progress: Progress) -> Exported:
-    from kfcore.bundle import bundle_name, write_bundle
+    from kfcore.export.bundle import bundle_name, write_bundle
 
     progress("writing the script and the model card")
     try:
@@ -157,7 +158,7 @@ def _bundle(store: RunStore, record: RunRecord, out: Path, progress: Progress) -
 
 
 def _tensorboard(store: RunStore, record: RunRecord, out: Path, progress: Progress) -> Exported:
-    from kfcore.tboard import write_events
+    from kfcore.export.tensorboard import write_events
 
     history = store.epochs(record.id)
     if not history:
@@ -168,13 +169,13 @@ def _tensorboard(store: RunStore, record: RunRecord, out: Path, progress: Progre
 
 
 def run_test_split(store: RunStore, record: RunRecord) -> TestSplit | str:
-    """The run's test split (kfcore.formats.TestSplit), prepared as the trainer prepared it, or why it cannot be."""
+    """The run's test split (kfcore.export.convert.TestSplit), prepared as the trainer prepared it, or why it cannot be."""
     from kfcore.data import DataError
-    from kfcore.formats import TestSplit
-    from kfcore.limits import LimitError
-    from kfcore.shapes import ShapeError
+    from kfcore.export.convert import TestSplit
+    from kfcore.model.shapes import ShapeError
+    from kfcore.runs.limits import LimitError
     from kfcore.spec import RunSpec, SpecError
-    from kfcore.train import prepare
+    from kfcore.training.train import prepare
 
     try:
         spec = RunSpec.from_dict(record.spec)
@@ -187,11 +188,11 @@ def run_test_split(store: RunStore, record: RunRecord) -> TestSplit | str:
 
 def _model_format(store: RunStore, record: RunRecord, fmt: str, out: Path, quantize: str | None,
                   progress: Progress) -> Exported:
-    from kfcore import formats
+    from kfcore.export import convert
 
     progress("loading the model (TensorFlow)")
     try:
-        model = formats.load_keras(record.model_path)
+        model = convert.load_keras(record.model_path)
     except (OSError, ValueError) as e:
         raise ExportError(f"run {record.id}'s saved model cannot be loaded ({str(e).splitlines()[0][:200]}); "
                           "train the run again") from None
@@ -203,26 +204,26 @@ def _model_format(store: RunStore, record: RunRecord, fmt: str, out: Path, quant
     progress(f"converting to {fmt}")
     try:
         if fmt == "savedmodel":
-            written = [formats.savedmodel(model, out)]
+            written = [convert.savedmodel(model, out)]
         elif fmt == "onnx":
-            path = out / formats.ONNX_FILE
-            path.write_bytes(formats.onnx_bytes(model))
+            path = out / convert.ONNX_FILE
+            path.write_bytes(convert.onnx_bytes(model))
             written = [path]
         else:
-            flatbuffer = formats.tflite_bytes(model, quantize)
-            path = out / formats.TFLITE_FILE
+            flatbuffer = convert.tflite_bytes(model, quantize)
+            path = out / convert.TFLITE_FILE
             path.write_bytes(flatbuffer)
             written = [path]
             test = run_test_split(store, record)
-            if isinstance(test, formats.TestSplit):
-                notes.append(formats.compare_tflite(model, flatbuffer, test, progress))
+            if isinstance(test, convert.TestSplit):
+                notes.append(convert.compare_tflite(model, flatbuffer, test, progress))
             else:
-                notes.append(f"{formats.TFLITE_FILE}: {len(flatbuffer) / 1024:,.1f} KiB; its test score was not "
+                notes.append(f"{convert.TFLITE_FILE}: {len(flatbuffer) / 1024:,.1f} KiB; its test score was not "
                              f"measured: {test}")
             if quantize:
                 notes.append(f"dynamic-range quantised; the float32 flatbuffer is "
-                             f"{len(formats.tflite_bytes(model)) / 1024:,.1f} KiB")
-    except formats.FormatError as e:
+                             f"{len(convert.tflite_bytes(model)) / 1024:,.1f} KiB")
+    except convert.FormatError as e:
         raise ExportError(str(e)) from None
     return Exported([*written, *recipe], notes)
 
@@ -267,6 +268,73 @@ def in_subprocess(store_root: str | Path, run_id: str, fmt: str, out: Path, quan
         raise ExportError(f"the export took longer than {timeout:.0f} s or ran out of memory and was stopped")
     raise ExportError(f"the export process stopped unexpectedly (exit {code}): "
                       f"{(stderr.strip().splitlines() or ['no message'])[-1][:200]}")
+
+
+# -- for the dashboard: each export made once per run, kept in the run's folder, downloaded from there ---------------
+
+def cache_dir(store: RunStore, run_id: str, fmt: str, quantize: str | None = None) -> Path:
+    return store.run_dir(run_id) / "exports" / (f"{fmt}-{quantize}" if quantize else fmt)
+
+
+def cached(folder: Path) -> Exported | None:
+    """The export kept in `folder` by prepared(), or None when there is none (yet)."""
+    try:
+        done = json.loads((folder / _DONE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return Exported([folder / name for name in done["files"]], done["notes"])
+
+
+def prepared(store: RunStore, run_id: str, fmt: str, quantize: str | None = None) -> Iterator[str | Exported]:
+    """The export for a download: the kept one, else made in a child process (in_subprocess: its progress steps,
+    then the Exported) and kept. A half-made one is never kept: it is written aside and moved in when done."""
+    folder = cache_dir(store, run_id, fmt, quantize)
+    done = cached(folder)
+    if done is not None:
+        yield done
+        return
+    scratch = folder.with_name(f".{folder.name}.{os.getpid()}.{threading.get_ident()}")
+    shutil.rmtree(scratch, ignore_errors=True)
+    try:
+        for event in in_subprocess(store.root, run_id, fmt, scratch, quantize):
+            if isinstance(event, Exported):
+                with store.writing():
+                    (scratch / _DONE).write_text(json.dumps({"files": [f.name for f in event.files],
+                                                             "notes": event.notes}), encoding="utf-8")
+                    shutil.rmtree(folder, ignore_errors=True)
+                    scratch.replace(folder)
+                event = cached(folder) or event
+            yield event
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def download_name(exported: Exported, stem: str, fmt: str) -> str:
+    """The downloaded file's name: a single file keeps its own (a bundle's) or gets the run's stem; several, a zip."""
+    if _single(exported):
+        only = exported.files[0]
+        return only.name if only.suffix == ".zip" else f"{stem}-{only.name}"
+    return f"{stem}-{fmt}.zip"
+
+
+def download_bytes(exported: Exported) -> bytes:
+    """What download_name names: a single file as it is, several files or a folder zipped together."""
+    import io
+    import zipfile
+
+    if _single(exported):
+        return exported.files[0].read_bytes()
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for f in exported.files:
+            for path in sorted(f.rglob("*")) if f.is_dir() else [f]:
+                if path.is_file():
+                    archive.write(path, arcname=path.relative_to(f.parent).as_posix())
+    return out.getvalue()
+
+
+def _single(exported: Exported) -> bool:
+    return len(exported.files) == 1 and exported.files[0].is_file()
 
 
 def _kill_after(child: subprocess.Popen, timeout: float) -> threading.Timer:

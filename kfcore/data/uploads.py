@@ -3,7 +3,7 @@
 The dashboard keeps an upload as <store>/uploads/<sha256 prefix>/<name> and puts "<sha256 prefix>/<name>" in
 the spec's data.path. Share links, run specs, exported scripts and messages carry that reference (or the bare
 file name), so they work on any copy of the store and show nothing of the server's disk; kfcore resolves it
-against the store's uploads folder just before reading. Who may read which upload is kfcore.limits'.
+against the store's uploads folder just before reading. Who may read which upload is kfcore.runs.limits'.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from kfcore.evaluate import epoch_validation_view
+from kfcore.training.evaluate import epoch_validation_view
 
 # At or under this many bytes of training + validation arrays a run takes the fast path: such data is a few
 # hundred steps an epoch at most, where fit's ~80-150 ms of per-epoch overhead is most of the time; above it an
@@ -83,11 +83,11 @@ def run_epochs(
 
     val is (inputs, targets as compiled, integer labels) or None; the labels are read only for a classifier's
     (n_classes >= 2) per-class accuracy and confusion matrix. on_epoch gets each epoch's logs, named as `fit`
-    names them (loss, accuracy | mae, val_*, learning_rate), plus kfcore.evaluate.epoch_validation_view's
+    names them (loss, accuracy | mae, val_*, learning_rate), plus kfcore.training.evaluate.epoch_validation_view's
     fields, epoch (1-based), epoch_time, samples_per_s and elapsed. should_stop is polled between calls and
     ends the loop; so does `early_stopping` (a keras EarlyStopping callback). `elapsed` counts from `started`
     (a time.perf_counter() reading; default: now). val_batch caps how many validation samples one forward pass
-    takes (kfcore.limits sizes it to the memory budget); default: all at once. pace (kfcore.train.train's) is
+    takes (kfcore.runs.limits sizes it to the memory budget); default: all at once. pace (kfcore.training.train.train's) is
     called with the model before every call: its limit caps that call's epochs (0 ends the loop), so commands act
     between calls, at an epoch boundary, without slowing calls down when none is sent.
     """

@@ -2,7 +2,7 @@
 
 It says what the model is and how it was made: the data and its recipe, the layers, the hyperparameters,
 the hardware, the curves, the confusion matrix and per-class metrics, and how to load each export. Every
-piece of user text (run, column and class names) is HTML-escaped; the figures are kfcore.plots' own.
+piece of user text (run, column and class names) is HTML-escaped; the figures are kfcore.present.plots' own.
 Pure: no TensorFlow, no Streamlit.
 """
 
@@ -13,8 +13,8 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from kfcore import plots, runview
-from kfcore.store import RunRecord
+from kfcore.present import plots, runview
+from kfcore.runs.store import RunRecord
 
 CARD_FILE = "card.html"
 
@@ -53,7 +53,7 @@ def _number(value: Any) -> str:
 def model_card(record: RunRecord, history: Sequence[dict[str, Any]], recipe: dict[str, Any] | None,
                loading: dict[str, str]) -> str:
     """The card's HTML. recipe: the run's recipe.json as a dict (None without one); loading: format -> one line
-    on how to load that export (kfcore.exports.FORMATS)."""
+    on how to load that export (kfcore.export.formats.FORMATS)."""
     from plotly.offline import get_plotlyjs
 
     spec, info, evaluation = record.spec, record.info, record.evaluation or {}

@@ -1,6 +1,6 @@
 """The coach: what a finished run's results say, in plain words, with the one change to try next.
 
-kfcore.advice reads the layer stack before training; this reads what training did (the epochs' losses, the
+kfcore.model.advice reads the layer stack before training; this reads what training did (the epochs' losses, the
 test scores) afterwards. Each finding names what happened and offers exactly one setting to change, so "apply
 and retrain" changes only that and the new run can be compared with its parent. Pure functions: the Train and
 Evaluate pages and the tests call them.

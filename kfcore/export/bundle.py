@@ -22,11 +22,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from kfcore import uploads
-from kfcore.recipe import RECIPE_FILE
-from kfcore.samples import PREDICTIONS_FILE
+from kfcore.data import uploads
+from kfcore.data.recipe import RECIPE_FILE
+from kfcore.present.samples import PREDICTIONS_FILE
+from kfcore.runs.store import RunRecord, RunStore
 from kfcore.spec import MAX_JSON_DEPTH, RunSpec, SpecError, json_depth
-from kfcore.store import RunRecord, RunStore
 
 BUNDLE_FORMAT = "kfstudio-run-bundle"
 BUNDLE_VERSION = 1

@@ -289,7 +289,7 @@ def confusion_matrix(
 
     cm holds counts, or row fractions when normalised (then counts gives the sample numbers for hover).
     Plotly cannot select heatmap cells, so an invisible square marker sits on each cell centre; it carries
-    [true, predicted, count] as customdata, which a click hands to the page (kfcore.samples.cell_from_selection).
+    [true, predicted, count] as customdata, which a click hands to the page (kfcore.present.samples.cell_from_selection).
     """
     m = np.asarray(cm, dtype=np.float64)
     n = len(class_names)
@@ -379,7 +379,7 @@ def decision_boundary(
 ) -> go.Figure:
     """What the model predicts over the plane, as TensorFlow Playground draws it, with the data on top.
 
-    boundary: kfcore.evaluate.decision_boundary's dict (x, y, values; kind "probability" of class 1 or
+    boundary: kfcore.training.evaluate.decision_boundary's dict (x, y, values; kind "probability" of class 1 or
     "class"). Training points are filled circles, test points diamonds with a dark outline.
     """
     k = max(2, len(class_names))
