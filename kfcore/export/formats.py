@@ -235,7 +235,9 @@ def in_subprocess(store_root: str | Path, run_id: str, fmt: str, out: Path, quan
                   timeout: float = EXPORT_TIMEOUT_S) -> Iterator[str | Exported]:
     """Run `python -m kfcore export` in a child process: yields each progress step (str) as it comes, then the
     Exported. Raises ExportError with the CLI's own message when it refuses, fails or takes too long."""
-    root = Path(__file__).resolve().parents[1]
+    import kfcore
+
+    root = Path(kfcore.__file__).resolve().parents[1]  # the folder kfcore is in: the child imports it from there
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (str(root), os.environ.get("PYTHONPATH")))),
            "TF_CPP_MIN_LOG_LEVEL": "3"}
     args = [sys.executable, "-m", "kfcore", "export", run_id, "--format", fmt, "--out", str(out), "--store",
