@@ -193,10 +193,12 @@ def _checked(name: str, found: dict[str, Any]) -> tuple[RunSpec, dict[str, Any],
     if not (isinstance(history, list) and all(isinstance(r, dict) and _is_int(r.get("epoch"))
                                               and isinstance(r.get("time", 0.0), (int, float)) for r in history)):
         raise BundleError(f"{name}: its history.json is not a list of epochs: it is not imported")
+    if not all(_numbers(v) for r in history for v in r.values()):
+        raise BundleError(f"{name}: its history.json holds values that are not numbers: it is not imported")
     if len({r["epoch"] for r in history}) < len(history):
         raise BundleError(f"{name}: its history.json lists an epoch twice: it is not imported")
-    if not isinstance(evaluation, dict):
-        raise BundleError(f"{name}: its evaluation.json is not an object: it is not imported")
+    if not isinstance(evaluation, dict) or not _evaluation_ok(evaluation):
+        raise BundleError(f"{name}: its evaluation.json is not a KF Studio evaluation: it is not imported")
     for key, kind in (("hardware", dict), ("info", dict), ("test", dict), ("name", str)):
         if not isinstance(manifest.get(key), kind):
             raise BundleError(f"{name}: its manifest.json has no valid {key!r}: it is not imported")
@@ -212,6 +214,28 @@ def _checked(name: str, found: dict[str, Any]) -> tuple[RunSpec, dict[str, Any],
         raise BundleError(f"{name}: the run trained on the upload {lacking[0]}, which the bundle does not carry: it "
                           "is not imported")
     return spec, manifest, history, evaluation
+
+
+def _numbers(value: Any) -> bool:
+    """A number, None, or lists of them (an epoch's per-class accuracies, its validation confusion matrix)."""
+    if isinstance(value, list):
+        return all(_numbers(v) for v in value)
+    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+
+
+def _evaluation_ok(ev: dict[str, Any]) -> bool:
+    """The parts of an evaluation the pages and the card read have the trainer's shapes (kfcore.training.evaluate)."""
+    if "confusion_matrix" in ev:
+        names, cm = ev.get("class_names"), ev["confusion_matrix"]
+        if not (isinstance(names, list) and isinstance(cm, list) and len(cm) == len(names)
+                and all(isinstance(row, list) and len(row) == len(names) and _numbers(row) for row in cm)):
+            return False
+        per_class = ev.get("per_class", [])
+        keys = ("precision", "recall", "f1", "support")
+        if not (isinstance(per_class, list) and all(isinstance(c, dict) and "class" in c
+                                                    and all(_numbers(c.get(k)) for k in keys) for c in per_class)):
+            return False
+    return all(_numbers(ev.get(k)) for k in ("mae", "rmse", "r2", "accuracy", "macro_f1", "best_epoch"))
 
 
 def _is_int(value: Any) -> bool:

@@ -46,6 +46,10 @@ def _figure(fig: Any) -> str:
     return fig.to_html(full_html=False, include_plotlyjs=False, config={"displaylogo": False})
 
 
+def _count(value: Any) -> str:
+    return f"{value:,}" if isinstance(value, int) else _e(value)
+
+
 def _number(value: Any) -> str:
     return f"{value:.4f}" if isinstance(value, float) else str(value)
 
@@ -87,8 +91,8 @@ def model_card(record: RunRecord, history: Sequence[dict[str, Any]], recipe: dic
     parts.append(_table(("#", "layer", "settings"), [
         (i + 1, layer.get("type"), json.dumps({k: v for k, v in layer.items() if k != "type"}))
         for i, layer in enumerate(layers)]))
-    params, trainable = info.get("params", 0), info.get("trainable_params", 0)
-    parts.append(f"<p>{params:,} parameters ({trainable:,} trainable); the output layer has "
+    params, trainable = _count(info.get("params", 0)), _count(info.get("trainable_params", 0))
+    parts.append(f"<p>{params} parameters ({trainable} trainable); the output layer has "
                  f"{_e(info.get('output_units', '?'))} units, loss {_e(info.get('loss', '?'))}.</p>")
 
     parts.append("<h2>Hyperparameters</h2>")

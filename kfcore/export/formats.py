@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -242,24 +243,33 @@ def in_subprocess(store_root: str | Path, run_id: str, fmt: str, out: Path, quan
            "TF_CPP_MIN_LOG_LEVEL": "3"}
     args = [sys.executable, "-m", "kfcore", "export", run_id, "--format", fmt, "--out", str(out), "--store",
             str(store_root), "--json", *(("--quantize", quantize) if quantize else ())]
-    child = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=root, env=env)
+    # stderr into a file, not a pipe: TensorFlow's logs could fill a pipe nobody reads while stdout is read.
+    errors_file = tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace")
+    child = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=errors_file, text=True, cwd=root, env=env)
     timer = _kill_after(child, timeout)
     try:
         assert child.stdout is not None
         done = None
         for line in child.stdout:
-            event = json.loads(line)
-            if event["event"] == "progress":
+            try:
+                event = json.loads(line)
+            except ValueError:  # a library's stray print: only the CLI's own JSON lines count
+                continue
+            if not isinstance(event, dict):
+                continue
+            if event.get("event") == "progress":
                 yield event["step"]
-            elif event["event"] == "done":
+            elif event.get("event") == "done":
                 done = Exported([Path(f) for f in event["files"]], event["notes"])
-        stderr = child.stderr.read() if child.stderr else ""
         code = child.wait()
+        errors_file.seek(0)
+        stderr = errors_file.read()
     finally:
         timer.cancel()
         if child.poll() is None:
             child.kill()
             child.wait()
+        errors_file.close()
     if code == 0 and done is not None:
         yield done
         return
