@@ -7,6 +7,7 @@ from kfcore.model.shapes import ShapeError
 from kfcore.runs.limits import LimitError
 from kfcore.spec import LAYER_TYPES
 from ui import datasets, layer_editor, state
+from ui.pages import page
 from ui.text import plain
 
 ss = st.session_state
@@ -79,4 +80,4 @@ with right:
         b.metric("Trainable", f"{report.trainable_params:,}")
         st.caption(f"On **{plain(ds.name)}**: input {'×'.join(map(str, ds.input_shape))}, "
                    f"{'regression' if ds.task == 'regression' else f'{ds.n_classes} classes'}.")
-    st.page_link("app_pages/train.py", label="Train this model", icon=":material/model_training:")
+    st.page_link(page("train"), label="Train this model", icon=":material/model_training:")

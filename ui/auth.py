@@ -4,7 +4,7 @@ st.logout), switched on by an [auth] section in the server's secrets.toml (READM
 With it, a session's owner is its signed-in account (kfcore.runs.limits.account_owner_token of the identity's issuer
 and subject), so runs and uploads follow the person across browsers; a visitor who has not signed in owns
 nothing and may only look. Streamlit keeps the identity in its own signed cookie: signing in or out reloads
-the page, which starts a new session, so the owner is decided once per session (ui.state._init_owner).
+the page, which starts a new session, so the owner is decided once per session (ui.state.owner.init_owner).
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ import streamlit as st
 from kfcore.present import plots, runview
 from kfcore.runs.store import RunRecord
 from ui import state
+from ui.pages import page
 from ui.text import plain
 
 POLL_S = 0.5
@@ -113,4 +114,4 @@ def _results(record: RunRecord, history: list[dict], best: int | None) -> None:
     cards.metric("Time", runview.format_duration(record.duration), width="content")
     offers = ("predictions against the truth, the largest errors" if record.info.get("task") == "regression"
               else "confusion matrix, mistakes, per-class scores")
-    st.page_link("app_pages/evaluate.py", label=f"Evaluate this model: {offers}", icon=":material/analytics:")
+    st.page_link(page("evaluate"), label=f"Evaluate this model: {offers}", icon=":material/analytics:")

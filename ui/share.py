@@ -1,7 +1,7 @@
 """Export and share: links that reopen an experiment or a run, and downloads of a run's model, metrics and script.
 
 An experiment link carries the whole RunSpec in ?spec= (RunSpec.to_url), as TensorFlow Playground's URL
-carries its state; ui/state.py restores it when a session starts. A run link is the Evaluate page with
+carries its state; ui/state/address.py restores it when a session starts. A run link is the Evaluate page with
 ?run=ID, which the same start-up code already reads to pick the run.
 """
 

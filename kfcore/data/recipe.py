@@ -192,11 +192,12 @@ def fit(df: pd.DataFrame, rows: np.ndarray | None = None) -> tuple[Recipe, list[
     for name in df.columns:
         s, t = df[name], train[name]
         column: dict[str, Any] = {"name": name}
+        mostly = None  # a text column's numbers, when it holds mostly numbers
         if pd.api.types.is_bool_dtype(t) or _booleans(t):
             column.update(kind="boolean", **_categories(t))
         elif pd.api.types.is_numeric_dtype(t) or (mostly := mostly_numbers(t)) is not None:
             fmt = None
-            if not pd.api.types.is_numeric_dtype(t):
+            if mostly is not None:
                 _, _, fmt = mostly
                 stray = _not_numbers(s, fmt)
                 if fmt:

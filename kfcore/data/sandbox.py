@@ -131,6 +131,7 @@ def _child_main(conn: Connection, data: dict[str, Any], limits: dict[str, Any], 
     conn.send(("ok", (fields, layouts)))
     for a in arrays.values():
         if a is not None:
-            conn.send_bytes(np.ascontiguousarray(a).reshape(-1).view(np.uint8))
+            # An ndarray is a buffer (numpy's stubs do not say so); tobytes() would copy it in the capped child
+            conn.send_bytes(np.ascontiguousarray(a).reshape(-1).view(np.uint8))  # type: ignore[arg-type]
     conn.close()
     os._exit(0)  # skip interpreter teardown: the parent has all it needs

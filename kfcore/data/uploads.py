@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from pathlib import Path
+from typing import Any
 
 from kfcore.spec import DataSpec
 
@@ -41,7 +42,8 @@ def ref_of(path: str, uploads_dir: str | Path) -> str | None:
 def as_refs(data: DataSpec, uploads_dir: str | Path) -> DataSpec:
     """`data` with every upload named by its reference (an old spec's absolute upload paths become references)."""
     refs = {k: ref_of(v, uploads_dir) for k in FILE_FIELDS if (v := getattr(data, k))}
-    return dataclasses.replace(data, **{k: ref for k, ref in refs.items() if ref is not None})
+    changes: dict[str, Any] = {k: ref for k, ref in refs.items() if ref is not None}
+    return dataclasses.replace(data, **changes)
 
 
 def local_path(path: str, uploads_dir: str | Path) -> Path:
@@ -51,5 +53,5 @@ def local_path(path: str, uploads_dir: str | Path) -> Path:
 
 def resolve(data: DataSpec, uploads_dir: str | Path) -> DataSpec:
     """`data` ready for kfcore.data.load_dataset: each upload reference replaced by the file's path."""
-    return dataclasses.replace(data, **{k: str(local_path(v, uploads_dir)) for k in FILE_FIELDS
-                                        if (v := getattr(data, k))})
+    changes: dict[str, Any] = {k: str(local_path(v, uploads_dir)) for k in FILE_FIELDS if (v := getattr(data, k))}
+    return dataclasses.replace(data, **changes)

@@ -10,6 +10,7 @@ inserted automatically before any Dense (hidden or output) that would otherwise 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +47,16 @@ class LayerRow:
     params: int
     trainable: int
     implicit: bool
+
+    @property
+    def values_per_sample(self) -> int:
+        """How many numbers this layer outputs for one sample (a dimension the model leaves open counts as 1)."""
+        return math.prod(d or 1 for d in self.output_shape)
+
+    @property
+    def positions(self) -> int:
+        """Where a convolution's filters apply for one sample: every output value but the channels (1 for Dense)."""
+        return math.prod(d or 1 for d in self.output_shape[:-1])
 
 
 @dataclass

@@ -202,7 +202,8 @@ def sample_grid(
 
 
 def _series(history: Sequence[dict[str, Any]], key: str) -> tuple[list[int], list[float | None]]:
-    xs, ys = [], []
+    xs: list[int] = []
+    ys: list[float | None] = []
     for row in history:
         if key in row and row[key] is not None and math.isfinite(float(row[key])):
             xs.append(int(row["epoch"]))

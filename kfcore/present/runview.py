@@ -45,7 +45,7 @@ def progress(record: RunRecord, history: Sequence[dict[str, Any]]) -> Progress:
     step, steps = p.get("step"), p.get("steps")
     # A batch-progress row speaks of the epoch in progress; an epoch row (step None) of the one just done.
     in_epoch = bool(step and steps and p.get("epoch") == done + 1)
-    partial = min(1.0, step / steps) if in_epoch else 0.0
+    partial = min(1.0, step / steps) if in_epoch and step and steps else 0.0
     if record.status == "finished":
         fraction = 1.0
     else:

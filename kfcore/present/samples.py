@@ -94,12 +94,14 @@ def rebuild_split(ds: Dataset, split: SplitSpec, saved: Predictions | None = Non
 
     Only the test samples are taken out: no copy of a large training set.
     """
-    if saved is not None and saved.test_index is not None and saved.fingerprint == fingerprint(ds):
-        own = ds.x_test is not None
+    if (saved is not None and saved.test_index is not None and saved.train_index is not None
+            and saved.fingerprint == fingerprint(ds)):
         test = saved.test_index.astype(np.int64)
         train = saved.train_index.astype(np.int64)
-        return TestSplit(x_test=ds.x_test if own else ds.x[test], y_test=ds.y_test if own else ds.y[test],
-                         train_index=train, y_train=ds.y[train], test_index=None if own else test)
+        if ds.x_test is not None and ds.y_test is not None:  # the source's own test set
+            return TestSplit(x_test=ds.x_test, y_test=ds.y_test, train_index=train, y_train=ds.y[train])
+        return TestSplit(x_test=ds.x[test], y_test=ds.y[test], train_index=train, y_train=ds.y[train],
+                         test_index=test)
     idx = split_dataset(dataclasses.replace(ds, x=np.arange(len(ds.y))), split)
     x_test = ds.x_test if ds.x_test is not None else ds.x[idx.x_test]
     return TestSplit(x_test=x_test, y_test=idx.y_test, train_index=idx.x_train, y_train=idx.y_train,
@@ -171,7 +173,7 @@ def samples_from_selection(points: Sequence[dict[str, Any]], n_samples: int, cur
         if isinstance(value, (list, tuple)):
             value = value[0] if value else None
         try:
-            k = int(value)
+            k = int(value)  # type: ignore[arg-type]  # anything else is caught: the point names no sample
         except (TypeError, ValueError):
             continue
         if 0 <= k < n_samples and k not in picked:
@@ -233,8 +235,8 @@ def image_input(content: bytes, input_shape: Sequence[int], dark_background: boo
 
     h, w, c = (int(s) for s in input_shape)
     try:
-        with Image.open(io.BytesIO(content)) as img:
-            img = img.convert("RGB" if c == 3 else "L").resize((w, h), Image.Resampling.LANCZOS)
+        with Image.open(io.BytesIO(content)) as opened:
+            img = opened.convert("RGB" if c == 3 else "L").resize((w, h), Image.Resampling.LANCZOS)
             pixels = np.asarray(img, dtype=np.float32) / 255.0
     except (UnidentifiedImageError, OSError, ValueError) as e:
         raise SampleError(f"the file is not a picture this studio can read ({e}); use a PNG or JPEG") from None

@@ -151,7 +151,8 @@ def execute_run(
         while True:
             try:
                 record = store.get(run_id, with_evaluation=False)
-                if record.is_final:  # its outcome was stored before the disk filled (its error log was not)
+                # deleted, or its outcome was stored before the disk filled (its error log was not)
+                if record is None or record.is_final:
                     return _stored_outcome(record)
                 store.fail(run_id, reason)
                 break
@@ -206,6 +207,8 @@ def _execute(
 
     limits = limits or Limits.from_env()
     record = store.get(run_id, with_evaluation=False)
+    if record is None:  # deleted before a worker took it
+        return TrainResult(status="failed", error="the run was deleted before it started")
     spec = RunSpec.from_dict(record.spec)
     try:
         check_data_access(spec.data, limits, store, record.owner)  # the run's owner: its own or forked uploads
@@ -214,7 +217,7 @@ def _execute(
         return refusal if store.fail(run_id, str(e)) else _stored_outcome(store.get(run_id, False), refusal)
     spec = dataclasses.replace(spec, data=uploads.resolve(spec.data, store.uploads_dir))
     started = time.monotonic()
-    last_check = [0.0, False]
+    last_check: list[Any] = [0.0, False]  # when the store was last asked, and whether a cancel was requested
     timed_out = []
     orphaned = []
     refused = []  # the trainer's outcome, when the store already held another
@@ -425,12 +428,15 @@ class JobManager:
         while not self._closed.wait(0.5):
             with self._lock:
                 died = [w for w in self._workers if not w.is_alive()]
+                # Our live workers' runs are left to the next round, which sees how a worker that dies meanwhile died
+                living = {w.pid for w in self._workers if w not in died and w.pid is not None}
             with suppress(StoreFullError):  # reads can fail too on a full disk: try again next time
                 if died or time.monotonic() - recovered >= RECOVER_S:
                     oom_now = oom_kills()
                     # SIGKILL is what the kernel's OOM killer sends; the cgroup's counter, where readable, confirms it
                     oom = oom_now is None or oom_now > (oom_seen or 0)
-                    self.store.recover({w.pid: OUT_OF_MEMORY for w in died if w.exitcode == -signal.SIGKILL and oom})
+                    self.store.recover({w.pid: OUT_OF_MEMORY for w in died if w.exitcode == -signal.SIGKILL and oom},
+                                       skip=living)
                     oom_seen, recovered = oom_now, time.monotonic()
                 self._ensure_workers()
 

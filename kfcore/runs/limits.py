@@ -8,7 +8,6 @@ a shared server; README's hosting section lists them.
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 import re
 import secrets
@@ -115,7 +114,7 @@ class Limits:
             values["memory_budget_mb"] = 1 << 30
         if values.get("max_concurrent") is None:  # "no limit" on processes would be a fork bomb: the default
             values["max_concurrent"] = cores_default
-        return cls(hosted=hosted, keras_downloads=downloads, problems=tuple(problems), **values)
+        return cls(hosted=hosted, keras_downloads=downloads, problems=tuple(problems), **values)  # type: ignore[arg-type]
 
 
 def _flag(env: Mapping[str, str], var: str, default: bool, strict: bool, problems: list[str]) -> bool:
@@ -175,7 +174,7 @@ class RunBatches:
 
 def _activation_bytes(report: ShapeReport) -> int:
     """float32 bytes of every layer's output for one sample."""
-    return sum(math.prod(row.output_shape) for row in report.rows) * 4
+    return sum(row.values_per_sample for row in report.rows) * 4
 
 
 def _fixed_bytes(report: ShapeReport, n_values: int) -> int:

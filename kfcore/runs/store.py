@@ -555,12 +555,13 @@ class RunStore:
         return d / "model.keras"
 
     # -- recovery -----------------------------------------------------------------------------
-    def recover(self, reasons: dict[int, str] | None = None) -> list[str]:
+    def recover(self, reasons: dict[int, str] | None = None, skip: set[int] | None = None) -> list[str]:
         """Mark runs whose worker died as failed, so nothing is left 'running' forever. Returns their ids.
 
         A run's worker is dead when its lease lapsed, whatever host it ran on, unless it is provably alive here;
         on this host also at once when its pid is gone, a zombie, or now another process (a different start time).
-        `reasons` gives the error for a worker's pid on this host whose death the caller knows more about.
+        `reasons` gives the error for a worker's pid on this host whose death the caller knows more about; runs of the
+        pids in `skip` (on this host) are left alone: the caller judges those itself.
         With the disk full the runs are left for a later call: this one reports, it never raises for that."""
         here, now = socket.gethostname(), time.time()
         try:
@@ -572,6 +573,8 @@ class RunStore:
         dead: list[str] = []
         for rid, pid, host, identity, lease in rows:
             local = host == here and pid is not None
+            if local and pid in (skip or ()):
+                continue
             alive = _process_alive(pid, identity) if local else host != here and (lease or 0) > now
             if alive:
                 continue

@@ -142,7 +142,8 @@ def _learning_rate(lr: float, loss: Sequence[float]) -> tuple[str, dict[str, Any
 
 def apply(spec: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
     """A copy of a spec dict with a Finding's change applied (dotted paths into its sections)."""
-    out = {k: (dict(v) if isinstance(v, dict) else list(v) if isinstance(v, list) else v) for k, v in spec.items()}
+    out: dict[str, Any] = {k: (dict(v) if isinstance(v, dict) else list(v) if isinstance(v, list) else v)
+                           for k, v in spec.items()}
     for path, value in change.items():
         section, name = path.split(".", 1)
         out.setdefault(section, {})[name] = value

@@ -107,10 +107,12 @@ def run_epochs(
         xv, yv, labels = (tf.convert_to_tensor(a) for a in val)
         labels = tf.cast(tf.reshape(labels, [-1]), tf.int64)
 
+    n_val = len(val[0]) if val is not None else 0
+
     def predict(inputs: Any) -> Any:
-        if val_batch is None or len(val[0]) <= val_batch:
+        if val_batch is None or n_val <= val_batch:
             return model(inputs, training=False)
-        parts = math.ceil(len(val[0]) / val_batch)
+        parts = math.ceil(n_val / val_batch)
 
         def part(i: Any, outs: Any) -> Any:
             return i + 1, outs.write(i, model(inputs[i * val_batch:(i + 1) * val_batch], training=False))

@@ -14,7 +14,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
@@ -102,9 +102,8 @@ def estimate_flops_per_sample(report: ShapeReport) -> float:
     """Forward FLOPs per sample, from the shape report: 2 per weight for Dense, per position for Conv2D."""
     flops = 0.0
     for row in report.rows:
-        positions = math.prod(row.output_shape[:-1]) if len(row.output_shape) > 1 else 1
-        flops += 2.0 * row.params * positions if row.kind == "Conv2D" else 2.0 * row.params
-        flops += math.prod(row.output_shape)  # activations, pooling, normalisation: one op per output
+        flops += 2.0 * row.params * row.positions if row.kind == "Conv2D" else 2.0 * row.params
+        flops += row.values_per_sample  # activations, pooling, normalisation: one op per output
     return flops
 
 
@@ -144,7 +143,12 @@ def loss_weight(loss: str, std: float) -> float:
     return {"mse": 1.0 / std**2, "mae": 1.0 / std, "huber": 1.0 / std}.get(loss, 1.0)
 
 
+@overload
+def _targets(y: np.ndarray, loss: str, n_classes: int) -> np.ndarray: ...
+@overload
+def _targets(y: None, loss: str, n_classes: int) -> None: ...
 def _targets(y: np.ndarray | None, loss: str, n_classes: int) -> np.ndarray | None:
+    """The labels as the loss takes them: one-hot for categorical cross-entropy, a column for binary."""
     if y is None:
         return None
     if loss == "categorical_crossentropy":
@@ -274,7 +278,7 @@ def _train(
         "class_names": ds.class_names,
         "input_shape": list(ds.input_shape),
         "n_train": n_train,
-        "n_val": len(splits.x_val) if has_val else 0,
+        "n_val": len(splits.x_val) if splits.x_val is not None else 0,
         "n_test": len(splits.x_test),
         "params": report.total_params,
         "trainable_params": report.trainable_params,
@@ -305,14 +309,16 @@ def _train(
                                               restore_best_weights=spec.train.restore_best_weights)
     if fast:
         classes = ds.n_classes if ds.task != "regression" and stream else 0
-        fastloop.run_epochs(model, splits.x_train, y_train, (splits.x_val, y_val, splits.y_val) if has_val else None,
+        val = (splits.x_val, y_val, splits.y_val) if has_val else None
+        fastloop.run_epochs(model, splits.x_train, y_train, val,  # type: ignore[arg-type]  # has_val: all three set
                             spec.train.epochs, batch, classes, record, stop, early, started=t0,
                             val_batch=batches.validation, pace=paced)
     else:
         callbacks: list[Any] = [
             _streaming_callback(keras, emit, stop, spec.train.epochs, steps_per_epoch, n_train, batch, t0, record,
-                               splits.x_val if has_val and ds.task != "regression" and stream else None,
-                               splits.y_val, ds.n_classes, stream, batches.validation, paced)
+                               (splits.x_val, y_val, splits.y_val) if has_val else None,
+                               ds.n_classes if ds.task != "regression" and stream else 0, stream, batches.validation,
+                               paced)
         ]
         if early is not None:
             callbacks.append(early)
@@ -321,8 +327,7 @@ def _train(
             y_train,
             epochs=spec.train.epochs,
             batch_size=batch,
-            validation_data=(splits.x_val, y_val) if has_val else None,
-            callbacks=callbacks,
+            callbacks=callbacks,  # which validate: one predict gives val_loss, val metrics and the confusion matrix
             verbose=0,
             shuffle=True,
         )
@@ -360,7 +365,8 @@ def _train(
             recipe = dataclasses.replace(recipe, target={**recipe.target, "scale": info["target_scale"]})
             recipe.save(Path(model_path).with_name(RECIPE_FILE))
         np.savez_compressed(Path(model_path).with_name("predictions.npz"), y_true=splits.y_test,
-                            outputs=np.asarray(outputs, dtype=np.float32), train_index=splits.train_index,
+                            outputs=np.asarray(outputs, dtype=np.float32),
+                            train_index=np.array([]) if splits.train_index is None else splits.train_index,
                             test_index=np.array([]) if splits.test_index is None else splits.test_index,
                             fingerprint=np.array(fingerprint(ds)))
         saved = str(model_path)
@@ -382,11 +388,12 @@ def _streaming_callback(keras: Any, *args: Any) -> Any:
 class _StreamingMixin:
     """Turns Keras callbacks into events: progress a few times a second, every epoch's logs, cancel, NaN."""
 
-    def setup(self, emit, stop, epochs, steps_per_epoch, n_train, batch, t0, record, x_val, y_val, n_classes, stream,
+    def setup(self, emit, stop, epochs, steps_per_epoch, n_train, batch, t0, record, val, n_classes, stream,
               val_batch, pace):
+        """val: (inputs, targets as compiled, integer labels) or None; n_classes: the confusion matrix's (0: none)."""
         self.emit, self.stop, self.epochs, self.steps = emit, stop, epochs, steps_per_epoch
         self.n_train, self.batch, self.t0, self.record, self.history = n_train, batch, t0, record, record.history
-        self.x_val, self.y_val, self.n_classes, self.stream, self.val_batch = x_val, y_val, n_classes, stream, val_batch
+        self.val, self.n_classes, self.stream, self.val_batch = val, n_classes, stream, val_batch
         self.pace = pace
         self.last_progress = 0.0
         self.epoch_start = self.train_end = time.perf_counter()
@@ -415,6 +422,17 @@ class _StreamingMixin:
 
     def on_epoch_end(self, epoch, logs=None):
         now = time.perf_counter()
+        logs = logs if logs is not None else {}
+        confusion = None
+        if self.val is not None:
+            # Validation here rather than fit's own: fit would run a second pass over the validation set for the
+            # confusion matrix. Written into `logs`, which the callbacks after this one (EarlyStopping) read.
+            x_val, y_val, labels = self.val
+            outputs = self.model.predict(x_val, batch_size=self.val_batch, verbose=0)
+            logs.update({f"val_{k}": float(v) for k, v in fastloop.scores(self.model, y_val, outputs).items()})
+            if self.n_classes:
+                _, pred = evaluate.probabilities_to_classes(outputs)
+                confusion = evaluate.confusion_matrix(labels, pred, self.n_classes)
         row: dict[str, Any] = {"epoch": epoch + 1}
         for key, value in (logs or {}).items():
             row[key] = float(value)
@@ -426,10 +444,8 @@ class _StreamingMixin:
         row["epoch_time"] = now - self.epoch_start
         row["samples_per_s"] = self.n_train / train_time
         row["elapsed"] = now - self.t0
-        if self.x_val is not None:
-            probs = self.model.predict(self.x_val, batch_size=self.val_batch, verbose=0)
-            _, pred = evaluate.probabilities_to_classes(probs)
-            row.update(evaluate.epoch_validation_view(evaluate.confusion_matrix(self.y_val, pred, self.n_classes)))
+        if confusion is not None:
+            row.update(evaluate.epoch_validation_view(confusion))
         self.record(row)
 
 

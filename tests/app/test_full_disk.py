@@ -71,7 +71,7 @@ def disk(request, tmp_path, monkeypatch):
     from ui import state
 
     state.shutdown_jobs()
-    state._store(state.store_root()).close()
+    state.services._store(state.store_root()).close()
     d.close()
 
 

@@ -96,7 +96,7 @@ def test_a_browser_that_comes_back_with_its_cookie_is_the_same_owner_and_finds_i
     theirs = add_run(kf_home, "someone-else", "their live run", finished=False)
     time.sleep(0.01)
     mine = add_run(kf_home, token, "my live run", finished=False)
-    monkeypatch.setattr(state, "cookie_owner", lambda: token)  # what st.context.cookies gives a real browser
+    monkeypatch.setattr(state.owner, "cookie_owner", lambda: token)  # what st.context.cookies gives a real browser
     at = new_app()
     assert at.session_state["owner"] == token and at.session_state["owner_cookie_ok"] is True
     assert not cookie_scripts(at)  # the cookie is there already: no script
@@ -303,7 +303,7 @@ def as_browser(monkeypatch, token: str, query: dict[str, str] | None = None) -> 
     """A new session of the browser whose cookie holds `token`."""
     from ui import state
 
-    monkeypatch.setattr(state, "cookie_owner", lambda: token)
+    monkeypatch.setattr(state.owner, "cookie_owner", lambda: token)
     return new_app(query)
 
 
