@@ -75,7 +75,7 @@ def model_card(record: RunRecord, history: Sequence[dict[str, Any]], recipe: dic
 
     parts.append("<h2>Data</h2>")
     parts.append(_pairs({**spec.get("data", {}), **{f"split {k}": v for k, v in spec.get("split", {}).items()}}))
-    sizes = {k: info[k] for k in ("n_train", "n_val", "n_test") if k in info}
+    sizes: dict[str, Any] = {k: info[k] for k in ("n_train", "n_val", "n_test") if k in info}
     if sizes:
         parts.append(_pairs({"task": task, **sizes, "input shape": info.get("input_shape"),
                              "classes": ", ".join(map(str, info.get("class_names") or [])) or "—"}))

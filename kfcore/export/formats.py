@@ -76,7 +76,8 @@ def export(store: RunStore, record: RunRecord, fmt: str, out: Path, quantize: st
            progress: Progress = lambda _: None) -> Exported:
     """Write `record`'s export in format `fmt` into the folder `out` (made if missing). Raises ExportError."""
     check_format(fmt, quantize)
-    if fmt in MODEL_FORMATS and (not record.model_path or not Path(record.model_path).is_file()):
+    model_path = Path(record.model_path or "")
+    if fmt in MODEL_FORMATS and (not record.model_path or not model_path.is_file()):
         raise ExportError(f"run {record.id} has no saved model (its status is {record.status}); train it to the end "
                           "first")
     if fmt == "card" and record.status != "finished":
@@ -85,7 +86,7 @@ def export(store: RunStore, record: RunRecord, fmt: str, out: Path, quantize: st
     try:
         out.mkdir(parents=True, exist_ok=True)
         if fmt == "keras":
-            return Exported(_copy(script_export.model_files(record.model_path), out))
+            return Exported(_copy(script_export.model_files(model_path), out))
         if fmt == "python":
             return _python(store, record, out)
         if fmt == "card":
@@ -96,7 +97,7 @@ def export(store: RunStore, record: RunRecord, fmt: str, out: Path, quantize: st
             return _bundle(store, record, out, progress)
         if fmt == "tensorboard":
             return _tensorboard(store, record, out, progress)
-        return _model_format(store, record, fmt, out, quantize, progress)
+        return _model_format(store, record, model_path, fmt, out, quantize, progress)
     except OSError as e:
         raise ExportError(f"cannot write to {out}: {e.strerror or e}") from None
 
@@ -187,17 +188,17 @@ def run_test_split(store: RunStore, record: RunRecord) -> TestSplit | str:
     return TestSplit(splits.x_test, splits.y_test, ds.task)
 
 
-def _model_format(store: RunStore, record: RunRecord, fmt: str, out: Path, quantize: str | None,
+def _model_format(store: RunStore, record: RunRecord, model_path: Path, fmt: str, out: Path, quantize: str | None,
                   progress: Progress) -> Exported:
     from kfcore.export import convert
 
     progress("loading the model (TensorFlow)")
     try:
-        model = convert.load_keras(record.model_path)
+        model = convert.load_keras(model_path)
     except (OSError, ValueError) as e:
         raise ExportError(f"run {record.id}'s saved model cannot be loaded ({str(e).splitlines()[0][:200]}); "
                           "train the run again") from None
-    recipe = _copy([p for p in script_export.model_files(record.model_path)[1:]], out)  # tables: raw rows -> input
+    recipe = _copy(script_export.model_files(model_path)[1:], out)  # tables: raw rows -> input
     shape = tuple(model.inputs[0].shape[1:])
     takes = (f"it takes a float32 batch of shape (n, {', '.join(map(str, shape))})"
              + (": a table's encoded columns; recipe.json beside it makes them from raw rows" if recipe else ""))
