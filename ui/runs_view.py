@@ -327,12 +327,13 @@ def _import(file_name: str, content: bytes) -> None:
 
 
 def shared_notice(record: RunRecord) -> None:
-    """On Evaluate, for another browser's run (reached through its link): it is read-only here; Fork copies its
-    experiment into this browser's editor. Nothing for one's own runs."""
+    """On Evaluate, for another browser's run (reached through its link) or an imported one: it is read-only here;
+    Fork copies its experiment into this browser's editor. Nothing for one's own runs."""
     if state.owns(record):
         return
     with st.container(border=True, key="shared_run"):
         row = st.container(horizontal=True, vertical_alignment="center")
-        row.caption(f":material/lock: {SHARED.capitalize()}: you can look and download, not rename or delete it.")
+        row.caption(f":material/lock: {(IMPORTED if record.imported else SHARED).capitalize()}: you can look and "
+                    "download, not rename or delete it.")
         row.button("Fork into editor", key="fork_run", icon=":material/fork_right:", on_click=_load, args=(record.id,))
         _message()

@@ -129,6 +129,8 @@ def test_runs_imports_a_bundle_as_a_read_only_run_to_fork(app, kf_home, tmp_path
     assert any("imported run — fork it to change it" in shown(c.value) for c in app.caption)
     app.button(key="load_run").click().run()
     assert any("Forked" in shown(s.value) for s in app.success)
+    go(app, EVALUATE)  # Evaluate shows it as the current run, read-only
+    assert any("Imported run — fork it to change it: you can look and download" in shown(c.value) for c in app.caption)
 
 
 def test_a_hostile_bundle_is_refused_on_the_page(app, kf_home, tmp_path):
