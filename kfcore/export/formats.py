@@ -223,8 +223,10 @@ def _model_format(store: RunStore, record: RunRecord, model_path: Path, fmt: str
                 notes.append(f"{convert.TFLITE_FILE}: {len(flatbuffer) / 1024:,.1f} KiB; its test score was not "
                              f"measured: {test}")
             if quantize:
-                notes.append(f"dynamic-range quantised; the float32 flatbuffer is "
-                             f"{len(convert.tflite_bytes(model)) / 1024:,.1f} KiB")
+                float_size = len(convert.tflite_bytes(model))
+                notes.append(f"dynamic-range quantised; the float32 flatbuffer is {float_size / 1024:,.1f} KiB"
+                             + ("" if len(flatbuffer) < float_size else ": no weight tensor of this model reaches the "
+                                "1,024 values the converter starts quantising at, so nothing was quantised"))
     except convert.FormatError as e:
         raise ExportError(str(e)) from None
     return Exported([*written, *recipe], notes)
