@@ -17,7 +17,7 @@ spec = state.spec()
 t = spec.train
 
 st.title("Train")
-left, right = st.columns([1, 2.2], gap="large")
+left, right = st.columns([1, 2], gap="medium")  # at 1024 px the settings still need ~230 px
 
 with left, st.container(border=True):
     st.markdown("**Hyperparameters**")

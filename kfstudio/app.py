@@ -23,9 +23,10 @@ def main() -> None:
     import streamlit as st
 
     from kfcore.runs.store import StoreFullError
-    from ui import sidebar, state
+    from ui import sidebar, state, style, widgets
 
     st.set_page_config(page_title="KF Studio", page_icon=":material/neurology:", layout="wide")
+    style.apply()
     try:
         state.init_session()
     except StoreFullError as e:  # the run store cannot even be opened: every page needs it, so say why instead
@@ -45,6 +46,7 @@ def main() -> None:
     sidebar.render()
     current.run()
     state.write_address_bar()  # after the page: its widgets' changes are in the spec by now
+    widgets.label_icon_buttons()  # after the page too: it names the icon-only buttons the page drew
 
 
 # Streamlit runs this file as "__main__". A training worker is spawned by multiprocessing, which re-runs

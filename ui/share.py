@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
-from kfcore.data import DataError, uploads
-from kfcore.export import formats
-from kfcore.export import script as export
-from kfcore.model.shapes import ShapeError
+from kfcore.data import uploads
 from kfcore.runs.store import RunRecord, StoreFullError
+
+if TYPE_CHECKING:
+    from kfcore.export.formats import Exported
 from kfcore.spec import RunSpec, SpecError
 from ui import state
 from ui.text import plain
@@ -72,6 +72,11 @@ def file_stem(name: str) -> str:
 @st.cache_data(show_spinner="Writing the script…", max_entries=32)
 def _script(spec_json: str, run_name: str) -> tuple[str | None, str | None]:
     """(script, None), or (None, why it cannot be written): the data is gone, the spec no longer parses."""
+    # numpy and pandas (the data, the recipe): only a page with downloads pays for them, never the landing page
+    from kfcore.data import DataError
+    from kfcore.export import script as export
+    from kfcore.model.shapes import ShapeError
+
     try:
         spec = RunSpec.from_json(spec_json)
         spec.data = uploads.resolve(spec.data, state.store().uploads_dir)  # read here; the script names files only
@@ -82,6 +87,8 @@ def _script(spec_json: str, run_name: str) -> tuple[str | None, str | None]:
 
 def downloads(record: RunRecord) -> None:
     """Three download buttons: the trained .keras model, the metrics per epoch (CSV), a standalone script."""
+    from kfcore.export import script as export  # see _script
+
     stem = file_stem(record.name)
     model = Path(record.model_path) if record.model_path else None
     has_model = model is not None and model.exists()
@@ -141,6 +148,7 @@ EXPORT_CHOICES = {
 def more_formats(record: RunRecord) -> None:
     """A format picker and Export, then the download. The export runs in a child process (it imports TensorFlow;
     this process never does) with its steps shown, and is kept in the run's folder: the next download is at once."""
+    from kfcore.export import formats  # see _script
     row = st.container(horizontal=True, vertical_alignment="bottom")
     choice = row.selectbox("More formats", list(EXPORT_CHOICES), key="export_format",
                            format_func=lambda k: EXPORT_CHOICES[k][2])
@@ -158,7 +166,9 @@ def more_formats(record: RunRecord) -> None:
     st.caption(f"How to load it: {plain(formats.FORMATS[fmt])}")
 
 
-def _export(record: RunRecord, fmt: str, quantize: str | None, label: str) -> formats.Exported | None:
+def _export(record: RunRecord, fmt: str, quantize: str | None, label: str) -> Exported | None:
+    from kfcore.export import formats  # see _script
+
     try:
         with st.status(f"Exporting {label}…", expanded=True) as status:
             for event in formats.prepared(state.store(), record.id, fmt, quantize):

@@ -21,8 +21,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kfcore.data import uploads
-from kfcore.data.recipe import RECIPE_FILE
-from kfcore.export import script as script_export
 from kfcore.runs.store import RunRecord, RunStore
 
 if TYPE_CHECKING:
@@ -75,6 +73,8 @@ def check_format(fmt: str, quantize: str | None = None) -> None:
 def export(store: RunStore, record: RunRecord, fmt: str, out: Path, quantize: str | None = None,
            progress: Progress = lambda _: None) -> Exported:
     """Write `record`'s export in format `fmt` into the folder `out` (made if missing). Raises ExportError."""
+    from kfcore.export import script as script_export  # numpy and the data modules: loaded only to export
+
     check_format(fmt, quantize)
     model_path = Path(record.model_path or "")
     if fmt in MODEL_FORMATS and (not record.model_path or not model_path.is_file()):
@@ -113,6 +113,7 @@ def _copy(files: list[Path], out: Path) -> list[Path]:
 def script_of(store: RunStore, record: RunRecord) -> tuple[str, list[Path]]:
     """The run's standalone script and the data files it reads from beside itself."""
     from kfcore.data import DataError
+    from kfcore.export import script as script_export
     from kfcore.model.shapes import ShapeError
     from kfcore.spec import RunSpec, SpecError
 
@@ -125,6 +126,8 @@ def script_of(store: RunStore, record: RunRecord) -> tuple[str, list[Path]]:
 
 
 def _python(store: RunStore, record: RunRecord, out: Path) -> Exported:
+    from kfcore.export import script as script_export  # numpy and the data modules: loaded only to export
+
     script, data = script_of(store, record)
     written = _copy(data, out)
     (out / script_export.SCRIPT_NAME).write_text(script, encoding="utf-8")
@@ -132,6 +135,8 @@ def _python(store: RunStore, record: RunRecord, out: Path) -> Exported:
 
 
 def _recipe(record: RunRecord) -> dict | None:
+    from kfcore.data.recipe import RECIPE_FILE
+
     path = Path(record.model_path).with_name(RECIPE_FILE) if record.model_path else None
     return json.loads(path.read_text(encoding="utf-8")) if path is not None and path.is_file() else None
 
@@ -191,6 +196,7 @@ def run_test_split(store: RunStore, record: RunRecord) -> TestSplit | str:
 def _model_format(store: RunStore, record: RunRecord, model_path: Path, fmt: str, out: Path, quantize: str | None,
                   progress: Progress) -> Exported:
     from kfcore.export import convert
+    from kfcore.export import script as script_export
 
     progress("loading the model (TensorFlow)")
     try:
