@@ -363,8 +363,10 @@ class JobManager:
         self._supervisor = threading.Thread(target=self._supervise, name="kf-supervisor", daemon=True)
         self._supervisor.start()
 
-    def submit(self, spec: RunSpec, name: str | None = None, owner: str | None = None, parent: str | None = None) -> str:
-        """Queue a run and return its id at once; LimitError when this owner or the server has too many."""
+    def submit(self, spec: RunSpec, name: str | None = None, owner: str | None = None, parent: str | None = None,
+               sweep: str | None = None) -> str:
+        """Queue a run and return its id at once; LimitError when this owner or the server has too many.
+        sweep: the sweep this run is a trial of (kfcore.runs.sweeprun keeps its trials within these caps)."""
         limits = Limits.from_env()
         if (
             limits.max_runs_per_session
@@ -380,7 +382,7 @@ class JobManager:
                 f"the server is busy: {limits.max_runs_total} runs are queued or training, its limit; "
                 "try again in a minute"
             )
-        run_id = self.store.create_run(spec.to_dict(), name=name, owner=owner, parent=parent)
+        run_id = self.store.create_run(spec.to_dict(), name=name, owner=owner, parent=parent, sweep=sweep)
         self._ensure_workers()
         return run_id
 
