@@ -1,4 +1,5 @@
-"""Runs: every run in the store as a table; compare the selected ones; rename, delete, reload or export one."""
+"""Runs: every run in the store as a table; compare the selected ones; rename, delete, reload or export one; import a
+run bundle."""
 
 import streamlit as st
 
@@ -11,6 +12,7 @@ if not records:
     st.info("No runs yet. Train a model and every run is listed here to compare, rename, reload or export.",
             icon=":material/info:")
     st.page_link(page("train"), label="Go to Train", icon=":material/model_training:")
+    runs_view.import_box()
     st.stop()
 
 rows = runs_view.summaries(records)
@@ -29,3 +31,6 @@ st.divider()
 st.subheader("One run")
 record = runs_view.pick(records, chosen)
 runs_view.manage(record)
+
+st.divider()
+runs_view.import_box()

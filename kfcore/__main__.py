@@ -1,5 +1,5 @@
 """Command line: `python -m kfcore train SPEC.json | sweep SWEEP.json | runs | show RUN_ID | predict RUN_ID INPUT.csv |
-export RUN_ID`.
+export RUN_ID | import BUNDLE.zip`.
 
 train prints one JSON object per line (each epoch's Keras logs, then a done line with the test metrics)
 and records the run in the store like the dashboard does; with --address (or KF_RAY_ADDRESS, KF_EXECUTOR=ray)
@@ -303,40 +303,43 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    import shutil
-
-    from kfcore.data import DataError, uploads
-    from kfcore.export import script as export
-    from kfcore.model.shapes import ShapeError
-    from kfcore.spec import RunSpec, SpecError
+    from kfcore.export import formats
 
     store = _store(args)
-    out = Path(args.out)
-    if args.format == "keras":
-        record = _finished_run(store, args.run_id)
-        written = export.model_files(record.model_path)
-    else:
-        record = store.get(args.run_id, with_evaluation=False)
-        if record is None:
-            _fail(f"no run with id {args.run_id!r} in {store.root}; list them with python -m kfcore runs")
-        try:
-            spec = RunSpec.from_dict(record.spec)
-            spec.data = uploads.resolve(spec.data, store.uploads_dir)  # the files themselves: they go beside it
-            script = export.python_script(spec, record.name)
-        except (SpecError, DataError, ShapeError) as e:
-            _fail(f"cannot write the script of run {record.id}: {e}")
-        written = export.data_files(spec)
+    record = store.get(args.run_id, with_evaluation=False)
+    if record is None:
+        _fail(f"no run with id {args.run_id!r} in {store.root}; list them with python -m kfcore runs")
+
+    def progress(step: str) -> None:
+        if args.json:  # the dashboard's worker protocol (kfcore.export.convert.in_subprocess)
+            _print({"event": "progress", "step": step})
+
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        for f in written:
-            shutil.copyfile(f, out / f.name)
-        if args.format == "python":
-            (out / export.SCRIPT_NAME).write_text(script, encoding="utf-8")
-            written.append(out / export.SCRIPT_NAME)
-    except OSError as e:
-        _fail(f"cannot write to {out}: {e.strerror or e}")
-    for f in written:
-        print(out / f.name)
+        result = formats.export(store, record, args.format, Path(args.out), args.quantize, progress)
+    except formats.ExportError as e:
+        _fail(str(e))
+    if args.json:
+        _print({"event": "done", "files": [str(f) for f in result.files], "notes": result.notes})
+        return 0
+    for f in result.files:
+        print(f)
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from kfcore.export.bundle import BundleError, import_bundle
+    from kfcore.runs.limits import Limits
+
+    store = _store(args)
+    try:
+        run_id = import_bundle(Path(args.bundle), store, max_upload_mb=Limits.from_env().max_upload_mb)
+    except BundleError as e:
+        _fail(str(e))
+    record = store.get(run_id, with_evaluation=False)
+    _print({"event": "imported", "run_id": run_id, "name": record.name if record else "", "test": record.test
+            if record else {}})
     return 0
 
 
@@ -380,13 +383,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", help="write the rows with their predictions here (default: standard output)")
     p.add_argument("--store", help=store_help)
     p.set_defaults(func=cmd_predict)
-    p = sub.add_parser("export", help="write a run's standalone Keras script and its data file, or its .keras model")
+    from kfcore.export.convert import QUANTIZE
+    from kfcore.export.formats import FORMATS
+
+    p = sub.add_parser("export", help="write a run in one format: " + ", ".join(FORMATS),
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="formats:\n" + "\n".join(f"  {k}: {v}" for k, v in FORMATS.items()))
     p.add_argument("run_id")
-    p.add_argument("--format", choices=("python", "keras"), default="python",
-                   help="python: train.py and the data file it reads; keras: model.keras and recipe.json")
+    p.add_argument("--format", choices=tuple(FORMATS), default="python", help="what to write (default: python)")
+    p.add_argument("--quantize", choices=QUANTIZE, help="tflite only: dynamic-range quantised weights (int8)")
     p.add_argument("--out", default=".", help="the directory to write into (default: the current one)")
     p.add_argument("--store", help=store_help)
+    p.add_argument("--json", action="store_true", help="progress and the result as JSON lines")
     p.set_defaults(func=cmd_export)
+    p = sub.add_parser("import", help="bring a run bundle (--format bundle) into the store as a read-only run")
+    p.add_argument("bundle", help="the bundle's .zip file")
+    p.add_argument("--store", help=store_help)
+    p.set_defaults(func=cmd_import)
     args = parser.parse_args(argv)
     from kfcore.runs.store import StoreFullError
 

@@ -8,6 +8,7 @@ are always drawn from `compare_runs` and never point at rows that a filter has s
 from __future__ import annotations
 
 import hashlib
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import pandas as pd
 import streamlit as st
 
 from kfcore.data import uploads
+from kfcore.export.bundle import BundleError, import_bundle
 from kfcore.present import compare, plots, runview
 from kfcore.runs.store import STATUSES, RunRecord, StoreFullError
 from kfcore.spec import RunSpec, SpecError
@@ -159,6 +161,7 @@ def pick(records: list[RunRecord], chosen: list[str]) -> RunRecord:
 
 
 SHARED = "shared run — fork it to change it"
+IMPORTED = "imported run — fork it to change it"
 
 
 def _refuse_shared(record: RunRecord, what: str) -> bool:
@@ -264,7 +267,7 @@ def manage(record: RunRecord) -> None:
     else:
         row.markdown(f"**{plain(record.name)}**")
         row.button("Fork into editor", key="load_run", icon=":material/fork_right:", on_click=_load, args=(record.id,))
-        row.caption(f":material/lock: {SHARED}")
+        row.caption(f":material/lock: {IMPORTED if record.imported else SHARED}")
     if own and ss.get("pending_delete") == record.id:
         with st.container(border=True, key="delete_confirmation"):
             st.warning(f"Delete **{plain(record.name)}** for good, with its model and metrics?",
@@ -280,13 +283,57 @@ def manage(record: RunRecord) -> None:
         st.code(share.run_link(record.id), language=None, wrap_lines=True)
 
 
+def import_box() -> None:
+    """Import a run bundle (exported from any KF Studio) as a read-only run of this session's owner, to look at,
+    download and fork. The bundle is written into the store and checked there like an upload (kfcore.export.bundle)."""
+    message = ss.pop("import_message", None)
+    if message:
+        (st.error if message[0] == "error" else st.success)(message[1])
+    with st.expander("Import a run bundle", icon=":material/upload_file:", expanded=not state.visible_runs()):
+        refusal = state.sign_in_first()
+        if refusal:
+            st.info(refusal, icon=":material/login:")
+            return
+        file = st.file_uploader("Run bundle (.zip, from More formats › Run bundle, or python -m kfcore export "
+                                "--format bundle)", type=["zip"], key="import_bundle",
+                                max_upload_size=datasets.upload_limit_mb())
+        if file is not None and st.button("Import", key="import_run", icon=":material/input:"):
+            _import(file.name, file.getvalue())
+            st.rerun()  # the table above was drawn before the run existed
+
+
+def _import(file_name: str, content: bytes) -> None:
+    store = state.store()
+    folder = store.root / "imports"
+    path = folder / f"{uuid.uuid4().hex}.zip"
+    try:
+        with store.writing():
+            folder.mkdir(exist_ok=True)
+            path.write_bytes(content)
+        run_id = import_bundle(path, store, owner=ss.get("owner"), max_upload_mb=state.limits().max_upload_mb)
+    except BundleError as e:
+        ss.import_message = ("error", f"{plain(file_name)} was not imported: "
+                             f"{plain(str(e).replace(path.name, file_name))}")
+        return
+    except StoreFullError as e:
+        ss.import_message = ("error", f"{plain(file_name)} was not imported: {e}.")
+        return
+    finally:
+        path.unlink(missing_ok=True)
+    record = store.get(run_id, with_evaluation=False)
+    ss.previous_run_id, ss.run_id = ss.get("run_id"), run_id
+    ss.import_message = ("success", f"Imported **{plain(record.name if record else run_id)}** as a read-only run: "
+                         "look at it on Evaluate, download it, or fork it into the editor to change it.")
+
+
 def shared_notice(record: RunRecord) -> None:
-    """On Evaluate, for another browser's run (reached through its link): it is read-only here; Fork copies its
-    experiment into this browser's editor. Nothing for one's own runs."""
+    """On Evaluate, for another browser's run (reached through its link) or an imported one: it is read-only here;
+    Fork copies its experiment into this browser's editor. Nothing for one's own runs."""
     if state.owns(record):
         return
     with st.container(border=True, key="shared_run"):
         row = st.container(horizontal=True, vertical_alignment="center")
-        row.caption(f":material/lock: {SHARED.capitalize()}: you can look and download, not rename or delete it.")
+        row.caption(f":material/lock: {(IMPORTED if record.imported else SHARED).capitalize()}: you can look and "
+                    "download, not rename or delete it.")
         row.button("Fork into editor", key="fork_run", icon=":material/fork_right:", on_click=_load, args=(record.id,))
         _message()

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
 from kfcore.data import uploads
-from kfcore.runs.store import RunRecord
+from kfcore.runs.store import RunRecord, StoreFullError
+
+if TYPE_CHECKING:
+    from kfcore.export.formats import Exported
 from kfcore.spec import RunSpec, SpecError
 from ui import state
 from ui.text import plain
@@ -127,3 +130,53 @@ def downloads(record: RunRecord) -> None:
     if problem:
         notes.append(f"No script for this run: {plain(problem)}")
     st.caption(" ".join(notes))
+    more_formats(record)
+
+
+# The picker's options beyond the three buttons: (format, quantisation, label).
+EXPORT_CHOICES = {
+    "savedmodel": ("savedmodel", None, "SavedModel (TensorFlow Serving)"),
+    "tflite": ("tflite", None, "TFLite / LiteRT, float32"),
+    "tflite-dynamic": ("tflite", "dynamic", "TFLite / LiteRT, dynamic-range quantised"),
+    "onnx": ("onnx", None, "ONNX"),
+    "card": ("card", None, "Model card (one HTML file)"),
+    "bundle": ("bundle", None, "Run bundle (import it into another KF Studio)"),
+    "tensorboard": ("tensorboard", None, "TensorBoard event files"),
+}
+
+
+def more_formats(record: RunRecord) -> None:
+    """A format picker and Export, then the download. The export runs in a child process (it imports TensorFlow;
+    this process never does) with its steps shown, and is kept in the run's folder: the next download is at once."""
+    from kfcore.export import formats  # see _script
+    row = st.container(horizontal=True, vertical_alignment="bottom")
+    choice = row.selectbox("More formats", list(EXPORT_CHOICES), key="export_format",
+                           format_func=lambda k: EXPORT_CHOICES[k][2])
+    fmt, quantize, label = EXPORT_CHOICES[choice]
+    done = formats.cached(formats.cache_dir(state.store(), record.id, fmt, quantize))
+    if done is None and row.button("Export", key="export_run", icon=":material/deployed_code:"):
+        done = _export(record, fmt, quantize, label)
+    if done is not None:
+        name = formats.download_name(done, file_stem(record.name), fmt)
+        row.download_button(f"Download {name}", data=lambda: formats.download_bytes(done), file_name=name,
+                            mime="text/html" if name.endswith(".html") else "application/zip",
+                            key="download_export", icon=":material/download:", on_click="ignore")
+        for note in done.notes:
+            st.caption(plain(note))
+    st.caption(f"How to load it: {plain(formats.FORMATS[fmt])}")
+
+
+def _export(record: RunRecord, fmt: str, quantize: str | None, label: str) -> Exported | None:
+    from kfcore.export import formats  # see _script
+
+    try:
+        with st.status(f"Exporting {label}…", expanded=True) as status:
+            for event in formats.prepared(state.store(), record.id, fmt, quantize):
+                if isinstance(event, str):
+                    status.write(plain(event[:1].upper() + event[1:]) + "…")
+                else:
+                    status.update(label=f"Exported {label}", state="complete", expanded=False)
+                    return event
+    except (formats.ExportError, StoreFullError) as e:
+        st.error(f"The {label} export failed: {plain(e)}", icon=":material/error:")
+    return None

@@ -66,7 +66,8 @@ CREATE TABLE IF NOT EXISTS runs (
     test TEXT,
     evaluation TEXT,
     model_path TEXT,
-    sweep TEXT
+    sweep TEXT,
+    imported TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_status ON runs(status, created);
 CREATE TABLE IF NOT EXISTS epochs (
@@ -99,7 +100,7 @@ CREATE TABLE IF NOT EXISTS sweeps (
 # Columns cheap enough to read for every run in a table; evaluation can be large and is read on demand.
 _LIST_COLUMNS = (
     "id, name, spec, status, created, started, finished, owner, host, pid, cancel_requested, "
-    "hardware, info, progress, error, test, model_path, parent, paused, continues, sweep"
+    "hardware, info, progress, error, test, model_path, parent, paused, continues, sweep, imported"
 )
 
 
@@ -127,6 +128,7 @@ class RunRecord:
     continues: bool = False  # it trains on from its parent's saved state (a continue), not from scratch
     paused: float | None = None  # when its worker paused it (it still holds that worker); None while it trains
     sweep: str | None = None  # the sweep this run is a trial of (kfcore.runs.sweep), None for a single run
+    imported: dict[str, Any] | None = None  # where a run imported from a bundle came from; such a run is read-only
 
     @property
     def is_final(self) -> bool:
@@ -244,7 +246,7 @@ class RunStore:
             columns = {row[1] for row in con.execute("PRAGMA table_info(runs)")}
             for column, kind in (("proc_start", "TEXT"), ("heartbeat", "REAL"), ("parent", "TEXT"),
                                  ("commands", "TEXT"), ("paused", "REAL"),
-                                 ("continues", "INTEGER NOT NULL DEFAULT 0"), ("sweep", "TEXT")):
+                                 ("continues", "INTEGER NOT NULL DEFAULT 0"), ("sweep", "TEXT"), ("imported", "TEXT")):
                 if column not in columns:  # a store made before the column existed
                     try:
                         con.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
@@ -318,6 +320,38 @@ class RunStore:
             con.execute("INSERT INTO sweeps (id, name, definition, created, owner) VALUES (?, ?, ?, ?, ?)",
                         (sweep_id, name, json.dumps(definition), time.time(), owner))
         return sweep_id
+
+    def add_imported(self, spec: dict[str, Any], run: dict[str, Any], epochs: list[dict[str, Any]],
+                     evaluation: dict[str, Any], files: dict[str, bytes], origin: dict[str, Any],
+                     owner: str | None = None) -> str:
+        """A finished run brought from another store (kfcore.bundle): its files go into its folder first, then its
+        row and epochs in one transaction, so a failed import leaves no half run. run: name, created, started,
+        finished, hardware, info, test as the other store had them. Returns the new id."""
+        run_id = uuid.uuid4().hex[:12]
+        folder = self.run_dir(run_id)
+        try:
+            with self.writing():
+                folder.mkdir(parents=True, exist_ok=True)
+                for name, content in files.items():
+                    (folder / name).write_bytes(content)
+            with self._connect() as con:
+                con.execute("BEGIN IMMEDIATE")
+                con.execute(
+                    "INSERT INTO runs (id, name, spec, status, created, started, finished, owner, hardware, info, "
+                    "test, evaluation, model_path, imported) VALUES (?, ?, ?, 'finished', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (run_id, str(run["name"])[:80] or run_id, json.dumps(spec), time.time(), run.get("started"),
+                     run.get("finished"), owner, json.dumps(run["hardware"]), json.dumps(run["info"]),
+                     json.dumps(run["test"]), json.dumps(evaluation), str(folder / "model.keras"), json.dumps(origin)),
+                )
+                con.executemany("INSERT INTO epochs (run_id, epoch, time, logs) VALUES (?, ?, ?, ?)",
+                                [(run_id, e["epoch"], float(e.get("time") or 0.0),
+                                  json.dumps({k: v for k, v in e.items() if k not in ("epoch", "time")}))
+                                 for e in epochs])
+                con.execute("COMMIT")
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        return run_id
 
     def claim_next(self, pid: int, max_running: int | None = None) -> RunRecord | None:
         """Atomically move the oldest queued run to running for this worker; None when the queue is empty or
@@ -636,7 +670,7 @@ class RunStore:
 
 def _record(row: tuple, with_evaluation: bool) -> RunRecord:
     (rid, name, spec, status, created, started, finished, owner, host, pid, cancel, hw, info, progress, error, test,
-     model_path, parent, paused, continues, sweep) = row[:21]
+     model_path, parent, paused, continues, sweep, imported) = row[:22]
     return RunRecord(
         id=rid,
         name=name,
@@ -654,10 +688,11 @@ def _record(row: tuple, with_evaluation: bool) -> RunRecord:
         progress=_loads(progress, {}),
         error=error,
         test=_loads(test, {}),
-        evaluation=_loads(row[21], None) if with_evaluation else None,
+        evaluation=_loads(row[22], None) if with_evaluation else None,
         model_path=model_path,
         parent=parent,
         paused=paused,
         continues=bool(continues),
         sweep=sweep,
+        imported=_loads(imported, None),
     )
