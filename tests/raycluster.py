@@ -41,6 +41,48 @@ def free_port() -> int:
 class Cluster:
     address: str
     temp_dir: Path
+    node_pids: list[int]  # the `ray start --block` processes; every Ray process of the cluster runs below one
+
+    def processes(self) -> dict[int, str]:
+        """The cluster's processes (below its nodes), each with its command line (a worker's: "ray::…")."""
+        found: dict[int, str] = {}
+        for pid in self.node_pids:
+            found.update(descendants(pid))
+        return found
+
+
+def descendants(pid: int) -> dict[int, str]:
+    """The processes below `pid` (from /proc), each with its command line."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = {}, [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            try:
+                found[child] = (Path("/proc") / str(child) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            todo.append(child)
+    return found
+
+
+def busiest(pids: list[int]) -> int:
+    """Of these processes, the one using the most CPU over half a second."""
+    def cpu(pid: int) -> int:
+        try:
+            fields = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0
+        return int(fields[11]) + int(fields[12])
+
+    before = {pid: cpu(pid) for pid in pids}
+    time.sleep(0.5)
+    return max(pids, key=lambda pid: cpu(pid) - before[pid])
 
 
 def _ray_cli() -> list[str]:
@@ -88,7 +130,7 @@ def ray_cluster(head_cpus: int = 2, node_cpus: int = 1) -> Iterator[Cluster]:
                                               stderr=subprocess.STDOUT, start_new_session=True))
         for i, what in enumerate(("the Ray head node", "the second Ray node")):
             _wait_started(nodes[i], temp_dir / f"node{i}.log", deadline, what)
-        yield Cluster(address, temp_dir)
+        yield Cluster(address, temp_dir, [node.pid for node in nodes])
     finally:
         for node in reversed(nodes):
             with suppress(ProcessLookupError):

@@ -1,15 +1,12 @@
-"""A sweep through Ray Tune on a real Ray cluster started here (`ray start --head`, token auth on, its own temp dir,
-stopped at the end): the trials land in the store as runs, with the same test metrics as on the local pool, and a
+"""A sweep through Ray Tune on a real Ray cluster started here (tests/raycluster.py: two nodes, token auth, a private
+dir, stopped at the end): the trials land in the store as runs, with the same test metrics as on the local pool, and a
 trial whose Ray worker is killed fails with that reason while the sweep completes."""
 
 import json
 import os
-import secrets
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -17,6 +14,8 @@ import pytest
 
 from kfcore.runs.store import RunStore
 from kfcore.runs.sweepray import WORKER_DIED
+from tests.raycluster import busiest
+from tests.raycluster import ray_cluster as start_cluster
 from tests.unit.helpers import wait_for
 from tests.unit.test_cli import REPO, run_cli
 
@@ -24,70 +23,11 @@ BASE = {"data": {"source": "builtin", "name": "xor", "n": 60}, "split": {"test":
         "layers": [{"type": "Dense", "units": 4}], "train": {"epochs": 2, "batch_size": 16, "seed": 0}}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def ray_cluster():
-    """A one-node Ray cluster of 2 CPUs: (address, the environment that reaches it, the head's process)."""
-    temp = tempfile.mkdtemp(prefix="kfray")  # short: Ray's socket paths live under it
-    port = _free_port()
-    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32),
-           "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    log = Path(temp) / "head.log"
-    with open(log, "w") as out:
-        head = subprocess.Popen(["ray", "start", "--head", "--block", "--num-cpus", "2", "--port", str(port),
-                                 "--node-ip-address", "127.0.0.1", "--temp-dir", temp, "--include-dashboard=false",
-                                 "--disable-usage-stats"], env=env, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-    try:
-        wait_for(lambda: "Ray runtime started" in log.read_text() or head.poll() is not None, 60, "the Ray head")
-        assert head.poll() is None, log.read_text()[-2000:]
-        yield f"127.0.0.1:{port}", env, head
-    finally:
-        os.killpg(head.pid, signal.SIGTERM)  # the head's own process group: this cluster only
-        try:
-            head.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(head.pid, signal.SIGKILL)
-            head.wait()
-
-
-def _descendants(pid: int) -> dict[int, str]:
-    """The processes below `pid` (from /proc), each with its command line."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found, todo = {}, [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            try:
-                found[child] = (Path("/proc") / str(child) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            except OSError:
-                continue
-            todo.append(child)
-    return found
-
-
-def _busiest(pids: list[int]) -> int:
-    """Of these processes, the one using the most CPU over half a second."""
-    def cpu(pid: int) -> int:
-        try:
-            fields = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            return 0
-        return int(fields[11]) + int(fields[12])
-
-    before = {pid: cpu(pid) for pid in pids}
-    time.sleep(0.5)
-    return max(pids, key=lambda pid: cpu(pid) - before[pid])
+    """The two-node cluster of tests/raycluster.py: (address, the environment that reaches it, the cluster)."""
+    with start_cluster(head_cpus=2, node_cpus=1) as cluster:  # its token is in os.environ (tests.raycluster)
+        yield cluster.address, {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}, cluster
 
 
 def sweep_cli(tmp_path, sweep, store, env=None, *extra):
@@ -124,7 +64,7 @@ def test_a_ray_tune_sweep_stores_its_trials_with_the_local_pools_test_metrics(tm
 
 
 def test_a_trial_whose_ray_worker_is_killed_fails_with_the_reason_and_the_sweep_completes(tmp_path, ray_cluster):
-    address, env, head = ray_cluster
+    address, env, cluster = ray_cluster
     long = {**BASE, "data": {"source": "builtin", "name": "spiral", "n": 2000},
             "train": {**BASE["train"], "epochs": 2000, "batch_size": 8}}
     sweep = {"base": long, "grid": {"train.epochs": [2, 2000]}}
@@ -145,9 +85,9 @@ def test_a_trial_whose_ray_worker_is_killed_fails_with_the_reason_and_the_sweep_
             return runs[2000]
 
         victim = wait_for(long_trains_short_ended, 240, "the long trial training after the short one ended")
-        workers = [pid for pid, cmd in _descendants(head.pid).items() if cmd.startswith("ray::ImplicitFunc")]
-        assert workers, _descendants(head.pid)
-        os.kill(_busiest(workers), signal.SIGKILL)  # the long trial's Ray worker, mid-trial (the short one's idles)
+        workers = [pid for pid, cmd in cluster.processes().items() if cmd.startswith("ray::ImplicitFunc")]
+        assert workers, cluster.processes()
+        os.kill(busiest(workers), signal.SIGKILL)  # the long trial's Ray worker, mid-trial (the short one's idles)
         out, err = driver.communicate(timeout=300)
     finally:
         if driver.poll() is None:
