@@ -192,7 +192,7 @@ def _ask_delete(run_id: str | None) -> None:
 def _delete(run_id: str) -> None:
     record = state.store().get(run_id, with_evaluation=False)
     ss.pending_delete = None
-    if record is None or _refuse_shared(record, "deleted"):
+    if record is None or (not state.may_delete(record) and _refuse_shared(record, "deleted")):
         return
     if not record.is_final:
         ss.runs_message = ("error", f"{plain(record.name)} is still {record.status}: stop it on the Train page first.")
@@ -268,7 +268,9 @@ def manage(record: RunRecord) -> None:
         row.markdown(f"**{plain(record.name)}**")
         row.button("Fork into editor", key="load_run", icon=":material/fork_right:", on_click=_load, args=(record.id,))
         row.caption(f":material/lock: {IMPORTED if record.imported else SHARED}")
-    if own and ss.get("pending_delete") == record.id:
+        if state.may_delete(record):  # an imported run: read-only, but its importer may remove it
+            row.button("Delete", key="delete_run", icon=":material/delete:", on_click=_ask_delete, args=(record.id,))
+    if state.may_delete(record) and ss.get("pending_delete") == record.id:
         with st.container(border=True, key="delete_confirmation"):
             st.warning(f"Delete **{plain(record.name)}** for good, with its model and metrics?",
                        icon=":material/warning:")

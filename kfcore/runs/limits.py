@@ -340,8 +340,11 @@ def can_modify(record: RunRecord, owner: str | None, limits: Limits) -> bool:
     """Whether `owner` may rename, delete or stop the run: anyone locally (one user), only its owner when hosted.
     A run with no owner (trained from the command line) is read-only to every browser of a hosted server; a run
     imported from a bundle is read-only everywhere: it records another store's work, and is forked to change it."""
-    if record.imported:
-        return False
+    return not record.imported and can_delete(record, owner, limits)
+
+
+def can_delete(record: RunRecord, owner: str | None, limits: Limits) -> bool:
+    """Whether `owner` may delete the run: as can_modify, and an imported run may go too (its importer's, hosted)."""
     if not limits.hosted:
         return True
     return owner is not None and record.owner is not None and record.owner == owner

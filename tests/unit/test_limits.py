@@ -178,3 +178,16 @@ def test_worker_refuses_a_hosted_run_that_reads_server_files(store_dir, monkeypa
     store.start_in_process(run_id)
     result = execute_run(store, run_id)
     assert result.status == "failed" and "uploaded on the Data page" in store.get(run_id).error
+
+
+def test_an_imported_run_is_read_only_but_its_importer_may_delete_it():
+    from kfcore.runs.limits import can_delete, can_modify
+    from kfcore.runs.store import RunRecord
+
+    local, hosted = Limits.from_env({}), Limits.from_env({"KF_HOSTED": "1"})
+    imported = RunRecord(id="i", name="i", spec={}, status="finished", created=0.0, owner="me",
+                         imported={"run": "x", "file": "b.zip"})
+    assert not can_modify(imported, "me", local) and not can_modify(imported, "me", hosted)
+    assert can_delete(imported, "anyone", local)
+    assert can_delete(imported, "me", hosted) and not can_delete(imported, "someone-else", hosted)
+    assert not can_delete(imported, None, hosted)

@@ -37,6 +37,7 @@ from ui.state.owner import (
     adopt_uploads,
     cookie_owner,
     data_refusal,
+    may_delete,
     owns,
     remember_owner,
     sign_in_first,
@@ -69,7 +70,7 @@ __all__ = [
     "OWNER_COOKIE", "accounts", "add_layer", "adopt_uploads", "change_layer_type", "collect_garbage_now_and_then",
     "comparable_runs", "cookie_owner", "current_run", "data_refusal", "duplicate_layer", "epochs_max", "hosted",
     "init_session", "is_active", "jobs", "layer_by_id", "layer_ids", "limits", "limits_problem", "load_spec",
-    "move_layer", "new_layer", "owns", "predictor", "remember_owner", "remove_layer", "reset_hyperparameters",
+    "may_delete", "move_layer", "new_layer", "owns", "predictor", "remember_owner", "remove_layer", "reset_hyperparameters",
     "retrain", "run_differs", "set_layers", "shutdown_jobs", "sign_in_first", "spec", "spec_token", "start_training",
     "stop_training", "store", "store_root", "visible_runs", "write_address_bar",
 ]

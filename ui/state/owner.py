@@ -8,6 +8,7 @@ import streamlit as st
 
 from kfcore.runs.limits import (
     LimitError,
+    can_delete,
     can_modify,
     check_data_access,
     grant_data_access,
@@ -58,6 +59,11 @@ def remember_owner() -> None:
     st.html(f"""<script>document.cookie = "{OWNER_COOKIE}={token}; path=/; max-age={OWNER_COOKIE_MAX_AGE_S}; """
             """SameSite=Lax" + (location.protocol === "https:" ? "; Secure" : "");"""
             """document.currentScript?.remove();</script>""", unsafe_allow_javascript=True, width="content")
+
+
+def may_delete(record: RunRecord | None) -> bool:
+    """Whether this session may delete the run: one it owns, or one it imported (which it may not change)."""
+    return record is not None and can_delete(record, st.session_state.get("owner"), limits())
 
 
 def owns(record: RunRecord | None) -> bool:
