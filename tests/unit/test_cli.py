@@ -186,7 +186,7 @@ def test_continue_refuses_an_unfinished_run_and_epochs_out_of_range(store_dir):
     store = RunStore(store_dir)
     queued = store.create_run({"train": {"epochs": 3}})
     out = run_cli("continue", queued, "--epochs", "2", "--store", store_dir)
-    assert out.returncode == 2 and "only a finished run" in out.stderr and len(out.stderr.splitlines()) == 1
+    assert out.returncode == 2 and "only a finished or stopped run" in out.stderr and len(out.stderr.splitlines()) == 1
     store.claim_next(pid=1)
     model = Path(store_dir) / "m.keras"
     model.write_bytes(b"")

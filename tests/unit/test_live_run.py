@@ -94,7 +94,7 @@ def test_continue_refuses_unknown_and_unfinished_runs_and_bad_epochs(store):
     with pytest.raises(ValueError, match="no run with id"):
         continue_run(store, "nope", 3)
     queued = store.create_run(_spec(3))
-    with pytest.raises(ValueError, match="queued: only a finished run"):
+    with pytest.raises(ValueError, match="queued: only a finished or stopped run"):
         continue_run(store, queued, 3)
     assert _run(store, queued).status == "finished"
     with pytest.raises(ValueError, match="epochs"):
