@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from kfcore import plots
 from kfcore.limits import LimitError
 from kfcore.presets import PRESETS
 from kfcore.shapes import ShapeError
@@ -79,4 +80,8 @@ with right:
         b.metric("Trainable", f"{report.trainable_params:,}")
         st.caption(f"On **{plain(ds.name)}**: input {'×'.join(map(str, ds.input_shape))}, "
                    f"{'regression' if ds.task == 'regression' else f'{ds.n_classes} classes'}.")
+        # A small dense network as Playground draws it (its weights appear once it trains), any other as blocks.
+        diagram = plots.network_diagram(report, ds.input_shape, feature_names=ds.feature_names) or \
+            plots.layer_blocks(report)
+        st.plotly_chart(diagram, key="model_diagram", config={"displayModeBar": False})
     st.page_link("app_pages/train.py", label="Train this model", icon=":material/model_training:")

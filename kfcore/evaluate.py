@@ -31,6 +31,13 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> 
     return cm
 
 
+def row_normalised(cm: Any) -> np.ndarray:
+    """Each row of a confusion matrix as shares of its true class (a row without samples stays 0)."""
+    cm = np.asarray(cm, dtype=np.float64)
+    row_sums = cm.sum(axis=1, keepdims=True)
+    return np.where(row_sums > 0, cm / np.maximum(row_sums, 1), 0.0)
+
+
 def per_class_metrics(cm: np.ndarray, class_names: list[str]) -> list[dict[str, Any]]:
     tp = np.diag(cm).astype(np.float64)
     predicted = cm.sum(axis=0)
@@ -69,9 +76,7 @@ def classification_report(y_true: np.ndarray, probs: np.ndarray, class_names: li
     y_true = np.asarray(y_true, dtype=np.int64).reshape(-1)
     n = len(class_names)
     cm = confusion_matrix(y_true, y_pred, n)
-    row_sums = cm.sum(axis=1, keepdims=True)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        normalised = np.where(row_sums > 0, cm / np.maximum(row_sums, 1), 0.0)
+    normalised = row_normalised(cm)
     per_class = per_class_metrics(cm, class_names)
     wrong = np.flatnonzero(y_pred != y_true)
     confidence = probs[np.arange(len(y_pred)), y_pred]

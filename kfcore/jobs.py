@@ -81,6 +81,9 @@ def continue_run(store: RunStore, run_id: str, epochs: int, learning_rate: float
         raise ValueError(f"run {run_id}'s learning rate follows the {schedule} schedule, which the continued run "
                          "carries on from where it was; continue without a new learning rate")
     train = {**spec.get("train", {}), "epochs": epochs}
+    history = store.epochs(run_id)
+    if learning_rate is None and schedule == "constant" and history and history[-1].get("learning_rate"):
+        learning_rate = float(history[-1]["learning_rate"])  # the rate it trained at last (it may have changed live)
     if learning_rate is not None:
         train["learning_rate"] = learning_rate
     try:
@@ -107,8 +110,10 @@ class _LiveRun:
         self.lr_changed = False
         self.paused_out = False
 
-    def __call__(self, model: Any) -> int | None:
+    def __call__(self, model: Any, hold: Callable[[], None] = lambda: None) -> int | None:
         self._obey(model)
+        if self.paused_since is not None and self.steps == 0:
+            hold()
         while self.paused_since is not None and self.steps == 0:
             cap = self.limits.max_paused_seconds
             if self.stopped() or (cap and time.monotonic() - self.paused_since > cap):
@@ -386,6 +391,20 @@ class JobManager:
 
     def submit(self, spec: RunSpec, name: str | None = None, owner: str | None = None, parent: str | None = None) -> str:
         """Queue a run and return its id at once; LimitError when this owner or the server has too many."""
+        self._check_capacity(owner)
+        run_id = self.store.create_run(spec.to_dict(), name=name, owner=owner, parent=parent)
+        self._ensure_workers()
+        return run_id
+
+    def submit_continue(self, run_id: str, epochs: int, owner: str | None = None) -> str:
+        """Queue `epochs` more epochs of a finished or stopped run (continue_run) and return the child's id; LimitError
+        as submit, ValueError as continue_run."""
+        self._check_capacity(owner)
+        child = continue_run(self.store, run_id, epochs, owner=owner)
+        self._ensure_workers()
+        return child
+
+    def _check_capacity(self, owner: str | None) -> None:
         limits = Limits.from_env()
         if (
             limits.max_runs_per_session
@@ -401,9 +420,6 @@ class JobManager:
                 f"the server is busy: {limits.max_runs_total} runs are queued or training, its limit; "
                 "try again in a minute"
             )
-        run_id = self.store.create_run(spec.to_dict(), name=name, owner=owner, parent=parent)
-        self._ensure_workers()
-        return run_id
 
     def cancel(self, run_id: str) -> str | None:
         return self.store.request_cancel(run_id)

@@ -30,6 +30,9 @@ CLASS_COLORS = (
 )
 METRIC_LABELS = {"loss": "Loss", "accuracy": "Accuracy", "mae": "Mean absolute error"}
 MAX_SCATTER_POINTS = 3000
+# Beyond this many epochs a curve is drawn without a marker per epoch: a live run of thousands of epochs redrawn twice
+# a second as thousands of SVG markers kept the browser too busy to take a click.
+MAX_MARKED_EPOCHS = 300
 
 
 # Every figure uses plotly_white. As the process default it is attached once, when a figure is serialised;
@@ -252,7 +255,8 @@ def training_curve(
         if xs:
             fig.add_trace(
                 go.Scatter(
-                    x=xs, y=ys, mode="lines+markers", name=part, line={"color": color, "width": 2.5},
+                    x=xs, y=ys, mode="lines+markers" if len(xs) <= MAX_MARKED_EPOCHS else "lines", name=part,
+                    line={"color": color, "width": 2.5},
                     marker={"size": 5}, hovertemplate=f"{part}, epoch %{{x}}: %{{y:.4f}}<extra></extra>",
                 )
             )
@@ -270,7 +274,7 @@ def training_curve(
     if joined is not None:
         fig.add_vline(x=joined + 0.5, line={"color": "#111827", "width": 1.5, "dash": "dot"},
                       annotation={"text": "continued", "font": {"size": 11, "color": "#111827"}},
-                      annotation_position="top left")
+                      annotation_position="bottom left")  # clear of a rate marker's label at the top
     for row in history:
         if row.get("lr_changed") and row.get("learning_rate") is not None:
             fig.add_vline(x=int(row["epoch"]) - 0.5, line={"color": LR_COLOR, "width": 1.5, "dash": "dash"},
@@ -604,17 +608,18 @@ def network_diagram(report: ShapeReport, input_shape: tuple[int, ...], picture: 
                           line={"color": "#374151", "width": 1},
                           fillcolor="rgba(0,0,0,0)" if thumbs[c] else "#e5e7eb", layer="above")
     top = (max(sizes) - 1) / 2 + 0.75
-    labels = ["inputs", *(f"layer {c} · {n} units" for c, n in enumerate(sizes[1:-1], start=1)), "output"]
+    labels = ["inputs", *(f"layer {c}<br>{n} units" for c, n in enumerate(sizes[1:-1], start=1)), "output"]
     for c, label in enumerate(labels):
         fig.add_annotation(x=c * 2.0, y=top, text=label, showarrow=False, font={"size": 11, "color": "#374151"})
     for i, name in enumerate(names):
         fig.add_annotation(x=-NODE - 0.05, y=pos[0][i][1], text=name, showarrow=False, xanchor="right",
                            font={"size": 11})
     fig.update_xaxes(visible=False, range=[-1.4, (columns - 1) * 2.0 + 0.6])
-    fig.update_yaxes(visible=False, range=[-(max(sizes) - 1) / 2 - 0.6, top + 0.3], scaleanchor="x")
+    # No scale anchor: a column is as wide as the figure allows, so the labels of four columns fit in 300 px.
+    fig.update_yaxes(visible=False, range=[-(max(sizes) - 1) / 2 - 0.6, top + 0.5])
     epoch = picture.get("epoch")
     heading = f"{title} at epoch {epoch}" if title and epoch is not None else title
-    return _layout(fig, heading, max(260, 70 + 62 * max(sizes)), showlegend=False, plot_bgcolor="white")
+    return _layout(fig, heading, max(240, 56 + 38 * max(sizes)), showlegend=False, plot_bgcolor="white")
 
 
 def _connections(fig: go.Figure, pos: list[list[tuple[float, float]]], weights: list[Any]) -> None:

@@ -42,7 +42,9 @@ class Resume:
     epochs_done: int
 
 
-Pace = Callable[[Any], "int | None"]  # see train(): a live run's commands, obeyed at epoch boundaries
+# See train(): a live run's commands, obeyed at epoch boundaries; called with the model and `hold`, which a pace calls
+# before it waits paused (the run's picture then shows the epoch it waits at).
+Pace = Callable[[Any, Callable[[], None]], "int | None"]
 
 
 class Cancelled(Exception):
@@ -173,8 +175,8 @@ def train(
     stream=False turns off progress/epoch-detail work (benchmarks measure its cost this way).
     fast picks the training loop: True kfcore.fastloop (several epochs per compiled call, same math), False
     Keras `fit`; None (the default) the fast loop when the data is small enough and no distribution is on.
-    pace (a live run's commands, kfcore.jobs) is called with the model at every epoch boundary where a command
-    may act: it may change the optimizer's rate or wait (paused); it returns how many epochs may run before it
+    pace (a live run's commands, kfcore.jobs) is called with the model and `hold` at every epoch boundary where a
+    command may act: it may change the optimizer's rate or wait (paused, calling hold() first); it returns how many epochs may run before it
     is called again (None: any number, 0: stop now). resume: continue a parent run from its saved model.
     """
     emit = on_event or (lambda e: None)
@@ -298,18 +300,16 @@ def _train(
     record = _EpochRecorder(emit, stop, history, offset, check_stop=not fast)
     view = snapshot.LiveView(splits.x_train, splits.y_train, ds.task,
                              snapshot.small_dense(report, ds.input_shape) is not None) if stream else None
-    stepped = [False]
 
     def picture(m: Any, force: bool = False) -> None:
         if view is not None and view.enabled and (force or view.due()):
             emit({"event": "picture", **view.take(m, history[-1]["epoch"] if history else offset)})
 
     def paced(m: Any) -> int | None:  # both loops: a pace of 0 cancels the run
-        picture(m, force=stepped[0])  # after a step the run waits paused: its picture must show that epoch
-        limit = pace(m) if pace is not None else None
+        picture(m)
+        limit = pace(m, lambda: picture(m, force=True)) if pace is not None else None
         if limit == 0:
             raise Cancelled
-        stepped[0] = limit == 1
         return limit
 
     early = None

@@ -52,7 +52,7 @@ def _run_status(was_active: bool) -> None:
 def status_text(record: RunRecord) -> str:
     runs = state.store()
     position = runs.queue_position(record.id) if record.status == "queued" else None
-    return runview.status_line(record, runs.epochs(record.id), position)
+    return runview.status_line(record, runs.epochs(record.id), position, runs.paused_count() if position else 0)
 
 
 def _icon(record: RunRecord) -> str:

@@ -411,6 +411,36 @@ def stop_training() -> None:
             st.session_state.train_error = str(e)
 
 
+def command_run(command: str, value: float | None = None) -> None:
+    """Pause, Resume, Step and "Apply to this run": a command for the current run's worker (kfcore.store), if it
+    is this session's run; what stands in the way (it just ended, a schedule owns its rate) goes to live_error."""
+    ss = st.session_state
+    record = current_run()
+    if not owns(record):
+        return
+    try:
+        store().send_command(record.id, command, value)
+        ss.live_error = None
+    except (ValueError, StoreFullError) as e:
+        ss.live_error = str(e)
+
+
+def continue_training(epochs: int) -> None:
+    """Continue: the current (finished or stopped) run trains `epochs` more as a child run, which becomes the
+    current run; its curves are drawn joined to its parent's, so no earlier run is drawn dashed behind them."""
+    ss = st.session_state
+    record = current_run()
+    ss.train_error = sign_in_first()
+    if ss.train_error or not owns(record):
+        return
+    try:
+        child = jobs().submit_continue(record.id, int(epochs), owner=ss.owner)
+    except (ValueError, LimitError, StoreFullError) as e:
+        ss.train_error = str(e)
+        return
+    ss.run_id, ss.previous_run_id = child, None
+
+
 def epochs_max(epochs: int) -> int:
     """The Epochs slider's maximum: the server's cap in hosted mode (or the spec's value, when a shared spec is
     over it: the slider shows it and Train says which limit it is over), else 100 or more."""

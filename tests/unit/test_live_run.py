@@ -154,7 +154,7 @@ def test_through_fit_pace_acts_before_each_epoch_and_a_resumed_run_ends_where_th
     parent = train(parse_spec(_spec(2)), fast=False, model_path=tmp_path / "parent.keras")
     calls = []
 
-    def pace(model):
+    def pace(model, hold):
         calls.append(float(model.optimizer.learning_rate))
         return None
 
@@ -165,7 +165,7 @@ def test_through_fit_pace_acts_before_each_epoch_and_a_resumed_run_ends_where_th
     _assert_same_weights(keras.models.load_model(tmp_path / "child.keras").get_weights(),
                          keras.models.load_model(tmp_path / "whole.keras").get_weights())
 
-    def stop_now(model):
+    def stop_now(model, hold):
         return 0
 
     assert train(parse_spec(_spec(2)), fast=False, pace=stop_now).status == "cancelled"
