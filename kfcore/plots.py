@@ -596,7 +596,7 @@ def network_diagram(report: ShapeReport, input_shape: tuple[int, ...], picture: 
                 t = len(z)
                 fig.add_trace(go.Heatmap(
                     z=z, x=np.linspace(x - NODE, x + NODE, t), y=np.linspace(y - NODE, y + NODE, t),
-                    colorscale=UNIT_SCALE, zmin=-1, zmax=1, showscale=False, hoverinfo="skip", zsmooth="best"))
+                    colorscale=UNIT_SCALE, zmin=-1, zmax=1, showscale=False, hoverinfo="skip"))
         hover = names if c == 0 else [f"{'output' if c == columns - 1 else f'layer {c}'} unit {i + 1}"
                                       for i in range(len(col))]
         xs, ys = [p[0] for p in col], [p[1] for p in col]

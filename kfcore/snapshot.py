@@ -61,7 +61,7 @@ class LiveView:
         the first picture the training points drawn under the boundary ("points": [[x1, x2, target], ...])."""
         import keras
 
-        first, self.last = self.last == -np.inf, time.monotonic()
+        first = self.last == -np.inf
         shot: dict[str, Any] = {"epoch": int(epoch)}
         if first and self.points is not None:
             shot["points"] = self.points
@@ -80,4 +80,5 @@ class LiveView:
             shot["boundary"] = plane_values(self.xs, self.ys, np.asarray(h, dtype=np.float64), self.task)
             if self.dense:
                 shot["units"] = units
+        self.last = time.monotonic()  # the interval counts from the end: a slow picture never runs back to back
         return shot

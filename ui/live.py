@@ -7,6 +7,8 @@ and stops polling (one full rerun) once the run is final. Training itself never 
 
 from __future__ import annotations
 
+import time
+
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
@@ -20,6 +22,7 @@ from ui.text import plain
 
 POLL_S = 0.5
 CONTINUE_EPOCHS = 20  # Continue's default
+NETWORK_REDRAW_S = 2.0  # the network diagram's redraws while a run trains
 
 
 def run_panel() -> None:
@@ -154,20 +157,28 @@ def _run_report(record: RunRecord) -> ShapeReport | None:
 def _pictures(record: RunRecord) -> None:
     """Beside the curves: the boundary over the plane (2-D data) as the run last pictured it, and the network, the
     Playground diagram with its latest weights for a small dense one, else the block diagram of its layers."""
+    ss = st.session_state
     picture = state.store().picture(record.id)
-    version = (record.id, picture.get("epoch") if picture else None)
-    cached = st.session_state.get("_live_pictures")
-    if cached is None or cached[0] != version:
-        report = _run_report(record)
+    epoch = picture.get("epoch") if picture else None
+    boundary_at = (record.id, epoch)
+    if ss.get("_live_boundary", (None,))[0] != boundary_at:
         names = [str(c) for c in record.info.get("class_names") or ()]
-        boundary = plots.live_boundary(picture, names) if picture and "boundary" in picture else None
+        ss["_live_boundary"] = (boundary_at, plots.live_boundary(picture, names) if picture and "boundary" in picture
+                                else None)
+    # The network is the costlier figure to draw (a thumbnail per unit): while the run trains, at most every
+    # NETWORK_REDRAW_S; redrawn twice a second under load, each drawing was replaced before the browser finished it.
+    cached = ss.get("_live_network")
+    training = record.status == "running" and record.paused is None
+    stale = cached is None or cached[0][0] != record.id or (cached[0][1] != epoch and (
+        not training or time.monotonic() - cached[1] >= NETWORK_REDRAW_S))
+    if stale:
+        report = _run_report(record)
         network = None
         if report is not None:
             network = (plots.network_diagram(report, tuple(record.info["input_shape"]), picture)
                        or plots.layer_blocks(report))
-        cached = (version, boundary, network)
-        st.session_state["_live_pictures"] = cached
-    _, boundary, network = cached
+        ss["_live_network"] = cached = ((record.id, epoch), time.monotonic(), network)
+    boundary, network = ss["_live_boundary"][1], cached[2]
     if boundary is None and network is None:
         return
     left, right = st.columns(2)
