@@ -1,44 +1,10 @@
-"""KF Studio: pick a dataset, design a tf.keras network, train it and watch it learn.
+"""KF Studio's entry script for `streamlit run app.py` (and Streamlit Community Cloud): the app is kfstudio.app.
 
-Only navigation and the frame live here; every page is a short script in app_pages/. This process
-never imports TensorFlow: training runs in worker processes that share nothing with it but the run store.
-
-The folder is deliberately not called pages/: Streamlit treats a pages/ folder beside the entrypoint as
-an old-style multipage app until st.navigation has run once in the server process, so the first deep
-link after a server start (/train) would run that page alone, without this frame and session set-up.
+Streamlit runs this file as "__main__"; a training worker spawned by multiprocessing re-runs it as "__mp_main__",
+where it must do nothing, so the app starts only under the guard.
 """
 
+from kfstudio.app import main
 
-def main() -> None:
-    import streamlit as st
-
-    from kfcore.store import StoreFullError
-    from ui import sidebar, state
-
-    st.set_page_config(page_title="KF Studio", page_icon=":material/neurology:", layout="wide")
-    try:
-        state.init_session()
-    except StoreFullError as e:  # the run store cannot even be opened: every page needs it, so say why instead
-        st.error(str(e), icon=":material/error:")
-        st.stop()
-    state.collect_garbage_now_and_then()
-    page = st.navigation(
-        [
-            st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True),
-            st.Page("app_pages/data.py", title="Data", icon=":material/dataset:"),
-            st.Page("app_pages/model.py", title="Model", icon=":material/account_tree:"),
-            st.Page("app_pages/train.py", title="Train", icon=":material/model_training:"),
-            st.Page("app_pages/evaluate.py", title="Evaluate", icon=":material/analytics:"),
-            st.Page("app_pages/runs.py", title="Runs", icon=":material/history:"),
-        ]
-    )
-    sidebar.render()
-    page.run()
-    state.write_address_bar()  # after the page: its widgets' changes are in the spec by now
-
-
-# Streamlit runs this file as "__main__". A training worker is spawned by multiprocessing, which re-runs
-# the parent's main file as "__mp_main__" to restore it: there it must neither draw nor start workers
-# (nor import Streamlit), so everything happens in main().
 if __name__ == "__main__":
     main()

@@ -5,11 +5,11 @@ from dataclasses import replace
 import pandas as pd
 import streamlit as st
 
-from kfcore import plots
 from kfcore.data import DataError, class_counts, csv_columns, propose_target, with_recipe
-from kfcore.presets import PRESETS
+from kfcore.model.presets import PRESETS
+from kfcore.present import plots
+from kfcore.runs.store import StoreFullError
 from kfcore.spec import SYNTHETIC_SETS, TASKS
-from kfcore.store import StoreFullError
 from ui import datasets, state
 from ui.text import plain
 from ui.widgets import bound, field

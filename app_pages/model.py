@@ -2,10 +2,10 @@
 
 import streamlit as st
 
-from kfcore import plots
-from kfcore.limits import LimitError
-from kfcore.presets import PRESETS
-from kfcore.shapes import ShapeError
+from kfcore.model.presets import PRESETS
+from kfcore.model.shapes import ShapeError
+from kfcore.present import plots
+from kfcore.runs.limits import LimitError
 from kfcore.spec import LAYER_TYPES
 from ui import datasets, layer_editor, state
 from ui.text import plain

@@ -7,13 +7,13 @@ KF_MEMORY_BUDGET_MB=1500), opens the Data page in Chromium for each bomb of test
 about 1.5 GB; the files are 1.6-4 MB, under the 50 MB upload cap), uploads it through the page's file input,
 waits until the page has answered, and reads the server's VmHWM (peak RSS since it started) and VmRSS from
 /proc/<pid>/status. Target: the peak stays under 1 GB, every bomb is refused with its message on the page, and
-no exception is shown. Uploads are parsed in a capped child (kfcore/sandbox.py), so the server itself only
+no exception is shown. Uploads are parsed in a capped child (kfcore/data/sandbox.py), so the server itself only
 reads the CSV header's bounded head.
 
 Then the memory estimate's batches: a wide 1×1 Conv2D (4096 filters) on digits at batch size 1 trains one
 epoch in a fresh process per memory budget; its peak RSS above TensorFlow's own (ru_maxrss after `import keras`)
 is compared with the estimate. With no budget to speak of the run predicts at the old fixed batches (validation
-512, evaluate 256); a budget lowers them (kfcore.limits.run_batches).
+512, evaluate 256); a budget lowers them (kfcore.runs.limits.run_batches).
 
 Writes a markdown fragment with --out.
 """
@@ -77,9 +77,9 @@ def make_bombs(folder: Path) -> list[tuple[str, Path, int]]:
 
 CONV_PROBE = """
 import json, resource, sys
-from kfcore.limits import Limits, estimate_training_memory_mb, run_batches
+from kfcore.runs.limits import Limits, estimate_training_memory_mb, run_batches
 from kfcore.spec import parse_spec
-from kfcore.train import prepare, train
+from kfcore.training.train import prepare, train
 spec = parse_spec({"data": {"name": "digits"}, "split": {"validation": 0.1}, "train": {"epochs": 1, "batch_size": 1},
                    "layers": [{"type": "Conv2D", "filters": 4096, "kernel_size": 1},
                               {"type": "GlobalAveragePooling2D"}]})

@@ -2,7 +2,7 @@
 
     python bench/bench_core.py [--rows 150000] [--out FILE]
 
-1. The check a page runs on every rerun (ui/datasets.check_model -> kfcore.train.assess) against prepare(), which
+1. The check a page runs on every rerun (ui/datasets.check_model -> kfcore.training.train.assess) against prepare(), which
    also splits the data, on an MNIST-sized dataset (60,000 28×28 images, float32, 188 MB): milliseconds per call.
 2. `python -m kfcore train` on a CSV of --rows rows × 20 columns, one epoch: how often the dataset is loaded
    (kfcore.data.load_dataset calls, counted in a child process that runs the CLI's main), its wall time and peak
@@ -28,13 +28,14 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from kfcore.data import Dataset, load_dataset  # noqa: E402
-from kfcore.limits import Limits  # noqa: E402
+from kfcore.runs.limits import Limits  # noqa: E402
 from kfcore.spec import DataSpec, parse_spec  # noqa: E402
-from kfcore.train import assess, prepare  # noqa: E402
+from kfcore.training.train import assess, prepare  # noqa: E402
 
 CLI_CHILD = """
 import json, resource, sys, time
-from kfcore import __main__ as cli, data, train
+from kfcore import __main__ as cli, data
+from kfcore.training import train
 calls = []
 real = data.load_dataset
 def counting(*a, **k):

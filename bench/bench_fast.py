@@ -2,7 +2,7 @@
 
     python bench/bench_fast.py [--repeats 3] [--fast-epochs 1500] [--fit-epochs 40]
 
-Each loop gets its own real worker process (kfcore.jobs.worker_main, spawned, TensorFlow imported before the
+Each loop gets its own real worker process (kfcore.runs.jobs.worker_main, spawned, TensorFlow imported before the
 first run), every event goes to a run store, and everything is read back from the store:
 - epochs/s: spiral, 200 points (160 train, 20 validation, 20 test), Dense 8 tanh → Dense 8 tanh, batch 10, adam;
   steady = (epochs 2..N) / (store time of epoch N − store time of epoch 1), every epoch recorded;
@@ -46,11 +46,11 @@ def worker(loop: str, store_root: str, parent_pid: int) -> None:
     """A kfcore worker whose trainer takes the given loop ('fast': the default choice, 'fit': forced)."""
     import functools
 
-    import kfcore.train
-    from kfcore.jobs import worker_main
+    import kfcore.training.train
+    from kfcore.runs.jobs import worker_main
 
     if loop == "fit":
-        kfcore.train.train = functools.partial(kfcore.train.train, fast=False)
+        kfcore.training.train.train = functools.partial(kfcore.training.train.train, fast=False)
     worker_main(store_root, 1000, parent_pid)
 
 
@@ -80,7 +80,7 @@ def main() -> None:
     parser.add_argument("--fit-epochs", type=int, default=40)
     args = parser.parse_args()
 
-    from kfcore.store import RunStore
+    from kfcore.runs.store import RunStore
 
     ctx = mp.get_context("spawn")
     rates: dict[str, list[float]] = {"fast": [], "fit": []}

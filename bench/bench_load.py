@@ -473,7 +473,7 @@ def server_log_problems(log: str) -> dict[str, int]:
 def run_bench(args: argparse.Namespace, meta: dict, server_env: dict[str, str] | None = None) -> dict:
     from playwright.sync_api import sync_playwright
 
-    from kfcore.store import RunStore
+    from kfcore.runs.store import RunStore
 
     home = Path(tempfile.mkdtemp(prefix="kf-bench-load-"))
     env = {

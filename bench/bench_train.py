@@ -80,10 +80,10 @@ def run_kfcore_cli(npz: Path, epochs: int, folder: Path) -> dict:
 
 def inner(mode: str, npz: str, epochs: int, folder: str) -> None:
     """One in-process kfcore training, with events to a store ('stream') or none ('quiet')."""
-    from kfcore.jobs import execute_run
+    from kfcore.runs.jobs import execute_run
+    from kfcore.runs.store import RunStore
     from kfcore.spec import parse_spec
-    from kfcore.store import RunStore
-    from kfcore.train import train
+    from kfcore.training.train import train
 
     spec = parse_spec(spec_for(Path(npz), epochs))
     if mode == "stream":

@@ -32,7 +32,7 @@ def _print(obj: dict[str, Any]) -> None:
 
 
 def _store(args: argparse.Namespace) -> Any:
-    from kfcore.store import RunStore
+    from kfcore.runs.store import RunStore
 
     try:
         return RunStore(args.store)
@@ -43,13 +43,12 @@ def _store(args: argparse.Namespace) -> Any:
 def cmd_train(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from kfcore import uploads
-    from kfcore.advice import model_advice
-    from kfcore.data import DataError
-    from kfcore.limits import LimitError, Limits
-    from kfcore.shapes import ShapeError
+    from kfcore.data import DataError, uploads
+    from kfcore.model.advice import model_advice
+    from kfcore.model.shapes import ShapeError
+    from kfcore.runs.limits import LimitError, Limits
     from kfcore.spec import MAX_SPEC_BYTES, RunSpec, SpecError
-    from kfcore.train import prepare
+    from kfcore.training.train import prepare
 
     path = Path(args.spec)
     try:
@@ -77,7 +76,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _train_here(store: Any, run_id: str, limits: Any, dataset: Any = None) -> int:
     """Train a queued run in this process, one JSON line per epoch, then its outcome (train and continue)."""
-    from kfcore.jobs import execute_run
+    from kfcore.runs.jobs import execute_run
 
     if not store.start_in_process(run_id):
         _fail(f"run {run_id} was taken (or cancelled) by a server using this store before it could start here; "
@@ -101,8 +100,8 @@ def _train_here(store: Any, run_id: str, limits: Any, dataset: Any = None) -> in
 
 
 def cmd_continue(args: argparse.Namespace) -> int:
-    from kfcore.jobs import continue_run
-    from kfcore.limits import Limits
+    from kfcore.runs.jobs import continue_run
+    from kfcore.runs.limits import Limits
 
     store = _store(args)
     limits = Limits.from_env()
@@ -154,8 +153,8 @@ def _finished_run(store: Any, run_id: str) -> Any:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from kfcore.data import DataError, read_csv, tidy_columns
-    from kfcore.predict import check_columns, predict_frame, recipe_of
-    from kfcore.recipe import RecipeError
+    from kfcore.data.recipe import RecipeError
+    from kfcore.training.predict import check_columns, predict_frame, recipe_of
 
     store = _store(args)
     record = _finished_run(store, args.run_id)
@@ -188,9 +187,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     import shutil
 
-    from kfcore import export, uploads
-    from kfcore.data import DataError
-    from kfcore.shapes import ShapeError
+    from kfcore.data import DataError, uploads
+    from kfcore.export import script as export
+    from kfcore.model.shapes import ShapeError
     from kfcore.spec import RunSpec, SpecError
 
     store = _store(args)
@@ -261,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--store", help=store_help)
     p.set_defaults(func=cmd_export)
     args = parser.parse_args(argv)
-    from kfcore.store import StoreFullError
+    from kfcore.runs.store import StoreFullError
 
     try:
         return args.func(args)

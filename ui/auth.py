@@ -1,10 +1,10 @@
 """Sign-in, for a hosted server that wants accounts: Streamlit's own OpenID Connect login (st.login, st.user,
 st.logout), switched on by an [auth] section in the server's secrets.toml (README, "Hosting").
 
-With it, a session's owner is its signed-in account (kfcore.limits.account_owner_token of the identity's issuer
+With it, a session's owner is its signed-in account (kfcore.runs.limits.account_owner_token of the identity's issuer
 and subject), so runs and uploads follow the person across browsers; a visitor who has not signed in owns
 nothing and may only look. Streamlit keeps the identity in its own signed cookie: signing in or out reloads
-the page, which starts a new session, so the owner is decided once per session (ui.state._init_owner).
+the page, which starts a new session, so the owner is decided once per session (ui.state.owner.init_owner).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import streamlit as st
 from streamlit.errors import StreamlitAuthError
 
-from kfcore.limits import account_owner_token
+from kfcore.runs.limits import account_owner_token
 
 SIGN_IN_FIRST = "Sign in (in the sidebar) to train or upload data: on this server runs belong to an account."
 

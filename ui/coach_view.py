@@ -1,12 +1,12 @@
 """The coach on the page: what a finished run's results say, each with a button that changes that one setting
-and trains a child run of it (kfcore.coach reads the results; this only draws them)."""
+and trains a child run of it (kfcore.training.coach reads the results; this only draws them)."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from kfcore import coach
-from kfcore.store import RunRecord
+from kfcore.runs.store import RunRecord
+from kfcore.training import coach
 from ui import state
 
 

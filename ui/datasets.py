@@ -1,7 +1,7 @@
 """The dataset behind the current spec, loaded once per process, and uploads saved into the store.
 
 Datasets are shared by every session and treated as read-only (no copy per rerun: MNIST is hundreds of MB), in
-a cache bounded by their bytes (kfcore.datacache).
+a cache bounded by their bytes (kfcore.data.cache).
 A failed load is remembered for the session, so a page does not retry a dead download on every rerun;
 choosing the data again on the Data page retries it.
 """
@@ -17,15 +17,15 @@ from pathlib import Path
 
 import streamlit as st
 
-from kfcore import advice, uploads
-from kfcore.data import BUILTIN_INFO, KERAS_INFO, DataError, Dataset, load_dataset, split_dataset
-from kfcore.datacache import DatasetCache
-from kfcore.limits import LimitError, data_cache_bytes
-from kfcore.sandbox import load_capped
-from kfcore.shapes import ShapeError, ShapeReport
+from kfcore.data import BUILTIN_INFO, KERAS_INFO, DataError, Dataset, load_dataset, split_dataset, uploads
+from kfcore.data.cache import DatasetCache
+from kfcore.data.sandbox import load_capped
+from kfcore.model import advice
+from kfcore.model.shapes import ShapeError, ShapeReport
+from kfcore.runs.limits import LimitError, data_cache_bytes
+from kfcore.runs.store import disk_guard
 from kfcore.spec import DataSpec, LayerSpec, SplitSpec
-from kfcore.store import disk_guard
-from kfcore.train import assess
+from kfcore.training.train import assess
 from ui import state
 
 UPLOAD = "upload"
@@ -122,7 +122,7 @@ def check_model(
 ) -> tuple[ShapeReport | None, DataError | ShapeError | LimitError | None]:
     """The shape report of `layers` (default: the current model's) on the current data, or why it cannot train:
     a layer that cannot build, or a limit of this server (memory, parameters, epochs, rows) that it is over.
-    kfcore.train.assess decides, as it does for the trainer; the split sizes it needs come from the cache.
+    kfcore.training.train.assess decides, as it does for the trainer; the split sizes it needs come from the cache.
 
     A ShapeError carries layer_index, the 0-based position of the layer at fault (None: input or output).
     """
@@ -136,7 +136,7 @@ def check_model(
 
 
 def model_advice() -> list[str]:
-    """Warnings about the current model on the current data (kfcore.advice); none when the data does not load."""
+    """Warnings about the current model on the current data (kfcore.model.advice); none when the data does not load."""
     try:
         ds = dataset()
     except DataError:
@@ -189,7 +189,7 @@ def save_upload(file_name: str, content: bytes, root: str | Path | None = None) 
 
 def keep_upload(file_name: str, content: bytes) -> str:
     """Save an upload as this browser's (save_upload) and return the reference a spec names it by: the upload is
-    private to its owner in hosted mode (kfcore.limits.check_data_access), and no server path reaches a page."""
+    private to its owner in hosted mode (kfcore.runs.limits.check_data_access), and no server path reaches a page."""
     path = save_upload(file_name, content)
     ref = f"{path.parent.name}/{path.name}"
     state.store().add_upload(st.session_state.owner, ref, file_name)

@@ -18,12 +18,13 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from kfcore import evaluate, plots, runview, samples
 from kfcore.data import DataError, Dataset, with_recipe
-from kfcore.jobs import PredictError
-from kfcore.samples import Predictions, SampleError, TestSplit
+from kfcore.present import plots, runview, samples
+from kfcore.present.samples import Predictions, SampleError, TestSplit
+from kfcore.runs.jobs import PredictError
+from kfcore.runs.store import RunRecord
 from kfcore.spec import RunSpec, SpecError, SplitSpec
-from kfcore.store import RunRecord
+from kfcore.training import evaluate
 from ui import datasets, state
 from ui.text import plain
 
@@ -390,7 +391,7 @@ def try_it(record: RunRecord, rd: RunData) -> None:
 
 def _typed_row(rd: RunData, k: int) -> np.ndarray:
     """A raw row to edit (the table's columns, categories picked from the training ones), as the model's input."""
-    from kfcore.recipe import numbers
+    from kfcore.data.recipe import numbers
 
     recipe, frame = rd.dataset.recipe, rd.dataset.frame
     row = frame.iloc[[int(rd.split.test_index[k])]] if rd.split.test_index is not None else frame.iloc[[0]]

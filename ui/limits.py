@@ -1,6 +1,6 @@
 """What a hosted server allows, said where a user meets it: a one-line note of every cap on the Train page.
 
-Which cap a refused run hit is said by the refusal itself (kfcore.limits' LimitError text, shown where
+Which cap a refused run hit is said by the refusal itself (kfcore.runs.limits' LimitError text, shown where
 Train, an upload or a share link was refused); this note lists them all up front.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from kfcore.limits import describe
+from kfcore.runs.limits import describe
 from ui import state
 from ui.text import plain
 

@@ -12,11 +12,11 @@ import time
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
-from kfcore import plots, runview
-from kfcore.jobs import saved_state
-from kfcore.shapes import ShapeError, ShapeReport, infer_shapes
+from kfcore.model.shapes import ShapeError, ShapeReport, infer_shapes
+from kfcore.present import plots, runview
+from kfcore.runs.jobs import saved_state
+from kfcore.runs.store import RunRecord
 from kfcore.spec import RunSpec, SpecError
-from kfcore.store import RunRecord
 from ui import state
 from ui.text import plain
 
@@ -142,7 +142,7 @@ def controls(row: DeltaGenerator, record: RunRecord | None) -> None:
 
 
 def _run_report(record: RunRecord) -> ShapeReport | None:
-    """The run's model as kfcore.shapes reports it, on the data its worker described; None before it started."""
+    """The run's model as kfcore.model.shapes reports it, on the data its worker described; None before it started."""
     info = record.info
     if not info.get("input_shape"):
         return None

@@ -14,9 +14,10 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from kfcore import compare, plots, runview, uploads
+from kfcore.data import uploads
+from kfcore.present import compare, plots, runview
+from kfcore.runs.store import STATUSES, RunRecord, StoreFullError
 from kfcore.spec import RunSpec, SpecError
-from kfcore.store import STATUSES, RunRecord, StoreFullError
 from ui import datasets, share, state
 from ui.text import plain
 

@@ -1,7 +1,7 @@
 """Export and share: links that reopen an experiment or a run, and downloads of a run's model, metrics and script.
 
 An experiment link carries the whole RunSpec in ?spec= (RunSpec.to_url), as TensorFlow Playground's URL
-carries its state; ui/state.py restores it when a session starts. A run link is the Evaluate page with
+carries its state; ui/state/address.py restores it when a session starts. A run link is the Evaluate page with
 ?run=ID, which the same start-up code already reads to pick the run.
 """
 
@@ -13,11 +13,11 @@ from typing import Any
 
 import streamlit as st
 
-from kfcore import export, uploads
-from kfcore.data import DataError
-from kfcore.shapes import ShapeError
+from kfcore.data import DataError, uploads
+from kfcore.export import script as export
+from kfcore.model.shapes import ShapeError
+from kfcore.runs.store import RunRecord
 from kfcore.spec import RunSpec, SpecError
-from kfcore.store import RunRecord
 from ui import state
 from ui.text import plain
 

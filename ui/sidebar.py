@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from kfcore import runview
-from kfcore.hardware import describe_host
-from kfcore.store import RunRecord
+from kfcore.present import runview
+from kfcore.runs.store import RunRecord
+from kfcore.training.hardware import describe_host
 from ui import auth, share, state
 from ui.text import plain
 

@@ -2,7 +2,7 @@
 
 A kind (one module in this package) declares its fields (type, range, default, help and editor widget),
 its output shape and parameter count, its Keras construction, its line of exported code and its advice.
-Spec parsing, kfcore.shapes, kfcore.build, kfcore.export, the layer editor and kfcore.advice read these
+Spec parsing, kfcore.model.shapes, kfcore.model.build, kfcore.export.script, the layer editor and kfcore.model.advice read these
 declarations and nothing else, so a new kind is one new module here (plus its tests).
 
 Nothing here imports TensorFlow: `build` receives the `keras` module from its caller.
@@ -101,7 +101,7 @@ class LayerKind:
         return f"layers.{self.name}()"
 
     def advice(self, v: Values, position: int) -> list[str]:
-        """Warnings about this one layer (position counts from 1); stack-wide advice lives in kfcore.advice."""
+        """Warnings about this one layer (position counts from 1); stack-wide advice lives in kfcore.model.advice."""
         return []
 
 
@@ -165,7 +165,7 @@ def weight_code(v: Values) -> list[str]:
     return args
 
 
-# -- writing code (kfcore.export uses these too) ----------------------------------------------------------------
+# -- writing code (kfcore.export.script uses these too) ----------------------------------------------------------------
 
 CODE_WIDTH = 100  # a call wider than this is written one argument per line
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from kfcore.limits import account_owner_token, new_owner_token
-from kfcore.store import RunStore
+from kfcore.runs.limits import account_owner_token, new_owner_token
+from kfcore.runs.store import RunStore
 from tests.app.helpers import APP, cookie_scripts, go
 
 RUNS, TRAIN, DATA = "app_pages/runs.py", "app_pages/train.py", "app_pages/data.py"
@@ -69,7 +69,7 @@ def test_an_accounts_owner_token_is_stable_per_identity_and_has_the_owner_token_
 def test_a_signed_in_session_is_its_account_in_every_session_and_never_sets_the_owner_cookie(kf_home, monkeypatch):
     from ui import state
 
-    monkeypatch.setattr(state, "cookie_owner", lambda: new_owner_token())  # a browser that has an owner cookie
+    monkeypatch.setattr(state.owner, "cookie_owner", lambda: new_owner_token())  # a browser that has an owner cookie
     at = signed(ALICE)
     owner = account_owner_token(ISSUER, "alice-42")
     assert at.session_state["owner"] == owner and at.session_state["owner_cookie_ok"] is True
@@ -96,7 +96,7 @@ def test_a_visitor_who_has_not_signed_in_sees_no_runs_and_may_neither_train_nor_
     cookie = new_owner_token()
     add_run(kf_home, cookie, "the cookie's run")
     add_run(kf_home, None, "command-line run")
-    monkeypatch.setattr(state, "cookie_owner", lambda: cookie)  # with sign-in, the cookie owner is not used
+    monkeypatch.setattr(state.owner, "cookie_owner", lambda: cookie)  # with sign-in, the cookie owner is not used
     at = signed(None)
     assert at.session_state["owner"] is None
     assert sidebar_buttons(at) == ["Sign in"] and not cookie_scripts(at)

@@ -5,8 +5,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from kfcore.runs.store import RunStore
 from kfcore.spec import RunSpec
-from kfcore.store import RunStore
 from tests.app.helpers import address_token, go, open_app
 
 
@@ -53,7 +53,7 @@ def back_to(at, monkeypatch, query: dict[str, str]) -> None:
     for key, value in query.items():
         at.query_params[key] = value
     with monkeypatch.context() as mp:
-        mp.setattr(state, "get_script_run_ctx", lambda: SimpleNamespace(is_history_navigation=True))
+        mp.setattr(state.address, "get_script_run_ctx", lambda: SimpleNamespace(is_history_navigation=True))
         at.run()
     assert not at.exception, [e.value for e in at.exception]
 

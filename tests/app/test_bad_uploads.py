@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from kfcore.jobs import JobManager
+from kfcore.runs.jobs import JobManager
 from tests.app.helpers import APP, shown
 
 

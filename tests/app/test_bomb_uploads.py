@@ -9,7 +9,7 @@ import gzip
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from kfcore.jobs import JobManager
+from kfcore.runs.jobs import JobManager
 from tests import bombs
 from tests.app.helpers import APP, shown
 

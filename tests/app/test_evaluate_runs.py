@@ -16,9 +16,10 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from kfcore import export, runview
+from kfcore.export import script as export
+from kfcore.present import runview
+from kfcore.runs.store import RunStore
 from kfcore.spec import RunSpec
-from kfcore.store import RunStore
 from tests.app.helpers import address_token, go, open_app, shown
 
 REPO = Path(__file__).resolve().parents[2]
@@ -39,9 +40,9 @@ SPECS = {
 # What `python -m kfcore train` does for each spec, in one process so TensorFlow is imported once.
 TRAIN = """
 import json, sys
-from kfcore.jobs import execute_run
+from kfcore.runs.jobs import execute_run
 from kfcore.spec import RunSpec
-from kfcore.store import RunStore
+from kfcore.runs.store import RunStore
 store = RunStore(sys.argv[1])
 for name, spec in json.loads(sys.argv[2]).items():
     run_id = store.create_run(RunSpec.from_dict(spec).to_dict(), name=name)

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from kfcore.jobs import JobManager
-from kfcore.store import RunStore
+from kfcore.runs.jobs import JobManager
+from kfcore.runs.store import RunStore
 from tests.app.helpers import go, open_app, shown
 from tests.unit.helpers import FullDiskConnection, fill, small_disk
 
@@ -71,7 +71,7 @@ def disk(request, tmp_path, monkeypatch):
     from ui import state
 
     state.shutdown_jobs()
-    state._store(state.store_root()).close()
+    state.services._store(state.store_root()).close()
     d.close()
 
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from kfcore.limits import Limits, can_modify, describe, new_owner_token, valid_owner_token
+from kfcore.runs.limits import Limits, can_modify, describe, new_owner_token, valid_owner_token
+from kfcore.runs.store import RunRecord, RunStore
 from kfcore.spec import RunSpec
-from kfcore.store import RunRecord, RunStore
 from tests.app.helpers import cookie_scripts, go, open_app, shown
 
 REPO = Path(__file__).resolve().parents[2]
@@ -96,7 +96,7 @@ def test_a_browser_that_comes_back_with_its_cookie_is_the_same_owner_and_finds_i
     theirs = add_run(kf_home, "someone-else", "their live run", finished=False)
     time.sleep(0.01)
     mine = add_run(kf_home, token, "my live run", finished=False)
-    monkeypatch.setattr(state, "cookie_owner", lambda: token)  # what st.context.cookies gives a real browser
+    monkeypatch.setattr(state.owner, "cookie_owner", lambda: token)  # what st.context.cookies gives a real browser
     at = new_app()
     assert at.session_state["owner"] == token and at.session_state["owner_cookie_ok"] is True
     assert not cookie_scripts(at)  # the cookie is there already: no script
@@ -303,14 +303,14 @@ def as_browser(monkeypatch, token: str, query: dict[str, str] | None = None) -> 
     """A new session of the browser whose cookie holds `token`."""
     from ui import state
 
-    monkeypatch.setattr(state, "cookie_owner", lambda: token)
+    monkeypatch.setattr(state.owner, "cookie_owner", lambda: token)
     return new_app(query)
 
 
 @pytest.fixture
 def no_workers(monkeypatch):
     """These tests queue runs but never train them: no worker process (TensorFlow's import costs seconds)."""
-    from kfcore.jobs import JobManager
+    from kfcore.runs.jobs import JobManager
 
     monkeypatch.setattr(JobManager, "_ensure_workers", lambda self, want=None: None)
 
@@ -345,8 +345,8 @@ def test_a_share_link_to_an_upload_opens_for_its_owner_only_and_shows_no_server_
 
 def test_a_run_link_to_a_shared_upload_run_shows_it_and_forks_but_reaches_no_other_upload(kf_home, monkeypatch,
                                                                                        no_workers):
-    from kfcore.jobs import execute_run
-    from kfcore.limits import check_data_access
+    from kfcore.runs.jobs import execute_run
+    from kfcore.runs.limits import check_data_access
     from ui import share
 
     store = RunStore(kf_home)
@@ -404,9 +404,9 @@ def test_a_malformed_limit_variable_is_named_on_the_train_page_and_its_default_s
 
 
 def test_the_model_page_refuses_a_model_over_a_limit_with_the_trainers_own_words(kf_home, monkeypatch):
-    """The Model page asks kfcore.train.assess, as prepare() does before training: the same refusal, word for word."""
-    from kfcore.limits import LimitError
-    from kfcore.train import prepare
+    """The Model page asks kfcore.training.train.assess, as prepare() does before training: the same refusal, word for word."""
+    from kfcore.runs.limits import LimitError
+    from kfcore.training.train import prepare
 
     monkeypatch.setenv("KF_MAX_PARAMS", "1000")
     at = new_app()

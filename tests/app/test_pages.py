@@ -13,7 +13,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from kfcore.data import DataError
-from kfcore.store import RunStore
+from kfcore.runs.store import RunStore
 from tests.app.helpers import APP, go, open_app, shown
 
 REPO = Path(__file__).resolve().parents[2]
@@ -375,10 +375,10 @@ def test_a_reloaded_tab_finds_its_run_and_spec_again(kf_home):
 
 
 def test_every_session_shares_one_loaded_dataset_and_reruns_neither_load_nor_split_it(kf_home, monkeypatch):
-    """The pages draw from the web process's byte-bounded cache (kfcore.datacache) and the Model page's check never
-    splits the data (kfcore.train.assess touches no array; the split sizes are cached)."""
-    from kfcore import train
-    from kfcore.datacache import DatasetCache, dataset_bytes
+    """The pages draw from the web process's byte-bounded cache (kfcore.data.cache) and the Model page's check never
+    splits the data (kfcore.training.train.assess touches no array; the split sizes are cached)."""
+    from kfcore.data.cache import DatasetCache, dataset_bytes
+    from kfcore.training import train
     from ui import datasets
 
     loads = []

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from kfcore.runs.store import RunStore
 from kfcore.spec import RunSpec
-from kfcore.store import RunStore
 from tests.app.helpers import go, open_app
 from tests.app.test_evaluate_runs import REPO, TRAIN
 
@@ -75,8 +75,8 @@ def test_a_table_runs_downloads_are_zips_with_the_data_file_and_the_recipe(kf_ho
     import io
     import zipfile
 
-    from kfcore import export
-    from kfcore.uploads import resolve
+    from kfcore.data.uploads import resolve
+    from kfcore.export import script as export
 
     record = RunStore(kf_home).list_runs()[0]
     at = open_app(timeout_s=60)

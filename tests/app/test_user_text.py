@@ -12,9 +12,9 @@ import zlib
 import numpy as np
 import pytest
 
-from kfcore.evaluate import classification_report
+from kfcore.runs.store import RunStore
 from kfcore.spec import RunSpec
-from kfcore.store import RunStore
+from kfcore.training.evaluate import classification_report
 from tests.app.helpers import go, open_app
 from ui.text import plain
 

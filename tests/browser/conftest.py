@@ -67,7 +67,7 @@ class AppServer:
         return self.process.pid
 
     def store(self):
-        from kfcore.store import RunStore
+        from kfcore.runs.store import RunStore
 
         return RunStore(self.store_dir, recover=False)
 
@@ -184,9 +184,9 @@ SPECS = {
 # What `python -m kfcore train SPEC --store DIR` does for each spec, in one process (TensorFlow imported once).
 TRAIN = """
 import json, sys
-from kfcore.jobs import execute_run
+from kfcore.runs.jobs import execute_run
 from kfcore.spec import RunSpec
-from kfcore.store import RunStore
+from kfcore.runs.store import RunStore
 store = RunStore(sys.argv[1], recover=False)
 ids = {}
 for name, spec in json.loads(sys.argv[2]).items():

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from kfcore.limits import account_owner_token
+from kfcore.runs.limits import account_owner_token
 from kfcore.spec import RunSpec
 from tests.browser.conftest import VIEWPORT, exceptions, goto, nav, shot, start_server, stop_server, wait_idle
 

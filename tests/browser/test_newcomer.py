@@ -31,7 +31,7 @@ from tests.browser.conftest import (
 PAGES = [("home", "/", "KF Studio"), ("data", "/data", "Data"), ("model", "/model", "Model"),
          ("train", "/train", "Train"), ("evaluate", "/evaluate", "Evaluate"), ("runs", "/runs", "Runs")]
 RUN_DEADLINE_S = 120  # a run on a busy 2-core machine, worker start included
-# Small data trains hundreds of epochs a second (kfcore/fastloop.py): circle with 5,000 points at batch 8 takes
+# Small data trains hundreds of epochs a second (kfcore/training/fastloop.py): circle with 5,000 points at batch 8 takes
 # about 0.05-0.1 s an epoch on 2 cores, so 100 epochs give 5-10 s of live curve to watch and move a slider in.
 NEWCOMER_EPOCHS = 100
 NEWCOMER_POINTS = 5000

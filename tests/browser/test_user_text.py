@@ -1,6 +1,6 @@
 """User text shown as text in a real browser: hostile names never become images, links, colours or icons.
 
-A hosted server of its own (KF_HOSTED=1). Its store holds a run trained (through kfcore.jobs.execute_run, as the
+A hosted server of its own (KF_HOSTED=1). Its store holds a run trained (through kfcore.runs.jobs.execute_run, as the
 CLI does) on an uploaded CSV whose column names and class labels are Markdown (one label is HTML, for the charts),
 and the run's name is Markdown too; the page also uploads a CSV whose file name is Markdown, and opens a share
 link whose data.name is. On every page, the share popover, Evaluate's "Samples in the cell" and the sidebar's
@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from kfcore.store import RunStore
+from kfcore.runs.store import RunStore
 from tests.browser.conftest import REPO, VIEWPORT, exceptions, goto, nav, shot, start_server, stop_server, wait_idle
 from ui.text import WORD_JOINER
 
@@ -66,9 +66,9 @@ HOSTILE_DOM_JS = r"""
 # What `python -m kfcore train SPEC --store DIR` does, in one process.
 TRAIN = """
 import json, sys
-from kfcore.jobs import execute_run
+from kfcore.runs.jobs import execute_run
 from kfcore.spec import RunSpec
-from kfcore.store import RunStore
+from kfcore.runs.store import RunStore
 store = RunStore(sys.argv[1], recover=False)
 spec, name, owner = json.loads(sys.argv[2])
 run_id = store.create_run(RunSpec.from_dict(spec).to_dict(), name=name, owner=owner)

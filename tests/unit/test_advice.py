@@ -2,8 +2,8 @@
 
 import pytest
 
-from kfcore.advice import model_advice
-from kfcore.presets import PRESETS
+from kfcore.model.advice import model_advice
+from kfcore.model.presets import PRESETS
 from kfcore.spec import RunSpec
 
 

@@ -8,7 +8,7 @@ from sklearn.preprocessing import StandardScaler
 
 from kfcore.data import load_dataset, split_dataset
 from kfcore.spec import parse_spec
-from kfcore.train import train
+from kfcore.training.train import train
 
 
 @pytest.mark.parametrize("seed", [0, 1])

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from kfcore.data import DataError, csv_columns, load_dataset
-from kfcore.limits import (
+from kfcore.model.shapes import infer_shapes
+from kfcore.runs.limits import (
     PREDICT_COPIES,
     TRAIN_COPIES,
     Limits,
@@ -22,7 +23,6 @@ from kfcore.limits import (
     estimate_training_memory_mb,
     run_batches,
 )
-from kfcore.shapes import infer_shapes
 from kfcore.spec import DataSpec, parse_spec
 from tests import bombs
 
@@ -189,7 +189,7 @@ def test_inference_batches_keep_their_size_when_memory_allows_and_never_go_below
 def test_training_predicts_at_the_fitted_batches(monkeypatch):
     import keras
 
-    from kfcore.train import train
+    from kfcore.training.train import train
 
     seen: list[int] = []
     original = keras.Model.predict

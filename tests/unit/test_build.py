@@ -1,12 +1,12 @@
-"""kfcore.build: the spec's settings land in the Keras layers, dtypes under mixed precision, and
+"""kfcore.model.build: the spec's settings land in the Keras layers, dtypes under mixed precision, and
 tiny models predict the right output shape for every task."""
 
 import keras
 import numpy as np
 import pytest
 
-from kfcore.build import build_model, keras_names
-from kfcore.shapes import infer_shapes
+from kfcore.model.build import build_model, keras_names
+from kfcore.model.shapes import infer_shapes
 from kfcore.spec import LayerSpec, OutputSpec, RunSpec
 
 

@@ -120,7 +120,8 @@ def test_train_loads_the_dataset_once(tmp_path, store_dir, monkeypatch, capsys):
     import signal
 
     from kfcore import __main__ as cli
-    from kfcore import data, train
+    from kfcore import data
+    from kfcore.training import train
 
     calls = []
     real = data.load_dataset
@@ -181,7 +182,7 @@ def test_continue_refusals_exit_2_with_one_error_line(store_dir, args, words):
 
 
 def test_continue_refuses_an_unfinished_run_and_epochs_out_of_range(store_dir):
-    from kfcore.store import RunStore
+    from kfcore.runs.store import RunStore
 
     store = RunStore(store_dir)
     queued = store.create_run({"train": {"epochs": 3}})

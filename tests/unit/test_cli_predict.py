@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kfcore.evaluate import probabilities_to_classes
-from kfcore.recipe import Recipe
-from kfcore.store import RunStore
+from kfcore.data.recipe import Recipe
+from kfcore.runs.store import RunStore
+from kfcore.training.evaluate import probabilities_to_classes
 from tests.unit.test_cli import run_cli, write_spec
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from kfcore import coach
+from kfcore.training import coach
 
 SPEC = {"data": {"source": "builtin", "name": "iris"}, "train": {"epochs": 10, "learning_rate": 0.001}}
 
@@ -69,7 +69,7 @@ def test_apply_changes_only_the_named_settings_of_a_copy():
 @pytest.mark.parametrize("lr, words", [(1e-6, "near_chance")])
 def test_a_real_run_at_a_tiny_learning_rate_is_read_as_near_chance(lr, words):
     from kfcore.spec import parse_spec
-    from kfcore.train import train
+    from kfcore.training.train import train
 
     spec = parse_spec({"data": {"source": "builtin", "name": "iris"}, "train": {"epochs": 3, "learning_rate": lr}})
     result = train(spec)

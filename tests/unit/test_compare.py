@@ -1,7 +1,7 @@
 """Runs side by side: the Runs table's summary rows, its filter, and the config diff of selected runs."""
 
-from kfcore import compare
-from kfcore.store import RunRecord
+from kfcore.present import compare
+from kfcore.runs.store import RunRecord
 
 IRIS = {"data": {"source": "builtin", "name": "iris"}, "layers": [{"type": "Dense", "units": 16, "activation": "relu"}],
         "train": {"epochs": 3}}

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from kfcore.data import DataError, Dataset, load_dataset
-from kfcore.datacache import DatasetCache, dataset_bytes
-from kfcore.limits import Limits, data_cache_bytes
+from kfcore.data.cache import DatasetCache, dataset_bytes
+from kfcore.runs.limits import Limits, data_cache_bytes
 from kfcore.spec import DataSpec
 
 MB = 2**20

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from kfcore import evaluate
+from kfcore.training import evaluate
 
 
 def test_confusion_matrix_and_per_class_metrics_match_hand_counts():

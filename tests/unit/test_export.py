@@ -17,11 +17,11 @@ import numpy as np
 import pytest
 
 from kfcore.data import DataError, load_dataset, split_dataset
-from kfcore.export import metrics_csv, python_script
-from kfcore.hardware import describe_host
-from kfcore.shapes import ShapeError, head
+from kfcore.export.script import metrics_csv, python_script
+from kfcore.model.shapes import ShapeError, head
 from kfcore.spec import parse_spec
-from kfcore.train import _targets, train
+from kfcore.training.hardware import describe_host
+from kfcore.training.train import _targets, train
 
 CONVNET = [
     {"type": "Conv2D", "filters": 8, "kernel_size": 3, "activation": "relu", "padding": "same"},

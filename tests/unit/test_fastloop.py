@@ -4,8 +4,8 @@ import keras
 import numpy as np
 import pytest
 
-from kfcore import fastloop
-from kfcore.train import train
+from kfcore.training import fastloop
+from kfcore.training.train import train
 from tests.unit.helpers import spec_with
 
 FAST_BASE = {

@@ -26,11 +26,11 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from kfcore import jobs
 from kfcore.__main__ import main
-from kfcore.jobs import SERVER_GONE, JobManager, execute_run
+from kfcore.runs import jobs
+from kfcore.runs.jobs import SERVER_GONE, JobManager, execute_run
+from kfcore.runs.store import RunStore
 from kfcore.spec import ACTIVATIONS, OPTIMIZERS, SCHEDULES, parse_spec
-from kfcore.store import RunStore
 from tests.unit.helpers import FullDiskConnection, fill, small_disk, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
@@ -108,7 +108,7 @@ def spec_text(draw) -> str:
 
 @pytest.fixture(scope="module")
 def cli_dirs(tmp_path_factory):
-    from kfcore.hardware import quiet_native_stderr
+    from kfcore.training.hardware import quiet_native_stderr
 
     with quiet_native_stderr():  # TensorFlow raises the recursion limit as it loads: before Hypothesis starts, please
         import keras  # noqa: F401
@@ -180,9 +180,9 @@ def test_cli_nan_loss_and_a_model_over_the_memory_budget(tmp_path, capsys, monke
 
 SERVER = """
 import json, sys, time
-from kfcore.jobs import JobManager
+from kfcore.runs.jobs import JobManager
 from kfcore.spec import parse_spec
-from kfcore.store import RunStore
+from kfcore.runs.store import RunStore
 manager = JobManager(RunStore(sys.argv[1]), max_concurrent=1)
 manager.submit(parse_spec(json.loads(sys.argv[2])), name="finished before the restart")
 manager.submit(parse_spec(json.loads(sys.argv[3])), name="running at the restart")
@@ -247,7 +247,7 @@ def test_server_killed_mid_run_leaves_the_run_interrupted_and_the_store_intact(s
 
 POLLER = """
 import sqlite3, sys, time
-from kfcore.store import RunStore
+from kfcore.runs.store import RunStore
 store = RunStore(sys.argv[1], recover=False)
 run_id, me = sys.argv[2], sys.argv[3]
 mine = store.create_run({"data": {"source": "builtin", "name": "iris"}}, name=me)
@@ -298,9 +298,9 @@ def test_readers_and_writers_beside_a_training_never_see_database_is_locked(stor
 
 LONE_SERVER = """
 import json, sys, time
-from kfcore.jobs import JobManager
+from kfcore.runs.jobs import JobManager
 from kfcore.spec import parse_spec
-from kfcore.store import RunStore
+from kfcore.runs.store import RunStore
 manager = JobManager(RunStore(sys.argv[1]), max_concurrent=1)
 manager.submit(parse_spec(json.loads(sys.argv[2])), name="orphaned")
 while True:

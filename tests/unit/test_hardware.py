@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-from kfcore import hardware
+from kfcore.training import hardware
 
 
 def test_configure_on_cpu_records_device_precision_strategy_and_threads():
@@ -20,7 +20,7 @@ def test_configure_on_cpu_records_device_precision_strategy_and_threads():
 
 
 def test_describe_host_is_tensorflow_free():
-    code = "import sys, kfcore.hardware as h; d = h.describe_host(); assert d['cpu_cores'] >= 1; " \
+    code = "import sys, kfcore.training.hardware as h; d = h.describe_host(); assert d['cpu_cores'] >= 1; " \
            "assert 'tensorflow' not in sys.modules; print(d['cpu'])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from kfcore import jobs
-from kfcore.jobs import JobManager
+from kfcore.runs import jobs
+from kfcore.runs.jobs import JobManager
+from kfcore.runs.store import RunStore
 from kfcore.spec import parse_spec
-from kfcore.store import RunStore
 from tests.unit.helpers import wait_for
 
 TINY = {"data": {"source": "builtin", "name": "iris"}, "layers": [{"type": "Dense", "units": 8}],
@@ -111,7 +111,7 @@ def test_failed_spec_in_a_worker_is_recorded_with_its_reason(manager):
 def test_predictor_answers_from_a_saved_model_in_another_process(manager, tmp_path):
     import numpy as np
 
-    from kfcore.jobs import PredictError, Predictor
+    from kfcore.runs.jobs import PredictError, Predictor
 
     rid = manager.submit(parse_spec(TINY))
     record = wait_for(lambda: (r := manager.store.get(rid)).is_final and r)

@@ -5,12 +5,12 @@ import os
 
 import pytest
 
-from kfcore.jobs import execute_run
-from kfcore.limits import LimitError, Limits, check_run
-from kfcore.shapes import infer_shapes
+from kfcore.model.shapes import infer_shapes
+from kfcore.runs.jobs import execute_run
+from kfcore.runs.limits import LimitError, Limits, check_run
+from kfcore.runs.store import RunStore
 from kfcore.spec import parse_spec
-from kfcore.store import RunStore
-from kfcore.train import prepare
+from kfcore.training.train import prepare
 from tests.unit.test_cli import run_cli, write_spec
 
 
@@ -52,7 +52,7 @@ def test_a_malformed_switch_takes_the_stricter_side():
 
 
 def test_concurrency_is_read_with_the_other_limits(monkeypatch):
-    from kfcore.jobs import default_concurrency
+    from kfcore.runs.jobs import default_concurrency
 
     monkeypatch.setenv("KF_MAX_CONCURRENT", "3")
     assert Limits.from_env().max_concurrent == 3 and default_concurrency() == 3
@@ -114,7 +114,7 @@ def test_time_limit_stops_a_run_and_says_so(store_dir):
 
 
 def test_concurrent_run_caps_per_session_and_in_total(store_dir, monkeypatch):
-    from kfcore.jobs import JobManager
+    from kfcore.runs.jobs import JobManager
 
     monkeypatch.setenv("KF_MAX_RUNS_PER_SESSION", "1")
     monkeypatch.setenv("KF_MAX_RUNS_TOTAL", "2")
@@ -134,7 +134,7 @@ def test_concurrent_run_caps_per_session_and_in_total(store_dir, monkeypatch):
 
 
 def test_hosted_server_reads_only_uploads_and_builtins(tmp_path):
-    from kfcore.limits import check_data_access
+    from kfcore.runs.limits import check_data_access
     from kfcore.spec import DataSpec
 
     hosted, local = Limits(hosted=True), Limits()
@@ -156,7 +156,7 @@ def test_hosted_server_reads_only_uploads_and_builtins(tmp_path):
 
 
 def test_keras_downloads_can_be_turned_off_in_either_mode(tmp_path):
-    from kfcore.limits import check_data_access
+    from kfcore.runs.limits import check_data_access
     from kfcore.spec import DataSpec
 
     store = RunStore(tmp_path)

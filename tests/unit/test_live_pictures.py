@@ -1,4 +1,4 @@
-"""A live run's pictures (kfcore.snapshot, the store's live table) and the figures drawn from them (kfcore.plots):
+"""A live run's pictures (kfcore.snapshot, the store's live table) and the figures drawn from them (kfcore.present.plots):
 the boundary over the plane, the Playground network, the layer stack, learning-rate markers and a continued run's
 curve joined to its parent's."""
 
@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 from sklearn.metrics import confusion_matrix as sk_confusion
 
-from kfcore import evaluate, plots, snapshot
-from kfcore.shapes import infer_shapes
+from kfcore.model.shapes import infer_shapes
+from kfcore.present import plots
+from kfcore.runs.store import RunStore
 from kfcore.spec import LayerSpec
-from kfcore.store import RunStore
+from kfcore.training import evaluate, snapshot
 
 
 def dense(*units, activation="tanh"):

@@ -8,10 +8,10 @@ import keras
 import numpy as np
 import pytest
 
-from kfcore.jobs import continue_run, execute_run
-from kfcore.limits import Limits
+from kfcore.runs.jobs import continue_run, execute_run
+from kfcore.runs.limits import Limits
+from kfcore.runs.store import RunStore
 from kfcore.spec import parse_spec
-from kfcore.store import RunStore
 
 
 def _spec(epochs=6, **train):
@@ -148,7 +148,7 @@ def test_a_run_paused_past_the_limit_is_stopped_with_the_reason(store):
 
 
 def test_through_fit_pace_acts_before_each_epoch_and_a_resumed_run_ends_where_the_whole_one_does(tmp_path):
-    from kfcore.train import Resume, train
+    from kfcore.training.train import Resume, train
 
     whole = train(parse_spec(_spec(4)), fast=False, model_path=tmp_path / "whole.keras")
     parent = train(parse_spec(_spec(2)), fast=False, model_path=tmp_path / "parent.keras")

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from kfcore import plots
+from kfcore.present import plots
 
 HISTORY = [
     {"epoch": 1, "loss": 1.0, "val_loss": 1.1, "accuracy": 0.5, "val_accuracy": 0.45},

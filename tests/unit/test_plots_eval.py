@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from kfcore import plots
+from kfcore.present import plots
 
 CM = [[5, 1, 0], [2, 6, 0], [0, 1, 7]]
 NAMES = ["cat", "dog", "emu"]

@@ -3,7 +3,7 @@
 
 import numpy as np
 
-from kfcore import plots
+from kfcore.present import plots
 
 LINK = '<a href="http://127.0.0.1:9/">kf</a>'
 IMG = "<img src=http://127.0.0.1:9/i.png> &amp;"

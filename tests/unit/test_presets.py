@@ -2,8 +2,8 @@
 
 import pytest
 
-from kfcore.presets import PRESETS
-from kfcore.shapes import ShapeError, infer_shapes
+from kfcore.model.presets import PRESETS
+from kfcore.model.shapes import ShapeError, infer_shapes
 
 
 @pytest.mark.parametrize(

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kfcore import recipe as krecipe
 from kfcore.data import load_dataset, split_dataset, with_recipe
-from kfcore.recipe import Recipe, RecipeError
+from kfcore.data import recipe as krecipe
+from kfcore.data.recipe import Recipe, RecipeError
 from kfcore.spec import DataSpec, SplitSpec
 
 

@@ -14,7 +14,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from kfcore.data import load_dataset, split_dataset
 from kfcore.spec import parse_spec
-from kfcore.train import train
+from kfcore.training.train import train
 
 
 def _spec(path, target, layers, **train_):

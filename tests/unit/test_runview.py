@@ -4,8 +4,8 @@ import time
 
 import pytest
 
-from kfcore import runview
-from kfcore.store import RunRecord
+from kfcore.present import runview
+from kfcore.runs.store import RunRecord
 
 
 def record(status="running", **kw) -> RunRecord:
@@ -19,7 +19,7 @@ def epochs(n: int, epoch_time: float = 2.0) -> list[dict]:
 
 
 def test_queued_runs_show_their_place_in_the_queue(tmp_path):
-    from kfcore.store import RunStore
+    from kfcore.runs.store import RunStore
 
     store = RunStore(tmp_path)
     first, second, third = (store.create_run({}) for _ in range(3))
@@ -102,7 +102,7 @@ def test_metrics_read_short_on_a_card():
 
 
 def test_a_paused_run_and_the_queue_behind_it_say_that_it_holds_a_worker(tmp_path):
-    from kfcore.store import RunStore
+    from kfcore.runs.store import RunStore
 
     store = RunStore(tmp_path)
     running, queued = store.create_run({"train": {"epochs": 10}}), store.create_run({})

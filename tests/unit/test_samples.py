@@ -5,9 +5,10 @@ import io
 import numpy as np
 import pytest
 
-from kfcore import data, samples
+from kfcore import data
 from kfcore.data import load_dataset, split_dataset
-from kfcore.samples import Predictions, SampleError
+from kfcore.present import samples
+from kfcore.present.samples import Predictions, SampleError
 from kfcore.spec import DataSpec, SplitSpec
 
 Y = np.array([0, 0, 1, 1, 2, 2, 0])
@@ -54,7 +55,7 @@ def test_the_rebuilt_test_split_is_the_one_training_made(tmp_path):
 
 def test_a_run_saves_where_its_samples_are_and_they_are_found_without_splitting_again(tmp_path, monkeypatch):
     from kfcore.spec import parse_spec
-    from kfcore.train import train
+    from kfcore.training.train import train
 
     spec = parse_spec({"data": {"source": "builtin", "name": "iris"}, "split": {"seed": 5}, "train": {"epochs": 1}})
     train(spec, model_path=tmp_path / "model.keras")

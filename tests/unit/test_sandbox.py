@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from kfcore.data import DataError, load_dataset
-from kfcore.limits import Limits
-from kfcore.sandbox import load_capped
+from kfcore.data.sandbox import load_capped
+from kfcore.runs.limits import Limits
 from kfcore.spec import DataSpec
 
 LIMITS = Limits(memory_budget_mb=2048)

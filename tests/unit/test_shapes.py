@@ -1,4 +1,4 @@
-"""kfcore.shapes against Keras's own numbers: every row's output shape and parameter counts, the totals,
+"""kfcore.model.shapes against Keras's own numbers: every row's output shape and parameter counts, the totals,
 the refusals and their messages, and that the module stays free of TensorFlow."""
 
 import math
@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from kfcore.shapes import ShapeError, head, infer_shapes
+from kfcore.model.shapes import ShapeError, head, infer_shapes
 from kfcore.spec import LayerSpec, OutputSpec, RunSpec
 
 D = LayerSpec  # short alias for the tables below
@@ -67,7 +67,7 @@ def _n(variables) -> int:
 
 @pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
 def test_rows_match_keras(case):
-    from kfcore.build import build_model, keras_names
+    from kfcore.model.build import build_model, keras_names
 
     layers, input_shape, task, n_classes, output = case
     report = infer_shapes(layers, input_shape, task, n_classes, output)
@@ -171,7 +171,7 @@ def test_kernel_bigger_than_input_is_refused():
 
 
 def test_build_model_refuses_with_the_same_error():
-    from kfcore.build import build_model
+    from kfcore.model.build import build_model
 
     with pytest.raises(ShapeError, match=r"layer 1 \(Conv2D\): needs image input"):
         build_model(RunSpec(layers=[conv(4)]), (4,), "binary", 2)
@@ -179,9 +179,9 @@ def test_build_model_refuses_with_the_same_error():
 
 def test_no_tensorflow_on_import():
     code = (
-        "import sys, kfcore.shapes, kfcore.build\n"
+        "import sys, kfcore.model.shapes, kfcore.model.build\n"
         "from kfcore.spec import LayerSpec\n"
-        "kfcore.shapes.infer_shapes([LayerSpec('Conv2D', filters=2, kernel_size=3)], (8, 8, 1), 'multiclass', 3)\n"
+        "kfcore.model.shapes.infer_shapes([LayerSpec('Conv2D', filters=2, kernel_size=3)], (8, 8, 1), 'multiclass', 3)\n"
         "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'TF was imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

@@ -9,9 +9,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kfcore.data import DataError
-from kfcore.shapes import ShapeError
+from kfcore.model.shapes import ShapeError
 from kfcore.spec import LAYER_TYPES, RunSpec, SpecError, parse_spec
-from kfcore.train import prepare
+from kfcore.training.train import prepare
 
 scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6), st.floats(allow_nan=True),
                     st.text(max_size=8))

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from kfcore.store import LEASE_S, RunStore, StoreFullError
+from kfcore.runs.store import LEASE_S, RunStore, StoreFullError
 from tests.unit.helpers import fill, small_disk
 
 SPEC = {"data": {"source": "builtin", "name": "iris"}}

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from kfcore.train import train
+from kfcore.training.train import train
 from tests.unit.helpers import spec_with
 
 TRAIN_BASE = {
@@ -130,9 +130,9 @@ def test_steps_per_execution_changes_speed_not_the_math():
 
 
 def test_steps_per_execution_is_large_for_small_models_and_small_for_convnets():
-    from kfcore.shapes import infer_shapes
+    from kfcore.model.shapes import infer_shapes
     from kfcore.spec import LayerSpec
-    from kfcore.train import choose_steps_per_execution
+    from kfcore.training.train import choose_steps_per_execution
 
     mlp = infer_shapes([LayerSpec("Dense", units=64, activation="relu")], (784,), "multiclass", 10)
     assert 100 <= choose_steps_per_execution(mlp, 32, 1875) <= 1875

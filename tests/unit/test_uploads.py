@@ -5,13 +5,12 @@ import dataclasses
 
 import pytest
 
-from kfcore import uploads
-from kfcore.data import DataError, load_dataset
-from kfcore.export import python_script
-from kfcore.jobs import execute_run
-from kfcore.limits import LimitError, Limits, check_data_access, grant_data_access
+from kfcore.data import DataError, load_dataset, uploads
+from kfcore.export.script import python_script
+from kfcore.runs.jobs import execute_run
+from kfcore.runs.limits import LimitError, Limits, check_data_access, grant_data_access
+from kfcore.runs.store import RunStore
 from kfcore.spec import DataSpec, parse_spec
-from kfcore.store import RunStore
 
 MINE, OTHER = "0123456789abcdef/flowers.csv", "fedcba9876543210/secret.csv"
 HOSTED = Limits(hosted=True)

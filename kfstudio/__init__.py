@@ -1,0 +1,1 @@
+"""KF Studio's dashboard as an installed command: `kfstudio` (kfstudio.launch) runs kfstudio.app in Streamlit."""
