@@ -194,3 +194,14 @@ def test_continue_refuses_an_unfinished_run_and_epochs_out_of_range(store_dir):
     store.finish(queued, {}, {}, str(model))
     out = run_cli("continue", queued, "--epochs", "0", "--store", store_dir)
     assert out.returncode == 2 and "epochs" in out.stderr and len(out.stderr.splitlines()) == 1
+
+
+def test_continue_of_a_run_stopped_before_it_saved_a_model_says_so_in_one_line(store_dir):
+    from kfcore.runs.store import RunStore
+
+    store = RunStore(store_dir)
+    stopped = store.create_run({"train": {"epochs": 3}})
+    store.request_cancel(stopped)
+    out = run_cli("continue", stopped, "--epochs", "2", "--store", store_dir)
+    assert out.returncode == 2 and out.stderr.startswith("error:") and "stopped before it saved a model" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
