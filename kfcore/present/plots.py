@@ -281,7 +281,7 @@ def training_curve(
             fig.add_vline(x=int(row["epoch"]) - 0.5, line={"color": LR_COLOR, "width": 1.5, "dash": "dash"},
                           annotation={"text": f"learning rate → {float(row['learning_rate']):g}",
                                       "font": {"size": 11, "color": LR_COLOR}},
-                          annotation_position="top right")
+                          annotation_position="top left")  # inside the plot: most changes come late in a run
     last = max([int(r["epoch"]) for r in list(history) + list(previous or [])] + [epochs or 1, 1])
     fig.update_xaxes(title="epoch", range=[0.6, last + 0.4], tick0=1, dtick=max(1, math.ceil(last / 10)))
     fig.update_yaxes(title=label)
@@ -379,8 +379,10 @@ def per_class_accuracy(
             fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=name, marker={"size": 5},
                                      line={"color": class_color(k), "width": 2},
                                      hovertemplate=f"{name}, epoch %{{x}}: %{{y:.1%}}<extra></extra>"))
-    last = max([int(r["epoch"]) for r in history] + [1])
-    fig.update_xaxes(title="epoch", range=[0.6, last + 0.4], tick0=1, dtick=max(1, math.ceil(last / 10)))
+    numbers = [int(r["epoch"]) for r in history] or [1]
+    first, last = min(numbers), max(numbers)  # a continued run's epochs follow its parent's
+    fig.update_xaxes(title="epoch", range=[first - 0.4, last + 0.4], tick0=first,
+                     dtick=max(1, math.ceil((last - first + 1) / 10)))
     fig.update_yaxes(title="accuracy", range=[-0.02, 1.02], tickformat=".0%")
     return _layout(fig, title, 340)
 

@@ -210,3 +210,9 @@ def test_row_normalised_matches_scikit_learn():
     expected = np.zeros((4, 4))
     expected[:3, :3] = sk_confusion(y_true, y_pred, normalize="true")
     np.testing.assert_allclose(evaluate.row_normalised(cm), expected)
+
+
+def test_a_continued_runs_per_class_accuracy_spans_its_own_epochs():
+    history = [{"epoch": e, "per_class_val_accuracy": [0.5, 0.6]} for e in range(101, 111)]
+    fig = plots.per_class_accuracy(history, ["a", "b"])
+    assert list(fig.layout.xaxis.range) == pytest.approx([100.6, 110.4])
