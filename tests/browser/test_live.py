@@ -72,6 +72,10 @@ def test_pause_step_rate_resume_stop_continue_and_scrub_the_matrix(page, app_ser
     page.set_viewport_size({"width": 1280, "height": 1000})
     store = app_server.store()
     main = page.locator('[data-testid="stMain"]')
+    goto(page, f"/model?spec={RunSpec.from_dict(SPIRAL).to_url()}")  # the network as the user edits it
+    expect(page.locator(".st-key-model_diagram .js-plotly-plot")).to_have_count(1)
+    expect(page.locator(".st-key-model_diagram")).to_contain_text("layer 2")
+    shot(page, "live-00-model")
     goto(page, f"/train?spec={RunSpec.from_dict(SPIRAL).to_url()}")
     page.locator(".st-key-train button").click()
     run_id = current_run_id(page)
@@ -98,11 +102,11 @@ def test_pause_step_rate_resume_stop_continue_and_scrub_the_matrix(page, app_ser
     assert len(store.epochs(run_id)) == done + 1  # exactly one more
 
     rate = page.get_by_role("spinbutton", name="Learning rate of this run")
+    # No wait for idle while a run is live: its panel reruns twice a second, so a busy machine never looks idle.
+    # Each click's rerun carries the widgets' values, and the store keeps the commands in order.
     rate.fill("0.1")
     rate.press("Enter")
-    wait_idle(page)
     page.get_by_role("button", name="Apply to this run").click()
-    wait_idle(page)
     page.get_by_role("button", name="Step").click()  # the new rate acts from the next epoch: its marker with it
     expect(page.locator(LOSS_CHART)).to_contain_text("learning rate → 0.1")
     rows = store.epochs(run_id)
@@ -125,9 +129,11 @@ def test_pause_step_rate_resume_stop_continue_and_scrub_the_matrix(page, app_ser
     assert child.status == "finished" and child.parent == run_id, (child.status, child.error)
     assert [e["epoch"] for e in store.epochs(child_id)] == list(range(parent_epochs + 1, parent_epochs + 21))
     expect(page.locator(LOSS_CHART)).to_contain_text("continued")
-    train_x = page.evaluate("""() => {
-        const el = document.querySelector('.st-key-chart_loss:not([data-stale="true"]) .js-plotly-plot');
-        return el.data.find(d => d.name === 'train').x; }""")
+    train_x = page.wait_for_function(f"""() => {{
+        const el = document.querySelector('{LOSS_CHART} .js-plotly-plot');
+        const train = el && el.data && el.data.find(d => d.name === 'train');
+        return train && train.x.length && train.x[train.x.length - 1] === {parent_epochs + 20} && Array.from(train.x);
+    }}""").json_value()
     assert train_x[0] == 1 and train_x[-1] == parent_epochs + 20  # parent's epochs, then the child's: one curve
     wait_idle(page)
     assert not exceptions(page)
