@@ -1,8 +1,12 @@
-"""The live view of the current run: progress, curves that grow epoch by epoch, and the result at the end.
+"""The live view of the current run: progress, curves that grow epoch by epoch, its latest picture (the boundary
+on 2-D data, the network), the result at the end; and the controls that act on it (Pause, Resume, Step, its
+learning rate, Continue).
 
-It is a fragment that re-reads the run store every half second while the run is queued or running
+The view is a fragment that re-reads the run store every half second while the run is queued or running
 (an epoch shows about half a second after it ends: measured in bench/bench_ui.py),
-and stops polling (one full rerun) once the run is final. Training itself never happens here.
+and stops polling (one full rerun) once the run is final. The controls sit outside it, so they stay put while it
+redraws; it reruns the page when they must change (the run starts, pauses, resumes, ends). Training itself never
+happens here.
 """
 
 from __future__ import annotations
