@@ -9,12 +9,13 @@ from kfcore.data import DataError, class_counts, csv_columns, propose_target, wi
 from kfcore.model.presets import PRESETS
 from kfcore.present import plots
 from kfcore.runs.store import StoreFullError
-from kfcore.spec import SYNTHETIC_SETS, TASKS
+from kfcore.spec import DEFAULT_IMAGE_SIZE, IMAGE_SIZES, SYNTHETIC_SETS, TASKS
 from ui import datasets, state
 from ui.text import plain
 from ui.widgets import bound, field
 
 ss = st.session_state
+COLOURS = ("grey", "colour")
 spec = state.spec()
 
 
@@ -42,7 +43,7 @@ def upload_section() -> None:
     if sign_in:  # an upload belongs to its owner: no uploader before there is one
         st.info(sign_in, icon=":material/login:")
         return
-    file = st.file_uploader("CSV or NPZ file", type=list(datasets.UPLOAD_TYPES), key="upload",
+    file = st.file_uploader("CSV, NPZ, IDX or ZIP of image folders", type=list(datasets.UPLOAD_TYPES), key="upload",
                             max_upload_size=datasets.upload_limit_mb())
     try:
         if file is None:  # removed, or back on the page: the current dataset's file (if any) is the one shown
@@ -51,27 +52,16 @@ def upload_section() -> None:
         elif ss.get("upload_file_id") != file.file_id:
             ss.uploaded = datasets.keep_upload(file.name, file.getvalue())
             ss.upload_file_id = file.file_id
-        path = ss.get("uploaded") or spec.data.path
+        path = ss.get("uploaded") or spec.data.path or spec.data.images
         if not path:
             st.caption("A CSV needs a header row; you pick the column to predict. "
-                       "An NPZ holds arrays x and y (and optionally x_test, y_test).")
+                       "An NPZ holds arrays x and y (and optionally x_test, y_test). "
+                       "A ZIP holds one folder of images per class (cats/1.jpg, dogs/2.png). "
+                       "IDX: MNIST's images file, then its labels file.")
             return
-        target = None
-        if not path.endswith(".npz"):
-            columns = csv_columns(datasets.local_path(path))
-            if ss.get("target_column") not in columns:  # a column named like a target, else the person chooses
-                ss.target_column = spec.data.target if spec.data.target in columns else propose_target(columns)
-            target = st.selectbox("Column to predict", columns, key="target_column", index=None,
-                                  placeholder="Choose the column to predict")
-            if target is None:
-                st.info("Which column should the network learn to predict? No column is named like a target "
-                        "(target, label, class, …), so choose it above.", icon=":material/ads_click:")
-                return
-        if ss.get("upload_task") not in TASKS:
-            ss.upload_task = spec.data.task
-        task = st.selectbox("Task", TASKS, key="upload_task", help="auto: classes for text or few whole numbers, "
-                            "else regression")
-        candidate = datasets.upload_spec(path, target, task)
+        candidate = upload_candidate(path)
+        if candidate is None:
+            return
         if candidate != spec.data and candidate == ss.get("upload_attempt"):
             datasets.dataset(candidate)  # raises the error remembered from the attempt, without reloading
         elif candidate != spec.data:
@@ -81,6 +71,64 @@ def upload_section() -> None:
     except (DataError, StoreFullError) as e:
         st.error(plain(e), icon=":material/error:")
         st.caption(f"The previous dataset, **{plain(spec.data.name)}**, stays selected.")
+
+
+def upload_candidate(path: str):
+    """The DataSpec the saved upload `path` and the choices beside it make; None while a choice is missing."""
+    kind = datasets.upload_kind(path)
+    target, options = None, {}
+    if kind == "csv":
+        columns = csv_columns(datasets.local_path(path))
+        if ss.get("target_column") not in columns:  # a column named like a target, else the person chooses
+            ss.target_column = spec.data.target if spec.data.target in columns else propose_target(columns)
+        target = st.selectbox("Column to predict", columns, key="target_column", index=None,
+                              placeholder="Choose the column to predict")
+        if target is None:
+            st.info("Which column should the network learn to predict? No column is named like a target "
+                    "(target, label, class, …), so choose it above.", icon=":material/ads_click:")
+            return None
+    elif kind == "images":
+        options = image_options()
+    elif kind == "idx":
+        options = idx_pair(path)
+        if options is None:
+            return None
+        path = options.pop("images")
+    if ss.get("upload_task") not in TASKS:
+        ss.upload_task = spec.data.task
+    task = st.selectbox("Task", TASKS, key="upload_task", help="auto: classes for text or few whole numbers, "
+                        "else regression")
+    return datasets.upload_spec(path, target, task, **options)
+
+
+def image_options() -> dict:
+    """The size and colour a ZIP's images are read at (the spec's when it is this ZIP already)."""
+    if ss.get("image_size") not in IMAGE_SIZES:
+        ss.image_size = spec.data.image_size or DEFAULT_IMAGE_SIZE
+    if ss.get("image_colour") not in COLOURS:
+        ss.image_colour = COLOURS[bool(spec.data.color)]
+    size = st.selectbox("Image size", IMAGE_SIZES, key="image_size", format_func=lambda s: f"{s}×{s} pixels",
+                        help="Every image is centre-cropped to a square and resized to this; larger keeps more "
+                        "detail and trains slower.")
+    colour = st.radio("Colour", COLOURS, key="image_colour", horizontal=True,
+                      help="Grey is one channel and trains faster; colour keeps red, green and blue.")
+    return {"image_size": size, "color": colour == COLOURS[1]}
+
+
+def idx_pair(path: str) -> dict | None:
+    """IDX images and labels arrive one upload at a time: the pair once both are here, else None (and a prompt)."""
+    pair = ss.setdefault("idx_pair", {})
+    if spec.data.source == "idx" and not pair:
+        pair.update(images=spec.data.images, labels=spec.data.labels)
+    pair[datasets.idx_role(path)] = path
+    missing = [role for role in ("images", "labels") if not pair.get(role)]
+    if missing:
+        have = "labels" if missing == ["images"] else "images"
+        st.info(f"This is an IDX {have} file; now upload its {missing[0]} file (e.g. "
+                f"train-{missing[0]}-idx{3 if missing[0] == 'images' else 1}-ubyte.gz) above.",
+                icon=":material/upload_file:")
+        return None
+    return {"images": pair["images"], "labels": pair["labels"]}
 
 
 st.title("Data")

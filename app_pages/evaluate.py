@@ -4,12 +4,13 @@ import streamlit as st
 
 from ui import coach_view, runs_view, share, state
 from ui import evaluate_view as view
+from ui.pages import page
 
 st.title("Evaluate")
 record = view.pick_run()
 if record is None:
     st.info("No finished run yet. Train a model first; its test results appear here.", icon=":material/info:")
-    st.page_link("app_pages/train.py", label="Go to Train", icon=":material/model_training:")
+    st.page_link(page("train"), label="Go to Train", icon=":material/model_training:")
     st.stop()
 
 state.predictor().start()  # warm for 'Try it' while the person reads the results

@@ -3,6 +3,7 @@
 import streamlit as st
 
 from ui import sidebar
+from ui.pages import page
 
 st.title("KF Studio")
 st.markdown(
@@ -17,15 +18,15 @@ st.caption("Training runs in background worker processes: switching pages or rel
 st.subheader("Three steps")
 cols = st.columns(3)
 steps = [
-    ("app_pages/data.py", "1 · Data", ":material/dataset:", "Pick a built-in set, a Keras download or your own CSV."),
-    ("app_pages/model.py", "2 · Model", ":material/account_tree:", "Stack layers or start from a preset."),
-    ("app_pages/train.py", "3 · Train", ":material/model_training:", "Set the optimizer, press Train, watch the curves."),
+    (page("data"), "1 · Data", ":material/dataset:", "Pick a built-in set, a Keras download or your own CSV."),
+    (page("model"), "2 · Model", ":material/account_tree:", "Stack layers or start from a preset."),
+    (page("train"), "3 · Train", ":material/model_training:", "Set the optimizer, press Train, watch the curves."),
 ]
-for col, (page, label, icon, text) in zip(cols, steps, strict=True):
+for col, (target, label, icon, text) in zip(cols, steps, strict=True):
     with col.container(border=True):
-        st.page_link(page, label=label, icon=icon)
+        st.page_link(target, label=label, icon=icon)
         st.caption(text)
 
 if st.button("Start: pick a dataset", key="start", type="primary", icon=":material/arrow_forward:"):
-    st.switch_page("app_pages/data.py")
+    st.switch_page(page("data"))
 st.caption("In a hurry? The defaults (8×8 digits, a 64-unit MLP, Adam) are ready: go straight to **Train**.")

@@ -8,6 +8,7 @@ from kfcore.present import plots
 from kfcore.runs.limits import LimitError
 from kfcore.spec import LAYER_TYPES
 from ui import datasets, layer_editor, state
+from ui.pages import page
 from ui.text import plain
 
 ss = st.session_state
@@ -84,4 +85,4 @@ with right:
         diagram = plots.network_diagram(report, ds.input_shape, feature_names=ds.feature_names) or \
             plots.layer_blocks(report)
         st.plotly_chart(diagram, key="model_diagram", config={"displayModeBar": False})
-    st.page_link("app_pages/train.py", label="Train this model", icon=":material/model_training:")
+    st.page_link(page("train"), label="Train this model", icon=":material/model_training:")

@@ -3,13 +3,14 @@
 import streamlit as st
 
 from ui import runs_view, state
+from ui.pages import page
 
 st.title("Runs")
 records = state.visible_runs()  # hosted: this browser's runs only; another's is reached through its link
 if not records:
     st.info("No runs yet. Train a model and every run is listed here to compare, rename, reload or export.",
             icon=":material/info:")
-    st.page_link("app_pages/train.py", label="Go to Train", icon=":material/model_training:")
+    st.page_link(page("train"), label="Go to Train", icon=":material/model_training:")
     st.stop()
 
 rows = runs_view.summaries(records)

@@ -4,6 +4,7 @@ import streamlit as st
 
 from kfcore.spec import OPTIMIZERS, SCHEDULES
 from ui import coach_view, datasets, limits, live, state
+from ui.pages import page
 from ui.text import plain
 from ui.widgets import bound, field
 
@@ -16,7 +17,7 @@ spec = state.spec()
 t = spec.train
 
 st.title("Train")
-left, right = st.columns([1, 2.2], gap="large")
+left, right = st.columns([1, 2], gap="medium")  # at 1024 px the settings still need ~230 px
 
 with left, st.container(border=True):
     st.markdown("**Hyperparameters**")
@@ -71,7 +72,7 @@ with right:
             st.warning(note, icon=":material/lightbulb:")
     else:
         st.error(f"This experiment cannot train yet: {plain(problem)}", icon=":material/error:")
-        st.page_link("app_pages/model.py", label="Fix the model", icon=":material/account_tree:")
+        st.page_link(page("model"), label="Fix the model", icon=":material/account_tree:")
     buttons = st.container(horizontal=True)
     # No help= on these two: a tooltip makes Streamlit draw the button twice, and `.st-key-train button`
     # must find exactly one for browser automation.

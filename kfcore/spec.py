@@ -19,11 +19,13 @@ from kfcore.layers import ACTIVATIONS, FIELD_NAMES, INITIALIZERS, KINDS, LAYER_T
 __all__ = ["ACTIVATIONS", "INITIALIZERS", "LAYER_DEFAULTS", "LAYER_TYPES", "PADDINGS", "DataSpec", "LayerSpec",
            "OutputSpec", "RunSpec", "SpecError", "SplitSpec", "TrainSpec", "pair", "parse_spec"]
 
-SOURCES = ("builtin", "keras", "csv", "npz", "idx")
+SOURCES = ("builtin", "keras", "csv", "npz", "idx", "images")
 SYNTHETIC_SETS = ("circle", "xor", "gauss", "spiral", "moons")
 BUILTIN_SETS = ("digits", "iris", "wine", "breast_cancer", "diabetes") + SYNTHETIC_SETS
 KERAS_SETS = ("mnist", "fashion_mnist", "cifar10")
 TASKS = ("auto", "multiclass", "binary", "regression")
+IMAGE_SIZES = (28, 32, 64, 96)  # an images source's square side: MNIST's, CIFAR's, and two for photos
+DEFAULT_IMAGE_SIZE = 32
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
 SCHEDULES = ("constant", "exponential", "cosine")
@@ -63,13 +65,15 @@ class SpecError(ValueError):
 class DataSpec:
     source: str = "builtin"
     name: str | None = "digits"
-    path: str | None = None  # csv, npz
+    path: str | None = None  # csv, npz, images (a ZIP of class folders)
     target: str | None = None  # csv: the column to predict
     images: str | None = None  # idx
     labels: str | None = None  # idx
     n: int = 500  # synthetic sets: number of points
     noise: float = 0.0  # synthetic sets: 0 (clean) to 0.5
     task: str = "auto"  # auto-infer, or force multiclass / binary / regression
+    image_size: int | None = None  # images: each image resized to this square side (IMAGE_SIZES)
+    color: bool | None = None  # images: RGB (True) or grey
 
 
 @dataclass
@@ -326,12 +330,12 @@ class _Checker:
             return default
         return float(v)
 
-    def choice(self, d: dict, key: str, path: str, default: Any, options: tuple[str, ...]) -> Any:
+    def choice(self, d: dict, key: str, path: str, default: Any, options: tuple[Any, ...]) -> Any:
         v = d.get(key, default)
         if v is None and default is None:
             return None
         if v not in options:
-            self.fail(f"{path}.{key}", f"unknown value {_shown(v)}; choose one of {', '.join(options)}")
+            self.fail(f"{path}.{key}", f"unknown value {_shown(v)}; choose one of {', '.join(map(str, options))}")
             return default
         return v
 
@@ -414,7 +418,7 @@ def _parse_data(c: _Checker, raw: Any) -> DataSpec:
         ds.noise = c.number(d, "noise", "data", 0.0, 0.0, 0.5)
     elif ds.source == "keras":
         ds.name = c.choice(d, "name", "data", "mnist", KERAS_SETS)
-    elif ds.source in ("csv", "npz"):
+    elif ds.source in ("csv", "npz", "images"):
         ds.path = c.text(d, "path", "data")
         if "path" not in d:
             c.fail("data.path", f"a {ds.source} source needs the path of the file to read")
@@ -422,6 +426,9 @@ def _parse_data(c: _Checker, raw: Any) -> DataSpec:
             ds.target = c.text(d, "target", "data")
             if "target" not in d:
                 c.fail("data.target", "a csv source needs the name of the column to predict")
+        if ds.source == "images":
+            ds.image_size = c.choice(d, "image_size", "data", DEFAULT_IMAGE_SIZE, IMAGE_SIZES)
+            ds.color = c.boolean(d, "color", "data", False)
         ds.name = c.text(d, "name", "data")
     elif ds.source == "idx":
         ds.images = c.text(d, "images", "data")

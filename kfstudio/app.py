@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ui.pages import page
+
 # The pages by absolute path: the entry script may be this file (the kfstudio command, an installed package) or the
 # repository's app.py (streamlit run app.py, Streamlit Community Cloud); the pages are found from either.
 PAGES = Path(__file__).resolve().parent.parent / "app_pages"
@@ -21,28 +23,30 @@ def main() -> None:
     import streamlit as st
 
     from kfcore.runs.store import StoreFullError
-    from ui import sidebar, state
+    from ui import sidebar, state, style, widgets
 
     st.set_page_config(page_title="KF Studio", page_icon=":material/neurology:", layout="wide")
+    style.apply()
     try:
         state.init_session()
     except StoreFullError as e:  # the run store cannot even be opened: every page needs it, so say why instead
         st.error(str(e), icon=":material/error:")
         st.stop()
     state.collect_garbage_now_and_then()
-    page = st.navigation(
+    current = st.navigation(
         [
-            st.Page(PAGES / "home.py", title="Home", icon=":material/home:", default=True),
-            st.Page(PAGES / "data.py", title="Data", icon=":material/dataset:"),
-            st.Page(PAGES / "model.py", title="Model", icon=":material/account_tree:"),
-            st.Page(PAGES / "train.py", title="Train", icon=":material/model_training:"),
-            st.Page(PAGES / "evaluate.py", title="Evaluate", icon=":material/analytics:"),
-            st.Page(PAGES / "runs.py", title="Runs", icon=":material/history:"),
+            st.Page(page("home"), title="Home", icon=":material/home:", default=True),
+            st.Page(page("data"), title="Data", icon=":material/dataset:"),
+            st.Page(page("model"), title="Model", icon=":material/account_tree:"),
+            st.Page(page("train"), title="Train", icon=":material/model_training:"),
+            st.Page(page("evaluate"), title="Evaluate", icon=":material/analytics:"),
+            st.Page(page("runs"), title="Runs", icon=":material/history:"),
         ]
     )
     sidebar.render()
-    page.run()
+    current.run()
     state.write_address_bar()  # after the page: its widgets' changes are in the spec by now
+    widgets.label_icon_buttons()  # after the page too: it names the icon-only buttons the page drew
 
 
 # Streamlit runs this file as "__main__". A training worker is spawned by multiprocessing, which re-runs

@@ -17,21 +17,23 @@ from pathlib import Path
 
 import streamlit as st
 
-from kfcore.data import BUILTIN_INFO, KERAS_INFO, DataError, Dataset, load_dataset, split_dataset, uploads
+from kfcore.data import BUILTIN_INFO, KERAS_INFO, DataError, Dataset, bounded, load_dataset, split_dataset, uploads
 from kfcore.data.cache import DatasetCache
 from kfcore.data.sandbox import load_capped
 from kfcore.model import advice
 from kfcore.model.shapes import ShapeError, ShapeReport
 from kfcore.runs.limits import LimitError, data_cache_bytes
 from kfcore.runs.store import disk_guard
-from kfcore.spec import DataSpec, LayerSpec, SplitSpec
+from kfcore.spec import DEFAULT_IMAGE_SIZE, DataSpec, LayerSpec, SplitSpec
 from kfcore.training.train import assess
 from ui import state
 
 UPLOAD = "upload"
-UPLOAD_TYPES = ("csv", "npz", "gz")
+# What the uploader offers: tables, arrays, MNIST-style IDX files (gzipped or not) and ZIPs of class folders.
+UPLOAD_TYPES = ("csv", "npz", "gz", "zip", "idx", "ubyte")
 # The options of the `dataset` selector: built-in names, Keras download names, then "upload".
-SOURCES: dict[str, str] = {**BUILTIN_INFO, **KERAS_INFO, UPLOAD: "your own CSV or NPZ file"}
+SOURCES: dict[str, str] = {**BUILTIN_INFO, **KERAS_INFO,
+                           UPLOAD: "your own CSV, NPZ or IDX files, or a ZIP with a folder of images per class"}
 
 
 def options() -> list[str]:
@@ -61,7 +63,7 @@ def _key(data: DataSpec) -> str:
     return json.dumps(asdict(data), sort_keys=True)
 
 
-FILE_SOURCES = ("csv", "npz", "idx")
+FILE_SOURCES = ("csv", "npz", "idx", "images")
 
 
 # Every session's datasets, shared and read-only, within a byte budget: counting entries bounded nothing (CIFAR-10
@@ -159,9 +161,11 @@ def save_upload(file_name: str, content: bytes, root: str | Path | None = None) 
     the browser's check (the uploader's max_upload_size) is only a courtesy a client can skip.
     """
     lower = file_name.lower()
-    ext = ".csv.gz" if lower.endswith(".csv.gz") else Path(lower).suffix
-    if ext not in (".csv", ".csv.gz", ".npz"):
-        raise DataError(f"{file_name}: only .csv, .csv.gz and .npz files can be used; export your table as CSV")
+    ext = _upload_ext(lower, content[:2] == b"\x1f\x8b", bounded.idx_ndim(content) is not None)
+    idx = ext is not None and ".idx" in ext  # MNIST's files go by many names: known by their header
+    if ext is None:
+        raise DataError(f"{file_name}: only .csv, .csv.gz, .npz, IDX files (such as train-images-idx3-ubyte.gz) "
+                        "and .zip archives of class folders can be used; export your table as CSV")
     limit_mb = state.limits().max_upload_mb
     if limit_mb is not None and len(content) > limit_mb * 2**20:
         size_mb = len(content) / 2**20
@@ -170,7 +174,12 @@ def save_upload(file_name: str, content: bytes, root: str | Path | None = None) 
             f"{file_name} is {shown} MB, over this server's upload limit of {limit_mb:,} MB; upload a smaller "
             "file: a sample of the rows, or compressed (.csv.gz, or numpy.savez_compressed for an .npz)"
         )
-    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(file_name).name[: -len(ext)]).strip("_")[:60] or "upload"
+    name = Path(file_name).name
+    if not idx:
+        name = name[: -len(ext)]
+    elif lower.endswith(".gz"):  # train-images-idx3-ubyte.gz is kept as train-images-idx3-ubyte.idx.gz
+        name = name[:-3]
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", name).strip("_")[:60] or "upload"
     base = Path(root) if root else state.store().root
     folder = base / "uploads" / hashlib.sha256(content).hexdigest()[:16]
     path = folder / f"{stem}{ext}"
@@ -187,6 +196,16 @@ def save_upload(file_name: str, content: bytes, root: str | Path | None = None) 
     return path
 
 
+def _upload_ext(lower: str, gzipped: bool, idx: bool) -> str | None:
+    """The extension an upload is kept under (one kfcore.uploads.UPLOAD_REF allows), None for a file it cannot use."""
+    for ext in (".csv.gz", ".csv", ".npz", ".zip"):  # a name that says what it is is read as that (its loader checks)
+        if lower.endswith(ext):
+            return ext
+    if idx:
+        return ".idx.gz" if gzipped else ".idx"
+    return None
+
+
 def keep_upload(file_name: str, content: bytes) -> str:
     """Save an upload as this browser's (save_upload) and return the reference a spec names it by: the upload is
     private to its owner in hosted mode (kfcore.runs.limits.check_data_access), and no server path reaches a page."""
@@ -201,10 +220,30 @@ def local_path(path: str) -> Path:
     return uploads.local_path(path, state.store().uploads_dir)
 
 
-def upload_spec(path: str, target: str | None, task: str = "auto") -> DataSpec:
+def upload_kind(path: str) -> str:
+    """The source a saved upload is read as: "csv", "npz", "images" (a ZIP of class folders) or "idx"."""
+    for ext, kind in ((".npz", "npz"), (".zip", "images"), (".idx", "idx"), (".idx.gz", "idx")):
+        if path.endswith(ext):
+            return kind
+    return "csv"
+
+
+def idx_role(path: str) -> str:
+    """Whether a saved IDX upload holds "labels" (one number per sample) or "images"."""
+    with open(local_path(path), "rb") as f:
+        return "labels" if bounded.idx_ndim(f.read(1 << 10)) == 1 else "images"
+
+
+def upload_spec(path: str, target: str | None, task: str = "auto", image_size: int = DEFAULT_IMAGE_SIZE, color: bool = False,
+                labels: str | None = None) -> DataSpec:
     """The DataSpec of a saved upload (`path`: its reference, or locally any file): an NPZ as it is, a CSV with the
-    column to predict."""
+    column to predict, a ZIP of class folders at an image size and colour, IDX images with their labels file."""
     name = Path(path).name.split(".")[0]
-    if path.endswith(".npz"):
+    kind = upload_kind(path)
+    if kind == "npz":
         return DataSpec(source="npz", name=name, path=path, task=task)
+    if kind == "images":
+        return DataSpec(source="images", name=name, path=path, task=task, image_size=image_size, color=color)
+    if kind == "idx":
+        return DataSpec(source="idx", name=name, images=path, labels=labels, task=task)
     return DataSpec(source="csv", name=name, path=path, target=target, task=task)

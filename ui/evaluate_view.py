@@ -345,7 +345,8 @@ def try_it(record: RunRecord, rd: RunData) -> None:
                            f"{shape[0]}×{shape[1]} input, as the training images were.")
                 return
             try:
-                x = samples.image_input(file.getvalue(), shape, dark_background=float(rd.split.x_test.mean()) < 0.5)
+                x = samples.image_input(file.getvalue(), shape, dark_background=float(rd.split.x_test.mean()) < 0.5,
+                                        class_folders=record.spec.get("data", {}).get("source") == "images")
             except SampleError as e:
                 st.error(plain(e), icon=":material/error:")
                 return

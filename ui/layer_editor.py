@@ -17,7 +17,7 @@ from kfcore.layers import KINDS, LAYER_TYPES, Field, pair
 from kfcore.spec import LayerSpec, RunSpec
 from ui import state
 from ui.text import plain
-from ui.widgets import bound
+from ui.widgets import bound, icon_button
 
 
 def _layer_setter(lid: int, name: str, cast: Any) -> Any:
@@ -74,14 +74,14 @@ def card(position: int, lid: int, layer: LayerSpec, count: int, problem: str | N
             bound(st.selectbox, "Layer type", f"layer{lid}_type", layer.type,
                   lambda _s, kind: state.change_layer_type(lid, kind), options=LAYER_TYPES,
                   label_visibility="collapsed")
-        head[2].button("", key=f"layer{lid}_up", icon=":material/arrow_upward:", help="Move up",
-                       on_click=state.move_layer, args=(lid, -1), disabled=position == 0)
-        head[3].button("", key=f"layer{lid}_down", icon=":material/arrow_downward:", help="Move down",
-                       on_click=state.move_layer, args=(lid, 1), disabled=position == count - 1)
-        head[4].button("", key=f"layer{lid}_duplicate", icon=":material/content_copy:", help="Duplicate",
-                       on_click=state.duplicate_layer, args=(lid,))
-        head[5].button("", key=f"layer{lid}_remove", icon=":material/delete:", help="Remove",
-                       on_click=state.remove_layer, args=(lid,))
+        icon_button(head[2], f"Move layer {position + 1} up", f"layer{lid}_up", ":material/arrow_upward:",
+                    on_click=state.move_layer, args=(lid, -1), disabled=position == 0)
+        icon_button(head[3], f"Move layer {position + 1} down", f"layer{lid}_down", ":material/arrow_downward:",
+                    on_click=state.move_layer, args=(lid, 1), disabled=position == count - 1)
+        icon_button(head[4], f"Duplicate layer {position + 1}", f"layer{lid}_duplicate", ":material/content_copy:",
+                    on_click=state.duplicate_layer, args=(lid,))
+        icon_button(head[5], f"Remove layer {position + 1}", f"layer{lid}_remove", ":material/delete:",
+                    on_click=state.remove_layer, args=(lid,))
         params(lid, layer)
         if problem:
             st.error(plain(problem), icon=":material/error:")

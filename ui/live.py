@@ -21,7 +21,8 @@ from kfcore.present import plots, runview
 from kfcore.runs.jobs import saved_state
 from kfcore.runs.store import RunRecord
 from kfcore.spec import RunSpec, SpecError
-from ui import state
+from ui import sidebar, state
+from ui.pages import page
 from ui.text import plain
 
 POLL_S = 0.5
@@ -216,9 +217,8 @@ def _status(record: RunRecord, history: list[dict]) -> None:
     p = runview.progress(record, history)
     name = plain(record.name)
     if record.status == "queued":
-        position = state.store().queue_position(record.id)
-        line = runview.status_line(record, history, position, state.store().paused_count())
-        st.info(f"**{name}** is {plain(line)}; it starts when a worker is free.")
+        line = runview.status_line(record, history, wait=sidebar.queue_wait(record))
+        st.info(f"**{name}**: {plain(line)}; it starts when a worker is free.", icon=":material/hourglass_empty:")
     elif record.status == "running" and record.paused is not None:
         st.progress(p.fraction, text=f"**{name}**: {plain(runview.status_line(record, history))}")
     elif record.status == "running" and not record.info:
@@ -239,16 +239,19 @@ def _status(record: RunRecord, history: list[dict]) -> None:
 
 
 def _results(record: RunRecord, history: list[dict], best: int | None) -> None:
-    # Cards as wide as their values, wrapping where the column is narrow: four equal columns cut "78.8%" at 1024 px.
-    cards = st.container(horizontal=True, gap="large")
+    # Cards as wide as their values, wrapping where the column is narrow (four equal columns cut "78.8%" at 1024 px),
+    # in two pairs that wrap whole: the scores, then how the run went; never "Time" alone on a line.
+    cards = st.container(horizontal=True, gap="medium")
+    scores = cards.container(horizontal=True, gap="medium", width="content")
+    facts = cards.container(horizontal=True, gap="medium", width="content")
     head = runview.headline_metric(record.test)
     if head:
-        cards.metric(f"Test {runview.METRIC_NAMES.get(head[0], head[0])}", runview.format_metric(*head),
-                     width="content")
+        scores.metric(f"Test {runview.METRIC_NAMES.get(head[0], head[0])}", runview.format_metric(*head),
+                      width="content")
     if "loss" in record.test:
-        cards.metric("Test loss", runview.format_metric("loss", record.test["loss"]), width="content")
-    cards.metric("Best epoch", runview.best_epoch_text(best, history), width="content")
-    cards.metric("Time", runview.format_duration(record.duration), width="content")
+        scores.metric("Test loss", runview.format_metric("loss", record.test["loss"]), width="content")
+    facts.metric("Best epoch", runview.best_epoch_text(best, history), width="content")
+    facts.metric("Time", runview.format_duration(record.duration), width="content")
     offers = ("predictions against the truth, the largest errors" if record.info.get("task") == "regression"
               else "confusion matrix, mistakes, per-class scores")
-    st.page_link("app_pages/evaluate.py", label=f"Evaluate this model: {offers}", icon=":material/analytics:")
+    st.page_link(page("evaluate"), label=f"Evaluate this model: {offers}", icon=":material/analytics:")

@@ -18,7 +18,7 @@ from kfcore.data import uploads
 from kfcore.present import compare, plots, runview
 from kfcore.runs.store import STATUSES, RunRecord, StoreFullError
 from kfcore.spec import RunSpec, SpecError
-from ui import datasets, share, state
+from ui import datasets, pages, share, state
 from ui.text import plain
 
 ss = st.session_state
@@ -246,7 +246,7 @@ def _message() -> None:
         if kind == "loaded":
             cols = st.columns(3)
             for col, (page, label) in zip(cols, (("data", "Data"), ("model", "Model"), ("train", "Train")), strict=True):
-                col.page_link(f"app_pages/{page}.py", label=f"Open {label}", icon=":material/arrow_forward:")
+                col.page_link(pages.page(page), label=f"Open {label}", icon=":material/arrow_forward:")
 
 
 def manage(record: RunRecord) -> None:

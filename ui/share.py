@@ -13,9 +13,7 @@ from typing import Any
 
 import streamlit as st
 
-from kfcore.data import DataError, uploads
-from kfcore.export import script as export
-from kfcore.model.shapes import ShapeError
+from kfcore.data import uploads
 from kfcore.runs.store import RunRecord
 from kfcore.spec import RunSpec, SpecError
 from ui import state
@@ -71,6 +69,11 @@ def file_stem(name: str) -> str:
 @st.cache_data(show_spinner="Writing the script…", max_entries=32)
 def _script(spec_json: str, run_name: str) -> tuple[str | None, str | None]:
     """(script, None), or (None, why it cannot be written): the data is gone, the spec no longer parses."""
+    # numpy and pandas (the data, the recipe): only a page with downloads pays for them, never the landing page
+    from kfcore.data import DataError
+    from kfcore.export import script as export
+    from kfcore.model.shapes import ShapeError
+
     try:
         spec = RunSpec.from_json(spec_json)
         spec.data = uploads.resolve(spec.data, state.store().uploads_dir)  # read here; the script names files only
@@ -81,6 +84,8 @@ def _script(spec_json: str, run_name: str) -> tuple[str | None, str | None]:
 
 def downloads(record: RunRecord) -> None:
     """Three download buttons: the trained .keras model, the metrics per epoch (CSV), a standalone script."""
+    from kfcore.export import script as export  # see _script
+
     stem = file_stem(record.name)
     model = Path(record.model_path) if record.model_path else None
     has_model = model is not None and model.exists()

@@ -51,8 +51,15 @@ def _run_status(was_active: bool) -> None:
 
 def status_text(record: RunRecord) -> str:
     runs = state.store()
-    position = runs.queue_position(record.id) if record.status == "queued" else None
-    return runview.status_line(record, runs.epochs(record.id), position, runs.paused_count() if position else 0)
+    history = [] if record.status == "queued" else runs.epochs(record.id)
+    return runview.status_line(record, history, wait=queue_wait(record))
+
+
+def queue_wait(record: RunRecord) -> runview.Wait | None:
+    """What a queued run waits for (None for any other run): the runs ahead, about how long, what holds a worker."""
+    if record.status != "queued":
+        return None
+    return runview.queue_wait(state.store(), record, state.limits().max_concurrent)
 
 
 def _icon(record: RunRecord) -> str:

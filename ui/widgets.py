@@ -7,6 +7,7 @@ through an on_change callback that looks the spec up at call time, so a replaced
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -41,3 +42,32 @@ def field(section: str, name: str, cast: Callable[[Any], Any] = lambda v: v) -> 
         setattr(getattr(spec, section), name, cast(value))
 
     return set_field
+
+
+_ICON_LABELS = "_icon_button_labels"  # session slot: key -> label of the icon-only buttons drawn in this run
+# Streamlit names an icon-only button after its icon ("arrow_upward icon") for screen readers and get_by_role; this
+# names each by its label instead and hides the icon's ligature text, again whenever Streamlit redraws one.
+_LABEL_JS = """<script>(() => { const labels = %s;
+const apply = () => { for (const [key, label] of Object.entries(labels)) {
+  for (const b of document.querySelectorAll(`.st-key-${CSS.escape(key)} button`)) {
+    if (b.getAttribute("aria-label") !== label) b.setAttribute("aria-label", label);
+    b.querySelectorAll('[data-testid="stIconMaterial"]').forEach(i => i.setAttribute("aria-hidden", "true"));
+  } } };
+apply(); window.__kfIconLabels?.disconnect();
+window.__kfIconLabels = new MutationObserver(apply);
+window.__kfIconLabels.observe(document.body, {childList: true, subtree: true}); })();
+document.currentScript?.remove();</script>"""
+
+
+def icon_button(container: Any, label: str, key: str, icon: str, **kwargs: Any) -> bool:
+    """A button that shows only its icon; `label` is its tooltip and its accessible name (label_icon_buttons)."""
+    st.session_state.setdefault(_ICON_LABELS, {})[key] = label
+    return container.button("", key=key, icon=icon, help=label, **kwargs)
+
+
+def label_icon_buttons() -> None:
+    """Give the icon-only buttons this run drew their labels as accessible names: one script, after the page."""
+    labels = st.session_state.pop(_ICON_LABELS, None)
+    if labels:
+        with st.sidebar:  # JSON of keys and our own labels: nothing a user typed
+            st.html(_LABEL_JS % json.dumps(labels, sort_keys=True), unsafe_allow_javascript=True, width="content")

@@ -16,9 +16,10 @@ Conventions of the returned Dataset:
   labels as text; regression y is float32 and class_names is empty.
 
 The package: dataset (Dataset, DataError, the target's rules), load (load_dataset), split, builtin, downloads
-(the Keras sets), images (IDX), npz, tables (CSV), recipe (a table's preparation), uploads, bounded, sandbox and
-cache. Its public names below are read from their modules on first use, so importing one module of the package
-(uploads, from kfcore.runs.limits) does not import the rest, nor loop back into it.
+(the Keras sets), images (IDX), imagefolder (a ZIP of class folders), npz, tables (CSV), recipe (a table's
+preparation), uploads, bounded, sandbox and cache. Its public names below are read from their modules on first
+use, so importing one module of the package (uploads, from kfcore.runs.limits) does not import the rest, nor loop
+back into it.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from __future__ import annotations
 import codecs
 import gzip
 import zipfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO, cast
@@ -91,3 +92,15 @@ def npz_headers(path: Path) -> dict[str, tuple[tuple[int, ...], np.dtype] | None
                 except ValueError:
                     found[key] = None
     return found
+
+
+def idx_ndim(head: bytes) -> int | None:
+    """The number of dimensions an IDX file's first bytes declare (0, 0, a type code, the count; gzipped or not),
+    None when they are not an IDX header. kfcore.data.read_idx checks the whole header when it reads the file."""
+    if head[:2] == b"\x1f\x8b":
+        try:
+            head = zlib.decompressobj(wbits=31).decompress(head, 4)  # at most 4 bytes: never a bomb
+        except zlib.error:
+            return None
+    ok = len(head) >= 4 and head[:2] == b"\0\0" and head[2] in (0x08, 0x09, 0x0B, 0x0C, 0x0D, 0x0E) and head[3] > 0
+    return head[3] if ok else None

@@ -11,6 +11,7 @@ from pathlib import Path
 from kfcore.data.builtin import load_builtin
 from kfcore.data.dataset import DataError, DataMemoryError, Dataset
 from kfcore.data.downloads import load_keras
+from kfcore.data.imagefolder import load_image_folder
 from kfcore.data.images import load_idx
 from kfcore.data.npz import load_npz
 from kfcore.data.tables import load_csv
@@ -36,6 +37,7 @@ def load_dataset(
         "csv": lambda: load_csv(spec, limits or Limits.from_env(), split),
         "npz": lambda: load_npz(spec, limits or Limits.from_env()),
         "idx": lambda: load_idx(spec, limits or Limits.from_env()),
+        "images": lambda: load_image_folder(spec, limits or Limits.from_env()),
     }
     if spec.source not in loaders:
         raise DataError(f"unknown data source {spec.source!r}; choose one of {', '.join(loaders)}")

@@ -16,7 +16,7 @@ from typing import Any
 from kfcore.spec import DataSpec
 
 # The folder is a sha256 prefix, the name what ui.datasets.save_upload keeps: no "..", no other folder.
-UPLOAD_REF = re.compile(r"[0-9a-f]{16}/[A-Za-z0-9_-]{1,60}\.(?:csv|csv\.gz|npz)")
+UPLOAD_REF = re.compile(r"[0-9a-f]{16}/[A-Za-z0-9_-]{1,60}\.(?:csv|csv\.gz|npz|zip|idx|idx\.gz)")
 FILE_FIELDS = ("path", "images", "labels")
 
 

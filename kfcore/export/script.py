@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import hashlib
 import inspect
 import io
+import os
+import tempfile
 import tokenize
 import zipfile
 from dataclasses import dataclass, field
@@ -29,7 +32,7 @@ from kfcore.layers.base import call as _call
 from kfcore.layers.base import num as _num
 from kfcore.layers.base import q as _q
 from kfcore.model.shapes import head, infer_shapes
-from kfcore.spec import KERAS_SETS, SYNTHETIC_SETS, RunSpec
+from kfcore.spec import DEFAULT_IMAGE_SIZE, KERAS_SETS, SYNTHETIC_SETS, RunSpec
 
 # Training samples and image shape of each Keras set: known without downloading it.
 _KERAS_SHAPES = {
@@ -91,7 +94,32 @@ def data_files(spec: RunSpec) -> list[Path]:
     """The files the script reads by bare name from beside itself (a spec with resolved paths); [] for built-in
     sets and Keras downloads."""
     d = spec.data
+    if d.source == "images":
+        return [prepared_images(spec)]
     return [Path(p) for p in (d.path, d.images, d.labels) if p]
+
+
+def prepared_images(spec: RunSpec) -> Path:
+    """The NPZ a class-folder ZIP's script reads (x: its images as kfcore.data.imagefolder prepared them, uint8;
+    y: their class folders), written once per ZIP, size and colour into the temporary folder: the script needs no
+    Pillow and no copy of the cropping and resizing rules."""
+    from kfcore.data import imagefolder
+
+    d = spec.data
+    zip_path = Path(d.path or "")
+    size, color = d.image_size or DEFAULT_IMAGE_SIZE, bool(d.color)
+    stat = zip_path.stat()
+    key = hashlib.sha256(repr((str(zip_path.resolve()), stat.st_size, stat.st_mtime_ns, size, color)).encode())
+    path = Path(tempfile.gettempdir()) / "kf-prepared" / key.hexdigest()[:16] / (
+        f"{zip_path.stem}-{size}px-{'colour' if color else 'grey'}.npz")
+    if not path.is_file():
+        found = imagefolder.read_zip(zip_path, size, color)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.part")
+        with open(tmp, "wb") as f:  # a file object: savez would add .npz to the temporary name
+            np.savez_compressed(f, x=found.images, y=np.array(found.classes)[found.labels])
+        os.replace(tmp, path)
+    return path
 
 
 def script_zip(spec: RunSpec, run_name: str | None = None) -> bytes:
@@ -304,6 +332,9 @@ def _data_lines(spec: RunSpec, facts: _Facts, script: _Script) -> list[str]:
         ]
     if d.source == "npz":
         return _npz_lines(spec, facts)
+    if d.source == "images":  # the prepared arrays: decoding and resizing stay kfcore's, the rest is an NPZ's
+        prepared = dataclasses.replace(d, source="npz", path=str(prepared_images(spec)))
+        return _npz_lines(dataclasses.replace(spec, data=prepared), facts)
     if d.source == "idx":
         script.helpers.append(_READ_IDX)
         images = kdata.read_idx(d.images or "", "images")

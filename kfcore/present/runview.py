@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from kfcore.runs.store import RunRecord
+from kfcore.runs.store import RunRecord, RunStore
 
 
 @dataclass
@@ -125,12 +125,69 @@ def format_duration(seconds: float | None) -> str:
     return f"{s // 3600} h {(s % 3600) // 60:02d} min"
 
 
+@dataclass
+class Wait:
+    """What a queued run waits for (queue_wait)."""
+
+    ahead: int  # runs that take a worker before this one: those training now and those queued before it
+    paused: int  # paused runs: each holds a worker until it is resumed or stopped
+    seconds: float | None  # until a worker takes this run; None when it cannot be told (see queue_wait)
+
+
+PACE_RUNS = 20  # finished runs whose seconds per epoch pace a run that has not started
+
+
+def estimate_wait(workers: int, remaining: Sequence[float | None], queued: Sequence[float | None],
+                  paused: int) -> float | None:
+    """Seconds until a worker is free for the next run in line: `remaining` the seconds each training run has left,
+    `queued` the expected length of each run queued before it, in order; `paused` workers are held. None when a
+    length is unknown, or paused runs hold every worker (they wait for a person, not for time)."""
+    free = workers - paused
+    if free <= 0 or any(t is None for t in [*remaining, *queued]):
+        return None
+    busy = sorted(float(t) for t in remaining if t is not None)[:free]
+    slots = [0.0] * (free - len(busy)) + busy  # the free workers first: the list stays sorted
+    for length in queued:  # each takes the first worker to come free, as the queue hands them out
+        slots[0] += float(length or 0.0)
+        slots.sort()
+    return slots[0]
+
+
+def queue_wait(store: RunStore, record: RunRecord, workers: int) -> Wait:
+    """How many runs are ahead of a queued run and about how long until it starts: training runs by their ETA (or,
+    before their first steady epoch, like a queued one), queued runs by their planned epochs at the median seconds
+    per epoch of the store's last PACE_RUNS finished runs (none yet: the wait is not known)."""
+    runs = store.list_runs()
+    training = [r for r in runs if r.status == "running" and r.paused is None]
+    paused = sum(1 for r in runs if r.status == "running" and r.paused is not None)
+    before = sorted((r for r in runs if r.status == "queued" and r.created < record.created), key=lambda r: r.created)
+    finished = [r for r in runs if r.status == "finished" and r.duration][:PACE_RUNS]  # the newest first
+    paces = sorted(r.duration / planned_epochs(r) for r in finished if r.duration)
+    pace = paces[len(paces) // 2] if paces else None
+
+    def length(r: RunRecord) -> float | None:
+        return None if pace is None else pace * planned_epochs(r)
+
+    remaining = [progress(r, store.epochs(r.id)).eta_s for r in training]
+    remaining = [t if t is not None else length(r) for t, r in zip(remaining, training, strict=True)]
+    seconds = estimate_wait(workers, remaining, [length(r) for r in before], paused)
+    return Wait(ahead=len(training) + len(before), paused=paused, seconds=seconds)
+
+
 def status_line(record: RunRecord, history: Sequence[dict[str, Any]], position: int | None = None,
-                paused_runs: int = 0) -> str:
-    """One line for the sidebar: 'queued (position 2)', 'running — epoch 3 of 10', 'finished — test accuracy 97.2%'.
-    paused_runs (RunStore.paused_count): paused runs that each hold a training worker a queued run waits for."""
+                paused_runs: int = 0, wait: Wait | None = None) -> str:
+    """One line for the sidebar: 'queued — 2 runs ahead of yours, about 40 s', 'running — epoch 3 of 10',
+    'finished — test accuracy 97.2%'. A queued run without `wait` (queue_wait) says its position; paused_runs
+    (RunStore.paused_count) are paused runs that each hold a training worker a queued run waits for."""
     if record.status == "queued":
-        line = f"queued (position {position})" if position else "queued"
+        if wait is not None:
+            line = "queued — " + (f"{wait.ahead} run{'s' if wait.ahead != 1 else ''} ahead of yours"
+                                  if wait.ahead else "next in line")
+            if wait.seconds is not None:
+                line += ", starting any moment" if wait.seconds < 1 else f", about {format_duration(wait.seconds)}"
+            paused_runs = wait.paused
+        else:
+            line = f"queued (position {position})" if position else "queued"
         if paused_runs:
             held = "a paused run holds a training worker" if paused_runs == 1 else \
                 f"{paused_runs} paused runs hold training workers"

@@ -224,16 +224,27 @@ def thumbnail(image: np.ndarray, size: int = 64) -> np.ndarray:
     return (np.clip(img, 0.0, 1.0) * 255).round().astype(np.uint8)
 
 
-def image_input(content: bytes, input_shape: Sequence[int], dark_background: bool) -> np.ndarray:
+def image_input(content: bytes, input_shape: Sequence[int], dark_background: bool,
+                class_folders: bool = False) -> np.ndarray:
     """An uploaded picture as one model input (1, H, W, C) in [0, 1], like the training images.
 
-    It is converted to the model's channels and size; a light picture for a model trained on light strokes
-    on a dark background (MNIST, digits) is inverted, and contrast is stretched to the full range.
+    For a run on a ZIP of class folders (class_folders) it is made exactly as those images were
+    (kfcore.data.imagefolder.picture: centre-cropped, resized, grey or colour). Otherwise it is converted to
+    the model's channels and size; a light picture for a model trained on light strokes on a dark background
+    (MNIST, digits) is inverted, and contrast is stretched to the full range.
     Raises SampleError when the file is not a picture.
     """
     from PIL import Image, UnidentifiedImageError
 
     h, w, c = (int(s) for s in input_shape)
+    if class_folders:
+        from kfcore.data import DataError
+        from kfcore.data.imagefolder import picture
+
+        try:
+            return (picture(content, h, c == 3).astype(np.float32) / 255.0)[None]
+        except DataError as e:
+            raise SampleError(str(e)) from None
     try:
         with Image.open(io.BytesIO(content)) as opened:
             img = opened.convert("RGB" if c == 3 else "L").resize((w, h), Image.Resampling.LANCZOS)

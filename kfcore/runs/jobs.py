@@ -17,12 +17,15 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kfcore.data import Dataset, uploads
+from kfcore.data import uploads
 from kfcore.runs.limits import LimitError, Limits, check_data_access
 from kfcore.runs.store import HEARTBEAT_S, RunRecord, RunStore, StoreFullError
 from kfcore.spec import RunSpec
+
+if TYPE_CHECKING:  # numpy: the web process's landing page never needs it
+    from kfcore.data import Dataset
 
 RUNS_PER_WORKER = 20  # then the worker exits and a fresh one returns the memory Keras accumulates
 POLL_S = 0.1  # how often an idle worker looks for queued runs

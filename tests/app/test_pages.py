@@ -421,6 +421,24 @@ print(sorted(m for m in ("tensorflow", "keras") if m in sys.modules))
     assert out.stdout.strip().splitlines()[-1] == "[]"
 
 
+def test_the_landing_page_loads_neither_numpy_nor_pandas(kf_home):
+    # Issue 12: the first visitor's page took 1.55-1.9× a bare Streamlit page under load; importing numpy and
+    # pandas (through the Share control's export and the job module's Dataset) was most of the difference.
+    script = f"""
+import sys
+from streamlit.testing.v1 import AppTest
+at = AppTest.from_file({APP!r}, default_timeout=60)
+at.run()
+assert not at.exception
+from ui import state
+state.shutdown_jobs()
+print(sorted(m for m in ("numpy", "pandas", "sklearn", "kfcore.export") if m in sys.modules))
+"""
+    out = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
 def test_the_shipped_server_config_hides_tracebacks_and_skips_a_full_gc_after_every_script_run():
     import tomllib
 

@@ -2,8 +2,9 @@
 
 Measured in Chromium from element boxes, not judged from pixels: no button label or metric value is cut short
 (its text overflows its box: scrollWidth > clientWidth, which is what an ellipsis hides), the Model page's
-layer table shows its Output shape and Parameters columns whole (the grid needs no horizontal scrolling), and
-no chart's legend overlaps its x-axis title or its own title. Screenshots: artifacts/browser/layout-<page>-<width>.png.
+layer table shows its Output shape and Parameters columns whole (the grid needs no horizontal scrolling),
+no chart's legend overlaps its x-axis title or its own title, and the Train page's result cards share one line.
+Screenshots: artifacts/browser/layout-<page>-<width>.png.
 """
 
 from __future__ import annotations
@@ -67,6 +68,13 @@ GRID_JS = """
 """
 
 
+# Each metric card in the main area by its label: the top of its box (cards on one line share it).
+METRIC_TOPS_JS = """
+() => Object.fromEntries(Array.from(document.querySelectorAll('[data-testid="stMain"] [data-testid="stMetric"]'),
+  m => [m.querySelector('[data-testid="stMetricLabel"]').innerText.trim(), Math.round(m.getBoundingClientRect().top)]))
+"""
+
+
 @pytest.fixture
 def sized(browser, app_server, request):
     context = browser.new_context(base_url=app_server.url, viewport={"width": request.param, "height": 900})
@@ -104,4 +112,8 @@ def test_every_page_holds_its_layout(sized, runs):
             names = page.evaluate("() => document.querySelector('.st-key-chart_loss .js-plotly-plot').data"
                                   ".map(t => t.name)")
             assert "previous · train" in names, names
+            # The result cards share one line (at 1024 px they broke 2 + 2, and "Time" could stand alone).
+            tops = page.evaluate(METRIC_TOPS_JS)
+            assert {"Test accuracy", "Test loss", "Best epoch", "Time"} <= set(tops), tops
+            assert len(set(tops.values())) == 1, f"the result cards wrap at {width} px: {tops}"
         check(page, name, width)

@@ -1,5 +1,5 @@
 """`pip install .` gives a `kfstudio` command that serves the dashboard: started from a folder outside the checkout
-(tests/wheel.py), its home page renders in Chromium and its Data page lists the built-in sets."""
+(tests/wheel.py), its home page renders in Chromium and its links lead to the Data page, which shows the default set."""
 
 from __future__ import annotations
 
@@ -28,8 +28,8 @@ def test_the_installed_kfstudio_command_serves_the_dashboard(browser, tmp_path):
         page.set_default_timeout(IDLE_TIMEOUT_S * 1000)
         page.goto("/")
         expect(page.get_by_role("heading", name="KF Studio").first).to_be_visible()
-        page.goto("/data")
-        expect(page.locator('[data-testid="stMain"]')).to_contain_text("circle")
+        page.get_by_role("link", name="1 · Data").first.click()
+        expect(page.locator('[data-testid="stMain"]')).to_contain_text("1,797 handwritten digits")
         assert not exceptions(page)
         context.close()
     finally:

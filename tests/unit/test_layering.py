@@ -4,11 +4,13 @@ import TensorFlow at module level, and no module reaches into another kfcore mod
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 KFCORE = sorted((ROOT / "kfcore").rglob("*.py"))
-WEB = [ROOT / "app.py", *sorted((ROOT / "app_pages").glob("*.py")), *sorted((ROOT / "ui").rglob("*.py"))]
+WEB = [ROOT / "app.py", *sorted((ROOT / "kfstudio").glob("*.py")), *sorted((ROOT / "app_pages").glob("*.py")),
+       *sorted((ROOT / "ui").rglob("*.py"))]
 
 
 def module_name(path: Path) -> str:
@@ -67,4 +69,12 @@ def test_no_module_reads_a_private_attribute_of_a_kfcore_module():
                     and node.attr.startswith("_") and not node.attr.startswith("__")
                     and aliases[node.value.id] != module_name(path)):
                 offenders.append(f"{module_name(path)}: {node.value.id}.{node.attr}")
+    assert not offenders, offenders
+
+
+def test_pages_are_named_through_ui_pages_never_by_a_path_relative_to_the_entry_script():
+    """st.page_link("app_pages/x.py") only works when the repository's app.py is the entry script: not for the
+    installed kfstudio command, which runs kfstudio/app.py."""
+    quoted = re.compile(r"""[fr]?["']app_pages/""")
+    offenders = [module_name(p) for p in WEB if quoted.search(p.read_text())]
     assert not offenders, offenders

@@ -116,3 +116,43 @@ def test_a_paused_run_and_the_queue_behind_it_say_that_it_holds_a_worker(tmp_pat
         "queued (position 1); a paused run holds a training worker until it is resumed or stopped")
     store.set_paused(running, False)
     assert store.paused_count() == 0 and store.get(running).paused is None
+
+
+def test_the_wait_for_a_worker_is_the_earliest_a_worker_comes_free_after_the_runs_before():
+    assert runview.estimate_wait(1, [30.0], [10.0], 0) == 40.0  # the training run, then the one queued before
+    assert runview.estimate_wait(2, [30.0], [10.0], 0) == 10.0  # the free worker takes the first, then ours
+    assert runview.estimate_wait(2, [30.0], [], 0) == 0.0  # a worker is free: it only waits to be claimed
+    assert runview.estimate_wait(2, [30.0], [], 1) == 30.0  # the paused run holds the other worker
+    assert runview.estimate_wait(1, [30.0], [], 1) is None  # paused runs hold every worker: no time tells
+    assert runview.estimate_wait(1, [None], [], 0) is None
+
+
+def test_a_queued_run_says_how_many_runs_are_ahead_about_how_long_and_what_holds_a_worker(tmp_path, monkeypatch):
+    from kfcore.runs.store import RunStore
+
+    clock = [1000.0]
+    monkeypatch.setattr(time, "time", lambda: clock[0])
+    store = RunStore(tmp_path)
+    done = store.create_run({"train": {"epochs": 10}})
+    store.claim_next(pid=1)
+    clock[0] += 20.0  # 10 epochs in 20 s: 2 s an epoch paces the runs that have not started
+    store.finish(done, {"accuracy": 0.9}, {}, None)
+    running = store.create_run({"train": {"epochs": 10}})
+    clock[0] += 1
+    queued = store.create_run({"train": {"epochs": 5}})
+    clock[0] += 1
+    ours = store.create_run({"train": {"epochs": 3}})
+    store.claim_next(pid=1)
+    store.set_info(running, {}, {"epochs": 10, "n_train": 100})
+    for e, logs in enumerate(epochs(3, epoch_time=3.0), start=1):
+        store.append_epoch(running, e, logs)
+    wait = runview.queue_wait(store, store.get(ours), workers=1)
+    assert (wait.ahead, wait.paused, wait.seconds) == (2, 0, pytest.approx(7 * 3.0 + 5 * 2.0))  # ETA, then 5 × 2 s
+    assert runview.status_line(store.get(ours), [], wait=wait) == "queued — 2 runs ahead of yours, about 31 s"
+    wait = runview.queue_wait(store, store.get(queued), workers=2)
+    assert runview.status_line(store.get(queued), [], wait=wait) == (
+        "queued — 1 run ahead of yours, starting any moment")
+    store.set_paused(running, True)
+    wait = runview.queue_wait(store, store.get(ours), workers=1)
+    assert runview.status_line(store.get(ours), [], wait=wait) == (
+        "queued — 1 run ahead of yours; a paused run holds a training worker until it is resumed or stopped")
