@@ -1,7 +1,9 @@
-"""Command line: `python -m kfcore train SPEC.json | runs | show RUN_ID | predict RUN_ID INPUT.csv | export RUN_ID`.
+"""Command line: `python -m kfcore train SPEC.json | sweep SWEEP.json | runs | show RUN_ID | predict RUN_ID INPUT.csv |
+export RUN_ID`.
 
 train prints one JSON object per line (each epoch's Keras logs, then a done line with the test metrics)
-and records the run in the store like the dashboard does. Anything a user can get wrong exits 2 with a
+and records the run in the store like the dashboard does; with --address (or KF_RAY_ADDRESS, KF_EXECUTOR=ray)
+it trains on Ray (kfcore.runs.executors), the store still written here. Anything a user can get wrong exits 2 with a
 single `error:` line on stderr, never a traceback.
 """
 
@@ -12,6 +14,7 @@ import json
 import os
 import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -46,6 +49,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from kfcore.data import DataError, uploads
     from kfcore.model.advice import model_advice
     from kfcore.model.shapes import ShapeError
+    from kfcore.runs.executors import ExecutorError, ray_settings
     from kfcore.runs.limits import LimitError, Limits
     from kfcore.spec import MAX_SPEC_BYTES, RunSpec, SpecError
     from kfcore.training.train import prepare
@@ -56,6 +60,10 @@ def cmd_train(args: argparse.Namespace) -> int:
             text = f.read(MAX_SPEC_BYTES + 1)  # never more than a spec can be: the parser refuses the rest
     except (OSError, ValueError) as e:
         _fail(f"cannot read the spec file {path}: {getattr(e, 'strerror', None) or e}")
+    try:
+        on_ray = ray_settings(address=args.address)
+    except ExecutorError as e:
+        _fail(str(e))
     store = _store(args)
     limits = Limits.from_env()
     for problem in limits.problems:  # the mode's default applies for that variable: it still trains
@@ -70,8 +78,45 @@ def cmd_train(args: argparse.Namespace) -> int:
     for note in model_advice(spec, dataset.task, dataset.n_classes):  # it still trains: the user may mean it
         print(f"warning: {note}", file=sys.stderr)
 
+    if on_ray is not None:
+        return _train_on_ray(store, spec, args.name, on_ray)
     run_id = store.create_run(spec.to_dict(), name=args.name)
     return _train_here(store, run_id, limits, dataset)
+
+
+def _train_on_ray(store: Any, spec: Any, name: str | None, settings: Any) -> int:
+    """Train on Ray (--address, KF_RAY_ADDRESS, KF_EXECUTOR=ray): one JSON line per epoch as it reaches the store
+    through this process's relay, then the outcome, as when it trains here."""
+    import time
+
+    from kfcore.runs.executors import ExecutorError, RayExecutor
+    from kfcore.runs.limits import LimitError
+
+    try:
+        executor = RayExecutor(store, settings, serve_queue=False)
+    except ExecutorError as e:
+        _fail(str(e))
+    try:
+        try:
+            run_id = executor.submit(spec, name=name)
+        except LimitError as e:
+            _fail(str(e))
+        signal.signal(signal.SIGINT, lambda *_: store.request_cancel(run_id))
+        signal.signal(signal.SIGTERM, lambda *_: store.request_cancel(run_id))
+        printed = 0
+        while True:
+            record = store.get(run_id)  # before its epochs: a final run's epochs are all stored
+            epochs = store.epochs(run_id)
+            for epoch in epochs[printed:]:
+                _print({"event": "epoch", **{k: v for k, v in epoch.items() if k != "time"}})
+            printed = len(epochs)
+            if record.is_final:
+                break
+            time.sleep(0.2)
+    finally:
+        executor.shutdown()
+    return _outcome(run_id, record.status, record.test, (record.evaluation or {}).get("best_epoch"),
+                    record.model_path, record.error)
 
 
 def _train_here(store: Any, run_id: str, limits: Any, dataset: Any = None) -> int:
@@ -90,13 +135,18 @@ def _train_here(store: Any, run_id: str, limits: Any, dataset: Any = None) -> in
             _print({"event": "epoch", **{k: v for k, v in event.items() if k != "event"}})
 
     result = execute_run(store, run_id, on_event=on_event, limits=limits, dataset=dataset)
-    if result.status == "finished":
-        _print({"event": "done", "run_id": run_id, "test": result.test, "best_epoch": result.best_epoch,
-                "model": result.model_path})
+    return _outcome(run_id, result.status, result.test, result.best_epoch, result.model_path, result.error)
+
+
+def _outcome(run_id: str, status: str, test: dict[str, Any], best_epoch: int | None, model: str | None,
+             error: str | None) -> int:
+    """A trained run's last line: done (exit 0), or one error line (cancelled 130, failed 1)."""
+    if status == "finished":
+        _print({"event": "done", "run_id": run_id, "test": test, "best_epoch": best_epoch, "model": model})
         return 0
-    if result.status == "cancelled":
+    if status == "cancelled":
         _fail(f"run {run_id} cancelled", code=130)
-    _fail(f"run {run_id} failed: {result.error}", code=1)
+    _fail(f"run {run_id} failed: {error}", code=1)
 
 
 def cmd_continue(args: argparse.Namespace) -> int:
@@ -116,8 +166,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
     store = _store(args)
     runs = store.list_runs()
     if args.json:
-        for r in runs:
-            _print({"run_id": r.id, "name": r.name, "status": r.status, "created": r.created, "test": r.test})
+        print(json.dumps([{"run_id": r.id, "name": r.name, "status": r.status, "created": r.created, "spec": r.spec,
+                           "test": r.test, "error": r.error, "sweep": r.sweep} for r in runs]))
         return 0
     if not runs:
         print("no runs yet: python -m kfcore train SPEC.json")
@@ -129,6 +179,74 @@ def cmd_runs(args: argparse.Namespace) -> int:
         test = " ".join(f"{k}={v:.4f}" for k, v in r.test.items()) if r.test else (r.error or "")[:60]
         print(f"{r.id:<13} {r.name[:20]:<20} {r.status:<10} {str(dataset)[:14]:<14} {test}")
     return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from kfcore.data import DataError, uploads
+    from kfcore.model.shapes import ShapeError
+    from kfcore.runs import sweeprun
+    from kfcore.runs.limits import LimitError, Limits
+    from kfcore.runs.sweep import SweepError, load_sweep, settings, trial_spec, with_seeds
+    from kfcore.runs.sweepresults import summary, trial_row
+    from kfcore.spec import MAX_SPEC_BYTES
+    from kfcore.training.train import prepare
+
+    path = Path(args.sweep)
+    try:
+        with open(path, "rb") as f:
+            text = f.read(MAX_SPEC_BYTES + 1)
+    except (OSError, ValueError) as e:
+        _fail(f"cannot read the sweep file {path}: {getattr(e, 'strerror', None) or e}")
+    if args.address and args.backend != "ray":
+        _fail("--address names a Ray cluster: give it with --backend ray")
+    store = _store(args)
+    limits = Limits.from_env()
+    for problem in limits.problems:
+        print(f"warning: {problem}", file=sys.stderr)
+    try:
+        sweep = load_sweep(text)
+        # Refuse bad data, an unbuildable stack or a trial over a limit before anything is queued.
+        dataset = None
+        plannable = [with_seeds(sweep, s)[0] for s in settings(sweep)] if sweep.search != "optuna" else [{}]
+        for values in plannable:
+            spec = trial_spec(sweep, values)
+            local = replace(spec, data=uploads.resolve(spec.data, store.uploads_dir))
+            same_data = dataset is not None and not any(p.startswith("data.") for p in values)
+            dataset, _, _ = prepare(local, dataset=dataset if same_data else None, limits=limits)
+        sweep_id = sweeprun.create(store, sweep, limits=limits)
+    except (SweepError, DataError, ShapeError, LimitError) as e:
+        _fail(str(e))
+
+    out = sys.stdout  # the Ray backend sends Tune's own output to standard error while it runs
+
+    def on_trial(record: Any) -> None:
+        print(json.dumps(trial_row(sweep, record, store.epochs(record.id))), file=out, flush=True)
+
+    if args.backend == "ray":
+        from kfcore.runs import sweepray
+
+        try:
+            sweepray.run_ray(store, sweep_id, sweep, address=args.address, on_trial=on_trial)
+        except sweepray.RayError as e:
+            _fail(str(e))
+    else:
+        from kfcore.runs.jobs import JobManager
+
+        jobs = JobManager(store, max_concurrent=limits.max_concurrent)
+        stop = threading.Event()
+        signal.signal(signal.SIGINT, lambda *_: stop.set())  # Ctrl-C: the trials in flight are cancelled
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        try:
+            sweeprun.run_local(store, sweep_id, sweep,
+                               lambda spec, name, sweep_id: jobs.submit(spec, name=name, sweep=sweep_id),
+                               parallel=limits.max_concurrent, on_trial=on_trial, stop=stop)
+        finally:
+            jobs.shutdown()
+    rows = [trial_row(sweep, r, store.epochs(r.id)) for r in store.trials(sweep_id)]
+    _print(summary(sweep, sweep_id, rows, args.backend))
+    return 0 if any(r["status"] == "finished" for r in rows) else 1
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -231,6 +349,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("spec", help="path of a run spec JSON file")
     p.add_argument("--store", help=store_help)
     p.add_argument("--name", help="a name for the run")
+    p.add_argument("--address", help="train on the Ray cluster at this address (HOST:PORT or ray://HOST:10001; "
+                   "default: $KF_RAY_ADDRESS, else here)")
     p.set_defaults(func=cmd_train)
     p = sub.add_parser("continue", help="train a finished run N more epochs from its saved state, as a child run")
     p.add_argument("run_id")
@@ -238,9 +358,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--learning-rate", type=float, help="the child's learning rate (default: the parent's)")
     p.add_argument("--store", help=store_help)
     p.set_defaults(func=cmd_continue)
+    p = sub.add_parser("sweep", help="train every trial of a sweep file (JSON); one JSON line per finished trial")
+    p.add_argument("sweep", help='path of a sweep JSON file: {"base": <run spec>, "grid": {"train.learning_rate": '
+                   '[0.003, 0.03]}}')
+    p.add_argument("--backend", choices=("local", "ray"), default="local",
+                   help="local: this machine's worker pool (default); ray: Ray Tune on a Ray cluster")
+    p.add_argument("--address", help="the Ray cluster's HOST:PORT (default: $KF_RAY_ADDRESS, else a local Ray)")
+    p.add_argument("--store", help=store_help)
+    p.set_defaults(func=cmd_sweep)
     p = sub.add_parser("runs", help="list the runs in the store")
     p.add_argument("--store", help=store_help)
-    p.add_argument("--json", action="store_true", help="one JSON object per run")
+    p.add_argument("--json", action="store_true", help="a JSON array: each run's spec, status, test metrics, sweep")
     p.set_defaults(func=cmd_runs)
     p = sub.add_parser("show", help="print one run as JSON")
     p.add_argument("run_id")

@@ -41,6 +41,7 @@ def main() -> None:
             st.Page(page("train"), title="Train", icon=":material/model_training:"),
             st.Page(page("evaluate"), title="Evaluate", icon=":material/analytics:"),
             st.Page(page("runs"), title="Runs", icon=":material/history:"),
+            st.Page(page("sweep"), title="Sweep", icon=":material/tune:"),
         ]
     )
     sidebar.render()

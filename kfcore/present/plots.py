@@ -511,12 +511,15 @@ def residual_histogram(y_true: np.ndarray, y_pred: np.ndarray, title: str = "Res
 
 
 def compare_curves(
-    runs: Sequence[tuple[str, Sequence[dict[str, Any]], int | None]], metric: str, title: str | None = None
+    runs: Sequence[tuple[str, Sequence[dict[str, Any]], int | None]], metric: str, title: str | None = None,
+    max_points: int | None = None,
 ) -> go.Figure:
     """Several runs' curves of one metric overlaid, one colour per run, each run's best epoch starred.
 
     runs: (name, epoch rows, best epoch) per run. The validation curve is drawn where the run has one
     (solid), else its training curve (dotted), so every run shows its generalisation when it can.
+    max_points: draw at most about this many epochs per run (evenly spaced, the last kept): a sweep page
+    redrawn every second overlays many long runs.
     """
     label = METRIC_LABELS.get(metric, metric)
     fig = go.Figure()
@@ -528,6 +531,9 @@ def compare_curves(
         xs, ys = _series(history, key)
         if not xs:
             continue
+        if max_points and len(xs) > max_points:
+            keep = sorted({round(i * (len(xs) - 1) / (max_points - 1)) for i in range(max_points)})
+            xs, ys = [xs[i] for i in keep], [ys[i] for i in keep]
         last = max(last, max(xs))
         part = "validation" if validated else "train"
         color = class_color(k)
@@ -560,6 +566,72 @@ def class_probabilities(probs: Sequence[float], class_names: Sequence[str], titl
     fig.update_xaxes(range=[0, 1.15], tickformat=".0%", title=None)
     fig.update_yaxes(type="category", autorange="reversed", title=None)
     return _layout(fig, title, min(420, 80 + 26 * len(names)), showlegend=False)
+
+
+def sweep_parcoords(
+    rows: Sequence[dict[str, Any]], paths: Sequence[str], metric: str,
+    ranges: dict[str, tuple[float, float]] | None = None,
+) -> go.Figure:
+    """A sweep's trials as parallel coordinates: one axis per swept hyperparameter, the score last, each line a
+    finished trial coloured by its score. rows: kfcore.runs.sweepresults trial rows; a text value (an optimizer)
+    gets an axis of its choices. ranges: the filters beside the chart (path or metric → (low, high)), drawn as
+    each axis's brushed range (Streamlit receives no parcoords brushing, so the filters are the way in)."""
+    ranges = ranges or {}
+    scored = [r for r in rows if r.get(metric) is not None]
+    dimensions = []
+    for path in [*paths, metric]:
+        values = [r[metric] if path == metric else r["values"].get(path) for r in scored]
+        label = _text(path.removeprefix("train.").removeprefix("split."))
+        if any(isinstance(v, str) or isinstance(v, bool) for v in values):
+            choices = sorted({str(v) for v in values})
+            dimensions.append({"label": label, "values": [choices.index(str(v)) for v in values],
+                               "tickvals": list(range(len(choices))), "ticktext": [_text(c) for c in choices]})
+            continue
+        dimension: dict[str, Any] = {"label": label, "values": values}
+        if values and min(values) == max(values):
+            dimension["range"] = [values[0] - 1e-9, values[0] + 1e-9]
+        if path in ranges:
+            dimension["constraintrange"] = list(ranges[path])
+        dimensions.append(dimension)
+    scores = [r[metric] for r in scored]
+    fig = go.Figure(go.Parcoords(
+        dimensions=dimensions,
+        line={"color": scores, "colorscale": "Viridis_r" if metric.endswith("loss") else "Viridis",
+              "showscale": True, "colorbar": {"title": {"text": _text(metric)}}},
+    ))
+    return _layout(fig, f"Trials by hyperparameter, coloured by {metric}", 340, margin={"l": 60, "r": 40, "t": 95,
+                                                                                          "b": 20})
+
+
+def seed_bands(settings: Sequence[tuple[str, Sequence[Sequence[dict[str, Any]]]]], metric: str,
+               title: str | None = None) -> go.Figure:
+    """Per setting of a repeated sweep, the mean curve over its seeds with the min–max band around it: where two
+    bands overlap, the difference between those settings is within the seed-to-seed noise.
+    settings: (label, the epoch rows of each seed's trial) per setting."""
+    fig = go.Figure()
+    for k, (setting, histories) in enumerate(settings):
+        name, color = _text(setting), class_color(k)
+        by_epoch: dict[int, list[float]] = {}
+        for history in histories:
+            for row in history:
+                value = row.get(metric, row.get(metric.removeprefix("val_")))
+                if isinstance(value, (int, float)) and math.isfinite(value):
+                    by_epoch.setdefault(int(row["epoch"]), []).append(float(value))
+        epochs = sorted(by_epoch)
+        if not epochs:
+            continue
+        low = [min(by_epoch[e]) for e in epochs]
+        high = [max(by_epoch[e]) for e in epochs]
+        mean = [sum(by_epoch[e]) / len(by_epoch[e]) for e in epochs]
+        fig.add_trace(go.Scatter(x=epochs + epochs[::-1], y=high + low[::-1], fill="toself", fillcolor=color,
+                                 opacity=0.2, line={"width": 0}, name=f"{name} · min–max", legendgroup=name,
+                                 showlegend=False, hoverinfo="skip"))
+        fig.add_trace(go.Scatter(x=epochs, y=mean, mode="lines", name=f"{name} · mean of {len(histories)} seeds",
+                                 legendgroup=name, line={"color": color, "width": 2.5},
+                                 hovertemplate=f"{name}, epoch %{{x}}: mean %{{y:.4f}}<extra></extra>"))
+    fig.update_xaxes(title="epoch")
+    fig.update_yaxes(title=METRIC_LABELS.get(metric.removeprefix("val_"), metric))
+    return _layout(fig, title or f"{metric}: mean over seeds, band from min to max", 360, hovermode="closest")
 
 
 # -- the network ------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from kfcore.data import uploads
 from kfcore.runs.limits import LimitError, Limits, check_data_access
@@ -48,6 +48,7 @@ def default_concurrency() -> int:
 def saved_state(store: RunStore, record: RunRecord) -> Path | None:
     """The saved model (weights and optimizer state) a run can be continued from: a finished run's, or the state a
     stopped run reached (kfcore.training.train saves it on Stop once an epoch ran); None when there is none."""
+    path: Path | None
     if record.status == "finished":
         path = Path(record.model_path) if record.model_path else None
     elif record.status == "cancelled":  # a stopped run's outcome stores no model: its file is where train saved it
@@ -100,11 +101,45 @@ def continue_run(store: RunStore, run_id: str, epochs: int, learning_rate: float
                             parent=run_id, continues=True)
 
 
-class _LiveRun:
-    """A running run's commands from the store, obeyed at epoch boundaries (kfcore.training.train's `pace`): pause (wait,
-    keeping model and optimizer in memory), resume, step (one epoch while paused), learning_rate."""
+def queue_run(store: RunStore, spec: RunSpec, name: str | None = None, owner: str | None = None,
+              parent: str | None = None, sweep: str | None = None) -> str:
+    """Admit a run into the store's queue, whichever executor trains it; its id. LimitError when this owner or the
+    server has too many runs queued or training (KF_MAX_RUNS_PER_SESSION, KF_MAX_RUNS_TOTAL)."""
+    admit(store, owner)
+    return store.create_run(spec.to_dict(), name=name, owner=owner, parent=parent, sweep=sweep)
 
-    def __init__(self, store: RunStore, run_id: str, limits: Limits, stopped: Callable[[], bool]) -> None:
+
+def admit(store: RunStore, owner: str | None) -> None:
+    """Whether one more run may queue (queue_run's rule; the dashboard's Continue asks it too): LimitError when not."""
+    limits = Limits.from_env()
+    if limits.max_runs_per_session and owner is not None and store.active_count(owner) >= limits.max_runs_per_session:
+        raise LimitError(
+            f"you already have {limits.max_runs_per_session} run(s) queued or training, this server's "
+            "limit per session; wait for one to finish or stop one"
+        )
+    if limits.max_runs_total and store.active_count() >= limits.max_runs_total:
+        raise LimitError(
+            f"the server is busy: {limits.max_runs_total} runs are queued or training, its limit; "
+            "try again in a minute"
+        )
+
+
+class RunLink(Protocol):
+    """What a training process asks about its run while it trains: the store itself where it can open it, a relay
+    where it cannot (a Ray actor: kfcore.runs.executors)."""
+
+    def take_commands(self, run_id: str) -> list[tuple[str, float | None]]: ...
+
+    def set_paused(self, run_id: str, paused: bool) -> None: ...
+
+    def cancel_requested(self, run_id: str) -> bool: ...
+
+
+class _LiveRun:
+    """A running run's commands from the store, obeyed at epoch boundaries (kfcore.training.train's `pace`): pause
+    (wait, keeping model and optimizer in memory), resume, step (one epoch while paused), learning_rate."""
+
+    def __init__(self, store: RunLink, run_id: str, limits: Limits, stopped: Callable[[], bool]) -> None:
         self.store, self.run_id, self.limits, self.stopped = store, run_id, limits, stopped
         self.paused_since: float | None = None
         self.paused_total = 0.0  # paused time does not count against the time limit per run
@@ -226,46 +261,84 @@ def _stored_outcome(record: RunRecord | None, fallback: Any = None) -> Any:
     return TrainResult(status=record.status, error=record.error, test=record.test)
 
 
-def _execute(
-    store: RunStore,
-    run_id: str,
-    on_event: Any,
-    limits: Limits | None,
-    parent_alive: Callable[[], bool] | None,
-    dataset: Dataset | None,
-) -> Any:
-    from kfcore.training.train import Resume, TrainResult, train
+def refuse(store: RunStore, run_id: str, reason: str) -> Any:
+    """Fail a run that may not or cannot train (its data, its parent), before it trains; its outcome as stored."""
+    from kfcore.training.train import TrainResult
 
-    limits = limits or Limits.from_env()
-    record = store.get(run_id, with_evaluation=False)
-    if record is None:  # deleted before a worker took it
-        return TrainResult(status="failed", error="the run was deleted before it started")
+    refusal = TrainResult(status="failed", error=reason)
+    return refusal if store.fail(run_id, reason) else _stored_outcome(store.get(run_id, False), refusal)
+
+
+def run_inputs(store: RunStore, record: RunRecord, limits: Limits) -> tuple[RunSpec, Any]:
+    """What a stored run trains on, checked where the store is: its spec with its uploads resolved to files, and
+    the Resume of a continued run (or None). Raises LimitError for data its owner may not read (its own uploads and
+    those it forked), ValueError when the run it continues, or its saved model, is gone."""
+    from kfcore.training.train import Resume
+
     spec = RunSpec.from_dict(record.spec)
-    try:
-        check_data_access(spec.data, limits, store, record.owner)  # the run's owner: its own or forked uploads
-    except LimitError as e:
-        refusal = TrainResult(status="failed", error=str(e))
-        return refusal if store.fail(run_id, str(e)) else _stored_outcome(store.get(run_id, False), refusal)
+    check_data_access(spec.data, limits, store, record.owner)
     spec = dataclasses.replace(spec, data=uploads.resolve(spec.data, store.uploads_dir))
+    if not record.continues:
+        return spec, None
+    parent = store.get(record.parent, with_evaluation=False) if record.parent else None
+    state = saved_state(store, parent) if parent is not None else None
+    if parent is None or state is None:
+        raise ValueError("the run this one continues, or its saved model, was deleted: train it again instead")
+    return spec, Resume(str(state), max((e["epoch"] for e in store.epochs(parent.id)), default=0))
+
+
+def record_event(store: RunStore, run_id: str, event: dict[str, Any]) -> bool:
+    """Write one event of a training run (run_training's) into the store. False when it was an outcome and the run
+    already had one (recovery, a cancel), which then stands."""
+    kind = event["event"]
+    if kind == "started":
+        store.set_info(run_id, event["hardware"], event["info"])
+    elif kind == "progress":
+        store.set_progress(run_id, event)
+    elif kind == "paused":
+        store.set_paused(run_id, event["paused"])
+    elif kind == "epoch":
+        store.append_epoch(run_id, event["epoch"], {k: v for k, v in event.items() if k not in ("event", "epoch")})
+        store.set_progress(
+            run_id,
+            {"epoch": event["epoch"], "step": None, "elapsed": event["elapsed"], "samples_per_s": event["samples_per_s"]},
+        )
+    elif kind == "picture":
+        store.set_picture(run_id, {k: v for k, v in event.items() if k != "event"})
+    elif kind == "finished":
+        return store.finish(run_id, event["test"], event["evaluation"], event["model_path"])
+    elif kind == "failed":
+        moved = store.fail(run_id, event["error"])
+        if event.get("traceback"):
+            store.run_dir(run_id).mkdir(parents=True, exist_ok=True)
+            (store.run_dir(run_id) / "error.log").write_text(event["traceback"], encoding="utf-8")
+        return moved
+    elif kind == "cancelled":
+        return store.mark_cancelled(run_id)
+    return True
+
+
+def run_training(
+    link: RunLink,
+    run_id: str,
+    spec: RunSpec,
+    limits: Limits,
+    emit: Callable[[dict[str, Any]], None],
+    model_path: str | Path,
+    parent_alive: Callable[[], bool] | None = None,
+    dataset: Dataset | None = None,
+    resume: Any = None,
+) -> Any:
+    """Train a run where it runs (a worker, the CLI, a Ray actor): obey its commands and cancel flag through `link`,
+    stop it at the time limits, and hand every event to `emit` as record_event takes it (a stop at a limit or by a
+    dead server is a failure with its reason, not a cancel). Returns the trainer's TrainResult."""
+    from kfcore.training.train import train
+
     started = time.monotonic()
     last_check: list[Any] = [0.0, False]  # when the store was last asked, and whether a cancel was requested
     timed_out = []
     orphaned = []
-    refused = []  # the trainer's outcome, when the store already held another
-    live = _LiveRun(store, run_id, limits, lambda: should_stop())
-    resume = None
-    if record.continues:
-        parent = store.get(record.parent, with_evaluation=False) if record.parent else None
-        state = saved_state(store, parent) if parent is not None else None
-        if parent is None or state is None:
-            reason = "the run this one continues, or its saved model, was deleted: train it again instead"
-            refusal = TrainResult(status="failed", error=reason)
-            return refusal if store.fail(run_id, reason) else _stored_outcome(store.get(run_id, False), refusal)
-        resume = Resume(str(state), max((e["epoch"] for e in store.epochs(parent.id)), default=0))
-
-    def keep(moved: bool) -> None:
-        if not moved:  # the run's outcome was stored first (recovery, a cancel): it stands
-            refused.append(True)
+    live = _LiveRun(link, run_id, limits, lambda: should_stop())
 
     def should_stop() -> bool:
         if parent_alive is not None and not parent_alive():
@@ -279,63 +352,63 @@ def _execute(
             return True
         if now - last_check[0] >= CANCEL_CHECK_S:
             last_check[0] = now
-            last_check[1] = store.cancel_requested(run_id)
+            last_check[1] = link.cancel_requested(run_id)
         return last_check[1]
 
-    def record_event(event: dict[str, Any]) -> None:
+    def translate(event: dict[str, Any]) -> None:
         kind = event["event"]
-        if kind == "started":
-            store.set_info(run_id, event["hardware"], event["info"])
-        elif kind == "progress":
-            store.set_progress(run_id, event)
-        elif kind == "epoch":
+        if kind == "epoch":
             live.mark(event)
-            store.append_epoch(run_id, event["epoch"], {k: v for k, v in event.items() if k not in ("event", "epoch")})
-            store.set_progress(
-                run_id,
-                {
-                    "epoch": event["epoch"],
-                    "step": None,
-                    "elapsed": event["elapsed"],
-                    "samples_per_s": event["samples_per_s"],
-                },
-            )
-        elif kind == "picture":
-            store.set_picture(run_id, {k: v for k, v in event.items() if k != "event"})
-        elif kind == "finished":
-            keep(store.finish(run_id, event["test"], event["evaluation"], event["model_path"]))
-        elif kind == "failed":
-            keep(store.fail(run_id, event["error"]))
-            if event.get("traceback"):
-                (store.run_dir(run_id)).mkdir(parents=True, exist_ok=True)
-                (store.run_dir(run_id) / "error.log").write_text(event["traceback"], encoding="utf-8")
         elif kind == "cancelled" and timed_out:
             event = {
                 "event": "failed",
                 "error": f"stopped at this server's time limit of {limits.max_seconds_per_run:.0f} s "
                 "per run; train fewer epochs or a smaller model",
             }
-            keep(store.fail(run_id, event["error"]))
         elif kind == "cancelled" and live.paused_out:
             event = {
                 "event": "failed",
                 "error": f"stopped after {limits.max_paused_seconds:.0f} s paused, this server's limit: a paused run "
                 "holds a training worker that others wait for; its epochs so far are kept",
             }
-            keep(store.fail(run_id, event["error"]))
         elif kind == "cancelled" and orphaned:
             event = {"event": "failed", "error": SERVER_GONE}
-            keep(store.fail(run_id, SERVER_GONE))
-        elif kind == "cancelled":
-            keep(store.mark_cancelled(run_id))
+        emit(event)
+
+    try:
+        return train(spec, on_event=translate, should_stop=should_stop, model_path=model_path, dataset=dataset,
+                     limits=limits, pace=live, resume=resume)
+    finally:
+        live.end_pause()
+
+
+def _execute(
+    store: RunStore,
+    run_id: str,
+    on_event: Any,
+    limits: Limits | None,
+    parent_alive: Callable[[], bool] | None,
+    dataset: Dataset | None,
+) -> Any:
+    limits = limits or Limits.from_env()
+    record = store.get(run_id, with_evaluation=False)
+    if record is None:  # deleted before a worker took it
+        from kfcore.training.train import TrainResult
+
+        return TrainResult(status="failed", error="the run was deleted before it started")
+    try:
+        spec, resume = run_inputs(store, record, limits)  # the run's owner: its own or forked uploads
+    except ValueError as e:
+        return refuse(store, run_id, str(e))
+    refused = []  # the trainer's outcome, when the store already held another
+
+    def write(event: dict[str, Any]) -> None:
+        if not record_event(store, run_id, event):
+            refused.append(True)
         if on_event is not None:
             on_event(event)
 
-    try:
-        result = train(spec, on_event=record_event, should_stop=should_stop, model_path=store.model_file(run_id),
-                       dataset=dataset, limits=limits, pace=live, resume=resume)
-    finally:
-        live.end_pause()
+    result = run_training(store, run_id, spec, limits, write, store.model_file(run_id), parent_alive, dataset, resume)
     return _stored_outcome(store.get(run_id, with_evaluation=False), result) if refused else result
 
 
@@ -394,37 +467,13 @@ class JobManager:
         self._supervisor = threading.Thread(target=self._supervise, name="kf-supervisor", daemon=True)
         self._supervisor.start()
 
-    def submit(self, spec: RunSpec, name: str | None = None, owner: str | None = None, parent: str | None = None) -> str:
-        """Queue a run and return its id at once; LimitError when this owner or the server has too many."""
-        self._check_capacity(owner)
-        run_id = self.store.create_run(spec.to_dict(), name=name, owner=owner, parent=parent)
+    def submit(self, spec: RunSpec, name: str | None = None, owner: str | None = None, parent: str | None = None,
+               sweep: str | None = None) -> str:
+        """Queue a run and return its id at once; LimitError when this owner or the server has too many.
+        sweep: the sweep this run is a trial of (kfcore.runs.sweeprun keeps its trials within these caps)."""
+        run_id = queue_run(self.store, spec, name, owner, parent, sweep)
         self._ensure_workers()
         return run_id
-
-    def submit_continue(self, run_id: str, epochs: int, owner: str | None = None) -> str:
-        """Queue `epochs` more epochs of a finished or stopped run (continue_run) and return the child's id; LimitError
-        as submit, ValueError as continue_run."""
-        self._check_capacity(owner)
-        child = continue_run(self.store, run_id, epochs, owner=owner)
-        self._ensure_workers()
-        return child
-
-    def _check_capacity(self, owner: str | None) -> None:
-        limits = Limits.from_env()
-        if (
-            limits.max_runs_per_session
-            and owner is not None
-            and self.store.active_count(owner) >= limits.max_runs_per_session
-        ):
-            raise LimitError(
-                f"you already have {limits.max_runs_per_session} run(s) queued or training, this server's "
-                "limit per session; wait for one to finish or stop one"
-            )
-        if limits.max_runs_total and self.store.active_count() >= limits.max_runs_total:
-            raise LimitError(
-                f"the server is busy: {limits.max_runs_total} runs are queued or training, its limit; "
-                "try again in a minute"
-            )
 
     def cancel(self, run_id: str) -> str | None:
         return self.store.request_cancel(run_id)

@@ -15,7 +15,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from kfcore.data import uploads
 from kfcore.model.shapes import ShapeReport
 from kfcore.runs.store import RunRecord, RunStore
 from kfcore.spec import DataSpec, RunSpec, SpecError
@@ -35,7 +34,9 @@ HOSTED_DEFAULTS = {
     "max_runs_total": 8,
     "max_seconds_per_run": 900,
     "max_paused_seconds": 600,
+    "max_trials": 16,
 }
+LOCAL_MAX_TRIALS = 256  # a sweep's trials on a laptop: each is a stored run; KF_MAX_TRIALS=0 lifts it
 _ENV = {
     "max_epochs": "KF_MAX_EPOCHS",
     "max_params": "KF_MAX_PARAMS",
@@ -47,6 +48,7 @@ _ENV = {
     "max_paused_seconds": "KF_MAX_PAUSED_SECONDS",
     "memory_budget_mb": "KF_MEMORY_BUDGET_MB",
     "max_concurrent": "KF_MAX_CONCURRENT",
+    "max_trials": "KF_MAX_TRIALS",
 }
 _YES, _NO = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
@@ -74,6 +76,7 @@ class Limits:
     max_seconds_per_run: float | None = None
     max_paused_seconds: float | None = None  # a paused run holds its worker: stopped after this long paused
     memory_budget_mb: int = 4096
+    max_trials: int | None = None  # trials one sweep may have (kfcore.runs.sweep counts them before any runs)
     max_concurrent: int = 1  # runs training at once (kfcore.runs.jobs); from_env: one per two CPU cores by default
     keras_downloads: bool = True  # KF_KERAS_DOWNLOADS=0: a server with no way out, or that must fetch nothing
     # What was wrong with the variables these limits were read from, one message each (from_env); empty when none.
@@ -89,7 +92,7 @@ class Limits:
         problems: list[str] = []
         hosted = _flag(env, "KF_HOSTED", default=False, strict=True, problems=problems)
         downloads = _flag(env, "KF_KERAS_DOWNLOADS", default=True, strict=False, problems=problems)
-        values: dict[str, int | None] = dict(HOSTED_DEFAULTS) if hosted else {}
+        values: dict[str, int | None] = dict(HOSTED_DEFAULTS) if hosted else {"max_trials": LOCAL_MAX_TRIALS}
         # Half the machine's memory for one training by default: the web server and other runs need the rest.
         values["memory_budget_mb"] = _total_memory_mb() // 2
         # One training per two CPU cores: TensorFlow uses several threads per training.
@@ -247,6 +250,8 @@ def check_data_access(
     if not limits.hosted or data.source in ("builtin", "keras"):
         return
     vouched = _run_uploads(via, store) if via is not None else set()
+    from kfcore.data import uploads  # here: kfcore.data imports this module (importing it first was circular)
+
     for path in uploads.files(data):
         name = Path(path).name  # never the server path, even of a file that is not there
         ref = uploads.ref_of(path, store.uploads_dir)
@@ -275,6 +280,8 @@ def _run_uploads(record: RunRecord, store: RunStore) -> set[str]:
         data = RunSpec.from_dict(record.spec).data
     except SpecError:
         return set()
+    from kfcore.data import uploads
+
     refs = {uploads.ref_of(path, store.uploads_dir) for path in uploads.files(data)}
     return {ref for ref in refs if ref is not None and store.may_read_upload(record.owner, ref)}
 
@@ -299,6 +306,8 @@ def describe(limits: Limits) -> list[str]:
     if limits.max_seconds_per_run:
         seconds = limits.max_seconds_per_run
         parts.append(f"{seconds / 60:g} minutes per run" if seconds % 60 == 0 else f"{seconds:g} s per run")
+    if limits.max_trials:
+        parts.append(f"{limits.max_trials:,} trials per sweep")
     return parts
 
 

@@ -65,7 +65,8 @@ CREATE TABLE IF NOT EXISTS runs (
     error TEXT,
     test TEXT,
     evaluation TEXT,
-    model_path TEXT
+    model_path TEXT,
+    sweep TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_status ON runs(status, created);
 CREATE TABLE IF NOT EXISTS epochs (
@@ -94,12 +95,20 @@ CREATE TABLE IF NOT EXISTS uploads (
     via TEXT,
     PRIMARY KEY (owner, ref)
 );
+-- A sweep (kfcore.runs.sweep): its definition as given; its trials are runs whose `sweep` column names it.
+CREATE TABLE IF NOT EXISTS sweeps (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    definition TEXT NOT NULL,
+    created REAL NOT NULL,
+    owner TEXT
+);
 """
 
 # Columns cheap enough to read for every run in a table; evaluation can be large and is read on demand.
 _LIST_COLUMNS = (
     "id, name, spec, status, created, started, finished, owner, host, pid, cancel_requested, "
-    "hardware, info, progress, error, test, model_path, parent, paused, continues"
+    "hardware, info, progress, error, test, model_path, parent, paused, continues, sweep"
 )
 
 
@@ -126,6 +135,7 @@ class RunRecord:
     parent: str | None = None  # the run this one changes or continues (the coach's retrain, a continue)
     continues: bool = False  # it trains on from its parent's saved state (a continue), not from scratch
     paused: float | None = None  # when its worker paused it (it still holds that worker); None while it trains
+    sweep: str | None = None  # the sweep this run is a trial of (kfcore.runs.sweep), None for a single run
 
     @property
     def is_final(self) -> bool:
@@ -136,6 +146,15 @@ class RunRecord:
         if self.started is None:
             return None
         return (self.finished or time.time()) - self.started
+
+
+@dataclass
+class SweepRecord:
+    id: str
+    name: str
+    definition: dict[str, Any]  # as kfcore.runs.sweep.parse_sweep reads it
+    created: float
+    owner: str | None = None
 
 
 class StoreFullError(RuntimeError):
@@ -234,7 +253,7 @@ class RunStore:
             columns = {row[1] for row in con.execute("PRAGMA table_info(runs)")}
             for column, kind in (("proc_start", "TEXT"), ("heartbeat", "REAL"), ("parent", "TEXT"),
                                  ("commands", "TEXT"), ("paused", "REAL"),
-                                 ("continues", "INTEGER NOT NULL DEFAULT 0")):
+                                 ("continues", "INTEGER NOT NULL DEFAULT 0"), ("sweep", "TEXT")):
                 if column not in columns:  # a store made before the column existed
                     try:
                         con.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
@@ -243,6 +262,14 @@ class RunStore:
                             raise
         if recover:
             self.recover()
+
+    # Picklable (a Ray Tune callback holding a store is): the copy opens its own connections.
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_local"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._local = threading.local()
 
     def writing(self) -> AbstractContextManager[None]:
         """For files written into the store (uploads, logs): a full disk raises StoreFullError."""
@@ -277,7 +304,7 @@ class RunStore:
 
     # -- writing ------------------------------------------------------------------------------
     def create_run(self, spec: dict[str, Any], name: str | None = None, owner: str | None = None,
-                   parent: str | None = None, continues: bool = False) -> str:
+                   parent: str | None = None, continues: bool = False, sweep: str | None = None) -> str:
         run_id = uuid.uuid4().hex[:12]
         now = time.time()
         with self._connect() as con:
@@ -285,11 +312,21 @@ class RunStore:
                 (count,) = con.execute("SELECT COUNT(*) FROM runs").fetchone()
                 name = f"run {count + 1}"
             con.execute(
-                "INSERT INTO runs (id, name, spec, status, created, owner, parent, continues) "
-                "VALUES (?, ?, ?, 'queued', ?, ?, ?, ?)",
-                (run_id, name, json.dumps(spec), now, owner, parent, int(continues)),
+                "INSERT INTO runs (id, name, spec, status, created, owner, parent, continues, sweep) "
+                "VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?)",
+                (run_id, name, json.dumps(spec), now, owner, parent, int(continues), sweep),
             )
         return run_id
+
+    def create_sweep(self, definition: dict[str, Any], name: str | None = None, owner: str | None = None) -> str:
+        sweep_id = "s" + uuid.uuid4().hex[:11]
+        with self._connect() as con:
+            if not name:
+                (count,) = con.execute("SELECT COUNT(*) FROM sweeps").fetchone()
+                name = f"sweep {count + 1}"
+            con.execute("INSERT INTO sweeps (id, name, definition, created, owner) VALUES (?, ?, ?, ?, ?)",
+                        (sweep_id, name, json.dumps(definition), time.time(), owner))
+        return sweep_id
 
     def claim_next(self, pid: int, max_running: int | None = None) -> RunRecord | None:
         """Atomically move the oldest queued run to running for this worker; None when the queue is empty or
@@ -310,9 +347,16 @@ class RunStore:
             con.execute("COMMIT")
         return self.get(row[0])
 
+    def queued_ids(self, limit: int) -> list[str]:
+        """The ids of the oldest `limit` queued runs, oldest first (claim_next takes the first); nothing changes."""
+        with self._connect() as con:
+            rows = con.execute("SELECT id FROM runs WHERE status='queued' ORDER BY created LIMIT ?", (limit,)).fetchall()
+        return [r[0] for r in rows]
+
     def start_in_process(self, run_id: str) -> bool:
-        """Mark a queued run running in this process (the CLI trains without a worker). False: it is not queued
-        (a server's worker claimed it first, or it was cancelled), and nothing changed."""
+        """Mark a queued run running in this process, which holds its lease: the CLI trains it here, a Ray executor
+        relays it from a remote actor. False: it is not queued (a server's worker claimed it first, or it was
+        cancelled), and nothing changed."""
         now = time.time()
         with self._connect() as con:
             return self._move(con, run_id, "running", started=now, pid=os.getpid(), host=socket.gethostname(),
@@ -361,13 +405,16 @@ class RunStore:
         with self._connect() as con:
             return self._move(con, run_id, "failed", finished=time.time(), error=reason)
 
-    def mark_cancelled(self, run_id: str) -> bool:
-        """Cancelled: a running run that stopped, or a queued one before it started."""
+    def mark_cancelled(self, run_id: str, reason: str | None = None) -> bool:
+        """Cancelled: a running run that stopped, or a queued one before it started; `reason` when it was not the
+        user (a sweep's early stopping)."""
+        reasons = {"error": reason} if reason is not None else {}  # one request_cancel stored stays
         with self._connect() as con:
-            return self._move(con, run_id, "cancelled", finished=time.time())
+            return self._move(con, run_id, "cancelled", finished=time.time(), **reasons)
 
-    def request_cancel(self, run_id: str) -> str | None:
-        """Cancel a queued run at once, or ask its worker to stop a running one. Returns the new status."""
+    def request_cancel(self, run_id: str, reason: str | None = None) -> str | None:
+        """Cancel a queued run at once, or ask its worker to stop a running one. Returns the new status.
+        `reason`: why, when it is not the user (a sweep stopping a trial early); the cancelled run keeps it."""
         with self._connect() as con:
             con.execute("BEGIN IMMEDIATE")
             row = con.execute("SELECT status FROM runs WHERE id=?", (run_id,)).fetchone()
@@ -375,9 +422,10 @@ class RunStore:
                 con.execute("COMMIT")
                 return None
             if row[0] == "queued":
-                self._move(con, run_id, "cancelled", finished=time.time())
+                self._move(con, run_id, "cancelled", finished=time.time(), error=reason)
             elif row[0] == "running":
-                con.execute("UPDATE runs SET cancel_requested=1 WHERE id=? AND status='running'", (run_id,))
+                con.execute("UPDATE runs SET cancel_requested=1, error=COALESCE(?, error) WHERE id=? AND "
+                            "status='running'", (reason, run_id))
             con.execute("COMMIT")
             return "cancelled" if row[0] == "queued" else row[0]
 
@@ -479,6 +527,40 @@ class RunStore:
         with self._connect() as con:
             rows = con.execute(query + " ORDER BY created DESC", args).fetchall()
         return [_record(r, False) for r in rows]
+
+    def sweeps(self, owner: str | None = None) -> list[SweepRecord]:
+        """The sweeps, newest first; of one owner when given."""
+        query, args = "SELECT id, name, definition, created, owner FROM sweeps", tuple[str, ...]()
+        if owner is not None:
+            query, args = query + " WHERE owner=?", (owner,)
+        with self._connect() as con:
+            rows = con.execute(query + " ORDER BY created DESC", args).fetchall()
+        return [SweepRecord(i, n, json.loads(d), c, o) for i, n, d, c, o in rows]
+
+    def get_sweep(self, sweep_id: str) -> SweepRecord | None:
+        with self._connect() as con:
+            row = con.execute("SELECT id, name, definition, created, owner FROM sweeps WHERE id=?",
+                              (sweep_id,)).fetchone()
+        return SweepRecord(row[0], row[1], json.loads(row[2]), row[3], row[4]) if row else None
+
+    def trials(self, sweep_id: str) -> list[RunRecord]:
+        """A sweep's trials, in the order they were made."""
+        with self._connect() as con:
+            rows = con.execute(f"SELECT {_LIST_COLUMNS} FROM runs WHERE sweep=? ORDER BY created, rowid",
+                               (sweep_id,)).fetchall()
+        return [_record(r, False) for r in rows]
+
+    def epochs_of(self, run_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+        """Several runs' epochs in one query (a sweep's overlaid curves), each list as epochs() gives it."""
+        out: dict[str, list[dict[str, Any]]] = {i: [] for i in run_ids}
+        if not run_ids:
+            return out
+        with self._connect() as con:
+            rows = con.execute(f"SELECT run_id, epoch, time, logs FROM epochs WHERE run_id IN "
+                               f"({', '.join('?' * len(run_ids))}) ORDER BY run_id, epoch", run_ids).fetchall()
+        for rid, e, t, logs in rows:
+            out[rid].append({"epoch": e, "time": t, **json.loads(logs)})
+        return out
 
     def epochs(self, run_id: str) -> list[dict[str, Any]]:
         """Every epoch's logs in order, each with 'epoch' and the wall-clock 'time' it was stored."""
@@ -584,7 +666,7 @@ class RunStore:
 
 def _record(row: tuple, with_evaluation: bool) -> RunRecord:
     (rid, name, spec, status, created, started, finished, owner, host, pid, cancel, hw, info, progress, error, test,
-     model_path, parent, paused, continues) = row[:20]
+     model_path, parent, paused, continues, sweep) = row[:21]
     return RunRecord(
         id=rid,
         name=name,
@@ -602,9 +684,10 @@ def _record(row: tuple, with_evaluation: bool) -> RunRecord:
         progress=_loads(progress, {}),
         error=error,
         test=_loads(test, {}),
-        evaluation=_loads(row[20], None) if with_evaluation else None,
+        evaluation=_loads(row[21], None) if with_evaluation else None,
         model_path=model_path,
         parent=parent,
         paused=paused,
         continues=bool(continues),
+        sweep=sweep,
     )

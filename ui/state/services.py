@@ -1,4 +1,5 @@
-"""The server's shared resources, one per store directory: the run store, the worker pool, the predictor, the limits."""
+"""The server's shared resources, one per store directory: the run store, the executor (the worker pool or Ray), the
+predictor, the limits."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from kfcore.runs.jobs import JobManager, Predictor
+from kfcore.runs.executors import Executor, ExecutorError, executor_from_env
+from kfcore.runs.jobs import Predictor
 from kfcore.runs.limits import Limits
 from kfcore.runs.store import RunStore
 from ui import auth
@@ -33,18 +35,27 @@ def _store(root: str) -> RunStore:
     return RunStore(root)
 
 
-@st.cache_resource(show_spinner=False, on_release=lambda manager: manager.shutdown())
-def _jobs(root: str) -> JobManager:
-    return JobManager(_store(root), prestart_delay=PRESTART_DELAY_S)
+@st.cache_resource(show_spinner=False, on_release=lambda made: made[0] is not None and made[0].shutdown())
+def _jobs(root: str) -> tuple[Executor | None, str | None]:
+    """The executor (executor_from_env), or why there is none: a wrong KF_EXECUTOR, an unreachable Ray cluster.
+    The reason is kept too, so page views do not each wait seconds for the cluster again; Train shows it."""
+    try:
+        return executor_from_env(_store(root), prestart_delay=PRESTART_DELAY_S), None
+    except ExecutorError as e:
+        return None, str(e)
 
 
 def store() -> RunStore:
     return _store(store_root())
 
 
-def jobs() -> JobManager:
-    """The worker pool; created on the first page view so TensorFlow is imported before the first Train."""
-    return _jobs(store_root())
+def jobs() -> Executor:
+    """The executor: the local worker pool, or Ray (kfcore.runs.executors); created on the first page view so the
+    pool imports TensorFlow before the first Train. ExecutorError (its reason) when it cannot be made."""
+    executor, problem = _jobs(store_root())
+    if executor is None:
+        raise ExecutorError(problem)
+    return executor
 
 
 @st.cache_resource(show_spinner=False, on_release=lambda p: p.shutdown())
@@ -73,7 +84,7 @@ def accounts() -> bool:
 
 
 def shutdown_jobs() -> None:
-    """Stop every cached JobManager's workers and the predictor (tests call this; a server's die with it)."""
+    """Stop every cached executor (the pool's workers, Ray's actors) and the predictor (tests call this; a server's die with it)."""
     _jobs.clear()
     predictor.clear()
 

@@ -3,8 +3,11 @@ that trains), then read by every page."""
 
 from __future__ import annotations
 
+from contextlib import suppress
+
 import streamlit as st
 
+from kfcore.runs.executors import ExecutorError
 from kfcore.runs.store import RunRecord
 from kfcore.spec import RunSpec
 from ui.state import address, layers
@@ -24,7 +27,8 @@ def init_session() -> None:
         address.restore_shared_spec()
     else:
         address.follow_browser()
-    jobs()
+    with suppress(ExecutorError):  # Train says why nothing can train
+        jobs()
     address.sync_url()
 
 

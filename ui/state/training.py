@@ -1,10 +1,13 @@
-"""Train, retrain, stop: the session's runs going to the worker pool, and what the Train page compares them with."""
+"""Train, retrain, stop: the session's runs going to the executor (the worker pool or Ray),
+and what the Train page compares them with."""
 
 from __future__ import annotations
 
 import streamlit as st
 
 from kfcore.present import runview
+from kfcore.runs.executors import ExecutorError
+from kfcore.runs.jobs import admit, continue_run
 from kfcore.runs.limits import LimitError
 from kfcore.runs.store import RunRecord, StoreFullError
 from kfcore.spec import RunSpec, SpecError, parse_spec
@@ -29,7 +32,7 @@ def start_training(parent: str | None = None) -> None:
         return
     try:
         run_id = jobs().submit(checked, owner=ss.owner, parent=parent)
-    except (LimitError, StoreFullError) as e:
+    except (LimitError, StoreFullError, ExecutorError) as e:
         ss.train_error = str(e)
         return
     ss.train_error = None
@@ -82,7 +85,7 @@ def stop_training() -> None:
     if owns(current_run()):
         try:
             jobs().cancel(st.session_state.run_id)
-        except StoreFullError as e:
+        except (StoreFullError, ExecutorError) as e:
             st.session_state.train_error = str(e)
 
 
@@ -108,8 +111,9 @@ def continue_training(epochs: int) -> None:
     ss.train_error = sign_in_first()
     if ss.train_error or record is None or not owns(record):
         return
-    try:
-        child = jobs().submit_continue(record.id, int(epochs), owner=ss.owner)
+    try:  # queued in the store like any run: whichever executor serves the queue trains it
+        admit(store(), ss.owner)
+        child = continue_run(store(), record.id, int(epochs), owner=ss.owner)
     except (ValueError, LimitError, StoreFullError) as e:
         ss.train_error = str(e)
         return

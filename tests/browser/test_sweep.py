@@ -1,0 +1,42 @@
+"""The Sweep page in Chromium against a real server: vary the learning rate of a tiny experiment, start the sweep,
+and see the trials' curves overlaid and the results table fill as the workers train them."""
+
+from __future__ import annotations
+
+from playwright.sync_api import expect
+
+from kfcore.spec import RunSpec
+from tests.browser.conftest import exceptions, goto, shot, wait_idle, wait_until
+
+TINY = {"data": {"source": "builtin", "name": "xor", "n": 60}, "split": {"test": 0.2, "validation": 0.2, "seed": 0},
+        "layers": [{"type": "Dense", "units": 4}], "train": {"epochs": 3, "batch_size": 16, "seed": 0}}
+
+
+def test_a_sweep_started_on_the_page_fills_its_table_and_overlays_the_curves(page, app_server):
+    goto(page, f"/sweep?spec={RunSpec.from_dict(TINY).to_url()}")
+    page.locator(".st-key-sw_vary input").click()
+    page.get_by_role("option", name="Learning rate", exact=True).click()
+    wait_idle(page)
+    values = page.locator(".st-key-sw_values_train_learning_rate input")
+    values.fill("0.003, 0.05")
+    values.press("Enter")
+    wait_idle(page)
+    expect(page.locator('[data-testid="stMain"]')).to_contain_text("2 trials (2 settings)")
+    page.locator(".st-key-sweep_start button").click()
+    status = page.locator(".st-key-sweep_status")
+    expect(status).to_contain_text("2 of 2 trials ended", timeout=180_000)
+    store = app_server.store()
+    (sweep,) = [s for s in store.sweeps() if s.definition["base"]["data"]["name"] == "xor"]
+    trials = wait_until(lambda: [t for t in store.trials(sweep.id) if t.status == "finished"], 10, "finished trials")
+    assert len(trials) == 2
+    grid = page.locator('.st-key-sweep_table_box [data-testid="stDataFrame"]')
+    expect(grid).to_be_visible()
+    expect(grid.locator('[role="row"]')).to_have_count(3)  # the header and one row per trial
+    expect(grid).to_contain_text("finished")
+    traces = page.evaluate("() => document.querySelector('.st-key-sweep_curves .js-plotly-plot').data.map(t => t.name)")
+    assert {"learning_rate=0.003 · validation", "learning_rate=0.05 · validation"} <= set(traces), traces
+    dims = page.evaluate("() => document.querySelector('.st-key-sweep_parcoords .js-plotly-plot').data[0]"
+                         ".dimensions.map(d => d.label)")
+    assert dims == ["learning_rate", "val_loss"]
+    assert not exceptions(page)
+    shot(page, "sweep")
