@@ -26,7 +26,7 @@ if evaluation.get("task") == "regression":
 elif "confusion_matrix" in evaluation:
     if "decision_boundary" in evaluation:  # 2-D data: the picture first, the tables after it
         view.boundary(record, data)
-    view.confusion(record, data)
+    view.confusion(record, data, history)
     view.per_class(record, history)
 else:
     st.warning("This run has no evaluation recorded; train it again to see one.", icon=":material/warning:")

@@ -4,6 +4,7 @@ import streamlit as st
 
 from kfcore.model.presets import PRESETS
 from kfcore.model.shapes import ShapeError
+from kfcore.present import plots
 from kfcore.runs.limits import LimitError
 from kfcore.spec import LAYER_TYPES
 from ui import datasets, layer_editor, state
@@ -80,4 +81,8 @@ with right:
         b.metric("Trainable", f"{report.trainable_params:,}")
         st.caption(f"On **{plain(ds.name)}**: input {'×'.join(map(str, ds.input_shape))}, "
                    f"{'regression' if ds.task == 'regression' else f'{ds.n_classes} classes'}.")
+        # A small dense network as Playground draws it (its weights appear once it trains), any other as blocks.
+        diagram = plots.network_diagram(report, ds.input_shape, feature_names=ds.feature_names) or \
+            plots.layer_blocks(report)
+        st.plotly_chart(diagram, key="model_diagram", config={"displayModeBar": False})
     st.page_link(page("train"), label="Train this model", icon=":material/model_training:")

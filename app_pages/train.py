@@ -21,6 +21,8 @@ left, right = st.columns([1, 2], gap="medium")  # at 1024 px the settings still 
 
 with left, st.container(border=True):
     st.markdown("**Hyperparameters**")
+    st.caption("For the next run you train; Pause, Step and the learning rate beside Train act on the run "
+               "training now.")
     bound(st.selectbox, "Optimizer", "optimizer", t.optimizer, field("train", "optimizer"), options=OPTIMIZERS)
     if t.optimizer == "sgd":
         bound(st.slider, "Momentum", "momentum", t.momentum, field("train", "momentum", float),
@@ -78,6 +80,8 @@ with right:
     buttons.button("Train", key="train", type="primary", icon=":material/play_arrow:", on_click=state.start_training,
                    disabled=problem is not None or active or sign_in is not None)
     buttons.button("Stop", key="stop", icon=":material/stop:", on_click=state.stop_training, disabled=not active)
+    live.controls(buttons, record)
+    live.continue_controls(record)
     if sign_in:
         st.info(sign_in, icon=":material/login:")
     elif ss.get("train_error"):

@@ -24,6 +24,7 @@ from kfcore.present.samples import Predictions, SampleError, TestSplit
 from kfcore.runs.jobs import PredictError
 from kfcore.runs.store import RunRecord
 from kfcore.spec import RunSpec, SpecError, SplitSpec
+from kfcore.training import evaluate
 from ui import datasets, state
 from ui.text import plain
 
@@ -81,7 +82,7 @@ def _run_label(r: RunRecord) -> str:
 def headline(record: RunRecord, history: list[dict]) -> None:
     ev = record.evaluation or {}
     best = ev.get("best_epoch")
-    epochs = f"{best} of {len(history)}" if best else "–"
+    epochs = runview.best_epoch_text(best, history)
     if ev.get("task") == "regression":
         items = [("Test MAE", f"{ev['mae']:.4g}"), ("Test RMSE", f"{ev['rmse']:.4g}"), ("R²", f"{ev['r2']:.3f}"),
                  ("Test loss", f"{record.test.get('loss', float('nan')):.4g}"), ("Best epoch", epochs)]
@@ -139,31 +140,51 @@ def _on_cell_click() -> None:
         ss.cm_true, ss.cm_pred = ss.cm_names[cell[0]], ss.cm_names[cell[1]]
 
 
-def confusion(record: RunRecord, rd: RunData) -> None:
+def confusion(record: RunRecord, rd: RunData, history: list[dict]) -> None:
+    """The test confusion matrix, or with the toggle on the validation matrix of any stored epoch (a slider scrubs
+    them); a cell's samples are always the final model's test samples in it."""
     ev = record.evaluation or {}
     names = [str(n) for n in ev["class_names"]]
     if ss.get("cm_run") != record.id or ss.get("cm_true") not in names or ss.get("cm_pred") not in names:
         i, j = samples.most_confused(ev["confusion_matrix"])  # open on the commonest mistake
         ss.cm_true, ss.cm_pred, ss.cm_run = names[i], names[j], record.id
     ss.cm_names = names
+    by_epoch = {int(r["epoch"]): r["val_confusion"] for r in history if r.get("val_confusion")}
     left, right = st.columns([1, 1.15], gap="large")
     with left:
         st.subheader("Confusion matrix")
         normalised = st.toggle("Row-normalised (share of each true class)", key="cm_normalise")
-        matrix = ev["confusion_matrix_normalised" if normalised else "confusion_matrix"]
+        over_time = bool(by_epoch) and st.toggle(
+            "Validation matrix by epoch", key="cm_by_epoch",
+            help="The validation samples' matrix after each epoch, instead of the final model's test matrix")
+        counts, epoch = ev["confusion_matrix"], None
+        if over_time:
+            first, last = min(by_epoch), max(by_epoch)
+            if ss.get("cm_epoch_run") != record.id or not first <= ss.get("cm_epoch", -1) <= last:
+                ss.cm_epoch, ss.cm_epoch_run = last, record.id  # a run opens on its last epoch
+            epoch = st.slider("Epoch", first, last, key="cm_epoch") if last > first else first
+            epoch = max(e for e in by_epoch if e <= epoch)  # an epoch without a stored matrix shows the one before
+            counts = by_epoch[epoch]
+        matrix = (evaluate.row_normalised(counts).round(4).tolist() if over_time else
+                  ev["confusion_matrix_normalised"]) if normalised else counts
         selected = (names.index(ss.cm_true), names.index(ss.cm_pred))
-        fig = plots.confusion_matrix(matrix, names, normalised, counts=ev["confusion_matrix"], selected=selected,
-                                     title=None)
+        fig = plots.confusion_matrix(matrix, names, normalised, counts=counts, selected=selected, title=None)
         st.plotly_chart(fig, key="confusion", on_select=_on_cell_click, selection_mode="points",
                         config={"displayModeBar": False})
-        st.caption("Click a cell to list its test samples.")
+        st.caption(f"Validation samples after epoch {epoch} of {last}. Click a cell to list the final model's test "
+                   "samples in it." if over_time else "Click a cell to list its test samples.")
     with right:
         st.subheader("Samples in the cell")
         a, b = st.columns(2)
         a.selectbox("True class", names, key="cm_true")
         b.selectbox("Predicted class", names, key="cm_pred")
+        i, j = names.index(ss.cm_true), names.index(ss.cm_pred)
+        if over_time:
+            n = int(counts[i][j])
+            st.caption(f"After epoch {epoch}: {n} validation sample{'s' if n != 1 else ''} in this cell; the final "
+                       f"model puts {int(ev['confusion_matrix'][i][j])} test samples in it.")
         with st.container(key="cell_samples"):
-            cell_samples(rd, names, names.index(ss.cm_true), names.index(ss.cm_pred), ev["confusion_matrix"])
+            cell_samples(rd, names, i, j, ev["confusion_matrix"])
 
 
 def cell_samples(rd: RunData, names: list[str], i: int, j: int, cm: list[list[int]]) -> None:

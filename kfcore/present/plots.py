@@ -14,10 +14,14 @@ import numpy as np
 import plotly.graph_objects as go
 import plotly.io as pio
 
+from kfcore.model.shapes import ShapeReport
+from kfcore.training.snapshot import small_dense
+
 TRAIN_COLOR = "#2563eb"
 VALIDATION_COLOR = "#ea580c"
 PREVIOUS_COLOR = "#9ca3af"
 BEST_COLOR = "#16a34a"
+LR_COLOR = "#be185d"  # a learning-rate change's marker line
 SPLIT_COLORS = {"train": TRAIN_COLOR, "validation": VALIDATION_COLOR, "test": "#7c3aed"}
 # Colour-blind-safe categorical palette (Okabe–Ito, then Tableau for more than eight classes).
 CLASS_COLORS = (
@@ -26,6 +30,9 @@ CLASS_COLORS = (
 )
 METRIC_LABELS = {"loss": "Loss", "accuracy": "Accuracy", "mae": "Mean absolute error"}
 MAX_SCATTER_POINTS = 3000
+# Beyond this many epochs a curve is drawn without a marker per epoch: a live run of thousands of epochs redrawn twice
+# a second as thousands of SVG markers kept the browser too busy to take a click.
+MAX_MARKED_EPOCHS = 300
 
 
 # Every figure uses plotly_white. As the process default it is attached once, when a figure is serialised;
@@ -218,15 +225,21 @@ def training_curve(
     epochs: int | None = None,
     best_epoch: int | None = None,
     title: str | None = None,
+    parent: Sequence[dict[str, Any]] | None = None,
 ) -> go.Figure:
     """One metric per epoch: train solid, validation in a second colour, the previous run dashed grey.
 
     history: the store's epoch rows ({"epoch": 1, "loss": ..., "val_loss": ...}). epochs fixes the x axis
     to the planned length, so the chart does not rescale as the run grows; best_epoch gets a star on the
-    validation curve (the training curve without validation).
+    validation curve (the training curve without validation). parent: the epochs of the run this one continues
+    (numbered before this run's): its curves run on into this run's, a dotted line marks the join. A row with
+    `lr_changed` (the learning rate was changed while the run trained) gets a marker line with the new rate.
     """
     label = METRIC_LABELS.get(metric, metric)
     fig = go.Figure()
+    joined = int(parent[-1]["epoch"]) if parent else None
+    if parent:
+        history = [*parent, *history]
     if previous:
         for key, part, dash in ((metric, "train", "dash"), (f"val_{metric}", "validation", "dot")):
             xs, ys = _series(previous, key)
@@ -243,7 +256,8 @@ def training_curve(
         if xs:
             fig.add_trace(
                 go.Scatter(
-                    x=xs, y=ys, mode="lines+markers", name=part, line={"color": color, "width": 2.5},
+                    x=xs, y=ys, mode="lines+markers" if len(xs) <= MAX_MARKED_EPOCHS else "lines", name=part,
+                    line={"color": color, "width": 2.5},
                     marker={"size": 5}, hovertemplate=f"{part}, epoch %{{x}}: %{{y:.4f}}<extra></extra>",
                 )
             )
@@ -258,6 +272,16 @@ def training_curve(
                     hovertemplate="best epoch %{x}: %{y:.4f}<extra></extra>",
                 )
             )
+    if joined is not None:
+        fig.add_vline(x=joined + 0.5, line={"color": "#111827", "width": 1.5, "dash": "dot"},
+                      annotation={"text": "continued", "font": {"size": 11, "color": "#111827"}},
+                      annotation_position="bottom left")  # clear of a rate marker's label at the top
+    for row in history:
+        if row.get("lr_changed") and row.get("learning_rate") is not None:
+            fig.add_vline(x=int(row["epoch"]) - 0.5, line={"color": LR_COLOR, "width": 1.5, "dash": "dash"},
+                          annotation={"text": f"learning rate → {float(row['learning_rate']):g}",
+                                      "font": {"size": 11, "color": LR_COLOR}},
+                          annotation_position="top left")  # inside the plot: most changes come late in a run
     last = max([int(r["epoch"]) for r in list(history) + list(previous or [])] + [epochs or 1, 1])
     fig.update_xaxes(title="epoch", range=[0.6, last + 0.4], tick0=1, dtick=max(1, math.ceil(last / 10)))
     fig.update_yaxes(title=label)
@@ -355,8 +379,10 @@ def per_class_accuracy(
             fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=name, marker={"size": 5},
                                      line={"color": class_color(k), "width": 2},
                                      hovertemplate=f"{name}, epoch %{{x}}: %{{y:.1%}}<extra></extra>"))
-    last = max([int(r["epoch"]) for r in history] + [1])
-    fig.update_xaxes(title="epoch", range=[0.6, last + 0.4], tick0=1, dtick=max(1, math.ceil(last / 10)))
+    numbers = [int(r["epoch"]) for r in history] or [1]
+    first, last = min(numbers), max(numbers)  # a continued run's epochs follow its parent's
+    fig.update_xaxes(title="epoch", range=[first - 0.4, last + 0.4], tick0=first,
+                     dtick=max(1, math.ceil((last - first + 1) / 10)))
     fig.update_yaxes(title="accuracy", range=[-0.02, 1.02], tickformat=".0%")
     return _layout(fig, title, 340)
 
@@ -383,15 +409,7 @@ def decision_boundary(
     boundary: kfcore.training.evaluate.decision_boundary's dict (x, y, values; kind "probability" of class 1 or
     "class"). Training points are filled circles, test points diamonds with a dark outline.
     """
-    k = max(2, len(class_names))
-    z = np.asarray(boundary["values"], dtype=np.float64)
-    probability = boundary.get("kind") == "probability"
-    fig = go.Figure(go.Heatmap(
-        x=boundary["x"], y=boundary["y"], z=z, colorscale=_boundary_colorscale(k), opacity=0.45,
-        zmin=0 if probability else -0.5, zmax=1 if probability else k - 0.5, showscale=False,
-        hovertemplate=("P(" + _text(class_names[-1]) + ") = %{z:.2f}<extra></extra>") if probability
-        else "predicted class %{z}<extra></extra>",
-    ))
+    fig = go.Figure(_plane_heatmap(boundary, class_names))
     for part, x, y, symbol, outline in (("train", x_train, y_train, "circle", "white"),
                                         ("test", x_test, y_test, "diamond", "#111827")):
         x, y = np.asarray(x), np.asarray(y)
@@ -406,12 +424,60 @@ def decision_boundary(
                         "line": {"width": 1.2, "color": outline}},
                 hovertemplate=f"{part}, class {name}: (%{{x:.2f}}, %{{y:.2f}})<extra></extra>",
             ))
+    _plane_axes(fig, boundary, feature_names)
+    return _layout(fig, title, 520, legend={"orientation": "v", "yanchor": "top", "y": 1, "xanchor": "left", "x": 1.02})
+
+
+def _plane_heatmap(boundary: dict[str, Any], class_names: Sequence[str]) -> go.Heatmap:
+    """The model's output over the plane: class colours (white where a binary model is unsure), or for a regression
+    surface (kind "value") a continuous scale with its bar."""
+    z = np.asarray(boundary["values"], dtype=np.float64)
+    if boundary.get("kind") == "value":
+        return go.Heatmap(x=boundary["x"], y=boundary["y"], z=z, colorscale="Viridis", opacity=0.6,
+                          colorbar={"thickness": 10, "len": 0.8}, hovertemplate="predicted %{z:.3g}<extra></extra>")
+    k = max(2, len(class_names))
+    probability = boundary.get("kind") == "probability"
+    return go.Heatmap(
+        x=boundary["x"], y=boundary["y"], z=z, colorscale=_boundary_colorscale(k), opacity=0.45,
+        zmin=0 if probability else -0.5, zmax=1 if probability else k - 0.5, showscale=False,
+        hovertemplate=("P(" + _text(class_names[-1]) + ") = %{z:.2f}<extra></extra>") if probability
+        else "predicted class %{z}<extra></extra>",
+    )
+
+
+def _plane_axes(fig: go.Figure, boundary: dict[str, Any], feature_names: Sequence[str]) -> None:
     fx, fy = [_text(f) for f in feature_names][:2] if len(feature_names) >= 2 else ("x1", "x2")
     fig.update_xaxes(title=fx, range=[boundary["x"][0], boundary["x"][-1]], zeroline=False, showgrid=False,
                      constrain="domain")
     fig.update_yaxes(title=fy, range=[boundary["y"][0], boundary["y"][-1]], zeroline=False, showgrid=False,
                      scaleanchor="x", scaleratio=1, constrain="domain")
-    return _layout(fig, title, 520, legend={"orientation": "v", "yanchor": "top", "y": 1, "xanchor": "left", "x": 1.02})
+
+
+def live_boundary(picture: dict[str, Any], class_names: Sequence[str], feature_names: Sequence[str] = ("x1", "x2"),
+                  title: str = "Decision boundary") -> go.Figure:
+    """A live run's latest picture of the plane (kfcore.training.snapshot): its boundary (or a regression's surface) under
+    the training points, titled with the epoch it shows, redrawn as the run trains."""
+    boundary = picture["boundary"]
+    fig = go.Figure(_plane_heatmap(boundary, class_names))
+    points = np.asarray(picture.get("points") or np.zeros((0, 3)), dtype=np.float64).reshape(-1, 3)
+    if boundary.get("kind") == "value":
+        z = np.asarray(boundary["values"], dtype=np.float64)
+        fig.add_trace(go.Scatter(
+            x=points[:, 0], y=points[:, 1], mode="markers", name="training points", showlegend=False,
+            marker={"color": points[:, 2], "colorscale": "Viridis", "cmin": float(z.min()), "cmax": float(z.max()),
+                    "size": 6, "line": {"width": 1, "color": "white"}},
+            hovertemplate="target %{marker.color:.3g}: (%{x:.2f}, %{y:.2f})<extra></extra>"))
+    else:
+        for c, name in enumerate(map(_text, class_names)):
+            mask = points[:, 2] == c
+            fig.add_trace(go.Scatter(
+                x=points[mask, 0], y=points[mask, 1], mode="markers", name=name,
+                marker={"color": class_color(c), "size": 6, "line": {"width": 1, "color": "white"}},
+                hovertemplate=f"class {name}: (%{{x:.2f}}, %{{y:.2f}})<extra></extra>"))
+    fig.update_traces(zsmooth="best", selector={"type": "heatmap"})  # Playground's smooth shading
+    _plane_axes(fig, boundary, feature_names)
+    heading = f"{title if boundary.get('kind') != 'value' else 'Prediction surface'} at epoch {picture['epoch']}"
+    return _layout(fig, heading, 340)
 
 
 def predicted_vs_actual(y_true: np.ndarray, y_pred: np.ndarray, target: str = "target",
@@ -566,3 +632,147 @@ def seed_bands(settings: Sequence[tuple[str, Sequence[Sequence[dict[str, Any]]]]
     fig.update_xaxes(title="epoch")
     fig.update_yaxes(title=METRIC_LABELS.get(metric.removeprefix("val_"), metric))
     return _layout(fig, title or f"{metric}: mean over seeds, band from min to max", 360, hovermode="closest")
+
+
+# -- the network ------------------------------------------------------------------------------------
+# TensorFlow Playground's diagram for a small dense network (inputs, units and outputs as nodes, each connection as
+# wide and as coloured as its latest weight, on 2-D data each unit's output over the plane inside its node) and, for
+# any other model, a block diagram of the layer stack with output shapes and parameters.
+
+NEGATIVE, POSITIVE = CLASS_COLORS[0], CLASS_COLORS[1]  # the boundary's colours: a unit reads like the plane
+UNIT_SCALE = [[0.0, NEGATIVE], [0.5, "#ffffff"], [1.0, POSITIVE]]
+IMPLICIT_COLOR = "#9ca3af"
+WIDTH_BINS = 4  # connections are drawn in this many widths per sign: a trace per (sign, width), not per edge
+NODE = 0.3  # half a node's side, in column units
+
+
+def network_diagram(report: ShapeReport, input_shape: tuple[int, ...], picture: dict[str, Any] | None = None,
+            feature_names: Sequence[str] = (), title: str | None = "Network") -> go.Figure | None:
+    """The Playground diagram of report's model, drawn with picture's weights and unit outputs where it has them
+    (before the first picture: the architecture in grey); None when the model is no small dense network."""
+    sizes = small_dense(report, input_shape)
+    if sizes is None:
+        return None
+    picture = picture or {}
+    weights = picture.get("weights") or []
+    units = picture.get("units") or []
+    columns = len(sizes)
+    # Columns two apart, each centred on y = 0.
+    pos = [[(c * 2.0, (n - 1) / 2 - i) for i in range(n)] for c, n in enumerate(sizes)]
+    fig = go.Figure()
+    _connections(fig, pos, weights)
+    thumbs = _thumbnails(picture, sizes, units)
+    names = [_text(f) for f in feature_names][: sizes[0]] if len(feature_names) >= sizes[0] else \
+        [f"x{i + 1}" for i in range(sizes[0])]
+    for c, col in enumerate(pos):
+        for i, (x, y) in enumerate(col):
+            z = thumbs[c][i] if c < len(thumbs) and i < len(thumbs[c]) else None
+            if z is not None:
+                t = len(z)
+                fig.add_trace(go.Heatmap(
+                    z=z, x=np.linspace(x - NODE, x + NODE, t), y=np.linspace(y - NODE, y + NODE, t),
+                    colorscale=UNIT_SCALE, zmin=-1, zmax=1, showscale=False, hoverinfo="skip"))
+        hover = names if c == 0 else [f"{'output' if c == columns - 1 else f'layer {c}'} unit {i + 1}"
+                                      for i in range(len(col))]
+        xs, ys = [p[0] for p in col], [p[1] for p in col]
+        fig.add_trace(go.Scatter(
+            x=xs, y=ys, mode="markers", showlegend=False, text=hover, hovertemplate="%{text}<extra></extra>",
+            marker={"symbol": "square", "size": 1, "color": "rgba(0,0,0,0)"}))
+        for x, y in col:
+            fig.add_shape(type="rect", x0=x - NODE, x1=x + NODE, y0=y - NODE, y1=y + NODE,
+                          line={"color": "#374151", "width": 1},
+                          fillcolor="rgba(0,0,0,0)" if thumbs[c] else "#e5e7eb", layer="above")
+    top = (max(sizes) - 1) / 2 + 0.75
+    labels = ["inputs", *(f"layer {c}<br>{n} units" for c, n in enumerate(sizes[1:-1], start=1)), "output"]
+    for c, label in enumerate(labels):
+        fig.add_annotation(x=c * 2.0, y=top, text=label, showarrow=False, font={"size": 11, "color": "#374151"})
+    for i, name in enumerate(names):
+        fig.add_annotation(x=-NODE - 0.05, y=pos[0][i][1], text=name, showarrow=False, xanchor="right",
+                           font={"size": 11})
+    fig.update_xaxes(visible=False, range=[-1.4, (columns - 1) * 2.0 + 0.6])
+    # No scale anchor: a column is as wide as the figure allows, so the labels of four columns fit in 300 px.
+    fig.update_yaxes(visible=False, range=[-(max(sizes) - 1) / 2 - 0.6, top + 0.5])
+    epoch = picture.get("epoch")
+    heading = f"{title} at epoch {epoch}" if title and epoch is not None else title
+    return _layout(fig, heading, max(240, 56 + 38 * max(sizes)), showlegend=False, plot_bgcolor="white")
+
+
+def _connections(fig: go.Figure, pos: list[list[tuple[float, float]]], weights: list[Any]) -> None:
+    """Every connection between neighbouring columns, as wide and as coloured as its weight (grey before any)."""
+    segments: dict[tuple[int, int], tuple[list[float | None], list[float | None]]] = {}
+    mids: tuple[list[float], list[float], list[str]] = ([], [], [])
+    scale = max((float(np.abs(np.asarray(w)).max()) for w in weights if np.size(w)), default=0.0) or 1.0
+    for c in range(len(pos) - 1):
+        w = np.asarray(weights[c]) if c < len(weights) else None
+        for i, (x0, y0) in enumerate(pos[c]):
+            for j, (x1, y1) in enumerate(pos[c + 1]):
+                value = float(w[i, j]) if w is not None and w.shape == (len(pos[c]), len(pos[c + 1])) else None
+                key = (0, 0) if value is None else (1 if value >= 0 else -1,
+                                                    min(WIDTH_BINS - 1, int(abs(value) / scale * WIDTH_BINS)))
+                xs, ys = segments.setdefault(key, ([], []))
+                xs += [x0 + 0.3, x1 - 0.3, None]
+                ys += [y0, y1, None]
+                if value is not None:
+                    mids[0].append((x0 + x1) / 2)
+                    mids[1].append((y0 + y1) / 2)
+                    mids[2].append(f"weight {value:.3f}")
+    for (sign, width), (xs, ys) in sorted(segments.items()):
+        color = IMPLICIT_COLOR if sign == 0 else POSITIVE if sign > 0 else NEGATIVE
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", hoverinfo="skip", showlegend=False,
+                                 line={"color": color, "width": 1 if sign == 0 else 0.6 + 1.6 * width},
+                                 opacity=0.8))
+    if mids[0]:
+        fig.add_trace(go.Scatter(x=mids[0], y=mids[1], text=mids[2], mode="markers", showlegend=False,
+                                 hovertemplate="%{text}<extra></extra>",
+                                 marker={"size": 6, "color": "rgba(0,0,0,0)"}))
+
+
+def _thumbnails(picture: dict[str, Any], sizes: list[int], units: list[Any]) -> list[list[Any]]:
+    """Per column, per node, its output over the plane scaled to [-1, 1] (empty columns without a picture): the
+    inputs are the plane's own coordinates, a unit's output is scaled by its largest magnitude, a probability
+    output is centred at 0.5, as Playground shades them."""
+    boundary = picture.get("boundary")
+    if not boundary or not units or len(units) != len(sizes) - 1:
+        return [[] for _ in sizes]
+    t = len(units[0][0])
+    xs = np.linspace(-1.0, 1.0, t)
+    inputs = [np.tile(xs, (t, 1)).tolist(), np.tile(xs[:, None], (1, t)).tolist()]
+    columns: list[list[Any]] = [inputs if sizes[0] == 2 else []]
+    for c, layer in enumerate(units):
+        out = []
+        for values in layer:
+            v = np.asarray(values, dtype=np.float64)
+            if c == len(units) - 1 and boundary.get("kind") in ("probability", "class"):
+                v = 2.0 * v - 1.0  # a probability: 0.5 is white
+            else:
+                v = v / (float(np.abs(v).max()) or 1.0)
+            out.append(np.round(v, 3).tolist())
+        columns.append(out)
+    return columns
+
+
+def layer_blocks(report: ShapeReport, title: str | None = "Layer stack") -> go.Figure:
+    """The model's layers top to bottom as boxes with their output shape and parameters; the layers the studio adds
+    (normalisation, an automatic Flatten, the output's rescaling) in grey."""
+    rows = report.rows
+    fig = go.Figure()
+    n = len(rows)
+    for k, row in enumerate(rows):
+        y = n - 1 - k
+        color = "#f3f4f6" if row.implicit else "#dbeafe"
+        fig.add_shape(type="rect", x0=0, x1=10, y0=y - 0.38, y1=y + 0.38, fillcolor=color,
+                      line={"color": IMPLICIT_COLOR if row.implicit else "#2563eb", "width": 1})
+        shape = "×".join("?" if s is None else str(s) for s in row.output_shape)
+        fig.add_annotation(x=0.3, y=y, text=f"<b>{_text(row.name)}</b>", showarrow=False, xanchor="left",
+                           font={"size": 12, "color": "#6b7280" if row.implicit else "#111827"})
+        fig.add_annotation(x=9.7, y=y, text=f"output {shape} · {row.params:,} params", showarrow=False, xanchor="right",
+                           font={"size": 12, "color": "#374151"})
+        if k:
+            fig.add_annotation(x=5, y=y + 0.38, ax=5, ay=y + 0.62, xref="x", yref="y", axref="x", ayref="y",
+                               showarrow=True, arrowhead=2, arrowsize=1, arrowwidth=1.2, arrowcolor="#6b7280", text="")
+    fig.add_trace(go.Scatter(x=[5] * n, y=list(range(n)), mode="markers", hoverinfo="skip", showlegend=False,
+                             marker={"size": 1, "color": "rgba(0,0,0,0)"}))
+    fig.update_xaxes(visible=False, range=[-0.2, 10.2])
+    fig.update_yaxes(visible=False, range=[-0.6, n - 0.4])
+    heading = f"{title} · {report.total_params:,} parameters" if title else None
+    return _layout(fig, heading, 60 + 44 * n, showlegend=False, plot_bgcolor="white")

@@ -93,6 +93,11 @@ def best_epoch(history: Sequence[dict[str, Any]]) -> int | None:
     return int(min(scored, key=lambda r: r[key])["epoch"]) if scored else None
 
 
+def best_epoch_text(best: int | None, history: Sequence[dict[str, Any]]) -> str:
+    """'12 of 20': the best epoch of the epochs run, numbered as stored (a continued run's follow its parent's)."""
+    return f"{best} of {int(history[-1]['epoch'])}" if best and history else "–"
+
+
 def headline_metric(test: dict[str, Any]) -> tuple[str, float] | None:
     """The one test number to show first: accuracy, else mean absolute error, else the loss."""
     for key in ("accuracy", "mae", "loss"):

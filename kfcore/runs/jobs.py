@@ -45,21 +45,48 @@ def default_concurrency() -> int:
     return Limits.from_env().max_concurrent
 
 
+def saved_state(store: RunStore, record: RunRecord) -> Path | None:
+    """The saved model (weights and optimizer state) a run can be continued from: a finished run's, or the state a
+    stopped run reached (kfcore.training.train saves it on Stop once an epoch ran); None when there is none."""
+    path: Path | None
+    if record.status == "finished":
+        path = Path(record.model_path) if record.model_path else None
+    elif record.status == "cancelled":  # a stopped run's outcome stores no model: its file is where train saved it
+        path = store.run_dir(record.id) / "model.keras"
+    else:
+        return None
+    return path if path is not None and path.is_file() else None
+
+
 def continue_run(store: RunStore, run_id: str, epochs: int, learning_rate: float | None = None,
                  owner: str | None = None, limits: Limits | None = None) -> str:
-    """Queue a child of a finished run that trains `epochs` more epochs from its saved weights and optimizer state,
-    on the same data split (same spec, same seed); its epochs are numbered after the parent's. Returns its id.
-    Raises ValueError (what is wrong, what to do) for an unknown run, one that did not finish, bad numbers."""
+    """Queue a child of a finished or stopped run that trains `epochs` more epochs from its saved weights and
+    optimizer state, on the same data split (same spec, same seed); its epochs are numbered after the parent's.
+    Returns its id. Raises ValueError (what is wrong, what to do) for an unknown run, one with no saved state, a
+    cosine schedule (it ended at its run's last planned step) or a rate set on a decaying schedule, bad numbers."""
     from kfcore.spec import SpecError
 
     record = store.get(run_id, with_evaluation=False)
     if record is None:
         raise ValueError(f"no run with id {run_id!r}; list them with python -m kfcore runs")
-    if record.status != "finished" or not record.model_path or not Path(record.model_path).exists():
-        raise ValueError(f"run {run_id} is {record.status}: only a finished run with its saved model can be "
-                         "continued; train it again instead")
+    if saved_state(store, record) is None:
+        if record.status == "cancelled":
+            raise ValueError(f"run {run_id} was stopped before it saved a model (no epoch had finished), so there is "
+                             "nothing to continue from; train it again instead")
+        raise ValueError(f"run {run_id} is {record.status}: only a finished or stopped run with its saved model can "
+                         "be continued; train it again instead")
     spec = record.spec
+    schedule = spec.get("train", {}).get("schedule", "constant")
+    if schedule == "cosine":  # its decay spans the run's planned steps: past them the rate stays at 0
+        raise ValueError(f"run {run_id}'s learning rate follows a cosine decay planned over its own epochs, so more "
+                         "epochs would restart or flatten it; train a new run with more epochs instead")
+    if learning_rate is not None and schedule != "constant":
+        raise ValueError(f"run {run_id}'s learning rate follows the {schedule} schedule, which the continued run "
+                         "carries on from where it was; continue without a new learning rate")
     train = {**spec.get("train", {}), "epochs": epochs}
+    history = store.epochs(run_id)
+    if learning_rate is None and schedule == "constant" and history and history[-1].get("learning_rate"):
+        learning_rate = float(history[-1]["learning_rate"])  # the rate it trained at last (it may have changed live)
     if learning_rate is not None:
         train["learning_rate"] = learning_rate
     try:
@@ -78,6 +105,12 @@ def queue_run(store: RunStore, spec: RunSpec, name: str | None = None, owner: st
               parent: str | None = None, sweep: str | None = None) -> str:
     """Admit a run into the store's queue, whichever executor trains it; its id. LimitError when this owner or the
     server has too many runs queued or training (KF_MAX_RUNS_PER_SESSION, KF_MAX_RUNS_TOTAL)."""
+    admit(store, owner)
+    return store.create_run(spec.to_dict(), name=name, owner=owner, parent=parent, sweep=sweep)
+
+
+def admit(store: RunStore, owner: str | None) -> None:
+    """Whether one more run may queue (queue_run's rule; the dashboard's Continue asks it too): LimitError when not."""
     limits = Limits.from_env()
     if limits.max_runs_per_session and owner is not None and store.active_count(owner) >= limits.max_runs_per_session:
         raise LimitError(
@@ -89,7 +122,6 @@ def queue_run(store: RunStore, spec: RunSpec, name: str | None = None, owner: st
             f"the server is busy: {limits.max_runs_total} runs are queued or training, its limit; "
             "try again in a minute"
         )
-    return store.create_run(spec.to_dict(), name=name, owner=owner, parent=parent, sweep=sweep)
 
 
 class RunLink(Protocol):
@@ -115,8 +147,10 @@ class _LiveRun:
         self.lr_changed = False
         self.paused_out = False
 
-    def __call__(self, model: Any) -> int | None:
+    def __call__(self, model: Any, hold: Callable[[], None] = lambda: None) -> int | None:
         self._obey(model)
+        if self.paused_since is not None and self.steps == 0:
+            hold()
         while self.paused_since is not None and self.steps == 0:
             cap = self.limits.max_paused_seconds
             if self.stopped() or (cap and time.monotonic() - self.paused_since > cap):
@@ -247,9 +281,10 @@ def run_inputs(store: RunStore, record: RunRecord, limits: Limits) -> tuple[RunS
     if not record.continues:
         return spec, None
     parent = store.get(record.parent, with_evaluation=False) if record.parent else None
-    if parent is None or not parent.model_path or not Path(parent.model_path).exists():
+    state = saved_state(store, parent) if parent is not None else None
+    if parent is None or state is None:
         raise ValueError("the run this one continues, or its saved model, was deleted: train it again instead")
-    return spec, Resume(parent.model_path, max((e["epoch"] for e in store.epochs(parent.id)), default=0))
+    return spec, Resume(str(state), max((e["epoch"] for e in store.epochs(parent.id)), default=0))
 
 
 def record_event(store: RunStore, run_id: str, event: dict[str, Any]) -> bool:
@@ -268,6 +303,8 @@ def record_event(store: RunStore, run_id: str, event: dict[str, Any]) -> bool:
             run_id,
             {"epoch": event["epoch"], "step": None, "elapsed": event["elapsed"], "samples_per_s": event["samples_per_s"]},
         )
+    elif kind == "picture":
+        store.set_picture(run_id, {k: v for k, v in event.items() if k != "event"})
     elif kind == "finished":
         return store.finish(run_id, event["test"], event["evaluation"], event["model_path"])
     elif kind == "failed":

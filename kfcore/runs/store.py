@@ -77,6 +77,15 @@ CREATE TABLE IF NOT EXISTS epochs (
     logs TEXT NOT NULL,
     PRIMARY KEY (run_id, epoch)
 );
+-- A live run's latest picture (kfcore.training.snapshot): one row a run, replaced as it trains; its training points
+-- once.
+CREATE TABLE IF NOT EXISTS live (
+    run_id TEXT PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
+    epoch INTEGER NOT NULL,
+    time REAL NOT NULL,
+    picture TEXT NOT NULL,
+    points TEXT
+);
 -- Who may read which upload (kfcore.data.uploads reference): its uploader (via NULL), or a browser that forked a run
 -- on it (via: that run's id).
 CREATE TABLE IF NOT EXISTS uploads (
@@ -405,6 +414,20 @@ class RunStore:
                 (run_id, epoch, time.time(), json.dumps(logs)),
             )
 
+    def set_picture(self, run_id: str, picture: dict[str, Any]) -> None:
+        """Replace the run's live picture (kfcore.training.snapshot.LiveView.take's dict); its "points", sent with the first
+        picture only, are kept for the later ones."""
+        picture = dict(picture)
+        points = picture.pop("points", None)
+        with self._connect() as con:
+            con.execute(
+                "INSERT INTO live (run_id, epoch, time, picture, points) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT(run_id) DO UPDATE SET epoch=excluded.epoch, time=excluded.time, "
+                "picture=excluded.picture, points=COALESCE(excluded.points, live.points)",
+                (run_id, int(picture.get("epoch", 0)), time.time(),
+                 json.dumps(picture), None if points is None else json.dumps(points)),
+            )
+
     # finish, fail and mark_cancelled store a running run's outcome and say whether they did: False when the run
     # already has one (or is not running), which then stands.
     def finish(self, run_id: str, test: dict[str, Any], evaluation: dict[str, Any], model_path: str | None) -> bool:
@@ -578,6 +601,13 @@ class RunStore:
         with self._connect() as con:
             rows = con.execute("SELECT epoch, time, logs FROM epochs WHERE run_id=? ORDER BY epoch", (run_id,)).fetchall()
         return [{"epoch": e, "time": t, **json.loads(logs)} for e, t, logs in rows]
+
+    def picture(self, run_id: str) -> dict[str, Any] | None:
+        """The run's latest live picture with its training points ("points": [[x1, x2, target], ...] or None);
+        None when its worker stored none (not 2-D data nor a small dense network, or a run from before)."""
+        with self._connect() as con:
+            row = con.execute("SELECT picture, points FROM live WHERE run_id=?", (run_id,)).fetchone()
+        return {**json.loads(row[0]), "points": _loads(row[1], None)} if row else None
 
     def active_count(self, owner: str | None = None) -> int:
         """Runs queued or running, of one owner or of everyone."""

@@ -31,6 +31,13 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> 
     return cm
 
 
+def row_normalised(cm: Any) -> np.ndarray:
+    """Each row of a confusion matrix as shares of its true class (a row without samples stays 0)."""
+    cm = np.asarray(cm, dtype=np.float64)
+    row_sums = cm.sum(axis=1, keepdims=True)
+    return np.where(row_sums > 0, cm / np.maximum(row_sums, 1), 0.0)
+
+
 def per_class_metrics(cm: np.ndarray, class_names: list[str]) -> list[dict[str, Any]]:
     tp = np.diag(cm).astype(np.float64)
     predicted = cm.sum(axis=0)
@@ -69,9 +76,7 @@ def classification_report(y_true: np.ndarray, probs: np.ndarray, class_names: li
     y_true = np.asarray(y_true, dtype=np.int64).reshape(-1)
     n = len(class_names)
     cm = confusion_matrix(y_true, y_pred, n)
-    row_sums = cm.sum(axis=1, keepdims=True)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        normalised = np.where(row_sums > 0, cm / np.maximum(row_sums, 1), 0.0)
+    normalised = row_normalised(cm)
     per_class = per_class_metrics(cm, class_names)
     wrong = np.flatnonzero(y_pred != y_true)
     confidence = probs[np.arange(len(y_pred)), y_pred]
@@ -113,6 +118,30 @@ def regression_report(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]:
     }
 
 
+def plane_grid(x: np.ndarray, resolution: int = 80, margin: float = 0.1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(xs, ys, grid): a resolution × resolution grid spanning the 2-D data x plus a margin, its points row by row."""
+    lo, hi = x.min(axis=0), x.max(axis=0)
+    pad = (hi - lo) * margin + 1e-6
+    xs = np.linspace(lo[0] - pad[0], hi[0] + pad[0], resolution)
+    ys = np.linspace(lo[1] - pad[1], hi[1] + pad[1], resolution)
+    gx, gy = np.meshgrid(xs, ys)
+    return xs, ys, np.stack([gx.ravel(), gy.ravel()], axis=1).astype(np.float32)
+
+
+def plane_values(xs: np.ndarray, ys: np.ndarray, outputs: np.ndarray, task: str = "classification") -> dict[str, Any]:
+    """A model's outputs over plane_grid's points as the boundary dict plots draw: for a binary model `values` is
+    P(class 1), for multiclass the predicted class index, for regression the predicted value (kind "value")."""
+    shape = (len(ys), len(xs))
+    if task == "regression":
+        values, kind = np.asarray(outputs, dtype=np.float64).reshape(shape), "value"
+    else:
+        probs, classes = probabilities_to_classes(outputs)
+        binary = probs.shape[1] == 2
+        values, kind = (probs[:, 1] if binary else classes).reshape(shape), "probability" if binary else "class"
+    return {"x": np.round(xs, 5).tolist(), "y": np.round(ys, 5).tolist(), "values": np.round(values, 4).tolist(),
+            "kind": kind}
+
+
 def decision_boundary(
     predict: Callable[[np.ndarray], np.ndarray], x: np.ndarray, resolution: int = 80, margin: float = 0.1
 ) -> dict[str, Any]:
@@ -120,18 +149,5 @@ def decision_boundary(
 
     For binary models `values` is P(class 1); for multiclass it is the predicted class index.
     """
-    lo, hi = x.min(axis=0), x.max(axis=0)
-    pad = (hi - lo) * margin + 1e-6
-    xs = np.linspace(lo[0] - pad[0], hi[0] + pad[0], resolution)
-    ys = np.linspace(lo[1] - pad[1], hi[1] + pad[1], resolution)
-    gx, gy = np.meshgrid(xs, ys)
-    grid = np.stack([gx.ravel(), gy.ravel()], axis=1).astype(np.float32)
-    probs, classes = probabilities_to_classes(predict(grid))
-    binary = probs.shape[1] == 2
-    values = probs[:, 1] if binary else classes
-    return {
-        "x": np.round(xs, 5).tolist(),
-        "y": np.round(ys, 5).tolist(),
-        "values": np.round(values.reshape(resolution, resolution), 4).tolist(),
-        "kind": "probability" if binary else "class",
-    }
+    xs, ys, grid = plane_grid(x, resolution, margin)
+    return plane_values(xs, ys, predict(grid))

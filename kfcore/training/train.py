@@ -24,7 +24,7 @@ from kfcore.model.shapes import ShapeError, ShapeReport, head, infer_shapes
 from kfcore.runs.limits import LimitError, Limits, check_run, run_batches
 from kfcore.runs.store import disk_full
 from kfcore.spec import RunSpec, SpecError
-from kfcore.training import evaluate, fastloop
+from kfcore.training import evaluate, fastloop, snapshot
 
 Event = dict[str, Any]
 EventHandler = Callable[[Event], None]
@@ -42,7 +42,9 @@ class Resume:
     epochs_done: int
 
 
-Pace = Callable[[Any], "int | None"]  # see train(): a live run's commands, obeyed at epoch boundaries
+# See train(): a live run's commands, obeyed at epoch boundaries; called with the model and `hold`, which a pace calls
+# before it waits paused (the run's picture then shows the epoch it waits at).
+Pace = Callable[[Any, Callable[[], None]], "int | None"]
 
 
 class Cancelled(Exception):
@@ -177,8 +179,9 @@ def train(
     stream=False turns off progress/epoch-detail work (benchmarks measure its cost this way).
     fast picks the training loop: True kfcore.training.fastloop (several epochs per compiled call, same math), False
     Keras `fit`; None (the default) the fast loop when the data is small enough and no distribution is on.
-    pace (a live run's commands, kfcore.runs.jobs) is called with the model at every epoch boundary where a command
-    may act: it may change the optimizer's rate or wait (paused); it returns how many epochs may run before it
+    pace (a live run's commands, kfcore.runs.jobs) is called with the model and `hold` at every epoch boundary where
+    a command may act: it may change the optimizer's rate or wait (paused, calling hold() first); it returns how many
+    epochs may run before it
     is called again (None: any number, 0: stop now). resume: continue a parent run from its saved model.
     """
     emit = on_event or (lambda e: None)
@@ -295,44 +298,62 @@ def _train(
     hw["xla"] = f"jit_compile={info['jit_compile']}"
     emit({"event": "started", "hardware": hw, "info": info})
 
+    history: list[dict[str, Any]] = []
+    offset = resume.epochs_done if resume is not None else 0
+    # The fast loop polls should_stop between its calls itself: a stop checked while it hands over a call's epochs
+    # would leave the model ahead of the last epoch recorded (and saved for a continue).
+    record = _EpochRecorder(emit, stop, history, offset, check_stop=not fast)
+    view = snapshot.LiveView(splits.x_train, splits.y_train, ds.task,
+                             snapshot.small_dense(report, ds.input_shape) is not None) if stream else None
+
+    def picture(m: Any, force: bool = False) -> None:
+        if view is not None and view.enabled and (force or view.due()):
+            emit({"event": "picture", **view.take(m, history[-1]["epoch"] if history else offset)})
+
     def paced(m: Any) -> int | None:  # both loops: a pace of 0 cancels the run
-        limit = pace(m) if pace is not None else None
+        picture(m)
+        limit = pace(m, lambda: picture(m, force=True)) if pace is not None else None
         if limit == 0:
             raise Cancelled
         return limit
 
-    history: list[dict[str, Any]] = []
-    record = _EpochRecorder(emit, stop, history, resume.epochs_done if resume is not None else 0)
     early = None
     if spec.train.early_stopping:
         early = keras.callbacks.EarlyStopping(monitor="val_loss" if has_val else "loss", patience=spec.train.patience,
                                               restore_best_weights=spec.train.restore_best_weights)
-    if fast:
-        classes = ds.n_classes if ds.task != "regression" and stream else 0
-        val = (splits.x_val, y_val, splits.y_val) if has_val else None
-        fastloop.run_epochs(model, splits.x_train, y_train, val,  # type: ignore[arg-type]  # has_val: all three set
-                            spec.train.epochs, batch, classes, record, stop, early, started=t0,
-                            val_batch=batches.validation, pace=paced)
-    else:
-        callbacks: list[Any] = [
-            _streaming_callback(keras, emit, stop, spec.train.epochs, steps_per_epoch, n_train, batch, t0, record,
-                               (splits.x_val, y_val, splits.y_val) if has_val else None,
-                               ds.n_classes if ds.task != "regression" and stream else 0, stream, batches.validation,
-                               paced)
-        ]
-        if early is not None:
-            callbacks.append(early)
-        model.fit(
-            splits.x_train,
-            y_train,
-            epochs=spec.train.epochs,
-            batch_size=batch,
-            callbacks=callbacks,  # which validate: one predict gives val_loss, val metrics and the confusion matrix
-            verbose=0,
-            shuffle=True,
-        )
-    if stop():
-        raise Cancelled
+    try:
+        if fast:
+            classes = ds.n_classes if ds.task != "regression" and stream else 0
+            val = (splits.x_val, y_val, splits.y_val) if has_val else None
+            fastloop.run_epochs(model, splits.x_train, y_train, val,  # type: ignore[arg-type]  # has_val: all three set
+                                spec.train.epochs, batch, classes, record, stop, early, started=t0,
+                                val_batch=batches.validation, pace=paced)
+        else:
+            callbacks: list[Any] = [
+                _streaming_callback(keras, emit, stop, spec.train.epochs, steps_per_epoch, n_train, batch, t0, record,
+                                   (splits.x_val, y_val, splits.y_val) if has_val else None,
+                                   ds.n_classes if ds.task != "regression" and stream else 0, stream, batches.validation,
+                                   paced)
+            ]
+            if early is not None:
+                callbacks.append(early)
+            model.fit(
+                splits.x_train,
+                y_train,
+                epochs=spec.train.epochs,
+                batch_size=batch,
+                callbacks=callbacks,  # which validate: one predict gives val_loss, val metrics and the confusion matrix
+                verbose=0,
+                shuffle=True,
+            )
+        if stop():
+            raise Cancelled
+    except Cancelled:
+        if model_path is not None and history:  # a stopped run keeps the state it reached: it can be continued
+            Path(model_path).parent.mkdir(parents=True, exist_ok=True)
+            model.save(model_path)
+        raise
+    picture(model, force=True)  # the trained model's picture, whatever the rate allowed before
 
     monitor = "val_loss" if has_val else "loss"
     scores = [h.get(monitor, math.inf) for h in history]
@@ -453,8 +474,9 @@ class _EpochRecorder:
     """Where both training loops hand each epoch's row: NaN check, history, the epoch event, cancel."""
 
     def __init__(self, emit: EventHandler, stop: Callable[[], bool], history: list[dict[str, Any]],
-                 epoch_offset: int = 0) -> None:
+                 epoch_offset: int = 0, check_stop: bool = True) -> None:
         self.emit, self.stop, self.history, self.epoch_offset = emit, stop, history, epoch_offset
+        self.check_stop = check_stop
 
     def __call__(self, row: dict[str, Any]) -> None:
         row["epoch"] += self.epoch_offset  # a continued run's epochs follow its parent's, so the curves join
@@ -463,5 +485,5 @@ class _EpochRecorder:
             raise NonFiniteLoss(loss, f"in epoch {row['epoch']}")
         self.history.append(row)
         self.emit({"event": "epoch", **row})
-        if self.stop():
+        if self.check_stop and self.stop():
             raise Cancelled

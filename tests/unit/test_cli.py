@@ -187,10 +187,21 @@ def test_continue_refuses_an_unfinished_run_and_epochs_out_of_range(store_dir):
     store = RunStore(store_dir)
     queued = store.create_run({"train": {"epochs": 3}})
     out = run_cli("continue", queued, "--epochs", "2", "--store", store_dir)
-    assert out.returncode == 2 and "only a finished run" in out.stderr and len(out.stderr.splitlines()) == 1
+    assert out.returncode == 2 and "only a finished or stopped run" in out.stderr and len(out.stderr.splitlines()) == 1
     store.claim_next(pid=1)
     model = Path(store_dir) / "m.keras"
     model.write_bytes(b"")
     store.finish(queued, {}, {}, str(model))
     out = run_cli("continue", queued, "--epochs", "0", "--store", store_dir)
     assert out.returncode == 2 and "epochs" in out.stderr and len(out.stderr.splitlines()) == 1
+
+
+def test_continue_of_a_run_stopped_before_it_saved_a_model_says_so_in_one_line(store_dir):
+    from kfcore.runs.store import RunStore
+
+    store = RunStore(store_dir)
+    stopped = store.create_run({"train": {"epochs": 3}})
+    store.request_cancel(stopped)
+    out = run_cli("continue", stopped, "--epochs", "2", "--store", store_dir)
+    assert out.returncode == 2 and out.stderr.startswith("error:") and "stopped before it saved a model" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr

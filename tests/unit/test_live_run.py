@@ -94,7 +94,7 @@ def test_continue_refuses_unknown_and_unfinished_runs_and_bad_epochs(store):
     with pytest.raises(ValueError, match="no run with id"):
         continue_run(store, "nope", 3)
     queued = store.create_run(_spec(3))
-    with pytest.raises(ValueError, match="queued: only a finished run"):
+    with pytest.raises(ValueError, match="queued: only a finished or stopped run"):
         continue_run(store, queued, 3)
     assert _run(store, queued).status == "finished"
     with pytest.raises(ValueError, match="epochs"):
@@ -154,7 +154,7 @@ def test_through_fit_pace_acts_before_each_epoch_and_a_resumed_run_ends_where_th
     parent = train(parse_spec(_spec(2)), fast=False, model_path=tmp_path / "parent.keras")
     calls = []
 
-    def pace(model):
+    def pace(model, hold):
         calls.append(float(model.optimizer.learning_rate))
         return None
 
@@ -165,7 +165,7 @@ def test_through_fit_pace_acts_before_each_epoch_and_a_resumed_run_ends_where_th
     _assert_same_weights(keras.models.load_model(tmp_path / "child.keras").get_weights(),
                          keras.models.load_model(tmp_path / "whole.keras").get_weights())
 
-    def stop_now(model):
+    def stop_now(model, hold):
         return 0
 
     assert train(parse_spec(_spec(2)), fast=False, pace=stop_now).status == "cancelled"
@@ -183,3 +183,86 @@ def test_stop_while_paused_cancels_the_run(store):
     _run(store, run_id, on_event)
     record = store.get(run_id)
     assert record.status == "cancelled" and len(store.epochs(run_id)) == 1 and record.paused is None
+
+
+def _saved_weights(store, run_id):
+    return keras.models.load_model(store.run_dir(run_id) / "model.keras").get_weights()
+
+
+def test_a_stopped_run_saves_the_state_of_its_last_epoch_and_continues_from_it(store, uninterrupted):
+    run_id = store.create_run(_spec(6))
+
+    def on_event(event):
+        if event["event"] == "epoch" and event["epoch"] == 1:
+            store.request_cancel(run_id)
+
+    assert _run(store, run_id, on_event).status == "cancelled"
+    done = len(store.epochs(run_id))
+    assert 1 <= done < 6
+    same_length = store.create_run(_spec(done))
+    assert _run(store, same_length).status == "finished"
+    _assert_same_weights(_saved_weights(store, run_id), _weights(store, same_length))  # no epoch trained unrecorded
+
+    child = continue_run(store, run_id, 6 - done)
+    assert _run(store, child).status == "finished"
+    assert [e["epoch"] for e in store.epochs(child)] == list(range(done + 1, 7))
+    _assert_same_weights(_weights(store, child), _weights(store, uninterrupted))
+
+
+def test_a_run_stopped_before_its_first_epoch_says_it_has_nothing_to_continue_from(store):
+    run_id = store.create_run(_spec(3))
+    assert store.request_cancel(run_id) == "cancelled"
+    with pytest.raises(ValueError, match="stopped before it saved a model"):
+        continue_run(store, run_id, 3)
+
+
+def test_continue_refuses_a_cosine_schedule_and_a_new_rate_on_a_decaying_one(store):
+    cosine = store.create_run(_spec(2, schedule="cosine"))
+    exponential = store.create_run(_spec(2, schedule="exponential", decay_rate=0.9))
+    assert _run(store, cosine).status == _run(store, exponential).status == "finished"
+    with pytest.raises(ValueError, match="cosine decay planned over its own epochs"):
+        continue_run(store, cosine, 2)
+    with pytest.raises(ValueError, match="exponential schedule"):
+        continue_run(store, exponential, 2, learning_rate=0.01)
+    child = continue_run(store, exponential, 2)  # decaying on from its step count: no restart, no jump
+    assert _run(store, child).status == "finished"
+    rates = [e["learning_rate"] for e in store.epochs(exponential) + store.epochs(child)]
+    steps = store.get(exponential).info["steps_per_epoch"]
+    assert steps > 1 and rates == pytest.approx([0.02 * 0.9**e for e in range(1, 5)], rel=1e-4)  # per epoch
+
+
+def test_a_continued_run_trains_at_the_rate_its_parent_was_changed_to(store):
+    run_id = store.create_run(_spec(3))
+
+    def on_event(event):
+        if event["event"] == "epoch" and event["epoch"] == 1:
+            store.send_command(run_id, "learning_rate", 0.005)
+
+    assert _run(store, run_id, on_event).status == "finished"
+    child = continue_run(store, run_id, 2)
+    assert store.get(child).spec["train"]["learning_rate"] == pytest.approx(0.005)
+    assert store.get(continue_run(store, run_id, 2, learning_rate=0.1)).spec["train"]["learning_rate"] == 0.1
+
+
+def test_a_live_run_on_2d_data_stores_its_picture_and_a_paused_one_shows_the_epoch_it_waits_at(store):
+    spec = _spec(4)
+    spec["data"] = {"source": "builtin", "name": "spiral"}
+    run_id = store.create_run(spec)
+    seen = {}
+
+    def on_event(event):
+        if event["event"] == "epoch" and event["epoch"] == 1:
+            store.send_command(run_id, "pause")
+            store.send_command(run_id, "step")
+        elif event["event"] == "epoch" and event["epoch"] == 2:  # paused after the stepped epoch: look, then resume
+            def look():
+                seen["picture"] = store.picture(run_id)["epoch"]
+                store.send_command(run_id, "resume")
+            threading.Timer(0.5, look).start()
+
+    assert _run(store, run_id, on_event).status == "finished"
+    assert seen["picture"] == 2
+    picture = store.picture(run_id)
+    assert picture["epoch"] == 4  # the trained model's, whatever the rate allowed before
+    assert [len(layer) for layer in picture["units"]] == [8, 1] and len(picture["points"]) > 0
+    assert np.asarray(picture["boundary"]["values"]).shape == (40, 40)

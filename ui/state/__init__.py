@@ -57,7 +57,9 @@ from ui.state.services import (
 )
 from ui.state.session import current_run, init_session, is_active, spec
 from ui.state.training import (
+    command_run,
     comparable_runs,
+    continue_training,
     epochs_max,
     reset_hyperparameters,
     retrain,
@@ -68,7 +70,7 @@ from ui.state.training import (
 
 __all__ = [
     "OWNER_COOKIE", "accounts", "add_layer", "adopt_uploads", "change_layer_type", "collect_garbage_now_and_then",
-    "comparable_runs", "cookie_owner", "current_run", "data_refusal", "duplicate_layer", "epochs_max", "hosted",
+    "command_run", "comparable_runs", "continue_training", "cookie_owner", "current_run", "data_refusal", "duplicate_layer", "epochs_max", "hosted",
     "init_session", "is_active", "jobs", "layer_by_id", "layer_ids", "limits", "limits_problem", "load_spec",
     "may_delete", "move_layer", "new_layer", "owns", "predictor", "remember_owner", "remove_layer", "reset_hyperparameters",
     "retrain", "run_differs", "set_layers", "shutdown_jobs", "sign_in_first", "spec", "spec_token", "start_training",

@@ -7,6 +7,7 @@ import streamlit as st
 
 from kfcore.present import runview
 from kfcore.runs.executors import ExecutorError
+from kfcore.runs.jobs import admit, continue_run
 from kfcore.runs.limits import LimitError
 from kfcore.runs.store import RunRecord, StoreFullError
 from kfcore.spec import RunSpec, SpecError, parse_spec
@@ -86,6 +87,37 @@ def stop_training() -> None:
             jobs().cancel(st.session_state.run_id)
         except (StoreFullError, ExecutorError) as e:
             st.session_state.train_error = str(e)
+
+
+def command_run(command: str, value: float | None = None) -> None:
+    """Pause, Resume, Step and "Apply to this run": a command for the current run's worker (kfcore.runs.store), if
+    it is this session's run; what stands in the way (it just ended, a schedule owns its rate) goes to live_error."""
+    ss = st.session_state
+    record = current_run()
+    if record is None or not owns(record):
+        return
+    try:
+        store().send_command(record.id, command, value)
+        ss.live_error = None
+    except (ValueError, StoreFullError) as e:
+        ss.live_error = str(e)
+
+
+def continue_training(epochs: int) -> None:
+    """Continue: the current (finished or stopped) run trains `epochs` more as a child run, which becomes the
+    current run; its curves are drawn joined to its parent's, so no earlier run is drawn dashed behind them."""
+    ss = st.session_state
+    record = current_run()
+    ss.train_error = sign_in_first()
+    if ss.train_error or record is None or not owns(record):
+        return
+    try:  # queued in the store like any run: whichever executor serves the queue trains it
+        admit(store(), ss.owner)
+        child = continue_run(store(), record.id, int(epochs), owner=ss.owner)
+    except (ValueError, LimitError, StoreFullError) as e:
+        ss.train_error = str(e)
+        return
+    ss.run_id, ss.previous_run_id = child, None
 
 
 def epochs_max(epochs: int) -> int:
