@@ -43,8 +43,12 @@ def upload_section() -> None:
     if sign_in:  # an upload belongs to its owner: no uploader before there is one
         st.info(sign_in, icon=":material/login:")
         return
-    file = st.file_uploader("CSV, NPZ, IDX or ZIP of image folders", type=list(datasets.UPLOAD_TYPES), key="upload",
-                            max_upload_size=datasets.upload_limit_mb())
+    file = st.file_uploader(
+        "CSV, NPZ, IDX or ZIP of image folders",
+        type=list(datasets.UPLOAD_TYPES),
+        key="upload",
+        max_upload_size=datasets.upload_limit_mb(),
+    )
     try:
         if file is None:  # removed, or back on the page: the current dataset's file (if any) is the one shown
             ss.pop("uploaded", None)
@@ -54,10 +58,12 @@ def upload_section() -> None:
             ss.upload_file_id = file.file_id
         path = ss.get("uploaded") or spec.data.path or spec.data.images
         if not path:
-            st.caption("A CSV needs a header row; you pick the column to predict. "
-                       "An NPZ holds arrays x and y (and optionally x_test, y_test). "
-                       "A ZIP holds one folder of images per class (cats/1.jpg, dogs/2.png). "
-                       "IDX: MNIST's images file, then its labels file.")
+            st.caption(
+                "A CSV needs a header row; you pick the column to predict. "
+                "An NPZ holds arrays x and y (and optionally x_test, y_test). "
+                "A ZIP holds one folder of images per class (cats/1.jpg, dogs/2.png). "
+                "IDX: MNIST's images file, then its labels file."
+            )
             return
         candidate = upload_candidate(path)
         if candidate is None:
@@ -81,11 +87,15 @@ def upload_candidate(path: str):
         columns = csv_columns(datasets.local_path(path))
         if ss.get("target_column") not in columns:  # a column named like a target, else the person chooses
             ss.target_column = spec.data.target if spec.data.target in columns else propose_target(columns)
-        target = st.selectbox("Column to predict", columns, key="target_column", index=None,
-                              placeholder="Choose the column to predict")
+        target = st.selectbox(
+            "Column to predict", columns, key="target_column", index=None, placeholder="Choose the column to predict"
+        )
         if target is None:
-            st.info("Which column should the network learn to predict? No column is named like a target "
-                    "(target, label, class, …), so choose it above.", icon=":material/ads_click:")
+            st.info(
+                "Which column should the network learn to predict? No column is named like a target "
+                "(target, label, class, …), so choose it above.",
+                icon=":material/ads_click:",
+            )
             return None
     elif kind == "images":
         options = image_options()
@@ -96,8 +106,9 @@ def upload_candidate(path: str):
         path = options.pop("images")
     if ss.get("upload_task") not in TASKS:
         ss.upload_task = spec.data.task
-    task = st.selectbox("Task", TASKS, key="upload_task", help="auto: classes for text or few whole numbers, "
-                        "else regression")
+    task = st.selectbox(
+        "Task", TASKS, key="upload_task", help="auto: classes for text or few whole numbers, else regression"
+    )
     return datasets.upload_spec(path, target, task, **options)
 
 
@@ -107,11 +118,21 @@ def image_options() -> dict:
         ss.image_size = spec.data.image_size or DEFAULT_IMAGE_SIZE
     if ss.get("image_colour") not in COLOURS:
         ss.image_colour = COLOURS[bool(spec.data.color)]
-    size = st.selectbox("Image size", IMAGE_SIZES, key="image_size", format_func=lambda s: f"{s}×{s} pixels",
-                        help="Every image is centre-cropped to a square and resized to this; larger keeps more "
-                        "detail and trains slower.")
-    colour = st.radio("Colour", COLOURS, key="image_colour", horizontal=True,
-                      help="Grey is one channel and trains faster; colour keeps red, green and blue.")
+    size = st.selectbox(
+        "Image size",
+        IMAGE_SIZES,
+        key="image_size",
+        format_func=lambda s: f"{s}×{s} pixels",
+        help="Every image is centre-cropped to a square and resized to this; larger keeps more "
+        "detail and trains slower.",
+    )
+    colour = st.radio(
+        "Colour",
+        COLOURS,
+        key="image_colour",
+        horizontal=True,
+        help="Grey is one channel and trains faster; colour keeps red, green and blue.",
+    )
     return {"image_size": size, "color": colour == COLOURS[1]}
 
 
@@ -124,9 +145,11 @@ def idx_pair(path: str) -> dict | None:
     missing = [role for role in ("images", "labels") if not pair.get(role)]
     if missing:
         have = "labels" if missing == ["images"] else "images"
-        st.info(f"This is an IDX {have} file; now upload its {missing[0]} file (e.g. "
-                f"train-{missing[0]}-idx{3 if missing[0] == 'images' else 1}-ubyte.gz) above.",
-                icon=":material/upload_file:")
+        st.info(
+            f"This is an IDX {have} file; now upload its {missing[0]} file (e.g. "
+            f"train-{missing[0]}-idx{3 if missing[0] == 'images' else 1}-ubyte.gz) above.",
+            icon=":material/upload_file:",
+        )
         return None
     return {"images": pair["images"], "labels": pair["labels"]}
 
@@ -137,8 +160,15 @@ left, right = st.columns([1, 2], gap="large")
 
 with left:
     choice = datasets.UPLOAD if ss.get("data_choice") == datasets.UPLOAD else datasets.source_of(spec.data)
-    option = bound(st.selectbox, "Dataset", "dataset", choice, choose_source, options=datasets.options(),
-                   format_func=datasets.label)
+    option = bound(
+        st.selectbox,
+        "Dataset",
+        "dataset",
+        choice,
+        choose_source,
+        options=datasets.options(),
+        format_func=datasets.label,
+    )
     if option == datasets.UPLOAD:  # a built-in's description is the one beside, under its name
         st.caption(datasets.SOURCES[option])
     if ss.get("data_error"):
@@ -146,10 +176,26 @@ with left:
     if option == datasets.UPLOAD:
         upload_section()
     elif spec.data.name in SYNTHETIC_SETS:
-        bound(st.slider, "Noise", "noise", spec.data.noise, lambda _s, v: set_generator("noise", v),
-              min_value=0.0, max_value=0.5, step=0.05)
-        bound(st.slider, "Points", "n_points", spec.data.n, lambda _s, v: set_generator("n", v),
-              min_value=100, max_value=5000, step=100)
+        bound(
+            st.slider,
+            "Noise",
+            "noise",
+            spec.data.noise,
+            lambda _s, v: set_generator("noise", v),
+            min_value=0.0,
+            max_value=0.5,
+            step=0.05,
+        )
+        bound(
+            st.slider,
+            "Points",
+            "n_points",
+            spec.data.n,
+            lambda _s, v: set_generator("n", v),
+            min_value=100,
+            max_value=5000,
+            step=100,
+        )
 
 try:
     ds = datasets.dataset()
@@ -163,8 +209,17 @@ except DataError:
 
 with left:
     if ds.x_test is None:
-        bound(st.slider, "Test fraction", "test_split", spec.split.test, field("split", "test", float),
-              min_value=0.05, max_value=0.5, step=0.05, help="Held out until training ends; never trained on.")
+        bound(
+            st.slider,
+            "Test fraction",
+            "test_split",
+            spec.split.test,
+            field("split", "test", float),
+            min_value=0.05,
+            max_value=0.5,
+            step=0.05,
+            help="Held out until training ends; never trained on.",
+        )
     else:
         st.caption("This set comes with its own official test set, used as is.")
     st.caption("The validation fraction is set on the Train page.")
@@ -183,16 +238,20 @@ with right:
     c[0].metric("Rows", f"{n_rows:,}")
     c[1].metric("Image size" if ds.is_image else "Features", "×".join(map(str, ds.input_shape)))
     c[2].metric("Classes", ds.n_classes if ds.task != "regression" else "–")
-    st.badge({"multiclass": "multiclass classification", "binary": "binary classification"}.get(ds.task, ds.task),
-             icon=":material/category:")
+    st.badge(
+        {"multiclass": "multiclass classification", "binary": "binary classification"}.get(ds.task, ds.task),
+        icon=":material/category:",
+    )
     if ds.task_reason:
         change = " You can change the task on the left." if option == datasets.UPLOAD else ""
         st.caption(f"{plain(ds.task_reason)}.{change}")
     for note in ds.notes:
         st.caption(f":material/info: {plain(note)}")
     if ds.recipe is not None:
-        st.markdown("**Recipe** · how each column becomes model input, fitted on the training rows only; the "
-                    "saved model and the exported script apply it to raw rows")
+        st.markdown(
+            "**Recipe** · how each column becomes model input, fitted on the training rows only; the "
+            "saved model and the exported script apply it to raw rows"
+        )
         st.dataframe(pd.DataFrame(ds.recipe.describe()), hide_index=True, key="recipe_table")
     try:
         st.plotly_chart(plots.split_bar(datasets.current_split_sizes()), key="chart_split")

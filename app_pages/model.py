@@ -26,8 +26,10 @@ def apply_preset(key: str) -> None:
 
 
 st.title("Model")
-st.caption("Input → your layers → an output layer the studio adds for the task (softmax over the classes, "
-           "a sigmoid unit for yes/no, a linear unit for numbers). Tabular inputs are standardised automatically.")
+st.caption(
+    "Input → your layers → an output layer the studio adds for the task (softmax over the classes, "
+    "a sigmoid unit for yes/no, a linear unit for numbers). Tabular inputs are standardised automatically."
+)
 
 spec = state.spec()
 report, problem = datasets.check_model()
@@ -41,8 +43,13 @@ with left:
     st.markdown("**Start from a preset**")
     with st.container(horizontal=True):  # the buttons wrap onto a second row rather than cut their labels
         for preset in PRESETS.values():
-            st.button(preset.name, key=f"preset_{preset.key}", on_click=apply_preset, args=(preset.key,),
-                      help=preset.description)
+            st.button(
+                preset.name,
+                key=f"preset_{preset.key}",
+                on_click=apply_preset,
+                args=(preset.key,),
+                help=preset.description,
+            )
     for preset in PRESETS.values():
         st.caption(f"**{preset.name}**: {preset.description}")
     if ss.get("preset_error"):
@@ -57,8 +64,13 @@ with left:
 
     with st.container(horizontal=True, vertical_alignment="bottom"):
         st.selectbox("New layer", LAYER_TYPES, key="add_layer_type")
-        st.button("Add layer", key="add_layer", icon=":material/add:", type="primary",
-                  on_click=lambda: state.add_layer(ss.add_layer_type))
+        st.button(
+            "Add layer",
+            key="add_layer",
+            icon=":material/add:",
+            type="primary",
+            on_click=lambda: state.add_layer(ss.add_layer_type),
+        )
 
 with right:
     st.markdown("**The model, layer by layer**")
@@ -74,15 +86,22 @@ with right:
             {"Layer": r.name, "Output shape": "×".join(str(s) for s in r.output_shape), "Parameters": r.params}
             for r in report.rows
         ]
-        st.dataframe(rows, hide_index=True, key="layer_table",
-                     column_config={"Parameters": st.column_config.NumberColumn(format="localized")})
+        st.dataframe(
+            rows,
+            hide_index=True,
+            key="layer_table",
+            column_config={"Parameters": st.column_config.NumberColumn(format="localized")},
+        )
         a, b = st.columns(2)
         a.metric("Parameters", f"{report.total_params:,}")
         b.metric("Trainable", f"{report.trainable_params:,}")
-        st.caption(f"On **{plain(ds.name)}**: input {'×'.join(map(str, ds.input_shape))}, "
-                   f"{'regression' if ds.task == 'regression' else f'{ds.n_classes} classes'}.")
+        st.caption(
+            f"On **{plain(ds.name)}**: input {'×'.join(map(str, ds.input_shape))}, "
+            f"{'regression' if ds.task == 'regression' else f'{ds.n_classes} classes'}."
+        )
         # A small dense network as Playground draws it (its weights appear once it trains), any other as blocks.
-        diagram = plots.network_diagram(report, ds.input_shape, feature_names=ds.feature_names) or \
-            plots.layer_blocks(report)
+        diagram = plots.network_diagram(report, ds.input_shape, feature_names=ds.feature_names) or plots.layer_blocks(
+            report
+        )
         st.plotly_chart(diagram, key="model_diagram", config={"displayModeBar": False})
     st.page_link(page("train"), label="Train this model", icon=":material/model_training:")

@@ -9,8 +9,10 @@ from ui.pages import page
 st.title("Runs")
 records = state.visible_runs()  # hosted: this browser's runs only; another's is reached through its link
 if not records:
-    st.info("No runs yet. Train a model and every run is listed here to compare, rename, reload or export.",
-            icon=":material/info:")
+    st.info(
+        "No runs yet. Train a model and every run is listed here to compare, rename, reload or export.",
+        icon=":material/info:",
+    )
     st.page_link(page("train"), label="Go to Train", icon=":material/model_training:")
     runs_view.import_box()
     st.stop()
@@ -24,8 +26,9 @@ if len(chosen) >= 2:
     st.subheader(f"Comparing {len(chosen)} runs")
     runs_view.comparison([by_id[i] for i in chosen])
 else:
-    st.caption("Tick two or more rows to overlay their curves and see which settings differ. "
-               "Click a column header to sort.")
+    st.caption(
+        "Tick two or more rows to overlay their curves and see which settings differ. Click a column header to sort."
+    )
 
 st.divider()
 st.subheader("One run")

@@ -8,8 +8,15 @@ st.title("Sweep")
 st.caption("Vary hyperparameters of the experiment being edited: every trial is an ordinary run, listed on Runs too.")
 with st.container(border=True):
     sweep = sweep_view.designer()
-    st.button("Start sweep", key="sweep_start", type="primary", icon=":material/play_arrow:",
-              disabled=sweep is None or state.sign_in_first() is not None, on_click=sweep_view.start, args=(sweep,))
+    st.button(
+        "Start sweep",
+        key="sweep_start",
+        type="primary",
+        icon=":material/play_arrow:",
+        disabled=sweep is None or state.sign_in_first() is not None,
+        on_click=sweep_view.start,
+        args=(sweep,),
+    )
     sweep_view.message()
 
 sweeps = sweep_view.visible_sweeps()

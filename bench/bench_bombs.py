@@ -100,8 +100,15 @@ def wide_conv() -> list[dict]:
     rows = []
     for budget in CONV_BUDGETS:
         env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
-        out = subprocess.run([sys.executable, "-c", CONV_PROBE, str(budget)], capture_output=True, text=True, env=env,
-                             cwd=REPO, timeout=600, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", CONV_PROBE, str(budget)],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=REPO,
+            timeout=600,
+            check=True,
+        )
         rows.append({"budget": budget, **json.loads(out.stdout.strip().splitlines()[-1])})
         print(rows[-1], flush=True)
     return rows
@@ -137,10 +144,18 @@ def main() -> int:
                 seconds = time.perf_counter() - t0
                 shown = page.locator('[data-testid="stAlertContentError"]').all_inner_texts()
                 mem = status_mb(server.pid)
-                rows.append({"what": what, "file": path.name, "size_mb": path.stat().st_size / 2**20,
-                             "inflated_mb": inflated / 2**20, "seconds": seconds,
-                             "message": shown[0].split("\n")[-1] if shown else "",
-                             "exceptions": len(exceptions(page)), **mem})
+                rows.append(
+                    {
+                        "what": what,
+                        "file": path.name,
+                        "size_mb": path.stat().st_size / 2**20,
+                        "inflated_mb": inflated / 2**20,
+                        "seconds": seconds,
+                        "message": shown[0].split("\n")[-1] if shown else "",
+                        "exceptions": len(exceptions(page)),
+                        **mem,
+                    }
+                )
                 print(rows[-1], flush=True)
             browser.close()
         alive = server.process.poll() is None
@@ -168,8 +183,10 @@ def main() -> int:
     ]
     for r in rows:
         message = r["message"].replace("|", "\\|").replace("\n", " ")
-        lines.append(f"| {r['what']} | {r['size_mb']:.1f} MB | {r['inflated_mb']:,.0f} MB | {r['seconds']:.1f} | "
-                     f"{r['VmHWM']:.0f} | {r['VmRSS']:.0f} | {message} |")
+        lines.append(
+            f"| {r['what']} | {r['size_mb']:.1f} MB | {r['inflated_mb']:,.0f} MB | {r['seconds']:.1f} | "
+            f"{r['VmHWM']:.0f} | {r['VmRSS']:.0f} | {message} |"
+        )
     lines += [
         "",
         f"Target: the web server's peak RSS under {TARGET_MB} MB while every bomb is refused, no exception, the "
@@ -185,8 +202,10 @@ def main() -> int:
     for r in conv:
         budget = "none (2^20)" if r["budget"] == CONV_BUDGETS[0] else f"{r['budget']:,}"
         b = r["batches"]
-        lines.append(f"| {budget} | {b['evaluate']} / {b['validation']} | {r['estimate_mb']:,.0f} | "
-                     f"{r['peak_mb'] - r['baseline_mb']:,.0f} | {r['baseline_mb']:,.0f} |")
+        lines.append(
+            f"| {budget} | {b['evaluate']} / {b['validation']} | {r['estimate_mb']:,.0f} | "
+            f"{r['peak_mb'] - r['baseline_mb']:,.0f} | {r['baseline_mb']:,.0f} |"
+        )
     fits = all(r["peak_mb"] - r["baseline_mb"] <= r["estimate_mb"] for r in conv[1:])
     ok = ok and fits
     lines += ["", f"Every budgeted run stayed within its estimate: {'yes' if fits else 'NO'}.", ""]

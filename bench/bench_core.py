@@ -63,13 +63,22 @@ def per_call_ms(fn, repeat: int = 5) -> float:
 def check_costs() -> dict[str, float]:
     rng = np.random.default_rng(0)
     n = 60_000
-    ds = Dataset("mnist-sized", "", rng.random((n, 28, 28, 1), dtype=np.float32), rng.integers(0, 10, n),
-                 "multiclass", [str(i) for i in range(10)], x_test=np.zeros((10_000, 28, 28, 1), np.float32),
-                 y_test=np.zeros(10_000, np.int64))
+    ds = Dataset(
+        "mnist-sized",
+        "",
+        rng.random((n, 28, 28, 1), dtype=np.float32),
+        rng.integers(0, 10, n),
+        "multiclass",
+        [str(i) for i in range(10)],
+        x_test=np.zeros((10_000, 28, 28, 1), np.float32),
+        y_test=np.zeros(10_000, np.int64),
+    )
     spec, limits = parse_spec({"layers": [{"type": "Dense", "units": 128}]}), Limits.from_env()
     n_train = len(prepare(spec, ds, limits)[1].y_train)
-    return {"prepare_ms": per_call_ms(lambda: prepare(spec, ds, limits)),
-            "assess_ms": per_call_ms(lambda: assess(spec, ds, n_train, limits))}
+    return {
+        "prepare_ms": per_call_ms(lambda: prepare(spec, ds, limits)),
+        "assess_ms": per_call_ms(lambda: assess(spec, ds, n_train, limits)),
+    }
 
 
 def cli_costs(rows: int, folder: Path) -> dict[str, float]:
@@ -81,14 +90,26 @@ def cli_costs(rows: int, folder: Path) -> dict[str, float]:
         for row, target in zip(x, (x[:, 0] + x[:, 1] > 0).astype(int), strict=True):
             out.write(",".join(map(str, row)) + f",{target}\n")
     spec = folder / "spec.json"
-    spec.write_text(json.dumps({"data": {"source": "csv", "path": str(csv), "target": "y"},
-                                "layers": [{"type": "Dense", "units": 8}], "train": {"epochs": 1, "batch_size": 4096}}))
+    spec.write_text(
+        json.dumps(
+            {
+                "data": {"source": "csv", "path": str(csv), "target": "y"},
+                "layers": [{"type": "Dense", "units": 8}],
+                "train": {"epochs": 1, "batch_size": 4096},
+            }
+        )
+    )
     start = time.perf_counter()
     load_dataset(DataSpec(source="csv", path=str(csv), target="y"))
     one_load_s = time.perf_counter() - start
     env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    out = subprocess.run([sys.executable, "-c", CLI_CHILD, "train", str(spec), "--store", str(folder / "store")],
-                         capture_output=True, text=True, env=env, timeout=600)
+    out = subprocess.run(
+        [sys.executable, "-c", CLI_CHILD, "train", str(spec), "--store", str(folder / "store")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     result = json.loads(out.stderr.strip().splitlines()[-1])
     return {**result, "one_load_s": one_load_s, "csv_mb": csv.stat().st_size / 2**20}
 

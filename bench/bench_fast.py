@@ -36,8 +36,10 @@ def spec(name: str, epochs: int, batch: int = 10) -> dict:
     return {
         "data": data,
         "split": {"test": 0.1, "validation": 0.1, "seed": 0},
-        "layers": [{"type": "Dense", "units": 8, "activation": "tanh"},
-                   {"type": "Dense", "units": 8, "activation": "tanh"}],
+        "layers": [
+            {"type": "Dense", "units": 8, "activation": "tanh"},
+            {"type": "Dense", "units": 8, "activation": "tanh"},
+        ],
         "train": {"optimizer": "adam", "learning_rate": 0.03, "epochs": epochs, "batch_size": batch, "seed": 0},
     }
 
@@ -106,16 +108,22 @@ def main() -> None:
                 for name in SMALL_SETS:
                     record, rows = run(store, spec(name, 3))
                     latency[loop][name].append(rows[0]["time"] - record.started)
-            print(f"repeat {r + 1}/{args.repeats}: fast {rates['fast'][-1]:.0f} epochs/s, "
-                  f"fit {rates['fit'][-1]:.1f} epochs/s", file=sys.stderr, flush=True)
+            print(
+                f"repeat {r + 1}/{args.repeats}: fast {rates['fast'][-1]:.0f} epochs/s, "
+                f"fit {rates['fit'][-1]:.1f} epochs/s",
+                file=sys.stderr,
+                flush=True,
+            )
         for p in procs:
             p.terminate()
             p.join(5)
 
     med = statistics.median
-    print(f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, load average "
-          f"{load_before:.1f} before; medians of {args.repeats} (fast {args.fast_epochs} epochs, fit "
-          f"{args.fit_epochs} epochs of spiral)")
+    print(
+        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, load average "
+        f"{load_before:.1f} before; medians of {args.repeats} (fast {args.fast_epochs} epochs, fit "
+        f"{args.fit_epochs} epochs of spiral)"
+    )
     print("\n| spiral 2-8-8 tanh, batch 10, in the worker | steady epochs/s (per repeat) | test accuracy |")
     print("|---|---|---|")
     for loop, label in (("fit", "Keras `fit` (today's path)"), ("fast", "fast loop")):

@@ -50,8 +50,10 @@ def main() -> None:
         stop_server(server)
         shutil.rmtree(home, ignore_errors=True)
     measured = times[2:]
-    print(f"{args.checkout}: hosted first-visit landing median {statistics.median(measured):.3f} s, "
-          f"min {min(measured):.3f} s, n={len(measured)}")
+    print(
+        f"{args.checkout}: hosted first-visit landing median {statistics.median(measured):.3f} s, "
+        f"min {min(measured):.3f} s, n={len(measured)}"
+    )
 
 
 if __name__ == "__main__":

@@ -244,8 +244,10 @@ class Sampler(threading.Thread):
         server_tree = descendants(table, self.pid)
         mine = descendants(table, os.getpid()) - server_tree - {self.pid}
         groups = {"server": {self.pid}, "workers": server_tree, "browser": mine, "bench": {os.getpid()}}
-        used = {name: sum(table[p][1] - old.get(p, (0, table[p][1]))[1] for p in pids if p in table) / seconds
-                for name, pids in groups.items()}
+        used = {
+            name: sum(table[p][1] - old.get(p, (0, table[p][1]))[1] for p in pids if p in table) / seconds
+            for name, pids in groups.items()
+        }
         used["others"] = max(0.0, (busy - old_busy) / seconds - sum(used.values()))
         return used
 
@@ -264,8 +266,16 @@ class Sampler(threading.Thread):
             try:
                 server, workers = self.memory()
                 load1 = float(Path("/proc/loadavg").read_text().split()[0])
-                self.samples.append({"t": time.monotonic(), "rss": server, "workers_rss": workers, "load1": load1,
-                                     **self.cores(), "health": self.health_s()})
+                self.samples.append(
+                    {
+                        "t": time.monotonic(),
+                        "rss": server,
+                        "workers_rss": workers,
+                        "load1": load1,
+                        **self.cores(),
+                        "health": self.health_s(),
+                    }
+                )
             except (OSError, RuntimeError):
                 pass
             self._halt.wait(self.interval_s)
@@ -278,12 +288,14 @@ class Sampler(threading.Thread):
 def experiment(dataset: str, epochs: int) -> str:
     from kfcore.spec import parse_spec
 
-    return parse_spec({
-        "data": {"source": "builtin", "name": dataset},
-        "split": {"test": 0.2, "validation": 0.1, "seed": 0},
-        "layers": [{"type": "Dense", "units": 16, "activation": "relu"}],
-        "train": {"optimizer": "adam", "learning_rate": 0.01, "epochs": epochs, "batch_size": 32, "seed": 0},
-    }).to_url()
+    return parse_spec(
+        {
+            "data": {"source": "builtin", "name": dataset},
+            "split": {"test": 0.2, "validation": 0.1, "seed": 0},
+            "layers": [{"type": "Dense", "units": 16, "activation": "relu"}],
+            "train": {"optimizer": "adam", "learning_rate": 0.01, "epochs": epochs, "batch_size": 32, "seed": 0},
+        }
+    ).to_url()
 
 
 def check_errors(s: Session) -> None:
@@ -304,8 +316,7 @@ def render(s: Session, to: str) -> tuple[float | None, float | None, int]:
         problem = s.page.evaluate(RENDER_JS, [PAGES[to], to])
         if problem:
             raise RuntimeError(f"session {s.index}: {problem}")
-        s.page.wait_for_function("() => window.__kfRender.idle !== null", polling=50,
-                                 timeout=RENDER_TIMEOUT_S * 1000)
+        s.page.wait_for_function("() => window.__kfRender.idle !== null", polling=50, timeout=RENDER_TIMEOUT_S * 1000)
     except PlaywrightError as e:  # a timeout, or the page went away under us: count it, go on
         s.failures.append(f"to {to}: {str(e).splitlines()[0][:200]}")
     try:
@@ -337,8 +348,9 @@ def round_of_renders(sessions: list[Session], samples: list[Sample], phase: str,
         for _ in range(2):
             to = "Data" if s.where == "Train" else "Train"
             drawn, seconds, runs = render(s, to)
-            samples.append(Sample(time.monotonic(), s.index, to, seconds, drawn, runs, phase,
-                                  active_runs(store, run_ids)))
+            samples.append(
+                Sample(time.monotonic(), s.index, to, seconds, drawn, runs, phase, active_runs(store, run_ids))
+            )
 
 
 def open_session(browser, url: str, index: int, token: str) -> Session:
@@ -529,8 +541,9 @@ def run_bench(args: argparse.Namespace, meta: dict, server_env: dict[str, str] |
                     turn += 1
                     to = "Data" if s.where == "Train" else "Train"
                     drawn, seconds, runs = render(s, to)
-                    samples.append(Sample(time.monotonic(), s.index, to, seconds, drawn, runs, "load",
-                                          active_runs(store, run_ids)))
+                    samples.append(
+                        Sample(time.monotonic(), s.index, to, seconds, drawn, runs, "load", active_runs(store, run_ids))
+                    )
                     late.poll(store, run_ids)
                     if len(samples) % 10 == 0:
                         done = len(run_ids) - active_runs(store, run_ids)
@@ -571,8 +584,13 @@ def stats(values: list[float | None]) -> dict:
     ordered = finite + [math.inf] * (len(values) - len(finite))
     if not ordered:
         return {"n": 0, "median": None, "p90": None, "max": None, "timeouts": 0}
-    return {"n": len(ordered), "median": statistics.median(ordered), "p90": pct(ordered, 0.9), "max": ordered[-1],
-            "timeouts": len(values) - len(finite)}
+    return {
+        "n": len(ordered),
+        "median": statistics.median(ordered),
+        "p90": pct(ordered, 0.9),
+        "max": ordered[-1],
+        "timeouts": len(values) - len(finite),
+    }
 
 
 def secs(v: float | None) -> str:
@@ -590,8 +608,11 @@ def headline(out: dict, args: argparse.Namespace) -> dict:
     """The figures one pass is judged by, for the summary across passes."""
     runs = {r.id: r for r in out["runs"]}
     submitted = [s.run_id for s in out["sessions"] if s.run_id]
-    finished = [rid for rid in submitted if rid in runs and runs[rid].status == "finished"
-                and out["epochs"].get(rid) == args.epochs]
+    finished = [
+        rid
+        for rid in submitted
+        if rid in runs and runs[rid].status == "finished" and out["epochs"].get(rid) == args.epochs
+    ]
     window = [r["server"] for r in out["rss"] if out["t_train"] <= r["t"] <= out["t_load_end"]]
     return {
         "load": stats([x.seconds for x in out["samples"] if x.phase == "load"]),
@@ -607,42 +628,54 @@ def headline(out: dict, args: argparse.Namespace) -> dict:
 
 def summary(passes: list[tuple[str, dict]], args: argparse.Namespace, meta: dict) -> str:
     """One row per pass, then the median of the app's passes against the baseline pass run alongside."""
-    rows = ["| Pass | Server setting | Renders under load | Median | p90 | No run active (same pass), median | "
-            "Ratio load / no run | Pressing Train in all sessions (click → run id, median) | "
-            "Server CPU (median, of one core) | Runs finished | Memory drift |",
-            "|---|---|---|---|---|---|---|---|---|---|---|"]
+    rows = [
+        "| Pass | Server setting | Renders under load | Median | p90 | No run active (same pass), median | "
+        "Ratio load / no run | Pressing Train in all sessions (click → run id, median) | "
+        "Server CPU (median, of one core) | Runs finished | Memory drift |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for i, (label, h) in enumerate(passes, 1):
         load, before = h["load"], h["before"]
-        ratio = (f"{load['median'] / before['median']:.2f}×" if load["median"] and before["median"]
-                 and not math.isinf(load["median"]) else "–")
-        rows.append(f"| {i} | {label} | {load['n']}"
-                    + (f" ({load['timeouts']} not within {RENDER_TIMEOUT_S:.0f} s)" if load["timeouts"] else "")
-                    + f" | {secs(load['median'])} | {secs(load['p90'])} | {secs(before['median'])} | {ratio} | "
-                    f"{h['submit_s']:.1f} s ({secs(h['press']['median'])}) | "
-                    f"{100 * h['server_cpu']:.0f} % | {h['finished']} of {args.sessions} | {h['drift']:+.0f} MB |")
+        ratio = (
+            f"{load['median'] / before['median']:.2f}×"
+            if load["median"] and before["median"] and not math.isinf(load["median"])
+            else "–"
+        )
+        rows.append(
+            f"| {i} | {label} | {load['n']}"
+            + (f" ({load['timeouts']} not within {RENDER_TIMEOUT_S:.0f} s)" if load["timeouts"] else "")
+            + f" | {secs(load['median'])} | {secs(load['p90'])} | {secs(before['median'])} | {ratio} | "
+            f"{h['submit_s']:.1f} s ({secs(h['press']['median'])}) | "
+            f"{100 * h['server_cpu']:.0f} % | {h['finished']} of {args.sessions} | {h['drift']:+.0f} MB |"
+        )
     app = [h["load"]["median"] for label, h in passes if label == APP_SETTING and h["load"]["median"] is not None]
-    base = [h["load"]["median"] for label, h in passes if label == BASELINE_SETTING
-            and h["load"]["median"] is not None]
+    base = [h["load"]["median"] for label, h in passes if label == BASELINE_SETTING and h["load"]["median"] is not None]
     unmeasured = [h for label, h in passes if label == BASELINE_SETTING and h["load"]["median"] is None]
     lines = ["\n".join(rows), ""]
     if app:
         mid = statistics.median(app)
         verdict = "met" if mid < TARGET_RENDER_S else "**not met**"
-        lines.append(f"**Median render under load over the {len(app)} pass{'es' if len(app) != 1 else ''} with the app's settings: "
-                     f"{secs(mid)}** (target < {TARGET_RENDER_S:.0f} s: {verdict}).")
+        lines.append(
+            f"**Median render under load over the {len(app)} pass{'es' if len(app) != 1 else ''} with the app's settings: "
+            f"{secs(mid)}** (target < {TARGET_RENDER_S:.0f} s: {verdict})."
+        )
         if base:
             b = statistics.median(base)
             ratio = "more than " + f"{RENDER_TIMEOUT_S / mid:.0f}×" if math.isinf(b) else f"{b / mid:.1f}×"
-            lines.append(f"Baseline in the same run: the same code with Streamlit's default `runner.postScriptGC = "
-                         f"true`: median {secs(b)}; the app's setting is {ratio} faster.")
+            lines.append(
+                f"Baseline in the same run: the same code with Streamlit's default `runner.postScriptGC = "
+                f"true`: median {secs(b)}; the app's setting is {ratio} faster."
+            )
         for h in unmeasured:
             app_submit = statistics.median(h2["submit_s"] for label, h2 in passes if label == APP_SETTING)
-            lines.append(f"Baseline in the same run (the same code with Streamlit's default `runner.postScriptGC = "
-                         f"true`): no render could be timed under load — pressing Train in the {args.sessions} "
-                         f"sessions took {h['submit_s']:.0f} s (click → run id median {secs(h['press']['median'])}), "
-                         f"and every submitted run had finished by then ({h['finished']} of {args.sessions} runs finished); "
-                         f"with the app's settings the same presses took "
-                         f"{app_submit:.1f} s ({h['submit_s'] / app_submit:.1f}× longer under the baseline).")
+            lines.append(
+                f"Baseline in the same run (the same code with Streamlit's default `runner.postScriptGC = "
+                f"true`): no render could be timed under load — pressing Train in the {args.sessions} "
+                f"sessions took {h['submit_s']:.0f} s (click → run id median {secs(h['press']['median'])}), "
+                f"and every submitted run had finished by then ({h['finished']} of {args.sessions} runs finished); "
+                f"with the app's settings the same presses took "
+                f"{app_submit:.1f} s ({h['submit_s'] / app_submit:.1f}× longer under the baseline)."
+            )
     return "\n".join(lines)
 
 
@@ -656,11 +689,17 @@ def report(out: dict, args: argparse.Namespace, meta: dict) -> str:
 
     # Runs.
     submitted = [s.run_id for s in sessions if s.run_id]
-    finished = [rid for rid in submitted if rid in runs and runs[rid].status == "finished"
-                and out["epochs"].get(rid) == args.epochs]
+    finished = [
+        rid
+        for rid in submitted
+        if rid in runs and runs[rid].status == "finished" and out["epochs"].get(rid) == args.epochs
+    ]
     missing = [rid for rid in submitted if rid not in runs]
-    not_finished = {rid: f"{runs[rid].status}, {out['epochs'].get(rid)} epochs" for rid in submitted
-                    if rid in runs and rid not in finished}
+    not_finished = {
+        rid: f"{runs[rid].status}, {out['epochs'].get(rid)} epochs"
+        for rid in submitted
+        if rid in runs and rid not in finished
+    }
     unasked = [rid for rid in runs if rid not in submitted]
     no_run = [s.index for s in sessions if not s.run_id]
     lost = len(missing) + len(not_finished) + len(no_run)
@@ -709,9 +748,11 @@ def report(out: dict, args: argparse.Namespace, meta: dict) -> str:
     if not late_ok:
         late_text = f"its page had not finished loading after {late['timeout']} s"
     else:
-        late_text = (f"shows {'run ' + late['shows'] if late['shows'] else 'no run'}, Train "
-                     f"{'enabled' if late['train_enabled'] else 'disabled'}, Stop "
-                     f"{'enabled' if late['stop_enabled'] else 'disabled'}")
+        late_text = (
+            f"shows {'run ' + late['shows'] if late['shows'] else 'no run'}, Train "
+            f"{'enabled' if late['train_enabled'] else 'disabled'}, Stop "
+            f"{'enabled' if late['stop_enabled'] else 'disabled'}"
+        )
         if late["shows"]:
             owner = runs[late["shows"]].owner if late["shows"] in runs else None
             who = next((s.index for s in sessions if s.run_id == late["shows"]), None)
@@ -736,19 +777,26 @@ def report(out: dict, args: argparse.Namespace, meta: dict) -> str:
         f"| Server memory (VmRSS of `streamlit run`, every second) | {n} sessions open, before Train "
         f"{out['rss_before']:.0f} MB; peak {peak:.0f} MB; after {out['rss_after']:.0f} MB (drift {drift:+.0f} MB) | "
         f"after within ±{RSS_DRIFT_MB} MB of before | {ok(abs(drift) <= RSS_DRIFT_MB)} |",
-        f"| Exceptions on pages ([data-testid=\"stException\"], checked after each of {visits} page visits) | "
+        f'| Exceptions on pages ([data-testid="stException"], checked after each of {visits} page visits) | '
         f"{len(exceptions)} | 0 | {ok(not exceptions)} |",
         f"| A new visitor opening /train mid-load sees no one else's run | {late_text} | "
-        + (f"no run shown, Train enabled | {ok(late_own)} |" if args.hosted
-           else "informational: without KF_HOSTED a new tab shows an active run by design | – |"),
+        + (
+            f"no run shown, Train enabled | {ok(late_own)} |"
+            if args.hosted
+            else "informational: without KF_HOSTED a new tab shows an active run by design | – |"
+        ),
     ]
     page_text = "; ".join(f"to {to}: {stats_text(v)} ({v['n']})" for to, v in by_page.items())
     every = ", ".join(secs(math.inf if x.seconds is None else x.seconds).removesuffix(" s") for x in load)
     alerts_text = "; ".join(sorted(set(alerts)))[:600] or "none"
     exc_text = "; ".join(sorted(set(exceptions)))[:600] or "none"
     failures = "; ".join(f"session {s.index} {f}" for s in sessions for f in s.failures)[:600]
-    late_load = (f"{late['seconds']:.1f} s (HTML received at {late['timing']['response']:.1f} s, "
-                 f"DOMContentLoaded at {late['timing']['dcl']:.1f} s)" if late_ok else f"over {late['timeout']} s")
+    late_load = (
+        f"{late['seconds']:.1f} s (HTML received at {late['timing']['response']:.1f} s, "
+        f"DOMContentLoaded at {late['timing']['dcl']:.1f} s)"
+        if late_ok
+        else f"over {late['timeout']} s"
+    )
     details = [
         f"Sessions: opened one after another from a share link in {out['open_s']:.1f} s, all before anyone "
         f"pressed Train; then each pressed Train ({out['submit_s']:.1f} s for all {n}; click → run id in the URL "
@@ -775,24 +823,24 @@ def report(out: dict, args: argparse.Namespace, meta: dict) -> str:
         f"the training worker peaked at {workers_peak:.0f} MB (not in the server figure).",
         f"Errors: exception elements {len(exceptions)} ({exc_text}); error alerts (stAlertContentError) "
         f"{len(alerts)} ({alerts_text}). Server log: {log['tracebacks']} tracebacks, "
-        f"{log['database is locked']} \"database is locked\", {log['error lines']} lines naming ERROR or Exception.",
+        f'{log["database is locked"]} "database is locked", {log["error lines"]} lines naming ERROR or Exception.',
     ]
     table = "\n".join(rows)
     details_text = "\n".join(f"- {d}" for d in details)
     hosted = "hosted mode" if args.hosted else "local mode (KF_HOSTED unset)"
     return f"""## Load: {n} browser sessions training at once (bench/bench_load.py)
 
-Measured {meta['date']} with
+Measured {meta["date"]} with
 
-    {meta['command']}
+    {meta["command"]}
 
-Machine: {meta['cores']} CPU cores (`nproc`), {meta['cpu']}; Chromium {meta.get('chromium', '?')} (headless, one
-browser with {n} contexts, on the same machine as the server), Streamlit {meta['streamlit']}, Python
-{platform.python_version()}; code at {meta['revision']}. Server: {hosted}, {meta['env']}.
-Load average before {meta['load_before']}, after {meta['load_after']}; highest 1-minute load seen during
+Machine: {meta["cores"]} CPU cores (`nproc`), {meta["cpu"]}; Chromium {meta.get("chromium", "?")} (headless, one
+browser with {n} contexts, on the same machine as the server), Streamlit {meta["streamlit"]}, Python
+{platform.python_version()}; code at {meta["revision"]}. Server: {hosted}, {meta["env"]}.
+Load average before {meta["load_before"]}, after {meta["load_after"]}; highest 1-minute load seen during
 the run {load_peak:.2f} (this bench's browser, server and worker included; everything else on the machine used
-{cores['others']:.2f} cores on average while runs were active). Each session trains {args.dataset}, Dense 16,
-{args.epochs} epochs, batch 32. Took {out['elapsed']:.0f} s in all.
+{cores["others"]:.2f} cores on average while runs were active). Each session trains {args.dataset}, Dense 16,
+{args.epochs} epochs, batch 32. Took {out["elapsed"]:.0f} s in all.
 
 {table}
 
@@ -817,10 +865,17 @@ def main() -> None:
     parser.add_argument("--max-concurrent", type=int, default=1, help="KF_MAX_CONCURRENT for the server")
     parser.add_argument("--no-hosted", dest="hosted", action="store_false", help="leave KF_HOSTED unset")
     parser.add_argument("--repeats", type=int, default=3, help="passes with the app's settings (median reported)")
-    parser.add_argument("--no-baseline", dest="baseline", action="store_false",
-                        help="skip the baseline pass with Streamlit's default post-script garbage collection")
-    parser.add_argument("--out", default=str(REPO / "docs" / "benchmarks-load.md"),
-                        help="write the markdown report here ('' to only print it)")
+    parser.add_argument(
+        "--no-baseline",
+        dest="baseline",
+        action="store_false",
+        help="skip the baseline pass with Streamlit's default post-script garbage collection",
+    )
+    parser.add_argument(
+        "--out",
+        default=str(REPO / "docs" / "benchmarks-load.md"),
+        help="write the markdown report here ('' to only print it)",
+    )
     args = parser.parse_args()
     if not Path(CHROMIUM).exists():
         sys.exit(f"no Chromium at {CHROMIUM} (apt-get install -y chromium)")
@@ -829,8 +884,9 @@ def main() -> None:
     meta = run_meta("bench_load.py")
     meta["cores"] = len(os.sched_getaffinity(0))  # what `nproc` prints
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, capture_output=True,
-                           text=True)
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, capture_output=True, text=True
+    )
     meta["revision"] = (head.stdout.strip() or "?") + (" plus uncommitted changes" if dirty.stdout.strip() else "")
     passes: list[tuple[str, dict]] = []
     plan = [(APP_SETTING, {})] * args.repeats
@@ -846,13 +902,20 @@ def main() -> None:
         if label == APP_SETTING:
             last_app = report(out, args, pass_meta)
         meta = {**meta, "load_before": machine()["load"]}
-    text = (f"## Load: {args.sessions} browser sessions training at once (bench/bench_load.py)\n\n"
-            f"Measured {meta['date']} with `{meta['command']}`: {args.repeats} pass{'es' if args.repeats != 1 else ''} "
-            "with the app's settings"
-            + (", then one baseline pass" if args.baseline else "") + ", each on a fresh server and store.\n\n"
-            + summary(passes, args, meta) + "\n\n"
-            + (last_app.replace("## Load:", "### The last pass with the app's settings, in detail —", 1)
-               if last_app else ""))
+    text = (
+        f"## Load: {args.sessions} browser sessions training at once (bench/bench_load.py)\n\n"
+        f"Measured {meta['date']} with `{meta['command']}`: {args.repeats} pass{'es' if args.repeats != 1 else ''} "
+        "with the app's settings"
+        + (", then one baseline pass" if args.baseline else "")
+        + ", each on a fresh server and store.\n\n"
+        + summary(passes, args, meta)
+        + "\n\n"
+        + (
+            last_app.replace("## Load:", "### The last pass with the app's settings, in detail —", 1)
+            if last_app
+            else ""
+        )
+    )
     print(text)
     if args.out:
         Path(args.out).write_text(text)

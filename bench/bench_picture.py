@@ -23,9 +23,14 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-SPEC = {"data": {"source": "builtin", "name": "spiral"},
-        "layers": [{"type": "Dense", "units": 8, "activation": "tanh"}, {"type": "Dense", "units": 8, "activation": "tanh"}],
-        "train": {"batch_size": 10, "learning_rate": 0.03}}
+SPEC = {
+    "data": {"source": "builtin", "name": "spiral"},
+    "layers": [
+        {"type": "Dense", "units": 8, "activation": "tanh"},
+        {"type": "Dense", "units": 8, "activation": "tanh"},
+    ],
+    "train": {"batch_size": 10, "learning_rate": 0.03},
+}
 
 
 def main() -> None:
@@ -43,8 +48,14 @@ def main() -> None:
 
     spec = parse_spec({**SPEC, "train": {**SPEC["train"], "epochs": args.epochs}})
     x = np.random.default_rng(0).normal(size=(350, 2)).astype(np.float32)
-    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(8, activation="tanh"),
-                              keras.layers.Dense(8, activation="tanh"), keras.layers.Dense(1, activation="sigmoid")])
+    model = keras.Sequential(
+        [
+            keras.Input((2,)),
+            keras.layers.Dense(8, activation="tanh"),
+            keras.layers.Dense(8, activation="tanh"),
+            keras.layers.Dense(1, activation="sigmoid"),
+        ]
+    )
     view = snapshot.LiveView(x, (x[:, 0] > 0).astype(int), "binary", dense=True)
     view.take(model, 0)  # compiles the probe
     costs = []
@@ -81,12 +92,18 @@ def main() -> None:
     for _ in range(args.repeats):
         on.append(steady(True))
         off.append(steady(False))
-    print(json.dumps({"picture_ms_median": round(statistics.median(costs) * 1000, 2),
-                      "picture_kib": round(len(json.dumps(shot)) / 1024, 1),
-                      "epochs_per_s_pictures_on": round(statistics.median(on)),
-                      "epochs_per_s_pictures_off": round(statistics.median(off)),
-                      "share_of_run_time_in_pictures": round(statistics.median(share), 4),
-                      "load": os.getloadavg()[0]}))
+    print(
+        json.dumps(
+            {
+                "picture_ms_median": round(statistics.median(costs) * 1000, 2),
+                "picture_kib": round(len(json.dumps(shot)) / 1024, 1),
+                "epochs_per_s_pictures_on": round(statistics.median(on)),
+                "epochs_per_s_pictures_off": round(statistics.median(off)),
+                "share_of_run_time_in_pictures": round(statistics.median(share), 4),
+                "load": os.getloadavg()[0],
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -32,12 +32,14 @@ from kfcore.spec import parse_spec  # noqa: E402
 
 
 def spec(epochs: int):
-    return parse_spec({
-        "data": {"source": "builtin", "name": "iris"},
-        "split": {"test": 0.2, "validation": 0.2, "seed": 0},
-        "layers": [{"type": "Dense", "units": 16, "activation": "relu"}],
-        "train": {"optimizer": "adam", "learning_rate": 0.01, "epochs": epochs, "batch_size": 16, "seed": 1},
-    })
+    return parse_spec(
+        {
+            "data": {"source": "builtin", "name": "iris"},
+            "split": {"test": 0.2, "validation": 0.2, "seed": 0},
+            "layers": [{"type": "Dense", "units": 16, "activation": "relu"}],
+            "train": {"optimizer": "adam", "learning_rate": 0.01, "epochs": epochs, "batch_size": 16, "seed": 1},
+        }
+    )
 
 
 def batch(kind: str, runs: int, concurrent: int, epochs: int) -> dict:
@@ -61,10 +63,13 @@ def batch(kind: str, runs: int, concurrent: int, epochs: int) -> dict:
         bad = [r for r in records if r.status != "finished"]
         if bad:
             raise SystemExit(f"{kind}: {len(bad)} run(s) did not finish: {bad[0].status} {bad[0].error}")
-        return {"start": started - t0, "batch": done - started,
-                "queued": statistics.median(r.started - r.created for r in records),
-                "train": statistics.median(r.finished - r.started for r in records),
-                "test": records[0].test}
+        return {
+            "start": started - t0,
+            "batch": done - started,
+            "queued": statistics.median(r.started - r.created for r in records),
+            "train": statistics.median(r.finished - r.started for r in records),
+            "test": records[0].test,
+        }
 
 
 def main() -> None:
@@ -79,12 +84,17 @@ def main() -> None:
         for kind in results:
             r = batch(kind, args.runs, args.concurrent, args.epochs)
             results[kind].append(r)
-            print(f"repeat {repeat + 1} {kind:>4}: start {r['start']:6.2f} s  batch {r['batch']:6.2f} s  "
-                  f"queued {r['queued']:6.2f} s  train {r['train']:5.2f} s", flush=True)
+            print(
+                f"repeat {repeat + 1} {kind:>4}: start {r['start']:6.2f} s  batch {r['batch']:6.2f} s  "
+                f"queued {r['queued']:6.2f} s  train {r['train']:5.2f} s",
+                flush=True,
+            )
     tests = {kind: rs[0]["test"] for kind, rs in results.items()}
     same = all(abs(tests["pool"][k] - tests["ray"][k]) < 1e-6 for k in tests["pool"])
-    med = {kind: {key: statistics.median(r[key] for r in rs) for key in ("start", "batch", "queued", "train")}
-           for kind, rs in results.items()}
+    med = {
+        kind: {key: statistics.median(r[key] for r in rs) for key in ("start", "batch", "queued", "train")}
+        for kind, rs in results.items()
+    }
     print(f"\nmedian of {args.repeats}, {args.runs} runs, {args.concurrent} at once, {args.epochs} epochs each:")
     print("| executor | start (s) | batch wall (s) | queued, median run (s) | train, median run (s) |")
     print("|---|---|---|---|---|")
@@ -92,8 +102,10 @@ def main() -> None:
         print(f"| {kind} | {m['start']:.2f} | {m['batch']:.2f} | {m['queued']:.2f} | {m['train']:.2f} |")
     ratio = med["ray"]["batch"] / med["pool"]["batch"]
     overhead = (med["ray"]["batch"] - med["pool"]["batch"]) / args.runs * args.concurrent
-    print(f"\nRay / pool batch wall: {ratio:.2f}x; Ray's overhead per run slot: {overhead:+.2f} s; "
-          f"same test metrics on both: {same}")
+    print(
+        f"\nRay / pool batch wall: {ratio:.2f}x; Ray's overhead per run slot: {overhead:+.2f} s; "
+        f"same test metrics on both: {same}"
+    )
 
 
 if __name__ == "__main__":

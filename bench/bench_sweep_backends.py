@@ -34,16 +34,27 @@ def run(sweep: Path, backend: str) -> dict:
     store = Path(tempfile.mkdtemp(prefix=f"kf-bench-{backend}-"))
     env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
     started = time.perf_counter()
-    out = subprocess.run([sys.executable, "-m", "kfcore", "sweep", str(sweep), "--backend", backend, "--store",
-                          str(store)], capture_output=True, text=True, env=env, cwd=REPO, timeout=1800)
+    out = subprocess.run(
+        [sys.executable, "-m", "kfcore", "sweep", str(sweep), "--backend", backend, "--store", str(store)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=1800,
+    )
     wall = time.perf_counter() - started
     if out.returncode != 0:
         raise SystemExit(f"{backend} sweep failed: {out.stderr[-2000:]}")
     summary = json.loads(out.stdout.splitlines()[-1])["summary"]
     trials = RunStore(store).trials(summary["sweep_id"])
     spans = [t.finished - t.started for t in trials if t.started and t.finished]
-    return {"wall": wall, "trials": len(trials), "finished": summary.get("finished", 0),
-            "trial_mean": statistics.mean(spans), "per_trial_wall": wall / len(trials)}
+    return {
+        "wall": wall,
+        "trials": len(trials),
+        "finished": summary.get("finished", 0),
+        "trial_mean": statistics.mean(spans),
+        "per_trial_wall": wall / len(trials),
+    }
 
 
 def main() -> None:
@@ -52,9 +63,14 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--out", help="write the markdown fragment here too")
     args = parser.parse_args()
-    sweep = {"base": {"data": {"source": "builtin", "name": "xor", "n": 200},
-                      "layers": [{"type": "Dense", "units": 8}], "train": {"epochs": args.epochs, "batch_size": 16}},
-             "grid": {"train.learning_rate": [round(0.001 * 1.8 ** i, 6) for i in range(args.trials)]}}
+    sweep = {
+        "base": {
+            "data": {"source": "builtin", "name": "xor", "n": 200},
+            "layers": [{"type": "Dense", "units": 8}],
+            "train": {"epochs": args.epochs, "batch_size": 16},
+        },
+        "grid": {"train.learning_rate": [round(0.001 * 1.8**i, 6) for i in range(args.trials)]},
+    }
     path = Path(tempfile.mkdtemp(prefix="kf-bench-sweep-")) / "sweep.json"
     path.write_text(json.dumps(sweep))
     load = os.getloadavg()[0]
@@ -69,8 +85,11 @@ def main() -> None:
         "",
         "| backend | sweep wall time | per trial (wall / trials) | a trial's own start → end (mean) | finished |",
         "|---|---|---|---|---|",
-        *(f"| {name} | {r['wall']:.1f} s | {r['per_trial_wall']:.2f} s | {r['trial_mean']:.2f} s | "
-          f"{r['finished']}/{r['trials']} |" for name, r in results.items()),
+        *(
+            f"| {name} | {r['wall']:.1f} s | {r['per_trial_wall']:.2f} s | {r['trial_mean']:.2f} s | "
+            f"{r['finished']}/{r['trials']} |"
+            for name, r in results.items()
+        ),
         "",
         f"Ray's overhead per trial on this machine: {ray['per_trial_wall'] - local['per_trial_wall']:+.2f} s "
         f"(its sweep took {ray['wall'] / local['wall']:.1f}× the local pool's).",

@@ -41,8 +41,12 @@ from tests.browser.conftest import (  # noqa: E402
     wait_idle,
 )
 
-SPEC = {"data": {"source": "builtin", "name": "xor", "n": 400}, "split": {"test": 0.2, "validation": 0.2, "seed": 0},
-        "layers": [{"type": "Dense", "units": 8}], "train": {"epochs": 600, "batch_size": 8, "seed": 0}}
+SPEC = {
+    "data": {"source": "builtin", "name": "xor", "n": 400},
+    "split": {"test": 0.2, "validation": 0.2, "seed": 0},
+    "layers": [{"type": "Dense", "units": 8}],
+    "train": {"epochs": 600, "batch_size": 8, "seed": 0},
+}
 RENDERS_JS = """
 (() => {
   const runs = window.__kfRenders = [];
@@ -65,8 +69,10 @@ def pct(values: list[float], q: float) -> float:
 
 
 def summary(values: list[float]) -> str:
-    return (f"median **{statistics.median(values):.3f} s**, p90 {pct(values, 0.9):.3f} s, max {max(values):.3f} s "
-            f"({len(values)} renders)")
+    return (
+        f"median **{statistics.median(values):.3f} s**, p90 {pct(values, 0.9):.3f} s, max {max(values):.3f} s "
+        f"({len(values)} renders)"
+    )
 
 
 def navigate(page, n: int) -> list[float]:
@@ -89,7 +95,7 @@ def main() -> None:
     from playwright.sync_api import expect, sync_playwright
 
     server = start_server(home=Path(tempfile.mkdtemp(prefix="kf-bench-sweep-")))
-    rates = ", ".join(f"{0.001 * 1.6 ** i:.4g}" for i in range(args.trials))
+    rates = ", ".join(f"{0.001 * 1.6**i:.4g}" for i in range(args.trials))
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)

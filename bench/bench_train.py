@@ -58,8 +58,14 @@ def steady(rates: list[float]) -> float:
 
 def run_seed(npz: Path, epochs: int, verbose: str) -> dict:
     t0 = time.perf_counter()
-    out = subprocess.run([sys.executable, str(REPO / "bench" / "seed_script.py"), str(npz), str(epochs), verbose],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV, check=True)
+    out = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "seed_script.py"), str(npz), str(epochs), verbose],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+        check=True,
+    )
     wall = time.perf_counter() - t0
     result = json.loads(out.stderr.strip().splitlines()[-1])
     return {"wall": wall, "rate": steady(result["rates"]), "accuracy": result["test_accuracy"]}
@@ -70,8 +76,14 @@ def run_kfcore_cli(npz: Path, epochs: int, folder: Path) -> dict:
     spec = folder / "spec.json"
     spec.write_text(json.dumps(spec_for(npz, epochs)))
     t0 = time.perf_counter()
-    out = subprocess.run([sys.executable, "-m", "kfcore", "train", str(spec), "--store", str(folder / "store")],
-                         capture_output=True, text=True, env=ENV, cwd=REPO, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "kfcore", "train", str(spec), "--store", str(folder / "store")],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        cwd=REPO,
+        check=True,
+    )
     wall = time.perf_counter() - t0
     lines = [json.loads(line) for line in out.stdout.splitlines()]
     rates = [line["samples_per_s"] for line in lines if line["event"] == "epoch"]
@@ -97,8 +109,14 @@ def inner(mode: str, npz: str, epochs: int, folder: str) -> None:
 
 
 def run_inner(mode: str, npz: Path, epochs: int, folder: Path) -> dict:
-    out = subprocess.run([sys.executable, str(Path(__file__)), "--inner", mode, str(npz), str(epochs), str(folder)],
-                         capture_output=True, text=True, env=ENV, cwd=REPO, check=True)
+    out = subprocess.run(
+        [sys.executable, str(Path(__file__)), "--inner", mode, str(npz), str(epochs), str(folder)],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        cwd=REPO,
+        check=True,
+    )
     result = json.loads(out.stdout.strip().splitlines()[-1])
     return {"rate": steady(result["rates"]), "k": result["k"]}
 
@@ -129,15 +147,22 @@ def main() -> None:
         return statistics.median(x[key] for x in results[name])
 
     base = med("seed", "rate")
-    print(f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
-          f"{args.epochs} epochs, median of {args.repeats}")
+    print(
+        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
+        f"{args.epochs} epochs, median of {args.repeats}"
+    )
     print("\n| contender | wall time (s) | steady samples/s | × seed script | test accuracy |")
     print("|---|---|---|---|---|")
-    rows = [("seed script (plain Keras, verbose=auto)", "seed"), ("seed script, verbose=0", "seed_quiet"),
-            ("python -m kfcore train (events to store)", "kfcore")]
+    rows = [
+        ("seed script (plain Keras, verbose=auto)", "seed"),
+        ("seed script, verbose=0", "seed_quiet"),
+        ("python -m kfcore train (events to store)", "kfcore"),
+    ]
     for label, key in rows:
-        print(f"| {label} | {med(key, 'wall'):.1f} | {med(key, 'rate'):,.0f} | {med(key, 'rate') / base:.2f} | "
-              f"{med(key, 'accuracy'):.4f} |")
+        print(
+            f"| {label} | {med(key, 'wall'):.1f} | {med(key, 'rate'):,.0f} | {med(key, 'rate') / base:.2f} | "
+            f"{med(key, 'accuracy'):.4f} |"
+        )
     stream, quiet = med("stream", "rate"), med("quiet", "rate")
     print("\n| kfcore trainer, in-process | steady samples/s | steps_per_execution |")
     print("|---|---|---|")

@@ -252,8 +252,13 @@ def bench_memory(browser, retrains: int) -> dict:
             after.append(rss_mb(server.pid))
             previous = run_id
         context.close()
-        return {"before": before, "after": after, "durations": durations,
-                "tensorflow": maps_tensorflow(server.pid), "worker_tensorflow": worker_has_tensorflow(server.pid)}
+        return {
+            "before": before,
+            "after": after,
+            "durations": durations,
+            "tensorflow": maps_tensorflow(server.pid),
+            "worker_tensorflow": worker_has_tensorflow(server.pid),
+        }
     finally:
         stop_server(server)
         shutil.rmtree(home, ignore_errors=True)
@@ -263,8 +268,14 @@ def bench_memory(browser, retrains: int) -> dict:
 
 
 def machine() -> dict:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor() or "unknown")
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor() or "unknown",
+    )
     return {"cores": os.cpu_count(), "cpu": cpu, "load": " ".join(Path("/proc/loadavg").read_text().split()[:3])}
 
 
@@ -273,8 +284,12 @@ def run_meta(script: str) -> dict:
     and the Streamlit version."""
     import streamlit
 
-    meta = {**machine(), "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-            "command": f"python bench/{script} " + " ".join(sys.argv[1:]), "streamlit": streamlit.__version__}
+    meta = {
+        **machine(),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": f"python bench/{script} " + " ".join(sys.argv[1:]),
+        "streamlit": streamlit.__version__,
+    }
     meta["load_before"] = meta.pop("load")
     return meta
 
@@ -320,13 +335,13 @@ def report(a: dict, b: dict, c: dict, args: argparse.Namespace, meta: dict) -> s
     table = "\n".join(lines)
     return f"""## UI performance (bench/bench_ui.py)
 
-Measured {meta['date']} with
+Measured {meta["date"]} with
 
-    {meta['command']}
+    {meta["command"]}
 
-Machine: {meta['cores']} CPU cores (`nproc`), {meta['cpu']}; Chromium {meta['chromium']} (headless, /usr/bin/chromium),
-Streamlit {meta['streamlit']}, Python {platform.python_version()}. Load average before {meta['load_before']},
-after {meta['load_after']} (this bench's own server, worker and browser included). Took {meta['elapsed']:.0f} s.
+Machine: {meta["cores"]} CPU cores (`nproc`), {meta["cpu"]}; Chromium {meta["chromium"]} (headless, /usr/bin/chromium),
+Streamlit {meta["streamlit"]}, Python {platform.python_version()}. Load average before {meta["load_before"]},
+after {meta["load_after"]} (this bench's own server, worker and browser included). Took {meta["elapsed"]:.0f} s.
 
 {table}
 
@@ -336,10 +351,10 @@ How each figure is taken (details in the script's docstring):
   has finished Home's script and drawn it: `data-test-script-state="notRunning"`, connected, the Start button
   present, no loading skeleton. A fresh server per repeat; the bare baseline is `st.title("Hello")` under the
   same `.streamlit/config.toml`, interleaved with the app. Per repeat (app cold / bare cold, s):
-  {", ".join(f"{x['cold']:.2f}/{y['cold']:.2f}" for x, y in zip(a['app'], a['bare'], strict=True))}.
+  {", ".join(f"{x['cold']:.2f}/{y['cold']:.2f}" for x, y in zip(a["app"], a["bare"], strict=True))}.
   Where the first visitor's time goes (medians, s after healthy; app / bare): page parsed (DOMContentLoaded)
-  {phase(a['app'], 'dom')} / {phase(a['bare'], 'dom')}, script run started {phase(a['app'], 'started')} / \
-{phase(a['bare'], 'started')}, finished {phase(a['app'], 'finished')} / {phase(a['bare'], 'finished')}, \
+  {phase(a["app"], "dom")} / {phase(a["bare"], "dom")}, script run started {phase(a["app"], "started")} / \
+{phase(a["bare"], "started")}, finished {phase(a["app"], "finished")} / {phase(a["bare"], "finished")}, \
 drawn (the figure above) {cold:.2f} / {bare_cold:.2f}.
 - (b) The worker stamps each epoch row with `time.time()` when it stores it; an in-page 20 ms timer stamps
   `Date.now()` when the loss chart's Plotly data first holds that epoch. The Train page's live fragment polls
@@ -347,7 +362,7 @@ drawn (the figure above) {cold:.2f} / {bare_cold:.2f}.
   run (s): {", ".join(f"{x:.2f}" for x in b["runs"][0])}.
 - (c) VmRSS of the `streamlit run` process from /proc/PID/status, read after the page showed each finished
   run. "before" is read with the Train page open on iris, before the first Train. Per-retrain wall time
-  (click → finished on screen): median {statistics.median(c['durations']):.1f} s, max {max(c['durations']):.1f} s.
+  (click → finished on screen): median {statistics.median(c["durations"]):.1f} s, max {max(c["durations"]):.1f} s.
   RSS after every retrain (MB): {", ".join(f"{x:.0f}" for x in after)}.
 """
 

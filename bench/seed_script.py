@@ -34,15 +34,23 @@ def main() -> None:
     x_train, y_train, x_test, y_test = data["x"], data["y"], data["x_test"], data["y_test"]
     tf.keras.utils.set_random_seed(0)
 
-    model = tf.keras.Sequential([
-        tf.keras.Input(shape=(784,)),
-        tf.keras.layers.Dense(64, activation="relu"),
-        tf.keras.layers.Dense(10, activation="softmax"),
-    ])
+    model = tf.keras.Sequential(
+        [
+            tf.keras.Input(shape=(784,)),
+            tf.keras.layers.Dense(64, activation="relu"),
+            tf.keras.layers.Dense(10, activation="softmax"),
+        ]
+    )
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     clock = EpochClock(len(x_train))
-    model.fit(x_train, y_train, epochs=epochs, batch_size=32, callbacks=[clock],
-              verbose="auto" if verbose == "auto" else int(verbose))
+    model.fit(
+        x_train,
+        y_train,
+        epochs=epochs,
+        batch_size=32,
+        callbacks=[clock],
+        verbose="auto" if verbose == "auto" else int(verbose),
+    )
     _, accuracy = model.evaluate(x_test, y_test, verbose=0)
     print(json.dumps({"rates": clock.rates, "test_accuracy": accuracy}), file=sys.stderr)
 

@@ -115,8 +115,9 @@ def _train_on_ray(store: Any, spec: Any, name: str | None, settings: Any) -> int
             time.sleep(0.2)
     finally:
         executor.shutdown()
-    return _outcome(run_id, record.status, record.test, (record.evaluation or {}).get("best_epoch"),
-                    record.model_path, record.error)
+    return _outcome(
+        run_id, record.status, record.test, (record.evaluation or {}).get("best_epoch"), record.model_path, record.error
+    )
 
 
 def _train_here(store: Any, run_id: str, limits: Any, dataset: Any = None) -> int:
@@ -124,8 +125,10 @@ def _train_here(store: Any, run_id: str, limits: Any, dataset: Any = None) -> in
     from kfcore.runs.jobs import execute_run
 
     if not store.start_in_process(run_id):
-        _fail(f"run {run_id} was taken (or cancelled) by a server using this store before it could start here; "
-              f"follow it with python -m kfcore show {run_id}")
+        _fail(
+            f"run {run_id} was taken (or cancelled) by a server using this store before it could start here; "
+            f"follow it with python -m kfcore show {run_id}"
+        )
     # Ctrl-C cancels cleanly (the run is recorded as cancelled) instead of dumping a KeyboardInterrupt trace.
     signal.signal(signal.SIGINT, lambda *_: store.request_cancel(run_id))
     signal.signal(signal.SIGTERM, lambda *_: store.request_cancel(run_id))
@@ -138,8 +141,9 @@ def _train_here(store: Any, run_id: str, limits: Any, dataset: Any = None) -> in
     return _outcome(run_id, result.status, result.test, result.best_epoch, result.model_path, result.error)
 
 
-def _outcome(run_id: str, status: str, test: dict[str, Any], best_epoch: int | None, model: str | None,
-             error: str | None) -> int:
+def _outcome(
+    run_id: str, status: str, test: dict[str, Any], best_epoch: int | None, model: str | None, error: str | None
+) -> int:
     """A trained run's last line: done (exit 0), or one error line (cancelled 130, failed 1)."""
     if status == "finished":
         _print({"event": "done", "run_id": run_id, "test": test, "best_epoch": best_epoch, "model": model})
@@ -166,8 +170,23 @@ def cmd_runs(args: argparse.Namespace) -> int:
     store = _store(args)
     runs = store.list_runs()
     if args.json:
-        print(json.dumps([{"run_id": r.id, "name": r.name, "status": r.status, "created": r.created, "spec": r.spec,
-                           "test": r.test, "error": r.error, "sweep": r.sweep} for r in runs]))
+        print(
+            json.dumps(
+                [
+                    {
+                        "run_id": r.id,
+                        "name": r.name,
+                        "status": r.status,
+                        "created": r.created,
+                        "spec": r.spec,
+                        "test": r.test,
+                        "error": r.error,
+                        "sweep": r.sweep,
+                    }
+                    for r in runs
+                ]
+            )
+        )
         return 0
     if not runs:
         print("no runs yet: python -m kfcore train SPEC.json")
@@ -239,9 +258,15 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGINT, lambda *_: stop.set())  # Ctrl-C: the trials in flight are cancelled
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         try:
-            sweeprun.run_local(store, sweep_id, sweep,
-                               lambda spec, name, sweep_id: jobs.submit(spec, name=name, sweep=sweep_id),
-                               parallel=limits.max_concurrent, on_trial=on_trial, stop=stop)
+            sweeprun.run_local(
+                store,
+                sweep_id,
+                sweep,
+                lambda spec, name, sweep_id: jobs.submit(spec, name=name, sweep=sweep_id),
+                parallel=limits.max_concurrent,
+                on_trial=on_trial,
+                stop=stop,
+            )
         finally:
             jobs.shutdown()
     rows = [trial_row(sweep, r, store.epochs(r.id)) for r in store.trials(sweep_id)]
@@ -290,8 +315,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     try:
         result = predict_frame(record.model_path, recipe, rows)
     except (OSError, ValueError) as e:  # a damaged model file, or one its recipe does not fit
-        _fail(f"run {record.id}'s saved model cannot predict these rows ({(str(e).splitlines() or [type(e).__name__])[0][:200]}); "
-              "train the run again")
+        _fail(
+            f"run {record.id}'s saved model cannot predict these rows ({(str(e).splitlines() or [type(e).__name__])[0][:200]}); "
+            "train the run again"
+        )
     if args.out:
         try:
             result.to_csv(args.out, index=False)
@@ -338,22 +365,33 @@ def cmd_import(args: argparse.Namespace) -> int:
     except BundleError as e:
         _fail(str(e))
     record = store.get(run_id, with_evaluation=False)
-    _print({"event": "imported", "run_id": run_id, "name": record.name if record else "", "test": record.test
-            if record else {}})
+    _print(
+        {
+            "event": "imported",
+            "run_id": run_id,
+            "name": record.name if record else "",
+            "test": record.test if record else {},
+        }
+    )
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    parser = _Parser(prog="python -m kfcore", description="KF Studio's engine: train tf.keras runs and read the run store.")
+    parser = _Parser(
+        prog="python -m kfcore", description="KF Studio's engine: train tf.keras runs and read the run store."
+    )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     store_help = "run store directory (default: $KF_HOME or ./.kf)"
     p = sub.add_parser("train", help="train a run spec (JSON) and print one JSON line per epoch")
     p.add_argument("spec", help="path of a run spec JSON file")
     p.add_argument("--store", help=store_help)
     p.add_argument("--name", help="a name for the run")
-    p.add_argument("--address", help="train on the Ray cluster at this address (HOST:PORT or ray://HOST:10001; "
-                   "default: $KF_RAY_ADDRESS, else here)")
+    p.add_argument(
+        "--address",
+        help="train on the Ray cluster at this address (HOST:PORT or ray://HOST:10001; "
+        "default: $KF_RAY_ADDRESS, else here)",
+    )
     p.set_defaults(func=cmd_train)
     p = sub.add_parser("continue", help="train a finished run N more epochs from its saved state, as a child run")
     p.add_argument("run_id")
@@ -362,10 +400,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--store", help=store_help)
     p.set_defaults(func=cmd_continue)
     p = sub.add_parser("sweep", help="train every trial of a sweep file (JSON); one JSON line per finished trial")
-    p.add_argument("sweep", help='path of a sweep JSON file: {"base": <run spec>, "grid": {"train.learning_rate": '
-                   '[0.003, 0.03]}}')
-    p.add_argument("--backend", choices=("local", "ray"), default="local",
-                   help="local: this machine's worker pool (default); ray: Ray Tune on a Ray cluster")
+    p.add_argument(
+        "sweep", help='path of a sweep JSON file: {"base": <run spec>, "grid": {"train.learning_rate": [0.003, 0.03]}}'
+    )
+    p.add_argument(
+        "--backend",
+        choices=("local", "ray"),
+        default="local",
+        help="local: this machine's worker pool (default); ray: Ray Tune on a Ray cluster",
+    )
     p.add_argument("--address", help="the Ray cluster's HOST:PORT (default: $KF_RAY_ADDRESS, else a local Ray)")
     p.add_argument("--store", help=store_help)
     p.set_defaults(func=cmd_sweep)
@@ -386,9 +429,12 @@ def main(argv: list[str] | None = None) -> int:
     from kfcore.export.convert import QUANTIZE
     from kfcore.export.formats import FORMATS
 
-    p = sub.add_parser("export", help="write a run in one format: " + ", ".join(FORMATS),
-                       formatter_class=argparse.RawDescriptionHelpFormatter,
-                       epilog="formats:\n" + "\n".join(f"  {k}: {v}" for k, v in FORMATS.items()))
+    p = sub.add_parser(
+        "export",
+        help="write a run in one format: " + ", ".join(FORMATS),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="formats:\n" + "\n".join(f"  {k}: {v}" for k, v in FORMATS.items()),
+    )
     p.add_argument("run_id")
     p.add_argument("--format", choices=tuple(FORMATS), default="python", help="what to write (default: python)")
     p.add_argument("--quantize", choices=QUANTIZE, help="tflite only: dynamic-range quantised weights (int8)")

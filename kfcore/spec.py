@@ -16,8 +16,22 @@ from typing import Any
 
 from kfcore.layers import ACTIVATIONS, FIELD_NAMES, INITIALIZERS, KINDS, LAYER_TYPES, PADDINGS, kind, pair
 
-__all__ = ["ACTIVATIONS", "INITIALIZERS", "LAYER_DEFAULTS", "LAYER_TYPES", "PADDINGS", "DataSpec", "LayerSpec",
-           "OutputSpec", "RunSpec", "SpecError", "SplitSpec", "TrainSpec", "pair", "parse_spec"]
+__all__ = [
+    "ACTIVATIONS",
+    "INITIALIZERS",
+    "LAYER_DEFAULTS",
+    "LAYER_TYPES",
+    "PADDINGS",
+    "DataSpec",
+    "LayerSpec",
+    "OutputSpec",
+    "RunSpec",
+    "SpecError",
+    "SplitSpec",
+    "TrainSpec",
+    "pair",
+    "parse_spec",
+]
 
 SOURCES = ("builtin", "keras", "csv", "npz", "idx", "images")
 SYNTHETIC_SETS = ("circle", "xor", "gauss", "spiral", "moons")
@@ -208,10 +222,19 @@ class RunSpec:
             inflate = zlib.decompressobj()
             raw = inflate.decompress(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)), MAX_SPEC_BYTES)
         except (binascii.Error, zlib.error, ValueError):
-            raise SpecError([("", "the shared link is damaged or cut short; copy the whole link and try again")]) from None
+            raise SpecError(
+                [("", "the shared link is damaged or cut short; copy the whole link and try again")]
+            ) from None
         if inflate.unconsumed_tail:  # a zlib bomb: more than any real spec inflates to
-            raise SpecError([("", f"the shared link inflates to more than {MAX_SPEC_BYTES // 1024:,} KB, far more than "
-                                  "any experiment needs; it is damaged or crafted. Ask for the link again")])
+            raise SpecError(
+                [
+                    (
+                        "",
+                        f"the shared link inflates to more than {MAX_SPEC_BYTES // 1024:,} KB, far more than "
+                        "any experiment needs; it is damaged or crafted. Ask for the link again",
+                    )
+                ]
+            )
         return parse_spec(load_json(raw, "the shared link"))
 
     # -- conveniences -------------------------------------------------------------------------
@@ -235,12 +258,26 @@ def load_json(text: str | bytes, what: str) -> Any:
     if not isinstance(text, str):
         raise SpecError([("", f"{what} must be JSON text, got {type(text).__name__}")])
     if len(text) > MAX_SPEC_BYTES:
-        raise SpecError([("", f"{what} is {len(text):,} characters long, over the {MAX_SPEC_BYTES:,} any spec "
-                              "needs; it is not a run spec")])
+        raise SpecError(
+            [
+                (
+                    "",
+                    f"{what} is {len(text):,} characters long, over the {MAX_SPEC_BYTES:,} any spec "
+                    "needs; it is not a run spec",
+                )
+            ]
+        )
     depth = json_depth(text)
     if depth > MAX_JSON_DEPTH:
-        raise SpecError([("", f"{what} nests {depth:,} levels deep; a run spec nests at most {MAX_JSON_DEPTH} "
-                              "(sections, then layers); it is not a run spec")])
+        raise SpecError(
+            [
+                (
+                    "",
+                    f"{what} nests {depth:,} levels deep; a run spec nests at most {MAX_JSON_DEPTH} "
+                    "(sections, then layers); it is not a run spec",
+                )
+            ]
+        )
     try:
         return json.loads(text, parse_int=_bounded_int)
     except SpecError:
@@ -273,8 +310,15 @@ def json_depth(text: str) -> int:
 
 def _bounded_int(digits: str) -> int:
     if len(digits.lstrip("-")) > MAX_INT_DIGITS:
-        raise SpecError([("", f"a number in the spec has {len(digits.lstrip('-')):,} digits; no field takes more "
-                              f"than {MAX_INT_DIGITS}")])
+        raise SpecError(
+            [
+                (
+                    "",
+                    f"a number in the spec has {len(digits.lstrip('-')):,} digits; no field takes more "
+                    f"than {MAX_INT_DIGITS}",
+                )
+            ]
+        )
     return int(digits)
 
 
@@ -319,7 +363,9 @@ class _Checker:
             return default
         return v
 
-    def number(self, d: dict, key: str, path: str, default: float, lo: float, hi: float, lo_open: bool = False) -> float:
+    def number(
+        self, d: dict, key: str, path: str, default: float, lo: float, hi: float, lo_open: bool = False
+    ) -> float:
         v = d.get(key, default)
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
             self.fail(f"{path}.{key}", f"must be a number from {lo} to {hi}, got {_shown(v)}")
@@ -389,7 +435,9 @@ def parse_spec(d: Any) -> RunSpec:
     """Validate a dict (from JSON, a form or a URL) into a RunSpec, or raise SpecError naming every problem."""
     c = _Checker()
     if not isinstance(d, dict):
-        raise SpecError([("spec", f"must be a JSON object with the sections data, split, layers, train; got {type(d).__name__}")])
+        raise SpecError(
+            [("spec", f"must be a JSON object with the sections data, split, layers, train; got {type(d).__name__}")]
+        )
     top = c.section(d, "spec", ("data", "split", "layers", "train", "output"))
     data = _parse_data(c, top.get("data"))
     split = _parse_split(c, top.get("split"))
@@ -448,7 +496,10 @@ def _parse_split(c: _Checker, raw: Any) -> SplitSpec:
         seed=c.integer(d, "seed", "split", 0, 0, 2**31 - 1),
     )
     if s.test + s.validation > 0.9:
-        c.fail("split", f"test ({s.test}) and validation ({s.validation}) leave too little to train on; keep their sum at 0.9 or less")
+        c.fail(
+            "split",
+            f"test ({s.test}) and validation ({s.validation}) leave too little to train on; keep their sum at 0.9 or less",
+        )
     return s
 
 
@@ -463,7 +514,7 @@ def _parse_layers(c: _Checker, raw: Any) -> list[LayerSpec]:
     for i, item in enumerate(raw):
         path = f"layers[{i}]"
         if not isinstance(item, dict):
-            c.fail(path, f"must be an object like {{\"type\": \"Dense\", \"units\": 64}}, got {_shown(item)}")
+            c.fail(path, f'must be an object like {{"type": "Dense", "units": 64}}, got {_shown(item)}')
             continue
         kind = item.get("type")
         if not isinstance(kind, str) or kind not in LAYER_TYPES:

@@ -70,10 +70,29 @@ def _zip(path: Path, members: list[tuple[str, int, int, int, list[bytes]]]) -> N
             f.write(local)
             for piece in pieces:
                 f.write(piece)
-            central += struct.pack(
-                "<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, 8, 0, 0x21, crc, csize, size, len(raw), 0, 0, 0, 0, 0,
-                offset,
-            ) + raw
+            central += (
+                struct.pack(
+                    "<IHHHHHHIIIHHHHHII",
+                    0x02014B50,
+                    20,
+                    20,
+                    0,
+                    8,
+                    0,
+                    0x21,
+                    crc,
+                    csize,
+                    size,
+                    len(raw),
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    offset,
+                )
+                + raw
+            )
             offset += len(local) + csize
         f.write(central)
         f.write(struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(members), len(members), len(central), offset, 0))

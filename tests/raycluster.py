@@ -73,6 +73,7 @@ def descendants(pid: int) -> dict[int, str]:
 
 def busiest(pids: list[int]) -> int:
     """Of these processes, the one using the most CPU over half a second."""
+
     def cpu(pid: int) -> int:
         try:
             fields = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
@@ -123,11 +124,20 @@ def ray_cluster(head_cpus: int = 2, node_cpus: int = 1) -> Iterator[Cluster]:
     try:
         deadline = time.monotonic() + START_S
         # Both at once: the second node keeps trying to reach the head's address until it is up.
-        for args in (["--head", "--port", str(port), "--num-cpus", str(head_cpus), "--include-dashboard=false"],
-                     ["--address", address, "--num-cpus", str(node_cpus)]):
+        for args in (
+            ["--head", "--port", str(port), "--num-cpus", str(head_cpus), "--include-dashboard=false"],
+            ["--address", address, "--num-cpus", str(node_cpus)],
+        ):
             with open(temp_dir / f"node{len(nodes)}.log", "wb") as out:
-                nodes.append(subprocess.Popen([*_ray_cli(), "start", *args, *common], env=env, stdout=out,
-                                              stderr=subprocess.STDOUT, start_new_session=True))
+                nodes.append(
+                    subprocess.Popen(
+                        [*_ray_cli(), "start", *args, *common],
+                        env=env,
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                    )
+                )
         for i, what in enumerate(("the Ray head node", "the second Ray node")):
             _wait_started(nodes[i], temp_dir / f"node{i}.log", deadline, what)
         yield Cluster(address, temp_dir, [node.pid for node in nodes])

@@ -51,5 +51,7 @@ def sidebar_control() -> None:
                 st.logout()
     except StreamlitAuthError as e:  # [auth] incomplete, or Authlib missing: the operator's to fix
         reason = " ".join(str(e).split())
-        st.error(f"Sign-in is not available: {reason} Ask whoever runs this server to check its [auth] secrets.",
-                 icon=":material/error:")
+        st.error(
+            f"Sign-in is not available: {reason} Ask whoever runs this server to check its [auth] secrets.",
+            icon=":material/error:",
+        )

@@ -25,8 +25,13 @@ def findings(record: RunRecord, history: list[dict], where: str) -> None:
             row = st.container(horizontal=True, vertical_alignment="center")
             row.markdown(f.message)
             if mine:
-                row.button(f.action, key=f"coach_{where}_{f.key}", icon=":material/replay:",
-                           on_click=state.retrain, args=(record, f.change),
-                           help="Trains a new run, a child of this one, with only this setting changed.")
+                row.button(
+                    f.action,
+                    key=f"coach_{where}_{f.key}",
+                    icon=":material/replay:",
+                    on_click=state.retrain,
+                    args=(record, f.change),
+                    help="Trains a new run, a child of this one, with only this setting changed.",
+                )
         if not mine:
             st.caption("Fork this run to try these changes.")

@@ -32,8 +32,11 @@ UPLOAD = "upload"
 # What the uploader offers: tables, arrays, MNIST-style IDX files (gzipped or not) and ZIPs of class folders.
 UPLOAD_TYPES = ("csv", "npz", "gz", "zip", "idx", "ubyte")
 # The options of the `dataset` selector: built-in names, Keras download names, then "upload".
-SOURCES: dict[str, str] = {**BUILTIN_INFO, **KERAS_INFO,
-                           UPLOAD: "your own CSV, NPZ or IDX files, or a ZIP with a folder of images per class"}
+SOURCES: dict[str, str] = {
+    **BUILTIN_INFO,
+    **KERAS_INFO,
+    UPLOAD: "your own CSV, NPZ or IDX files, or a ZIP with a folder of images per class",
+}
 
 
 def options() -> list[str]:
@@ -164,8 +167,10 @@ def save_upload(file_name: str, content: bytes, root: str | Path | None = None) 
     ext = _upload_ext(lower, content[:2] == b"\x1f\x8b", bounded.idx_ndim(content) is not None)
     idx = ext is not None and ".idx" in ext  # MNIST's files go by many names: known by their header
     if ext is None:
-        raise DataError(f"{file_name}: only .csv, .csv.gz, .npz, IDX files (such as train-images-idx3-ubyte.gz) "
-                        "and .zip archives of class folders can be used; export your table as CSV")
+        raise DataError(
+            f"{file_name}: only .csv, .csv.gz, .npz, IDX files (such as train-images-idx3-ubyte.gz) "
+            "and .zip archives of class folders can be used; export your table as CSV"
+        )
     limit_mb = state.limits().max_upload_mb
     if limit_mb is not None and len(content) > limit_mb * 2**20:
         size_mb = len(content) / 2**20
@@ -234,8 +239,14 @@ def idx_role(path: str) -> str:
         return "labels" if bounded.idx_ndim(f.read(1 << 10)) == 1 else "images"
 
 
-def upload_spec(path: str, target: str | None, task: str = "auto", image_size: int = DEFAULT_IMAGE_SIZE, color: bool = False,
-                labels: str | None = None) -> DataSpec:
+def upload_spec(
+    path: str,
+    target: str | None,
+    task: str = "auto",
+    image_size: int = DEFAULT_IMAGE_SIZE,
+    color: bool = False,
+    labels: str | None = None,
+) -> DataSpec:
     """The DataSpec of a saved upload (`path`: its reference, or locally any file): an NPZ as it is, a CSV with the
     column to predict, a ZIP of class folders at an image size and colour, IDX images with their labels file."""
     name = Path(path).name.split(".")[0]

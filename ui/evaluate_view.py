@@ -53,8 +53,11 @@ def pick_run() -> RunRecord | None:
     In hosted mode the runs are this browser's, plus the current run when it is another's opened by its link."""
     finished = [r for r in state.visible_runs() if r.status == "finished"]
     current_record = state.current_run()
-    if current_record is not None and current_record.status == "finished" and current_record.id not in {
-            r.id for r in finished}:
+    if (
+        current_record is not None
+        and current_record.status == "finished"
+        and current_record.id not in {r.id for r in finished}
+    ):
         finished.insert(0, current_record)
     if not finished:
         return None
@@ -67,8 +70,10 @@ def pick_run() -> RunRecord | None:
     run_id = st.selectbox("Run", ids, key="eval_run", format_func=lambda i: _run_label(by_id[i]))
     record = state.current_run()
     if record is not None and record.id not in ids:
-        st.caption(f":material/info: The current run, **{plain(record.name)}**, is {record.status}: only finished runs "
-                   "can be evaluated.")
+        st.caption(
+            f":material/info: The current run, **{plain(record.name)}**, is {record.status}: only finished runs "
+            "can be evaluated."
+        )
     return state.store().get(run_id)
 
 
@@ -84,13 +89,21 @@ def headline(record: RunRecord, history: list[dict]) -> None:
     best = ev.get("best_epoch")
     epochs = runview.best_epoch_text(best, history)
     if ev.get("task") == "regression":
-        items = [("Test MAE", f"{ev['mae']:.4g}"), ("Test RMSE", f"{ev['rmse']:.4g}"), ("R²", f"{ev['r2']:.3f}"),
-                 ("Test loss", f"{record.test.get('loss', float('nan')):.4g}"), ("Best epoch", epochs)]
+        items = [
+            ("Test MAE", f"{ev['mae']:.4g}"),
+            ("Test RMSE", f"{ev['rmse']:.4g}"),
+            ("R²", f"{ev['r2']:.3f}"),
+            ("Test loss", f"{record.test.get('loss', float('nan')):.4g}"),
+            ("Best epoch", epochs),
+        ]
     else:
-        items = [("Test accuracy", runview.format_metric("accuracy", record.test.get("accuracy", ev.get("accuracy", 0)))),
-                 ("Test loss", f"{record.test.get('loss', float('nan')):.4f}"),
-                 ("Macro F1", f"{ev.get('macro_f1', 0):.3f}"),
-                 ("Mistakes", f"{ev.get('n_mistakes', 0)} of {ev.get('n_test', 0)}"), ("Best epoch", epochs)]
+        items = [
+            ("Test accuracy", runview.format_metric("accuracy", record.test.get("accuracy", ev.get("accuracy", 0)))),
+            ("Test loss", f"{record.test.get('loss', float('nan')):.4f}"),
+            ("Macro F1", f"{ev.get('macro_f1', 0):.3f}"),
+            ("Mistakes", f"{ev.get('n_mistakes', 0)} of {ev.get('n_test', 0)}"),
+            ("Best epoch", epochs),
+        ]
     # Cards as wide as their values, wrapping onto a second row where the page is narrow: in five equal columns
     # at 1024 px "23 of 360" was cut to "23 o…".
     with st.container(horizontal=True, gap="large"):
@@ -155,8 +168,10 @@ def confusion(record: RunRecord, rd: RunData, history: list[dict]) -> None:
         st.subheader("Confusion matrix")
         normalised = st.toggle("Row-normalised (share of each true class)", key="cm_normalise")
         over_time = bool(by_epoch) and st.toggle(
-            "Validation matrix by epoch", key="cm_by_epoch",
-            help="The validation samples' matrix after each epoch, instead of the final model's test matrix")
+            "Validation matrix by epoch",
+            key="cm_by_epoch",
+            help="The validation samples' matrix after each epoch, instead of the final model's test matrix",
+        )
         counts, epoch = ev["confusion_matrix"], None
         if over_time:
             first, last = min(by_epoch), max(by_epoch)
@@ -165,14 +180,22 @@ def confusion(record: RunRecord, rd: RunData, history: list[dict]) -> None:
             epoch = st.slider("Epoch", first, last, key="cm_epoch") if last > first else first
             epoch = max(e for e in by_epoch if e <= epoch)  # an epoch without a stored matrix shows the one before
             counts = by_epoch[epoch]
-        matrix = (evaluate.row_normalised(counts).round(4).tolist() if over_time else
-                  ev["confusion_matrix_normalised"]) if normalised else counts
+        matrix = (
+            (evaluate.row_normalised(counts).round(4).tolist() if over_time else ev["confusion_matrix_normalised"])
+            if normalised
+            else counts
+        )
         selected = (names.index(ss.cm_true), names.index(ss.cm_pred))
         fig = plots.confusion_matrix(matrix, names, normalised, counts=counts, selected=selected, title=None)
-        st.plotly_chart(fig, key="confusion", on_select=_on_cell_click, selection_mode="points",
-                        config={"displayModeBar": False})
-        st.caption(f"Validation samples after epoch {epoch} of {last}. Click a cell to list the final model's test "
-                   "samples in it." if over_time else "Click a cell to list its test samples.")
+        st.plotly_chart(
+            fig, key="confusion", on_select=_on_cell_click, selection_mode="points", config={"displayModeBar": False}
+        )
+        st.caption(
+            f"Validation samples after epoch {epoch} of {last}. Click a cell to list the final model's test "
+            "samples in it."
+            if over_time
+            else "Click a cell to list its test samples."
+        )
     with right:
         st.subheader("Samples in the cell")
         a, b = st.columns(2)
@@ -181,8 +204,10 @@ def confusion(record: RunRecord, rd: RunData, history: list[dict]) -> None:
         i, j = names.index(ss.cm_true), names.index(ss.cm_pred)
         if over_time:
             n = int(counts[i][j])
-            st.caption(f"After epoch {epoch}: {n} validation sample{'s' if n != 1 else ''} in this cell; the final "
-                       f"model puts {int(ev['confusion_matrix'][i][j])} test samples in it.")
+            st.caption(
+                f"After epoch {epoch}: {n} validation sample{'s' if n != 1 else ''} in this cell; the final "
+                f"model puts {int(ev['confusion_matrix'][i][j])} test samples in it."
+            )
         with st.container(key="cell_samples"):
             cell_samples(rd, names, i, j, ev["confusion_matrix"])
 
@@ -190,8 +215,10 @@ def confusion(record: RunRecord, rd: RunData, history: list[dict]) -> None:
 def cell_samples(rd: RunData, names: list[str], i: int, j: int, cm: list[list[int]]) -> None:
     count = int(cm[i][j])
     verdict = "right" if i == j else "wrong"
-    st.markdown(f"**{count}** test sample{'s' if count != 1 else ''} of class **{plain(names[i])}** predicted as "
-                f"**{plain(names[j])}** ({verdict}){', the most confident first' if count > 1 else ''}.")
+    st.markdown(
+        f"**{count}** test sample{'s' if count != 1 else ''} of class **{plain(names[i])}** predicted as "
+        f"**{plain(names[j])}** ({verdict}){', the most confident first' if count > 1 else ''}."
+    )
     if rd.problem or rd.split is None or rd.predictions is None:
         st.warning(plain(rd.problem or "The samples cannot be shown."), icon=":material/warning:")
         return
@@ -203,9 +230,11 @@ def cell_samples(rd: RunData, names: list[str], i: int, j: int, cm: list[list[in
     probs = rd.predictions.probs
     if rd.split.x_test.ndim == 4:
         # Words, not "#17 · 79% (8 9%)": what the model says, and for a mistake what the sample is.
-        captions = [f"#{k} · says {plain(names[j])} ({probs[k, j]:.0%})"
-                    + (f" · is {plain(names[i])} ({probs[k, i]:.0%})" if i != j else "")
-                    for k in idx]  # Markdown too: "#12" is no heading without a space
+        captions = [
+            f"#{k} · says {plain(names[j])} ({probs[k, j]:.0%})"
+            + (f" · is {plain(names[i])} ({probs[k, i]:.0%})" if i != j else "")
+            for k in idx
+        ]  # Markdown too: "#12" is no heading without a space
         st.image([samples.thumbnail(rd.split.x_test[k]) for k in idx], caption=captions, width=76)
         with st.expander("Every class probability of these samples"):
             st.dataframe(_probability_table(idx, probs, names), hide_index=True, column_config=_percent_columns(names))
@@ -230,8 +259,12 @@ def _probability_table(idx: np.ndarray, probs: np.ndarray, names: list[str]) -> 
 
 
 def _percent_columns(names: list[str]) -> dict[str, Any]:
-    return {f"P({n})": st.column_config.ProgressColumn(f"P({n})", format="percent", min_value=0.0, max_value=1.0,
-                                                     width="medium") for n in names}
+    return {
+        f"P({n})": st.column_config.ProgressColumn(
+            f"P({n})", format="percent", min_value=0.0, max_value=1.0, width="medium"
+        )
+        for n in names
+    }
 
 
 # -- per class, 2-D, regression -------------------------------------------------------------------
@@ -243,9 +276,17 @@ def per_class(record: RunRecord, history: list[dict]) -> None:
     left, right = st.columns([1, 1.4], gap="large")
     table = pd.DataFrame(ev["per_class"])
     score = st.column_config.NumberColumn(format="percent")
-    left.dataframe(table, hide_index=True, key="per_class_table",
-                   column_config={"precision": score, "recall": score, "f1": st.column_config.NumberColumn(
-                       "F1", format="percent"), "support": st.column_config.NumberColumn("test samples")})
+    left.dataframe(
+        table,
+        hide_index=True,
+        key="per_class_table",
+        column_config={
+            "precision": score,
+            "recall": score,
+            "f1": st.column_config.NumberColumn("F1", format="percent"),
+            "support": st.column_config.NumberColumn("test samples"),
+        },
+    )
     right.plotly_chart(plots.per_class_scores(ev["per_class"]), key="chart_per_class")
     if any(r.get("per_class_val_accuracy") for r in history):
         st.plotly_chart(plots.per_class_accuracy(history, ev["class_names"]), key="chart_per_class_epochs")
@@ -259,12 +300,24 @@ def boundary(record: RunRecord, rd: RunData) -> None:
         return
     x_train = rd.dataset.x[rd.split.train_index]
     left, right = st.columns([2.2, 1], gap="large")
-    left.plotly_chart(plots.decision_boundary(ev["decision_boundary"], ev["class_names"], x_train, rd.split.y_train,
-                                              rd.split.x_test, rd.split.y_test, rd.dataset.feature_names, title=None),
-                      key="chart_boundary")
-    right.caption("The background is what the model predicts at each point of the plane, as TensorFlow Playground "
-                  "draws it: the class colours where it is sure, pale where it is not. Circles are the points it "
-                  "trained on, diamonds the test points it never saw; a diamond on the other colour is a mistake.")
+    left.plotly_chart(
+        plots.decision_boundary(
+            ev["decision_boundary"],
+            ev["class_names"],
+            x_train,
+            rd.split.y_train,
+            rd.split.x_test,
+            rd.split.y_test,
+            rd.dataset.feature_names,
+            title=None,
+        ),
+        key="chart_boundary",
+    )
+    right.caption(
+        "The background is what the model predicts at each point of the plane, as TensorFlow Playground "
+        "draws it: the class colours where it is sure, pale where it is not. Circles are the points it "
+        "trained on, diamonds the test points it never saw; a diamond on the other colour is a mistake."
+    )
 
 
 def _on_points_selected() -> None:
@@ -289,12 +342,20 @@ def regression(record: RunRecord, rd: RunData) -> None:
         ss.reg_run, ss.reg_samples, ss.reg_selection = record.id, "", ("", 0)
     ss.reg_truth = (y, pred)
     left, right = st.columns(2, gap="large")
-    left.plotly_chart(plots.predicted_vs_actual(y, pred), key="chart_predicted", on_select=_on_points_selected,
-                      selection_mode=("points", "box", "lasso"))
+    left.plotly_chart(
+        plots.predicted_vs_actual(y, pred),
+        key="chart_predicted",
+        on_select=_on_points_selected,
+        selection_mode=("points", "box", "lasso"),
+    )
     left.caption("Click a dot, or drag a box or lasso around several, to list those samples below.")
     right.plotly_chart(plots.residual_histogram(y, pred), key="chart_residuals")
-    st.text_input("Samples", key="reg_samples", placeholder="empty: the ten largest errors",
-                  help="Test-sample numbers, separated by commas; filled in by selecting dots in the chart.")
+    st.text_input(
+        "Samples",
+        key="reg_samples",
+        placeholder="empty: the ten largest errors",
+        help="Test-sample numbers, separated by commas; filled in by selecting dots in the chart.",
+    )
     try:
         typed = samples.parse_sample_numbers(ss.reg_samples, len(y))
     except SampleError as e:
@@ -309,7 +370,9 @@ def regression(record: RunRecord, rd: RunData) -> None:
     else:
         shown = samples.largest_errors(y, pred, limit=10)
         st.markdown("**The ten largest errors**")
-    table = pd.DataFrame({"sample": shown, "actual": y[shown], "predicted": pred[shown], "error": pred[shown] - y[shown]})
+    table = pd.DataFrame(
+        {"sample": shown, "actual": y[shown], "predicted": pred[shown], "error": pred[shown] - y[shown]}
+    )
     if rd.split is not None:
         table = pd.concat([table, pd.DataFrame(rd.split.x_test[shown], columns=_feature_names(rd))], axis=1)
     else:
@@ -341,12 +404,18 @@ def try_it(record: RunRecord, rd: RunData) -> None:
         if source == UPLOAD:
             file = st.file_uploader("A picture (PNG or JPEG)", type=list(IMAGE_TYPES), key="try_upload")
             if file is None:
-                st.caption("It is turned grey or colour and shrunk to the model's "
-                           f"{shape[0]}×{shape[1]} input, as the training images were.")
+                st.caption(
+                    "It is turned grey or colour and shrunk to the model's "
+                    f"{shape[0]}×{shape[1]} input, as the training images were."
+                )
                 return
             try:
-                x = samples.image_input(file.getvalue(), shape, dark_background=float(rd.split.x_test.mean()) < 0.5,
-                                        class_folders=record.spec.get("data", {}).get("source") == "images")
+                x = samples.image_input(
+                    file.getvalue(),
+                    shape,
+                    dark_background=float(rd.split.x_test.mean()) < 0.5,
+                    class_folders=record.spec.get("data", {}).get("source") == "images",
+                )
             except SampleError as e:
                 st.error(plain(e), icon=":material/error:")
                 return
@@ -356,8 +425,10 @@ def try_it(record: RunRecord, rd: RunData) -> None:
             k = int(st.number_input(f"Test sample (0 to {n - 1})", min_value=0, max_value=n - 1, key="try_index"))
             if source == TYPE and rd.dataset is not None and rd.dataset.recipe is not None:
                 x = _typed_row(rd, k)
-                st.caption(f"Starts from test sample {k}'s row as the file has it; change any value. A category "
-                           "is one the run trained on; an empty cell is filled as in training.")
+                st.caption(
+                    f"Starts from test sample {k}'s row as the file has it; change any value. A category "
+                    "is one the run trained on; an empty cell is filled as in training."
+                )
             elif source == TYPE:
                 base = pd.DataFrame(rd.split.x_test[k : k + 1], columns=_feature_names(rd))
                 x = st.data_editor(base, hide_index=True, key="try_features").to_numpy(dtype=np.float32)

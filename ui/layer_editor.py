@@ -40,11 +40,29 @@ def _widget(lid: int, layer: LayerSpec, f: Field) -> None:
     key, setter = f"layer{lid}_{f.name}", _layer_setter(lid, f.name, _cast(f))
     kwargs: dict[str, Any] = {"help": f.help or None}
     if f.widget == "number":
-        bound(st.number_input, f.label, key, value, setter, min_value=int(f.lo), max_value=int(f.hi),
-              step=int(f.step or 1), **kwargs)
+        bound(
+            st.number_input,
+            f.label,
+            key,
+            value,
+            setter,
+            min_value=int(f.lo),
+            max_value=int(f.hi),
+            step=int(f.step or 1),
+            **kwargs,
+        )
     elif f.widget == "slider":
-        bound(st.slider, f.label, key, value, setter, min_value=float(f.lo), max_value=min(float(f.hi), 0.95),
-              step=f.step, **kwargs)
+        bound(
+            st.slider,
+            f.label,
+            key,
+            value,
+            setter,
+            min_value=float(f.lo),
+            max_value=min(float(f.hi), 0.95),
+            step=f.step,
+            **kwargs,
+        )
     else:
         fmt = _square if f.kind == "size" else (lambda v: f"{v:g}") if f.kind == "float" else str
         bound(st.selectbox, f.label, key, value, setter, options=f.options, format_func=fmt, **kwargs)
@@ -71,17 +89,49 @@ def card(position: int, lid: int, layer: LayerSpec, count: int, problem: str | N
         head = st.columns([0.5, 3, 1, 1, 1, 1], vertical_alignment="bottom", gap="small")
         head[0].markdown(f"**{position + 1}**")
         with head[1]:
-            bound(st.selectbox, "Layer type", f"layer{lid}_type", layer.type,
-                  lambda _s, kind: state.change_layer_type(lid, kind), options=LAYER_TYPES,
-                  label_visibility="collapsed")
-        icon_button(head[2], f"Move layer {position + 1} up", f"layer{lid}_up", ":material/arrow_upward:",
-                    on_click=state.move_layer, args=(lid, -1), disabled=position == 0)
-        icon_button(head[3], f"Move layer {position + 1} down", f"layer{lid}_down", ":material/arrow_downward:",
-                    on_click=state.move_layer, args=(lid, 1), disabled=position == count - 1)
-        icon_button(head[4], f"Duplicate layer {position + 1}", f"layer{lid}_duplicate", ":material/content_copy:",
-                    on_click=state.duplicate_layer, args=(lid,))
-        icon_button(head[5], f"Remove layer {position + 1}", f"layer{lid}_remove", ":material/delete:",
-                    on_click=state.remove_layer, args=(lid,))
+            bound(
+                st.selectbox,
+                "Layer type",
+                f"layer{lid}_type",
+                layer.type,
+                lambda _s, kind: state.change_layer_type(lid, kind),
+                options=LAYER_TYPES,
+                label_visibility="collapsed",
+            )
+        icon_button(
+            head[2],
+            f"Move layer {position + 1} up",
+            f"layer{lid}_up",
+            ":material/arrow_upward:",
+            on_click=state.move_layer,
+            args=(lid, -1),
+            disabled=position == 0,
+        )
+        icon_button(
+            head[3],
+            f"Move layer {position + 1} down",
+            f"layer{lid}_down",
+            ":material/arrow_downward:",
+            on_click=state.move_layer,
+            args=(lid, 1),
+            disabled=position == count - 1,
+        )
+        icon_button(
+            head[4],
+            f"Duplicate layer {position + 1}",
+            f"layer{lid}_duplicate",
+            ":material/content_copy:",
+            on_click=state.duplicate_layer,
+            args=(lid,),
+        )
+        icon_button(
+            head[5],
+            f"Remove layer {position + 1}",
+            f"layer{lid}_remove",
+            ":material/delete:",
+            on_click=state.remove_layer,
+            args=(lid,),
+        )
         params(lid, layer)
         if problem:
             st.error(plain(problem), icon=":material/error:")

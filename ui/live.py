@@ -52,9 +52,14 @@ def _compare_with(record: RunRecord) -> None:
     options = [None, *names]
     if ss.get("compare_with") != ss.previous_run_id:  # as ui.widgets.bound: only when the state moved on
         ss["compare_with"] = ss.previous_run_id
-    st.selectbox("Compare with (dashed)", options, key="compare_with", format_func=lambda i: names.get(i, "none"),
-                 on_change=lambda: ss.update(previous_run_id=ss["compare_with"]),
-                 help="Earlier finished runs on the same data and task.")
+    st.selectbox(
+        "Compare with (dashed)",
+        options,
+        key="compare_with",
+        format_func=lambda i: names.get(i, "none"),
+        on_change=lambda: ss.update(previous_run_id=ss["compare_with"]),
+        help="Earlier finished runs on the same data and task.",
+    )
 
 
 def _panel(was_active: bool, drawn: tuple) -> None:
@@ -97,16 +102,27 @@ def _lineage_epochs(record: RunRecord) -> list[dict]:
     return epochs
 
 
-def _curves(record: RunRecord, history: list[dict], previous_id: str | None, previous: list[dict] | None,
-            metric: str, planned: int, best: int | None, parent: list[dict]) -> tuple:
+def _curves(
+    record: RunRecord,
+    history: list[dict],
+    previous_id: str | None,
+    previous: list[dict] | None,
+    metric: str,
+    planned: int,
+    best: int | None,
+    parent: list[dict],
+) -> tuple:
     """The two charts, rebuilt only when something they show changed: most polls find no new epoch
     (and a queued run none at all), and building a figure is the costliest part of a poll."""
     marks = sum(1 for r in history if r.get("lr_changed"))
     version = (record.id, len(history), previous_id, len(previous or ()), metric, planned, best, len(parent), marks)
     cached = st.session_state.get("_live_charts")
     if cached is None or cached[0] != version:
-        cached = (version, plots.training_curve(history, "loss", previous, planned, best, parent=parent),
-                  plots.training_curve(history, metric, previous, planned, best, parent=parent))
+        cached = (
+            version,
+            plots.training_curve(history, "loss", previous, planned, best, parent=parent),
+            plots.training_curve(history, metric, previous, planned, best, parent=parent),
+        )
         st.session_state["_live_charts"] = cached
     return cached[1], cached[2]
 
@@ -120,28 +136,62 @@ def controls(row: DeltaGenerator, record: RunRecord | None) -> None:
     ss = st.session_state
     live = record.status == "running" and bool(record.info)
     paused = record.paused is not None
-    row.button("Pause", key="pause", icon=":material/pause:", disabled=not live or paused, on_click=state.command_run,
-               args=("pause",), help="Hold this run at the end of its epoch; its model waits in memory")
-    row.button("Resume", key="resume", icon=":material/resume:", disabled=not paused, on_click=state.command_run,
-               args=("resume",), help="Train this run on from where it paused")
-    row.button("Step", key="step", icon=":material/skip_next:", disabled=not paused, on_click=state.command_run,
-               args=("step",), help="Train this paused run exactly one more epoch, then wait again")
+    row.button(
+        "Pause",
+        key="pause",
+        icon=":material/pause:",
+        disabled=not live or paused,
+        on_click=state.command_run,
+        args=("pause",),
+        help="Hold this run at the end of its epoch; its model waits in memory",
+    )
+    row.button(
+        "Resume",
+        key="resume",
+        icon=":material/resume:",
+        disabled=not paused,
+        on_click=state.command_run,
+        args=("resume",),
+        help="Train this run on from where it paused",
+    )
+    row.button(
+        "Step",
+        key="step",
+        icon=":material/skip_next:",
+        disabled=not paused,
+        on_click=state.command_run,
+        args=("step",),
+        help="Train this paused run exactly one more epoch, then wait again",
+    )
     train = record.spec.get("train", {})
     schedule = train.get("schedule", "constant")
     if ss.get("live_lr_run") != record.id:  # a new run: the input starts at its rate
         ss.live_lr_run, ss.live_lr = record.id, float(train.get("learning_rate") or 0.001)
     if schedule != "constant":
-        st.caption(f"This run's learning rate follows the {schedule} schedule, so it cannot be changed while it "
-                   "trains.")
+        st.caption(
+            f"This run's learning rate follows the {schedule} schedule, so it cannot be changed while it trains."
+        )
     else:
         with st.container(horizontal=True, vertical_alignment="bottom", key="live_rate"):
-            st.number_input("Learning rate of this run", key="live_lr", min_value=1e-6, max_value=10.0, format="%g",
-                            width=200, disabled=not live,
-                            help="Applies to the run training now from its next epoch; a marker on the curves shows "
-                            "where it changed")
-            st.button("Apply to this run", key="apply_lr", icon=":material/tune:", disabled=not live,
-                      on_click=lambda: state.command_run("learning_rate", ss.live_lr),
-                      help="Change the learning rate of the run training now")
+            st.number_input(
+                "Learning rate of this run",
+                key="live_lr",
+                min_value=1e-6,
+                max_value=10.0,
+                format="%g",
+                width=200,
+                disabled=not live,
+                help="Applies to the run training now from its next epoch; a marker on the curves shows "
+                "where it changed",
+            )
+            st.button(
+                "Apply to this run",
+                key="apply_lr",
+                icon=":material/tune:",
+                disabled=not live,
+                on_click=lambda: state.command_run("learning_rate", ss.live_lr),
+                help="Change the learning rate of the run training now",
+            )
     if ss.get("live_error"):
         st.warning(plain(ss.live_error), icon=":material/warning:")
 
@@ -153,8 +203,13 @@ def _run_report(record: RunRecord) -> ShapeReport | None:
         return None
     try:
         spec = RunSpec.from_dict(record.spec)
-        return infer_shapes(spec.layers, tuple(info["input_shape"]), info["task"],
-                            max(2, len(info.get("class_names") or ())), spec.output)
+        return infer_shapes(
+            spec.layers,
+            tuple(info["input_shape"]),
+            info["task"],
+            max(2, len(info.get("class_names") or ())),
+            spec.output,
+        )
     except (SpecError, ShapeError, KeyError):
         return None
 
@@ -168,20 +223,26 @@ def _pictures(record: RunRecord) -> None:
     boundary_at = (record.id, epoch)
     if ss.get("_live_boundary", (None,))[0] != boundary_at:
         names = [str(c) for c in record.info.get("class_names") or ()]
-        ss["_live_boundary"] = (boundary_at, plots.live_boundary(picture, names) if picture and "boundary" in picture
-                                else None)
+        ss["_live_boundary"] = (
+            boundary_at,
+            plots.live_boundary(picture, names) if picture and "boundary" in picture else None,
+        )
     # The network is the costlier figure to draw (a thumbnail per unit): while the run trains, at most every
     # NETWORK_REDRAW_S; redrawn twice a second under load, each drawing was replaced before the browser finished it.
     cached = ss.get("_live_network")
     training = record.status == "running" and record.paused is None
-    stale = cached is None or cached[0][0] != record.id or (cached[0][1] != epoch and (
-        not training or time.monotonic() - cached[1] >= NETWORK_REDRAW_S))
+    stale = (
+        cached is None
+        or cached[0][0] != record.id
+        or (cached[0][1] != epoch and (not training or time.monotonic() - cached[1] >= NETWORK_REDRAW_S))
+    )
     if stale:
         report = _run_report(record)
         network = None
         if report is not None:
-            network = (plots.network_diagram(report, tuple(record.info["input_shape"]), picture)
-                       or plots.layer_blocks(report))
+            network = plots.network_diagram(report, tuple(record.info["input_shape"]), picture) or plots.layer_blocks(
+                report
+            )
         ss["_live_network"] = cached = ((record.id, epoch), time.monotonic(), network)
     boundary, network = ss["_live_boundary"][1], cached[2]
     if boundary is None and network is None:
@@ -190,8 +251,9 @@ def _pictures(record: RunRecord) -> None:
     if boundary is not None:
         left.plotly_chart(boundary, key="chart_boundary", config={"displayModeBar": False})
     if network is not None:
-        (right if boundary is not None else left).plotly_chart(network, key="chart_network",
-                                                               config={"displayModeBar": False})
+        (right if boundary is not None else left).plotly_chart(
+            network, key="chart_network", config={"displayModeBar": False}
+        )
 
 
 def continue_controls(record: RunRecord | None) -> None:
@@ -201,16 +263,29 @@ def continue_controls(record: RunRecord | None) -> None:
         return
     if saved_state(state.store(), record) is None:
         if record.status == "cancelled":
-            st.caption(":material/info: This run was stopped before its first epoch ended, so it saved no model "
-                       "to continue from; press **Train** to train it again.")
+            st.caption(
+                ":material/info: This run was stopped before its first epoch ended, so it saved no model "
+                "to continue from; press **Train** to train it again."
+            )
         return
     with st.container(horizontal=True, vertical_alignment="bottom", key="continue_row"):
-        st.number_input("More epochs", key="continue_epochs", min_value=1, max_value=state.epochs_max(1000),
-                        value=CONTINUE_EPOCHS, step=10, width=160)
-        st.button("Continue", key="continue", icon=":material/fast_forward:",
-                  on_click=lambda: state.continue_training(st.session_state.continue_epochs),
-                  help="Train this run's model on for more epochs, from its weights and optimizer state, as a new "
-                  "run drawn on from this one's curves")
+        st.number_input(
+            "More epochs",
+            key="continue_epochs",
+            min_value=1,
+            max_value=state.epochs_max(1000),
+            value=CONTINUE_EPOCHS,
+            step=10,
+            width=160,
+        )
+        st.button(
+            "Continue",
+            key="continue",
+            icon=":material/fast_forward:",
+            on_click=lambda: state.continue_training(st.session_state.continue_epochs),
+            help="Train this run's model on for more epochs, from its weights and optimizer state, as a new "
+            "run drawn on from this one's curves",
+        )
 
 
 def _status(record: RunRecord, history: list[dict]) -> None:
@@ -234,8 +309,7 @@ def _status(record: RunRecord, history: list[dict]) -> None:
     elif record.status == "failed":
         st.error(f"**{name}** failed: {plain(record.error)}", icon=":material/error:")
     elif record.status == "cancelled":
-        st.warning(f"**{name}** was stopped after {len(history)} of {p.epochs} epochs.",
-                   icon=":material/cancel:")
+        st.warning(f"**{name}** was stopped after {len(history)} of {p.epochs} epochs.", icon=":material/cancel:")
 
 
 def _results(record: RunRecord, history: list[dict], best: int | None) -> None:
@@ -246,12 +320,16 @@ def _results(record: RunRecord, history: list[dict], best: int | None) -> None:
     facts = cards.container(horizontal=True, gap="medium", width="content")
     head = runview.headline_metric(record.test)
     if head:
-        scores.metric(f"Test {runview.METRIC_NAMES.get(head[0], head[0])}", runview.format_metric(*head),
-                      width="content")
+        scores.metric(
+            f"Test {runview.METRIC_NAMES.get(head[0], head[0])}", runview.format_metric(*head), width="content"
+        )
     if "loss" in record.test:
         scores.metric("Test loss", runview.format_metric("loss", record.test["loss"]), width="content")
     facts.metric("Best epoch", runview.best_epoch_text(best, history), width="content")
     facts.metric("Time", runview.format_duration(record.duration), width="content")
-    offers = ("predictions against the truth, the largest errors" if record.info.get("task") == "regression"
-              else "confusion matrix, mistakes, per-class scores")
+    offers = (
+        "predictions against the truth, the largest errors"
+        if record.info.get("task") == "regression"
+        else "confusion matrix, mistakes, per-class scores"
+    )
     st.page_link(page("evaluate"), label=f"Evaluate this model: {offers}", icon=":material/analytics:")

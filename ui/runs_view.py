@@ -32,10 +32,12 @@ def summaries(records: list[RunRecord]) -> list[dict[str, Any]]:
 
 def filters(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     a, b = st.columns([2, 1])
-    text = a.text_input("Filter", key="runs_filter", placeholder="name, dataset or layer, e.g. conv mnist",
-                        label_visibility="collapsed")
-    statuses = b.multiselect("Status", STATUSES, key="runs_status", placeholder="any status",
-                             label_visibility="collapsed")
+    text = a.text_input(
+        "Filter", key="runs_filter", placeholder="name, dataset or layer, e.g. conv mnist", label_visibility="collapsed"
+    )
+    statuses = b.multiselect(
+        "Status", STATUSES, key="runs_status", placeholder="any status", label_visibility="collapsed"
+    )
     return [r for r in rows if compare.matches(r, text, statuses)]
 
 
@@ -48,23 +50,25 @@ def _table_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
         return _numbers([r[key] if r[f"{key}_metric"] == kind else None for r in rows])
 
     names = {r["id"]: r["name"] for r in rows}
-    frame = pd.DataFrame({
-        "Name": [r["name"] for r in rows],
-        # The run this one changed or continued (the coach's retrain), by name when it is listed, else by id.
-        "From": [None if not r["parent"] else names.get(r["parent"], r["parent"]) for r in rows],
-        "Dataset": [r["dataset"] for r in rows],
-        "Layers": [r["layers"] for r in rows],
-        "Parameters": _numbers([r["params"] for r in rows]),
-        "Epochs": [r["epochs"] for r in rows],
-        "Best val acc.": metric("accuracy", "best_val"),
-        "Test acc.": metric("accuracy", "test"),
-        "Best val MAE": metric("mae", "best_val"),
-        "Test MAE": metric("mae", "test"),
-        "Time": _numbers([r["time_s"] for r in rows]),
-        "Device": [r["device"] for r in rows],
-        "Status": [r["status"] for r in rows],
-        "Created (UTC)": pd.to_datetime([r["created"] for r in rows], unit="s", utc=True).tz_convert(None),
-    })
+    frame = pd.DataFrame(
+        {
+            "Name": [r["name"] for r in rows],
+            # The run this one changed or continued (the coach's retrain), by name when it is listed, else by id.
+            "From": [None if not r["parent"] else names.get(r["parent"], r["parent"]) for r in rows],
+            "Dataset": [r["dataset"] for r in rows],
+            "Layers": [r["layers"] for r in rows],
+            "Parameters": _numbers([r["params"] for r in rows]),
+            "Epochs": [r["epochs"] for r in rows],
+            "Best val acc.": metric("accuracy", "best_val"),
+            "Test acc.": metric("accuracy", "test"),
+            "Best val MAE": metric("mae", "best_val"),
+            "Test MAE": metric("mae", "test"),
+            "Time": _numbers([r["time_s"] for r in rows]),
+            "Device": [r["device"] for r in rows],
+            "Status": [r["status"] for r in rows],
+            "Created (UTC)": pd.to_datetime([r["created"] for r in rows], unit="s", utc=True).tz_convert(None),
+        }
+    )
     return frame.dropna(axis=1, how="all")  # no MAE columns without a regression run, and so on
 
 
@@ -102,13 +106,25 @@ def table(rows: list[dict[str, Any]], every: list[dict[str, Any]]) -> list[str]:
     chosen = [visible.index(i) for i in ss.compare_runs if i in visible]
     with st.container(key="runs_table"):
         if rows:
-            st.dataframe(_table_frame(rows), key=ss.runs_table_key, hide_index=True, column_config=COLUMNS,
-                         on_select=_on_table_select, selection_mode="multi-row",
-                         selection_default={"selection": {"rows": chosen, "columns": []}})
+            st.dataframe(
+                _table_frame(rows),
+                key=ss.runs_table_key,
+                hide_index=True,
+                column_config=COLUMNS,
+                on_select=_on_table_select,
+                selection_mode="multi-row",
+                selection_default={"selection": {"rows": chosen, "columns": []}},
+            )
         else:
             st.caption("No run matches the filter.")
-    return st.multiselect("Compare", list(names), key="compare_runs", format_func=lambda i: names[i],
-                          on_change=_on_compare_change, placeholder="tick rows in the table, or choose runs here")
+    return st.multiselect(
+        "Compare",
+        list(names),
+        key="compare_runs",
+        format_func=lambda i: names[i],
+        on_change=_on_compare_change,
+        placeholder="tick rows in the table, or choose runs here",
+    )
 
 
 # -- comparing ------------------------------------------------------------------------------------
@@ -141,8 +157,10 @@ def comparison(records: list[RunRecord]) -> None:
     frame = pd.DataFrame({"setting": [path for path, _ in diff]})
     files = {f"data.{k}" for k in uploads.FILE_FIELDS}  # a data file by its name: never a server path
     for k, label in enumerate(labels):
-        frame[label] = ["–" if values[k] is None else Path(values[k]).name if path in files else str(values[k])
-                        for path, values in diff]
+        frame[label] = [
+            "–" if values[k] is None else Path(values[k]).name if path in files else str(values[k])
+            for path, values in diff
+        ]
     st.dataframe(frame, hide_index=True, key="config_diff")
 
 
@@ -169,8 +187,10 @@ def _refuse_shared(record: RunRecord, what: str) -> bool:
     Checked here, where runs are changed, not only by hiding the buttons: a stale page can still call these."""
     if state.owns(record):
         return False
-    ss.runs_message = ("error", f"{plain(record.name)} is a shared run: it cannot be {what} here; fork it to "
-                       "change it.")
+    ss.runs_message = (
+        "error",
+        f"{plain(record.name)} is a shared run: it cannot be {what} here; fork it to change it.",
+    )
     return True
 
 
@@ -225,8 +245,11 @@ def _load(run_id: str) -> None:
         return
     gone = [p for p in uploads.files(spec.data) if not datasets.local_path(p).exists()]
     if gone:
-        ss.runs_message = ("error", f"{name} cannot be loaded: its data file {plain(Path(gone[0]).name)} is no "
-                           "longer on this server. Upload the file again on the Data page.")
+        ss.runs_message = (
+            "error",
+            f"{name} cannot be loaded: its data file {plain(Path(gone[0]).name)} is no "
+            "longer on this server. Upload the file again on the Data page.",
+        )
         return
     if not state.owns(record):
         state.adopt_uploads(record)  # the fork's runs read the run's upload: the worker checks their owner
@@ -234,11 +257,17 @@ def _load(run_id: str) -> None:
     if ss.get("run_id") != run_id:  # retrain against it: it becomes the run the next one is drawn over
         ss.previous_run_id, ss.run_id = ss.get("run_id"), run_id
     if state.owns(record):
-        ss.runs_message = ("loaded", f"Loaded **{name}** into the editor: tweak it on Data, Model or Train and "
-                           "train again; its curves show dashed behind the new run's.")
+        ss.runs_message = (
+            "loaded",
+            f"Loaded **{name}** into the editor: tweak it on Data, Model or Train and "
+            "train again; its curves show dashed behind the new run's.",
+        )
     else:
-        ss.runs_message = ("loaded", f"Forked **{name}** into your editor: tweak it on Data, Model or Train; "
-                           "your next Train makes a run of your own, drawn over this one's dashed curves.")
+        ss.runs_message = (
+            "loaded",
+            f"Forked **{name}** into your editor: tweak it on Data, Model or Train; "
+            "your next Train makes a run of your own, drawn over this one's dashed curves.",
+        )
 
 
 def _message() -> None:
@@ -248,7 +277,9 @@ def _message() -> None:
         (st.error if kind == "error" else st.success)(text)
         if kind == "loaded":
             cols = st.columns(3)
-            for col, (page, label) in zip(cols, (("data", "Data"), ("model", "Model"), ("train", "Train")), strict=True):
+            for col, (page, label) in zip(
+                cols, (("data", "Data"), ("model", "Model"), ("train", "Train")), strict=True
+            ):
                 col.page_link(pages.page(page), label=f"Open {label}", icon=":material/arrow_forward:")
 
 
@@ -262,8 +293,14 @@ def manage(record: RunRecord) -> None:
         ss.rename_run = record.name
         row.text_input("Name", key="rename_run", on_change=_rename, args=(record.id,), max_chars=80)
         row.button("Load into editor", key="load_run", icon=":material/edit:", on_click=_load, args=(record.id,))
-        row.button("Delete", key="delete_run", icon=":material/delete:", on_click=_ask_delete, args=(record.id,),
-                   disabled=not record.is_final)
+        row.button(
+            "Delete",
+            key="delete_run",
+            icon=":material/delete:",
+            on_click=_ask_delete,
+            args=(record.id,),
+            disabled=not record.is_final,
+        )
     else:
         row.markdown(f"**{plain(record.name)}**")
         row.button("Fork into editor", key="load_run", icon=":material/fork_right:", on_click=_load, args=(record.id,))
@@ -272,8 +309,9 @@ def manage(record: RunRecord) -> None:
             row.button("Delete", key="delete_run", icon=":material/delete:", on_click=_ask_delete, args=(record.id,))
     if state.may_delete(record) and ss.get("pending_delete") == record.id:
         with st.container(border=True, key="delete_confirmation"):
-            st.warning(f"Delete **{plain(record.name)}** for good, with its model and metrics?",
-                       icon=":material/warning:")
+            st.warning(
+                f"Delete **{plain(record.name)}** for good, with its model and metrics?", icon=":material/warning:"
+            )
             row = st.container(horizontal=True)
             row.button("Delete for good", key="confirm_delete", type="primary", on_click=_delete, args=(record.id,))
             row.button("Keep it", key="cancel_delete", on_click=_ask_delete, args=(None,))
@@ -296,9 +334,12 @@ def import_box() -> None:
         if refusal:
             st.info(refusal, icon=":material/login:")
             return
-        file = st.file_uploader("Run bundle (.zip, from More formats › Run bundle, or python -m kfcore export "
-                                "--format bundle)", type=["zip"], key="import_bundle",
-                                max_upload_size=datasets.upload_limit_mb())
+        file = st.file_uploader(
+            "Run bundle (.zip, from More formats › Run bundle, or python -m kfcore export --format bundle)",
+            type=["zip"],
+            key="import_bundle",
+            max_upload_size=datasets.upload_limit_mb(),
+        )
         if file is not None and st.button("Import", key="import_run", icon=":material/input:"):
             _import(file.name, file.getvalue())
             st.rerun()  # the table above was drawn before the run existed
@@ -314,8 +355,10 @@ def _import(file_name: str, content: bytes) -> None:
             path.write_bytes(content)
         run_id = import_bundle(path, store, owner=ss.get("owner"), max_upload_mb=state.limits().max_upload_mb)
     except BundleError as e:
-        ss.import_message = ("error", f"{plain(file_name)} was not imported: "
-                             f"{plain(str(e).replace(path.name, file_name))}")
+        ss.import_message = (
+            "error",
+            f"{plain(file_name)} was not imported: {plain(str(e).replace(path.name, file_name))}",
+        )
         return
     except StoreFullError as e:
         ss.import_message = ("error", f"{plain(file_name)} was not imported: {e}.")
@@ -324,8 +367,11 @@ def _import(file_name: str, content: bytes) -> None:
         path.unlink(missing_ok=True)
     record = store.get(run_id, with_evaluation=False)
     ss.previous_run_id, ss.run_id = ss.get("run_id"), run_id
-    ss.import_message = ("success", f"Imported **{plain(record.name if record else run_id)}** as a read-only run: "
-                         "look at it on Evaluate, download it, or fork it into the editor to change it.")
+    ss.import_message = (
+        "success",
+        f"Imported **{plain(record.name if record else run_id)}** as a read-only run: "
+        "look at it on Evaluate, download it, or fork it into the editor to change it.",
+    )
 
 
 def shared_notice(record: RunRecord) -> None:
@@ -335,7 +381,9 @@ def shared_notice(record: RunRecord) -> None:
         return
     with st.container(border=True, key="shared_run"):
         row = st.container(horizontal=True, vertical_alignment="center")
-        row.caption(f":material/lock: {(IMPORTED if record.imported else SHARED).capitalize()}: you can look and "
-                    "download, not rename or delete it.")
+        row.caption(
+            f":material/lock: {(IMPORTED if record.imported else SHARED).capitalize()}: you can look and "
+            "download, not rename or delete it."
+        )
         row.button("Fork into editor", key="fork_run", icon=":material/fork_right:", on_click=_load, args=(record.id,))
         _message()

@@ -105,28 +105,49 @@ def downloads(record: RunRecord) -> None:
     # A model with a recipe (a table's) comes zipped with it, as `kfcore export --format keras` writes them.
     with_recipe = has_model and len(export.model_files(model)) > 1
     cols[0].download_button(
-        "Model (.keras)", data=(lambda: export.files_zip(export.model_files(model))) if with_recipe
-        else (lambda: model.read_bytes()), file_name=f"{stem}-model.zip" if with_recipe else f"{stem}.keras",
+        "Model (.keras)",
+        data=(lambda: export.files_zip(export.model_files(model))) if with_recipe else (lambda: model.read_bytes()),
+        file_name=f"{stem}-model.zip" if with_recipe else f"{stem}.keras",
         mime="application/zip" if with_recipe else "application/octet-stream",
-        key="download_model", icon=":material/download:", on_click="ignore", disabled=not has_model, width="stretch",
+        key="download_model",
+        icon=":material/download:",
+        on_click="ignore",
+        disabled=not has_model,
+        width="stretch",
     )
     cols[1].download_button(
-        "Metrics (.csv)", data=export.metrics_csv(state.store().epochs(record.id)), file_name=f"{stem}-metrics.csv",
-        mime="text/csv", key="download_metrics", icon=":material/table:", on_click="ignore", width="stretch",
+        "Metrics (.csv)",
+        data=export.metrics_csv(state.store().epochs(record.id)),
+        file_name=f"{stem}-metrics.csv",
+        mime="text/csv",
+        key="download_metrics",
+        icon=":material/table:",
+        on_click="ignore",
+        width="stretch",
     )
     cols[2].download_button(
-        "Export as Python", data=script_data, file_name=f"{stem}.zip" if bundled else f"{stem}.py",
-        mime="application/zip" if bundled else "text/x-python", key="download_script",
-        icon=":material/code:", on_click="ignore", disabled=script is None, width="stretch",
+        "Export as Python",
+        data=script_data,
+        file_name=f"{stem}.zip" if bundled else f"{stem}.py",
+        mime="application/zip" if bundled else "text/x-python",
+        key="download_script",
+        icon=":material/code:",
+        on_click="ignore",
+        disabled=script is None,
+        width="stretch",
     )
     # No help= tooltips: one makes Streamlit draw a button twice, which browser automation cannot tell apart.
-    notes = ["The script trains this run again with tf.keras alone, top to bottom like a keras-io example"
-             + (", zipped with the data file it reads from beside itself." if bundled else ".")]
+    notes = [
+        "The script trains this run again with tf.keras alone, top to bottom like a keras-io example"
+        + (", zipped with the data file it reads from beside itself." if bundled else ".")
+    ]
     if not has_model:
         notes.append("This run saved no model file.")
     elif with_recipe:
-        notes.append("The model comes with recipe.json, which turns raw rows into its input "
-                     "(`python -m kfcore predict` applies both).")
+        notes.append(
+            "The model comes with recipe.json, which turns raw rows into its input "
+            "(`python -m kfcore predict` applies both)."
+        )
     if problem:
         notes.append(f"No script for this run: {plain(problem)}")
     st.caption(" ".join(notes))
@@ -149,18 +170,26 @@ def more_formats(record: RunRecord) -> None:
     """A format picker and Export, then the download. The export runs in a child process (it imports TensorFlow;
     this process never does) with its steps shown, and is kept in the run's folder: the next download is at once."""
     from kfcore.export import formats  # see _script
+
     row = st.container(horizontal=True, vertical_alignment="bottom")
-    choice = row.selectbox("More formats", list(EXPORT_CHOICES), key="export_format",
-                           format_func=lambda k: EXPORT_CHOICES[k][2])
+    choice = row.selectbox(
+        "More formats", list(EXPORT_CHOICES), key="export_format", format_func=lambda k: EXPORT_CHOICES[k][2]
+    )
     fmt, quantize, label = EXPORT_CHOICES[choice]
     done = formats.cached(formats.cache_dir(state.store(), record.id, fmt, quantize))
     if done is None and row.button("Export", key="export_run", icon=":material/deployed_code:"):
         done = _export(record, fmt, quantize, label)
     if done is not None:
         name = formats.download_name(done, file_stem(record.name), fmt)
-        row.download_button(f"Download {name}", data=lambda: formats.download_bytes(done), file_name=name,
-                            mime="text/html" if name.endswith(".html") else "application/zip",
-                            key="download_export", icon=":material/download:", on_click="ignore")
+        row.download_button(
+            f"Download {name}",
+            data=lambda: formats.download_bytes(done),
+            file_name=name,
+            mime="text/html" if name.endswith(".html") else "application/zip",
+            key="download_export",
+            icon=":material/download:",
+            on_click="ignore",
+        )
         for note in done.notes:
             st.caption(plain(note))
     st.caption(f"How to load it: {plain(formats.FORMATS[fmt])}")

@@ -40,8 +40,12 @@ def _drivers() -> dict[str, sweeprun.Driver]:
 
 def hyperparameters(spec: RunSpec) -> dict[str, str]:
     """What the page offers to vary for this experiment: dotted path → label."""
-    options = {"train.learning_rate": "Learning rate", "train.batch_size": "Batch size",
-               "train.optimizer": "Optimizer", "train.epochs": "Epochs"}
+    options = {
+        "train.learning_rate": "Learning rate",
+        "train.batch_size": "Batch size",
+        "train.optimizer": "Optimizer",
+        "train.epochs": "Epochs",
+    }
     for i, layer in enumerate(spec.layers):
         names = {f.name for f in KINDS[layer.type].fields}
         for name in ("units", "filters", "rate"):
@@ -94,46 +98,79 @@ def designer() -> Sweep | None:
     """The widgets that say what varies; the sweep they make (None, with the reason shown, when it cannot run)."""
     spec = state.spec()
     options = hyperparameters(spec)
-    search = st.radio("Search", ("grid", "random", "optuna"), horizontal=True, key="sw_search",
-                      format_func={"grid": "Grid (every combination)", "random": "Random",
-                                   "optuna": "Optuna (TPE)"}.get,
-                      help="Grid tries every combination of the values; random draws settings from ranges; Optuna "
-                      "picks each next setting from the results so far.")
-    chosen = st.multiselect("Hyperparameters to vary", list(options), key="sw_vary",
-                            format_func=lambda p: options.get(p, p), placeholder="Pick one or more")
+    search = st.radio(
+        "Search",
+        ("grid", "random", "optuna"),
+        horizontal=True,
+        key="sw_search",
+        format_func={"grid": "Grid (every combination)", "random": "Random", "optuna": "Optuna (TPE)"}.get,
+        help="Grid tries every combination of the values; random draws settings from ranges; Optuna "
+        "picks each next setting from the results so far.",
+    )
+    chosen = st.multiselect(
+        "Hyperparameters to vary",
+        list(options),
+        key="sw_vary",
+        format_func=lambda p: options.get(p, p),
+        placeholder="Pick one or more",
+    )
     space: dict[str, Any] = {}
     for path in chosen:
         current = current_value(spec, path)
         if search == "grid" or path in CHOICES:
             if path in CHOICES:
-                space[path] = st.multiselect(options[path], CHOICES[path], default=["adam", "sgd"],
-                                             key=f"sw_choices_{_key(path)}")
+                space[path] = st.multiselect(
+                    options[path], CHOICES[path], default=["adam", "sgd"], key=f"sw_choices_{_key(path)}"
+                )
             else:
-                text = st.text_input(f"{options[path]}: values, comma-separated", _default_values(spec, path),
-                                     key=f"sw_values_{_key(path)}")
+                text = st.text_input(
+                    f"{options[path]}: values, comma-separated",
+                    _default_values(spec, path),
+                    key=f"sw_values_{_key(path)}",
+                )
                 space[path] = _parse_list(text)
             continue
         low_col, high_col, log_col = st.columns([2, 2, 1], vertical_alignment="bottom")
         numeric = float(current)
         is_int = isinstance(current, int)
-        low = low_col.number_input(f"{options[path]}: from", value=(numeric / 10 if path.endswith("learning_rate")
-                                   else 0.0 if path.endswith(".rate") else max(1.0, numeric // 2)),
-                                   format="%g", key=f"sw_min_{_key(path)}")
-        high = high_col.number_input("to", value=(numeric * 10 if path.endswith("learning_rate")
-                                     else 0.5 if path.endswith(".rate") else numeric * 2),
-                                     format="%g", key=f"sw_max_{_key(path)}")
+        low = low_col.number_input(
+            f"{options[path]}: from",
+            value=(
+                numeric / 10
+                if path.endswith("learning_rate")
+                else 0.0
+                if path.endswith(".rate")
+                else max(1.0, numeric // 2)
+            ),
+            format="%g",
+            key=f"sw_min_{_key(path)}",
+        )
+        high = high_col.number_input(
+            "to",
+            value=(numeric * 10 if path.endswith("learning_rate") else 0.5 if path.endswith(".rate") else numeric * 2),
+            format="%g",
+            key=f"sw_max_{_key(path)}",
+        )
         log = log_col.checkbox("log", value=path.endswith("learning_rate"), key=f"sw_log_{_key(path)}")
         space[path] = {"min": int(low) if is_int else low, "max": int(high) if is_int else high, "log": log}
     cols = st.columns(3)
-    repeats = cols[0].number_input("Repeat × N seeds", 1, 20, 1, key="sw_repeats",
-                                   help="Train every setting with N seeds: the page then shows the spread, so you "
-                                   "see which differences are within the noise.")
+    repeats = cols[0].number_input(
+        "Repeat × N seeds",
+        1,
+        20,
+        1,
+        key="sw_repeats",
+        help="Train every setting with N seeds: the page then shows the spread, so you "
+        "see which differences are within the noise.",
+    )
     samples = None
     if search != "grid":
         samples = cols[1].number_input("Samples", 1, 1000, 8, key="sw_samples", help="How many settings to draw.")
-    asha = cols[2].checkbox("Stop bad trials early (ASHA)", key="sw_asha",
-                            help="Stops a trial whose validation loss is not within the best third at epochs 1, 3, "
-                            "9, …")
+    asha = cols[2].checkbox(
+        "Stop bad trials early (ASHA)",
+        key="sw_asha",
+        help="Stops a trial whose validation loss is not within the best third at epochs 1, 3, 9, …",
+    )
     definition: dict[str, Any] = {"base": spec.to_dict(), search: space}
     if samples is not None:
         definition["samples"] = int(samples)
@@ -148,8 +185,11 @@ def designer() -> Sweep | None:
         return None
     cap = state.limits().max_trials
     if cap and sweep.trial_count > cap:
-        st.error(f"This makes {plain(describe_count(sweep))}: over this server's limit of {cap:,} trials per sweep. "
-                 "Give fewer values, samples or seeds.", icon=":material/block:")
+        st.error(
+            f"This makes {plain(describe_count(sweep))}: over this server's limit of {cap:,} trials per sweep. "
+            "Give fewer values, samples or seeds.",
+            icon=":material/block:",
+        )
         return None
     st.markdown(f"**{plain(describe_count(sweep))}**, each an ordinary run of the experiment on the other pages.")
     return sweep
@@ -225,11 +265,15 @@ def _results(record: SweepRecord, sweep: Sweep, was_active: bool) -> None:
     left, right = st.columns(2)
     with left:
         curves = [(by_id[r["run_id"]].name.split(" · ", 1)[-1], epochs[r["run_id"]], None) for r in shown]
-        st.plotly_chart(plots.compare_curves(curves, "loss", title="Validation loss of the trials shown",
-                                             max_points=CURVE_POINTS), key="sweep_curves")
+        st.plotly_chart(
+            plots.compare_curves(curves, "loss", title="Validation loss of the trials shown", max_points=CURVE_POINTS),
+            key="sweep_curves",
+        )
     with right:
-        st.plotly_chart(plots.sweep_parcoords(rows, sweep.swept, sweep.metric, st.session_state.get("sw_ranges")),
-                        key="sweep_parcoords")
+        st.plotly_chart(
+            plots.sweep_parcoords(rows, sweep.swept, sweep.metric, st.session_state.get("sw_ranges")),
+            key="sweep_parcoords",
+        )
     _table(sweep, shown, by_id)
     if sweep.repeats > 1:
         _seeds(sweep, shown, epochs)
@@ -263,28 +307,42 @@ def _filters(sweep: Sweep, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 low, high = float(min(present)), float(max(present))
                 if low == high:
                     continue
-                picked = st.slider(f"Filter: {label}", low, high, (low, high), key=f"sw_filter_{_key(path)}",
-                                   format="%.4g")
+                picked = st.slider(
+                    f"Filter: {label}", low, high, (low, high), key=f"sw_filter_{_key(path)}", format="%.4g"
+                )
                 if picked != (low, high):
                     ranges[path] = picked
-                    keep = [r for r, v in zip(rows, values, strict=True) if r in keep and v is not None
-                            and picked[0] <= v <= picked[1]]
+                    keep = [
+                        r
+                        for r, v in zip(rows, values, strict=True)
+                        if r in keep and v is not None and picked[0] <= v <= picked[1]
+                    ]
             else:
                 choices = sorted({str(v) for v in present})
-                picked_choices = st.multiselect(f"Filter: {label}", choices, default=choices,
-                                                key=f"sw_filter_{_key(path)}")
+                picked_choices = st.multiselect(
+                    f"Filter: {label}", choices, default=choices, key=f"sw_filter_{_key(path)}"
+                )
                 keep = [r for r, v in zip(rows, values, strict=True) if r in keep and str(v) in picked_choices]
     st.session_state.sw_ranges = ranges
     return keep
 
 
 def _table(sweep: Sweep, rows: list[dict[str, Any]], by_id: dict[str, RunRecord]) -> None:
-    frame = pd.DataFrame([{
-        "trial": by_id[r["run_id"]].name.split(" · ", 1)[-1],
-        **{p.rsplit(".", 1)[-1] if p.startswith("train.") else p: r["values"].get(p) for p in sweep.swept},
-        "status": r["status"], "epochs": r["epochs"], sweep.metric: r[sweep.metric],
-        **{f"test {k}": v for k, v in r["test"].items()}, "note": r.get("error", ""), "run": r["run_id"],
-    } for r in rows])
+    frame = pd.DataFrame(
+        [
+            {
+                "trial": by_id[r["run_id"]].name.split(" · ", 1)[-1],
+                **{p.rsplit(".", 1)[-1] if p.startswith("train.") else p: r["values"].get(p) for p in sweep.swept},
+                "status": r["status"],
+                "epochs": r["epochs"],
+                sweep.metric: r[sweep.metric],
+                **{f"test {k}": v for k, v in r["test"].items()},
+                "note": r.get("error", ""),
+                "run": r["run_id"],
+            }
+            for r in rows
+        ]
+    )
     with st.container(key="sweep_table_box"):
         st.dataframe(frame, hide_index=True, key="sweep_table", width="stretch")
 
@@ -295,19 +353,31 @@ def _seeds(sweep: Sweep, rows: list[dict[str, Any]], epochs: dict[str, list[dict
         return
     st.markdown("**Over the seeds**: where two settings' ranges overlap, their difference is within the noise.")
     top = stats[0]
-    frame = pd.DataFrame([{
-        "setting": _setting_text(s.setting), "seeds": s.n,
-        f"{sweep.metric} mean ± sd": f"{s.mean:.4g} ± {s.sd:.2g}", "min–max": f"{s.low:.4g} – {s.high:.4g}",
-        "vs the best": "best" if s is top else "within noise" if s.overlaps(top) else "worse",
-    } for s in stats])
+    frame = pd.DataFrame(
+        [
+            {
+                "setting": _setting_text(s.setting),
+                "seeds": s.n,
+                f"{sweep.metric} mean ± sd": f"{s.mean:.4g} ± {s.sd:.2g}",
+                "min–max": f"{s.low:.4g} – {s.high:.4g}",
+                "vs the best": "best" if s is top else "within noise" if s.overlaps(top) else "worse",
+            }
+            for s in stats
+        ]
+    )
     st.dataframe(frame, hide_index=True, key="sweep_seed_table", width="stretch")
     bands = [(_setting_text(s.setting), [epochs[i] for i in s.run_ids]) for s in stats]
     st.plotly_chart(plots.seed_bands(bands, sweep.metric), key="sweep_bands")
 
 
 def _setting_text(setting: dict[str, Any]) -> str:
-    return " ".join(f"{p.rsplit('.', 1)[-1]}={v:.3g}" if isinstance(v, float) else f"{p.rsplit('.', 1)[-1]}={v}"
-                    for p, v in setting.items()) or "base"
+    return (
+        " ".join(
+            f"{p.rsplit('.', 1)[-1]}={v:.3g}" if isinstance(v, float) else f"{p.rsplit('.', 1)[-1]}={v}"
+            for p, v in setting.items()
+        )
+        or "base"
+    )
 
 
 def _best(sweep: Sweep, rows: list[dict[str, Any]], by_id: dict[str, RunRecord]) -> None:
@@ -318,9 +388,14 @@ def _best(sweep: Sweep, rows: list[dict[str, Any]], by_id: dict[str, RunRecord])
         ids = seed_stats(sweep, rows)[0].run_ids
         winner = best(sweep, [r for r in rows if r["run_id"] in ids]) or winner
     record = by_id[winner["run_id"]]
-    st.button("Load the best into the editor", key="sweep_load_best", icon=":material/upload:",
-              on_click=_load, args=(record,),
-              help=f"{record.name}: its spec becomes the experiment the other pages edit.")
+    st.button(
+        "Load the best into the editor",
+        key="sweep_load_best",
+        icon=":material/upload:",
+        on_click=_load,
+        args=(record,),
+        help=f"{record.name}: its spec becomes the experiment the other pages edit.",
+    )
     if st.session_state.get("sweep_loaded") == record.id:
         st.success(f"Loaded {plain(record.name)} into the editor.", icon=":material/check:")
         st.page_link(page("train"), label="Go to Train", icon=":material/model_training:")
@@ -335,4 +410,3 @@ def message() -> None:
     error = st.session_state.get("sweep_error")
     if error:
         st.error(plain(error), icon=":material/error:")
-

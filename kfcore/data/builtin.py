@@ -11,7 +11,6 @@ from kfcore.data.dataset import DataError, Dataset, finish
 from kfcore.spec import BUILTIN_SETS, SYNTHETIC_SETS, DataSpec
 
 if TYPE_CHECKING:
-
     pass
 
 
@@ -48,8 +47,12 @@ def load_builtin(spec: DataSpec) -> Dataset:
         bunch = skd.load_digits()
         x = (bunch.images / 16.0).astype(np.float32)[..., None]  # pixel values are 0..16
         return finish(spec, name, BUILTIN_INFO[name], x, bunch.target, "the digit labels", names=DIGIT_NAMES)
-    loaders = {"iris": skd.load_iris, "wine": skd.load_wine, "breast_cancer": skd.load_breast_cancer,
-               "diabetes": lambda: skd.load_diabetes(scaled=False)}  # diabetes in raw units; the model standardises
+    loaders = {
+        "iris": skd.load_iris,
+        "wine": skd.load_wine,
+        "breast_cancer": skd.load_breast_cancer,
+        "diabetes": lambda: skd.load_diabetes(scaled=False),
+    }  # diabetes in raw units; the model standardises
     bunch = loaders[name]()
     names = [str(t) for t in bunch.target_names] if "target_names" in bunch else None  # diabetes is a regression
     return finish(

@@ -84,10 +84,27 @@ class Splits:
 
 
 MAX_CLASSES_AUTO = 50  # integer targets with more distinct values than this are treated as regression
-MAX_CLASSES = 1000  # a classification target with more distinct labels is refused: an ID, a name, or a number to predict
+MAX_CLASSES = (
+    1000  # a classification target with more distinct labels is refused: an ID, a name, or a number to predict
+)
 # Column names that usually hold what a table is for, in order of preference (matched ignoring case).
-TARGET_NAMES = ("target", "label", "labels", "class", "y", "outcome", "species", "diagnosis", "survived", "price",
-                "quality", "category", "result", "churn", "default")
+TARGET_NAMES = (
+    "target",
+    "label",
+    "labels",
+    "class",
+    "y",
+    "outcome",
+    "species",
+    "diagnosis",
+    "survived",
+    "price",
+    "quality",
+    "category",
+    "result",
+    "churn",
+    "default",
+)
 
 
 def fingerprint(ds: Dataset) -> str:

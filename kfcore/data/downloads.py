@@ -23,7 +23,6 @@ from kfcore.data.images import read_idx
 from kfcore.spec import KERAS_SETS, DataSpec
 
 if TYPE_CHECKING:
-
     pass
 
 

@@ -128,8 +128,10 @@ def load_image_folder(spec: DataSpec, limits: Limits) -> Dataset:
     path, size, color = Path(spec.path or ""), spec.image_size or DEFAULT_IMAGE_SIZE, bool(spec.color)
     found = read_zip(path, size, color, limits)
     x, _ = as_images(found.images, None, [])
-    description = (f"image folders in {path.name}: {len(x):,} {'colour' if color else 'grey'} images resized to "
-                   f"{size}×{size}, {len(found.classes)} classes")
+    description = (
+        f"image folders in {path.name}: {len(x):,} {'colour' if color else 'grey'} images resized to "
+        f"{size}×{size}, {len(found.classes)} classes"
+    )
     labels = np.array(found.classes)[found.labels]  # the folder names: classes in the order of any text labels
     return finish(spec, spec.name or path.stem, description, x, labels, "the class folders", notes=found.notes())
 
@@ -139,8 +141,11 @@ def picture(content: bytes, size: int, color: bool) -> np.ndarray:
     cannot be (Try it on a class-folder run feeds the model exactly what training fed it)."""
     pixels = _decode(content, size, color)
     if isinstance(pixels, str):
-        why = (f"it has more than {MAX_IMAGE_PIXELS // 1_000_000} million pixels" if pixels == TOO_MANY_PIXELS
-               else "it is damaged or not an image")
+        why = (
+            f"it has more than {MAX_IMAGE_PIXELS // 1_000_000} million pixels"
+            if pixels == TOO_MANY_PIXELS
+            else "it is damaged or not an image"
+        )
         raise DataError(f"the file cannot be used: {why}; use a {', '.join(FORMATS)} picture")
     return pixels
 
@@ -158,8 +163,10 @@ def read_zip(path: str | Path, size: int, color: bool, limits: Limits | None = N
     except FileNotFoundError:
         raise DataError(f"the file {path.name} does not exist; upload it again") from None
     if entries > MAX_MEMBERS:
-        raise DataError(f"{path.name} lists {entries:,} files, more than the {MAX_MEMBERS:,} one upload may hold; "
-                        "upload fewer images (a few hundred per class train well at these sizes)")
+        raise DataError(
+            f"{path.name} lists {entries:,} files, more than the {MAX_MEMBERS:,} one upload may hold; "
+            "upload fewer images (a few hundred per class train well at these sizes)"
+        )
     skipped: Counter[str] = Counter()
     try:
         with zipfile.ZipFile(path) as archive:
@@ -231,8 +238,10 @@ def _image_members(name: str, infos: list[zipfile.ZipInfo], skipped: Counter[str
             total += info.file_size
             members.append(info)
     if total > MAX_TOTAL_BYTES:
-        raise DataError(f"{name} holds {total / 2**20:,.0f} MB of image files once decompressed, more than the "
-                        f"{MAX_TOTAL_BYTES >> 20:,} MB one upload may; upload fewer or smaller images")
+        raise DataError(
+            f"{name} holds {total / 2**20:,.0f} MB of image files once decompressed, more than the "
+            f"{MAX_TOTAL_BYTES >> 20:,} MB one upload may; upload fewer or smaller images"
+        )
     return members
 
 

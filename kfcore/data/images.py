@@ -15,7 +15,6 @@ from kfcore.runs.limits import Limits
 from kfcore.spec import DataSpec
 
 if TYPE_CHECKING:
-
     pass
 
 

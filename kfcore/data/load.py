@@ -54,4 +54,3 @@ def load_dataset(
     except (OSError, ValueError, EOFError, zlib.error, zipfile.BadZipFile, tarfile.TarError) as e:
         # A safety net: the loaders translate the failures they expect; anything else still reads as a message.
         raise DataError(f"could not load the {spec.source} data: {e}") from None
-

@@ -26,7 +26,9 @@ import pandas as pd
 RECIPE_FILE = "recipe.json"  # saved beside a run's model.keras
 KINDS = ("number", "category", "boolean", "date", "dropped")
 MAX_CATEGORIES = 100  # text columns with more distinct values (names, IDs, free text) are dropped, not one-hot encoded
-MIN_NUMERIC_SHARE = 0.9  # a text column whose filled cells are at least this share numbers is a number column with typos
+MIN_NUMERIC_SHARE = (
+    0.9  # a text column whose filled cells are at least this share numbers is a number column with typos
+)
 # A text column with (nearly) one value per row names the rows (an ID, a name): one-hot encoding it gives every
 # training row its own feature, which predicts nothing about new rows and made test losses explode.
 ID_LIKE_SHARE = 0.9
@@ -135,8 +137,9 @@ class Recipe:
         """The recipe of an all-numeric table given as arrays (a built-in set, an NPZ): each column a number, a gap
         filled with its training median; so `kfcore predict` takes its rows as a CSV with these column names."""
         fills = np.median(x_train, axis=0)
-        columns = [{"name": n, "kind": "number", "format": None, "fill": float(f)}
-                   for n, f in zip(names, fills, strict=True)]
+        columns = [
+            {"name": n, "kind": "number", "format": None, "fill": float(f)} for n, f in zip(names, fills, strict=True)
+        ]
         return cls(columns=columns, target=target)
 
     def to_dict(self) -> dict[str, Any]:
@@ -203,8 +206,10 @@ def fit(df: pd.DataFrame, rows: np.ndarray | None = None) -> tuple[Recipe, list[
                 if fmt:
                     notes.append(f"read '{name}' as numbers written with {NUMBER_FORMATS[fmt]}")
                 if stray:
-                    notes.append(f"'{name}' holds numbers, but {len(stray)} cells are not numbers ({examples(stray)}); "
-                                 "treated them as missing rather than turning the column into categories")
+                    notes.append(
+                        f"'{name}' holds numbers, but {len(stray)} cells are not numbers ({examples(stray)}); "
+                        "treated them as missing rather than turning the column into categories"
+                    )
             fill = numbers(t, fmt)
             if np.isnan(fill).all():
                 column.update(kind="dropped", why="it has no values")
@@ -212,23 +217,31 @@ def fit(df: pd.DataFrame, rows: np.ndarray | None = None) -> tuple[Recipe, list[
                 column.update(kind="number", format=fmt, fill=float(np.nanmedian(fill)))
                 n_missing = int(np.isnan(numbers(s, fmt)).sum())
                 if n_missing:
-                    notes.append(f"filled {n_missing} missing values in '{name}' with the median "
-                                 f"{round(column['fill'], 6)}")
+                    notes.append(
+                        f"filled {n_missing} missing values in '{name}' with the median {round(column['fill'], 6)}"
+                    )
         elif _dates(t):
             when = pd.to_datetime(t.astype(str).str.strip(), format="ISO8601", errors="coerce")
-            fills = [float(np.nanmedian(getattr(when.dt, p).to_numpy(dtype=np.float64, na_value=np.nan)))
-                     for p in DATE_PARTS]
+            fills = [
+                float(np.nanmedian(getattr(when.dt, p).to_numpy(dtype=np.float64, na_value=np.nan))) for p in DATE_PARTS
+            ]
             column.update(kind="date", parts=list(DATE_PARTS), fill=fills)
             notes.append(f"read '{name}' as dates (like {t.dropna().iloc[0]!s}): year and day of year")
         else:
             n_filled, n_distinct = int(t.notna().sum()), int(t.nunique())
             cats = _categories(t)
             if n_filled >= ID_LIKE_MIN_ROWS and n_distinct >= ID_LIKE_SHARE * n_filled:
-                column.update(kind="dropped", why=f"{n_distinct} different text values in {n_filled} rows, one per "
-                              "row (an ID or a name?), which says nothing about new rows")
+                column.update(
+                    kind="dropped",
+                    why=f"{n_distinct} different text values in {n_filled} rows, one per "
+                    "row (an ID or a name?), which says nothing about new rows",
+                )
             elif len(cats["categories"]) > MAX_CATEGORIES:
-                column.update(kind="dropped", why=f"{len(cats['categories'])} different text values (an ID, a name or "
-                              "free text?) are too many to one-hot encode")
+                column.update(
+                    kind="dropped",
+                    why=f"{len(cats['categories'])} different text values (an ID, a name or "
+                    "free text?) are too many to one-hot encode",
+                )
             else:
                 column.update(kind="category", **cats)
         if column["kind"] == "dropped":

@@ -41,9 +41,7 @@ def too_big_message(cap_mb: int) -> str:
     )
 
 
-def load_capped(
-    data: DataSpec, limits: Limits, timeout: float = LOAD_TIMEOUT_S, cap_mb: int | None = None
-) -> Dataset:
+def load_capped(data: DataSpec, limits: Limits, timeout: float = LOAD_TIMEOUT_S, cap_mb: int | None = None) -> Dataset:
     """load_dataset(data, limits=limits) in a child process whose address space is capped at cap_mb (default
     upload_cap_mb) above its start-up size. Raises DataError: the loader's own message, or too_big_message when
     the child ran out of memory or was killed."""

@@ -10,7 +10,6 @@ from kfcore.data.dataset import DataError, Dataset, Splits
 from kfcore.spec import SplitSpec
 
 if TYPE_CHECKING:
-
     pass
 
 
@@ -42,14 +41,32 @@ def split_dataset(ds: Dataset, split: SplitSpec) -> Splits:
         i_rest, i_test, y_rest, y_test, stratified = _split_off(i_rest, ds.y, n_test, split.seed, classify)
         x_test = ds.x[i_test]
     if n_val == 0:
-        return Splits(ds.x[i_rest], y_rest, None, None, x_test, y_test, stratified=classify and stratified,
-                      train_index=i_rest, test_index=i_test)
+        return Splits(
+            ds.x[i_rest],
+            y_rest,
+            None,
+            None,
+            x_test,
+            y_test,
+            stratified=classify and stratified,
+            train_index=i_rest,
+            test_index=i_test,
+        )
     if len(y_rest) - n_val < 2:
         raise DataError(_too_few_message(ds.name, n, 0, n_val))
     i_train, i_val, y_train, y_val, val_stratified = _split_off(i_rest, y_rest, n_val, split.seed, classify)
-    return Splits(ds.x[i_train], y_train, ds.x[i_val], y_val, x_test, y_test,
-                  stratified=classify and stratified and val_stratified, train_index=i_train, val_index=i_val,
-                  test_index=i_test)
+    return Splits(
+        ds.x[i_train],
+        y_train,
+        ds.x[i_val],
+        y_val,
+        x_test,
+        y_test,
+        stratified=classify and stratified and val_stratified,
+        train_index=i_train,
+        val_index=i_val,
+        test_index=i_test,
+    )
 
 
 # -- splitting ------------------------------------------------------------------------------------

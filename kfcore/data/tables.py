@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
-
 # -- CSV files ------------------------------------------------------------------------------------
 
 
@@ -67,11 +66,13 @@ def load_csv(spec: DataSpec, limits: Limits, split: SplitSpec | None) -> Dataset
             target_numbers = True
             keep = ~np.isnan(values)
             if target_format:
-                notes.append(f"read the target '{target}' as numbers written with "
-                             f"{krecipe.NUMBER_FORMATS[target_format]}")
+                notes.append(
+                    f"read the target '{target}' as numbers written with {krecipe.NUMBER_FORMATS[target_format]}"
+                )
             if stray:
-                notes.append(f"dropped {len(stray)} rows whose target '{target}' is not a number "
-                             f"({krecipe.examples(stray)})")
+                notes.append(
+                    f"dropped {len(stray)} rows whose target '{target}' is not a number ({krecipe.examples(stray)})"
+                )
             df = df.loc[keep].reset_index(drop=True)
             df[target] = values[keep]
     if len(df) < 2:
@@ -89,14 +90,18 @@ def load_csv(spec: DataSpec, limits: Limits, split: SplitSpec | None) -> Dataset
         y = y_col.astype(str).to_numpy(dtype=object)
     name = spec.name or path.stem
     # The features come from the recipe, fitted once the split is known (with_recipe): a placeholder until then.
-    dataset = finish(spec, name, "", np.zeros((len(y), 0), np.float32), y, f"the target column '{target}'",
-                      notes=notes)
+    dataset = finish(spec, name, "", np.zeros((len(y), 0), np.float32), y, f"the target column '{target}'", notes=notes)
     dataset.description = (
         f"CSV file {path.name}: {len(y):,} rows, {len(columns) - 1} columns → '{target}' ({dataset.task})"
     )
     dataset.frame = df.drop(columns=[target])
-    dataset.target = {"column": target, "numbers": target_numbers, "format": target_format, "task": dataset.task,
-                      "classes": dataset.class_names}
+    dataset.target = {
+        "column": target,
+        "numbers": target_numbers,
+        "format": target_format,
+        "task": dataset.task,
+        "classes": dataset.class_names,
+    }
     return with_recipe(dataset, split)
 
 
@@ -121,14 +126,24 @@ def with_recipe(ds: Dataset, split: SplitSpec | None) -> Dataset:
         return ds
     recipe, notes = krecipe.fit(ds.frame, rows)
     if not recipe.feature_names:
-        why = ("all of them were dropped (see the notes)" if len(ds.frame.columns)
-               else f"the file only has the target column '{ds.target['column']}'")
-        raise DataError(f"{ds.name}: no feature columns are left to learn from; {why}. Add columns that describe "
-                        "each row")
+        why = (
+            "all of them were dropped (see the notes)"
+            if len(ds.frame.columns)
+            else f"the file only has the target column '{ds.target['column']}'"
+        )
+        raise DataError(
+            f"{ds.name}: no feature columns are left to learn from; {why}. Add columns that describe each row"
+        )
     recipe.target, recipe.fitted_on = dict(ds.target), fitted_on
     kept = [n for n in ds.notes if n not in ds.recipe_notes]
-    return replace(ds, x=recipe.transform(ds.frame), feature_names=recipe.feature_names, recipe=recipe,
-                   notes=kept + notes, recipe_notes=notes)
+    return replace(
+        ds,
+        x=recipe.transform(ds.frame),
+        feature_names=recipe.feature_names,
+        recipe=recipe,
+        notes=kept + notes,
+        recipe_notes=notes,
+    )
 
 
 def csv_columns(path: str | Path) -> list[str]:

@@ -49,13 +49,23 @@ def bundle_name(record: RunRecord) -> str:
     return f"kf-run-{record.id}.zip"
 
 
-def write_bundle(path: Path, record: RunRecord, history: Sequence[dict[str, Any]], script: str | None,
-                 data_files: Sequence[Path], card: str) -> Path:
+def write_bundle(
+    path: Path,
+    record: RunRecord,
+    history: Sequence[dict[str, Any]],
+    script: str | None,
+    data_files: Sequence[Path],
+    card: str,
+) -> Path:
     """Write `record` (with its evaluation) as a bundle at `path`. data_files: the files its script reads; those
     that are uploads travel under their upload reference, so the importing store can train a fork on them."""
     model = Path(str(record.model_path))
-    manifest = {"format": BUNDLE_FORMAT, "version": BUNDLE_VERSION, "exported": time.time(),
-                **{k: getattr(record, k) for k in _MANIFEST_FIELDS}}
+    manifest = {
+        "format": BUNDLE_FORMAT,
+        "version": BUNDLE_VERSION,
+        "exported": time.time(),
+        **{k: getattr(record, k) for k in _MANIFEST_FIELDS},
+    }
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("manifest.json", json.dumps(manifest))
         archive.writestr("spec.json", json.dumps(record.spec))
@@ -94,14 +104,18 @@ def read_bundle(path: Path, max_upload_mb: int | None = None) -> dict[str, Any]:
         raise BundleError(f"cannot read {name}: {e.strerror or e}") from None
     limit = _limit_bytes(max_upload_mb)
     if size > limit:
-        raise BundleError(f"{name} is {size / 2**20:,.1f} MB, over the {limit // 2**20:,} MB a bundle may be here; "
-                          "export the run again, or train it here from its spec")
+        raise BundleError(
+            f"{name} is {size / 2**20:,.1f} MB, over the {limit // 2**20:,} MB a bundle may be here; "
+            "export the run again, or train it here from its spec"
+        )
     try:
         with zipfile.ZipFile(path) as archive:
             return _members(name, archive)
     except zipfile.BadZipFile as e:
-        raise BundleError(f"{name} is not a KF Studio bundle: not a readable ZIP file ({e}); export it again with "
-                          "python -m kfcore export RUN_ID --format bundle") from None
+        raise BundleError(
+            f"{name} is not a KF Studio bundle: not a readable ZIP file ({e}); export it again with "
+            "python -m kfcore export RUN_ID --format bundle"
+        ) from None
 
 
 def _members(name: str, archive: zipfile.ZipFile) -> dict[str, Any]:
@@ -111,35 +125,46 @@ def _members(name: str, archive: zipfile.ZipFile) -> dict[str, Any]:
     for info in infos:
         member = info.filename
         if member.startswith("/") or ".." in member.split("/") or "\\" in member:
-            raise BundleError(f"{name} holds a file whose path leaves the bundle ({member!r}): it was not made by "
-                              "KF Studio and is not imported")
+            raise BundleError(
+                f"{name} holds a file whose path leaves the bundle ({member!r}): it was not made by "
+                "KF Studio and is not imported"
+            )
         if member not in _JSON_MEMBERS + _FILE_MEMBERS and not (
-                member.startswith(_DATA) and uploads.UPLOAD_REF.fullmatch(member[len(_DATA):])):
+            member.startswith(_DATA) and uploads.UPLOAD_REF.fullmatch(member[len(_DATA) :])
+        ):
             raise BundleError(f"{name} holds {member!r}, which no KF Studio bundle has: it is not imported")
         if member in seen:
             raise BundleError(f"{name} holds {member!r} twice: it is not imported")
         seen.add(member)
         if info.file_size > 2**20 and info.file_size > MAX_RATIO * max(info.compress_size, 1):
-            raise BundleError(f"{name}: {member} would inflate {info.file_size / max(info.compress_size, 1):,.0f}-fold "
-                              f"(to {info.file_size / 2**20:,.0f} MB), as a ZIP bomb does: it is not imported")
+            raise BundleError(
+                f"{name}: {member} would inflate {info.file_size / max(info.compress_size, 1):,.0f}-fold "
+                f"(to {info.file_size / 2**20:,.0f} MB), as a ZIP bomb does: it is not imported"
+            )
         total += info.file_size
     if total > MAX_INFLATED_MB * 2**20:
-        raise BundleError(f"{name} would inflate to {total / 2**20:,.0f} MB, over the {MAX_INFLATED_MB:,} MB a bundle "
-                          "may hold: it is not imported")
+        raise BundleError(
+            f"{name} would inflate to {total / 2**20:,.0f} MB, over the {MAX_INFLATED_MB:,} MB a bundle "
+            "may hold: it is not imported"
+        )
     missing = [m for m in _REQUIRED if m not in seen]
     if missing:
-        raise BundleError(f"{name} is not a KF Studio bundle: it lacks {', '.join(missing)}; export it again with "
-                          "python -m kfcore export RUN_ID --format bundle")
+        raise BundleError(
+            f"{name} is not a KF Studio bundle: it lacks {', '.join(missing)}; export it again with "
+            "python -m kfcore export RUN_ID --format bundle"
+        )
     found: dict[str, Any] = {"data": {}}
     for info in infos:
         raw = _read(name, archive, info)
         if info.filename in _JSON_MEMBERS:
             found[info.filename] = _json(name, info.filename, raw)
         elif info.filename.startswith(_DATA):
-            ref = info.filename[len(_DATA):]
+            ref = info.filename[len(_DATA) :]
             if hashlib.sha256(raw).hexdigest()[:16] != ref.split("/")[0]:
-                raise BundleError(f"{name}: the data file {ref} does not match its checksum (it was changed or "
-                                  "damaged): it is not imported")
+                raise BundleError(
+                    f"{name}: the data file {ref} does not match its checksum (it was changed or "
+                    "damaged): it is not imported"
+                )
             found["data"][ref] = raw
         else:
             found[info.filename] = raw
@@ -152,8 +177,9 @@ def _read(name: str, archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
         with archive.open(info) as f:
             raw = f.read(info.file_size + 1)
     except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError) as e:
-        raise BundleError(f"{name}: {info.filename} cannot be read ({e}): the bundle is damaged or encrypted; "
-                          "export it again") from None
+        raise BundleError(
+            f"{name}: {info.filename} cannot be read ({e}): the bundle is damaged or encrypted; export it again"
+        ) from None
     if len(raw) > info.file_size:
         raise BundleError(f"{name}: {info.filename} holds more than its header says: it is not imported")
     return raw
@@ -181,17 +207,25 @@ def _checked(name: str, found: dict[str, Any]) -> tuple[RunSpec, dict[str, Any],
     if not isinstance(manifest, dict) or manifest.get("format") != BUNDLE_FORMAT:
         raise BundleError(f"{name} is not a KF Studio bundle: its manifest.json does not say so")
     if manifest.get("version") != BUNDLE_VERSION:
-        raise BundleError(f"{name} is a bundle of version {manifest.get('version')!r}; this KF Studio reads version "
-                          f"{BUNDLE_VERSION}: export it again from a matching KF Studio")
+        raise BundleError(
+            f"{name} is a bundle of version {manifest.get('version')!r}; this KF Studio reads version "
+            f"{BUNDLE_VERSION}: export it again from a matching KF Studio"
+        )
     try:
         spec = RunSpec.from_dict(found["spec.json"])
     except SpecError as e:
         raise BundleError(f"{name}: its spec.json is not a valid run spec ({e}): it is not imported") from None
     if manifest.get("status") != "finished":
-        raise BundleError(f"{name} holds a run that is {manifest.get('status')!r}, not finished: only finished runs "
-                          "are imported")
-    if not (isinstance(history, list) and all(isinstance(r, dict) and _is_int(r.get("epoch"))
-                                              and isinstance(r.get("time", 0.0), (int, float)) for r in history)):
+        raise BundleError(
+            f"{name} holds a run that is {manifest.get('status')!r}, not finished: only finished runs are imported"
+        )
+    if not (
+        isinstance(history, list)
+        and all(
+            isinstance(r, dict) and _is_int(r.get("epoch")) and isinstance(r.get("time", 0.0), (int, float))
+            for r in history
+        )
+    ):
         raise BundleError(f"{name}: its history.json is not a list of epochs: it is not imported")
     if not all(_numbers(v) for r in history for v in r.values()):
         raise BundleError(f"{name}: its history.json holds values that are not numbers: it is not imported")
@@ -206,13 +240,15 @@ def _checked(name: str, found: dict[str, Any]) -> tuple[RunSpec, dict[str, Any],
         raise BundleError(f"{name}: its test results are not numbers: it is not imported")
     for member in ("model.keras", PREDICTIONS_FILE):
         if member in found and not zipfile.is_zipfile(io.BytesIO(found[member])):
-            raise BundleError(f"{name}: its {member} is damaged (not the ZIP a Keras model or NumPy archive is): "
-                              "it is not imported")
+            raise BundleError(
+                f"{name}: its {member} is damaged (not the ZIP a Keras model or NumPy archive is): it is not imported"
+            )
     data_refs = {p for p in uploads.files(spec.data) if uploads.UPLOAD_REF.fullmatch(p)}
     lacking = sorted(data_refs - set(found["data"]))
     if lacking:
-        raise BundleError(f"{name}: the run trained on the upload {lacking[0]}, which the bundle does not carry: it "
-                          "is not imported")
+        raise BundleError(
+            f"{name}: the run trained on the upload {lacking[0]}, which the bundle does not carry: it is not imported"
+        )
     return spec, manifest, history, evaluation
 
 
@@ -227,13 +263,19 @@ def _evaluation_ok(ev: dict[str, Any]) -> bool:
     """The parts of an evaluation the pages and the card read have the trainer's shapes (kfcore.training.evaluate)."""
     if "confusion_matrix" in ev:
         names, cm = ev.get("class_names"), ev["confusion_matrix"]
-        if not (isinstance(names, list) and isinstance(cm, list) and len(cm) == len(names)
-                and all(isinstance(row, list) and len(row) == len(names) and _numbers(row) for row in cm)):
+        if not (
+            isinstance(names, list)
+            and isinstance(cm, list)
+            and len(cm) == len(names)
+            and all(isinstance(row, list) and len(row) == len(names) and _numbers(row) for row in cm)
+        ):
             return False
         per_class = ev.get("per_class", [])
         keys = ("precision", "recall", "f1", "support")
-        if not (isinstance(per_class, list) and all(isinstance(c, dict) and "class" in c
-                                                    and all(_numbers(c.get(k)) for k in keys) for c in per_class)):
+        if not (
+            isinstance(per_class, list)
+            and all(isinstance(c, dict) and "class" in c and all(_numbers(c.get(k)) for k in keys) for c in per_class)
+        ):
             return False
     return all(_numbers(ev.get(k)) for k in ("mae", "rmse", "r2", "accuracy", "macro_f1", "best_epoch"))
 

@@ -106,14 +106,18 @@ def onnx_bytes(model: Any) -> bytes:
     try:
         proto = _onnx_of(model)
     except Exception as e:  # tf2onnx raises anything from ValueError to its own errors for a graph it cannot take
-        raise FormatError(f"tf2onnx cannot convert this model ({type(e).__name__}: {str(e).splitlines()[0][:160]}); "
-                          "export it as SavedModel or TFLite instead") from None
+        raise FormatError(
+            f"tf2onnx cannot convert this model ({type(e).__name__}: {str(e).splitlines()[0][:160]}); "
+            "export it as SavedModel or TFLite instead"
+        ) from None
     blocking = _unsupported(proto, [layer.name for layer in model.layers])
     if blocking:
         named = "; ".join(f"{layer} (TensorFlow op {', '.join(sorted(ops))})" for layer, ops in blocking.items())
-        raise FormatError(f"ONNX has no operator for part of this model, so tf2onnx cannot convert it: {named}. "
-                          "Change those layers (a gelu activation becomes Erfc: use relu, swish or tanh), or export "
-                          "as SavedModel or TFLite, which take every layer")
+        raise FormatError(
+            f"ONNX has no operator for part of this model, so tf2onnx cannot convert it: {named}. "
+            "Change those layers (a gelu activation becomes Erfc: use relu, swish or tanh), or export "
+            "as SavedModel or TFLite, which take every layer"
+        )
     return proto.SerializeToString()
 
 
@@ -132,8 +136,10 @@ def _onnx_of(model: Any) -> Any:
     with _quiet():
         frozen = convert_variables_to_constants_v2(function.get_concrete_function())
         proto, _ = tf2onnx.convert.from_graph_def(
-            frozen.graph.as_graph_def(), input_names=[t.name for t in frozen.inputs],
-            output_names=[t.name for t in frozen.outputs])
+            frozen.graph.as_graph_def(),
+            input_names=[t.name for t in frozen.inputs],
+            output_names=[t.name for t in frozen.outputs],
+        )
     return proto
 
 
@@ -154,8 +160,9 @@ def onnx_outputs(onnx: bytes | Path, x: np.ndarray) -> np.ndarray:
     """The ONNX model's outputs for a batch, computed by onnxruntime."""
     import onnxruntime
 
-    session = onnxruntime.InferenceSession(onnx if isinstance(onnx, bytes) else str(onnx),
-                                           providers=["CPUExecutionProvider"])
+    session = onnxruntime.InferenceSession(
+        onnx if isinstance(onnx, bytes) else str(onnx), providers=["CPUExecutionProvider"]
+    )
     (inp,) = session.get_inputs()
     return np.asarray(session.run(None, {inp.name: np.asarray(x, dtype=np.float32)})[0])
 
@@ -171,12 +178,15 @@ def score(outputs: np.ndarray, test: TestSplit) -> tuple[str, float]:
     return "accuracy", float(np.mean(predicted == test.y.reshape(-1)))
 
 
-def compare_tflite(model: Any, flatbuffer: bytes, test: TestSplit,
-                   progress: Callable[[str], None] = lambda _: None) -> str:
+def compare_tflite(
+    model: Any, flatbuffer: bytes, test: TestSplit, progress: Callable[[str], None] = lambda _: None
+) -> str:
     """One line: the flatbuffer's size and its test metric next to the .keras model's, measured here."""
     progress("scoring the flatbuffer on the test split with the LiteRT interpreter")
     metric, lite = score(tflite_outputs(flatbuffer, test.x), test)
     _, keras_score = score(model.predict(test.x, batch_size=1024, verbose=0), test)
     change = lite - keras_score
-    return (f"{TFLITE_FILE}: {len(flatbuffer) / 1024:,.1f} KiB; test {metric} {lite:.4f} with LiteRT, "
-            f"{keras_score:.4f} with the .keras model ({change:+.4f}, on {len(test.y):,} test samples)")
+    return (
+        f"{TFLITE_FILE}: {len(flatbuffer) / 1024:,.1f} KiB; test {metric} {lite:.4f} with LiteRT, "
+        f"{keras_score:.4f} with the .keras model ({change:+.4f}, on {len(test.y):,} test samples)"
+    )

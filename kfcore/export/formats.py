@@ -28,18 +28,18 @@ if TYPE_CHECKING:
 
 FORMATS: dict[str, str] = {
     "keras": "model.keras (and recipe.json for a table): keras.saving.load_model('model.keras'); "
-             "python -m kfcore predict applies the recipe to raw rows",
+    "python -m kfcore predict applies the recipe to raw rows",
     "python": "train.py (and the data file it reads): python train.py trains the run again with tf.keras alone",
     "savedmodel": "savedmodel/: tf.saved_model.load('savedmodel').serve(x), or TF Serving's serving_default "
-                  "signature; x: a float32 batch as the .keras model takes it (a table's encoded columns: "
-                  "recipe.json beside it makes them from raw rows)",
+    "signature; x: a float32 batch as the .keras model takes it (a table's encoded columns: "
+    "recipe.json beside it makes them from raw rows)",
     "tflite": "model.tflite: ai_edge_litert.interpreter.Interpreter(model_path='model.tflite'), float32 inputs as "
-              "the .keras model takes them (--quantize dynamic: int8 weights)",
+    "the .keras model takes them (--quantize dynamic: int8 weights)",
     "onnx": "model.onnx: onnxruntime.InferenceSession('model.onnx').run(None, {'inputs:0': x}), float32 inputs as "
-            "the .keras model takes them",
+    "the .keras model takes them",
     "card": "card.html: the model card, one HTML file; open it in any browser, offline",
     "bundle": "a .zip of the run (spec, history, evaluation, model, script, card): python -m kfcore import "
-              "BUNDLE.zip, or Import on the Runs page of another KF Studio",
+    "BUNDLE.zip, or Import on the Runs page of another KF Studio",
     "tensorboard": "tensorboard/: the run's curves as event files; tensorboard --logdir tensorboard",
 }
 MODEL_FORMATS = ("keras", "savedmodel", "tflite", "onnx", "bundle")  # these need the run's saved model
@@ -67,22 +67,32 @@ def check_format(fmt: str, quantize: str | None = None) -> None:
     if fmt not in FORMATS:
         raise ExportError(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
     if quantize is not None and (fmt != "tflite" or quantize not in QUANTIZE):
-        raise ExportError(f"--quantize {quantize} applies to the tflite format only, with one of: {', '.join(QUANTIZE)}")
+        raise ExportError(
+            f"--quantize {quantize} applies to the tflite format only, with one of: {', '.join(QUANTIZE)}"
+        )
 
 
-def export(store: RunStore, record: RunRecord, fmt: str, out: Path, quantize: str | None = None,
-           progress: Progress = lambda _: None) -> Exported:
+def export(
+    store: RunStore,
+    record: RunRecord,
+    fmt: str,
+    out: Path,
+    quantize: str | None = None,
+    progress: Progress = lambda _: None,
+) -> Exported:
     """Write `record`'s export in format `fmt` into the folder `out` (made if missing). Raises ExportError."""
     from kfcore.export import script as script_export  # numpy and the data modules: loaded only to export
 
     check_format(fmt, quantize)
     model_path = Path(record.model_path or "")
     if fmt in MODEL_FORMATS and (not record.model_path or not model_path.is_file()):
-        raise ExportError(f"run {record.id} has no saved model (its status is {record.status}); train it to the end "
-                          "first")
+        raise ExportError(
+            f"run {record.id} has no saved model (its status is {record.status}); train it to the end first"
+        )
     if fmt == "card" and record.status != "finished":
-        raise ExportError(f"run {record.id} is {record.status}: a model card describes a finished run; train it to "
-                          "the end first")
+        raise ExportError(
+            f"run {record.id} is {record.status}: a model card describes a finished run; train it to the end first"
+        )
     try:
         out.mkdir(parents=True, exist_ok=True)
         if fmt == "keras":
@@ -193,8 +203,9 @@ def run_test_split(store: RunStore, record: RunRecord) -> TestSplit | str:
     return TestSplit(splits.x_test, splits.y_test, ds.task)
 
 
-def _model_format(store: RunStore, record: RunRecord, model_path: Path, fmt: str, out: Path, quantize: str | None,
-                  progress: Progress) -> Exported:
+def _model_format(
+    store: RunStore, record: RunRecord, model_path: Path, fmt: str, out: Path, quantize: str | None, progress: Progress
+) -> Exported:
     from kfcore.export import convert
     from kfcore.export import script as script_export
 
@@ -202,12 +213,14 @@ def _model_format(store: RunStore, record: RunRecord, model_path: Path, fmt: str
     try:
         model = convert.load_keras(model_path)
     except (OSError, ValueError) as e:
-        raise ExportError(f"run {record.id}'s saved model cannot be loaded ({str(e).splitlines()[0][:200]}); "
-                          "train the run again") from None
+        raise ExportError(
+            f"run {record.id}'s saved model cannot be loaded ({str(e).splitlines()[0][:200]}); train the run again"
+        ) from None
     recipe = _copy(script_export.model_files(model_path)[1:], out)  # tables: raw rows -> input
     shape = tuple(model.inputs[0].shape[1:])
-    takes = (f"it takes a float32 batch of shape (n, {', '.join(map(str, shape))})"
-             + (": a table's encoded columns; recipe.json beside it makes them from raw rows" if recipe else ""))
+    takes = f"it takes a float32 batch of shape (n, {', '.join(map(str, shape))})" + (
+        ": a table's encoded columns; recipe.json beside it makes them from raw rows" if recipe else ""
+    )
     notes = [takes]
     progress(f"converting to {fmt}")
     try:
@@ -226,13 +239,20 @@ def _model_format(store: RunStore, record: RunRecord, model_path: Path, fmt: str
             if isinstance(test, convert.TestSplit):
                 notes.append(convert.compare_tflite(model, flatbuffer, test, progress))
             else:
-                notes.append(f"{convert.TFLITE_FILE}: {len(flatbuffer) / 1024:,.1f} KiB; its test score was not "
-                             f"measured: {test}")
+                notes.append(
+                    f"{convert.TFLITE_FILE}: {len(flatbuffer) / 1024:,.1f} KiB; its test score was not measured: {test}"
+                )
             if quantize:
                 float_size = len(convert.tflite_bytes(model))
-                notes.append(f"dynamic-range quantised; the float32 flatbuffer is {float_size / 1024:,.1f} KiB"
-                             + ("" if len(flatbuffer) < float_size else ": no weight tensor of this model reaches the "
-                                "1,024 values the converter starts quantising at, so nothing was quantised"))
+                notes.append(
+                    f"dynamic-range quantised; the float32 flatbuffer is {float_size / 1024:,.1f} KiB"
+                    + (
+                        ""
+                        if len(flatbuffer) < float_size
+                        else ": no weight tensor of this model reaches the "
+                        "1,024 values the converter starts quantising at, so nothing was quantised"
+                    )
+                )
     except convert.FormatError as e:
         raise ExportError(str(e)) from None
     return Exported([*written, *recipe], notes)
@@ -241,17 +261,39 @@ def _model_format(store: RunStore, record: RunRecord, model_path: Path, fmt: str
 # -- in a child process, for the dashboard ------------------------------------------------------------------------
 
 
-def in_subprocess(store_root: str | Path, run_id: str, fmt: str, out: Path, quantize: str | None = None,
-                  timeout: float = EXPORT_TIMEOUT_S) -> Iterator[str | Exported]:
+def in_subprocess(
+    store_root: str | Path,
+    run_id: str,
+    fmt: str,
+    out: Path,
+    quantize: str | None = None,
+    timeout: float = EXPORT_TIMEOUT_S,
+) -> Iterator[str | Exported]:
     """Run `python -m kfcore export` in a child process: yields each progress step (str) as it comes, then the
     Exported. Raises ExportError with the CLI's own message when it refuses, fails or takes too long."""
     import kfcore
 
     root = Path(kfcore.__file__).resolve().parents[1]  # the folder kfcore is in: the child imports it from there
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (str(root), os.environ.get("PYTHONPATH")))),
-           "TF_CPP_MIN_LOG_LEVEL": "3"}
-    args = [sys.executable, "-m", "kfcore", "export", run_id, "--format", fmt, "--out", str(out), "--store",
-            str(store_root), "--json", *(("--quantize", quantize) if quantize else ())]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, (str(root), os.environ.get("PYTHONPATH")))),
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+    }
+    args = [
+        sys.executable,
+        "-m",
+        "kfcore",
+        "export",
+        run_id,
+        "--format",
+        fmt,
+        "--out",
+        str(out),
+        "--store",
+        str(store_root),
+        "--json",
+        *(("--quantize", quantize) if quantize else ()),
+    ]
     # stderr into a file, not a pipe: TensorFlow's logs could fill a pipe nobody reads while stdout is read.
     errors_file = tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace")
     child = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=errors_file, text=True, cwd=root, env=env)
@@ -282,16 +324,19 @@ def in_subprocess(store_root: str | Path, run_id: str, fmt: str, out: Path, quan
     if code == 0 and done is not None:
         yield done
         return
-    errors = [line[len("error: "):] for line in stderr.splitlines() if line.startswith("error: ")]
+    errors = [line[len("error: ") :] for line in stderr.splitlines() if line.startswith("error: ")]
     if errors:
         raise ExportError(errors[-1])
     if code in (-9, 137):
         raise ExportError(f"the export took longer than {timeout:.0f} s or ran out of memory and was stopped")
-    raise ExportError(f"the export process stopped unexpectedly (exit {code}): "
-                      f"{(stderr.strip().splitlines() or ['no message'])[-1][:200]}")
+    raise ExportError(
+        f"the export process stopped unexpectedly (exit {code}): "
+        f"{(stderr.strip().splitlines() or ['no message'])[-1][:200]}"
+    )
 
 
 # -- for the dashboard: each export made once per run, kept in the run's folder, downloaded from there ---------------
+
 
 def cache_dir(store: RunStore, run_id: str, fmt: str, quantize: str | None = None) -> Path:
     return store.run_dir(run_id) / "exports" / (f"{fmt}-{quantize}" if quantize else fmt)
@@ -320,8 +365,9 @@ def prepared(store: RunStore, run_id: str, fmt: str, quantize: str | None = None
         for event in in_subprocess(store.root, run_id, fmt, scratch, quantize):
             if isinstance(event, Exported):
                 with store.writing():
-                    (scratch / _DONE).write_text(json.dumps({"files": [f.name for f in event.files],
-                                                             "notes": event.notes}), encoding="utf-8")
+                    (scratch / _DONE).write_text(
+                        json.dumps({"files": [f.name for f in event.files], "notes": event.notes}), encoding="utf-8"
+                    )
                     shutil.rmtree(folder, ignore_errors=True)
                     scratch.replace(folder)
                 event = cached(folder) or event

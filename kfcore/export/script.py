@@ -110,8 +110,12 @@ def prepared_images(spec: RunSpec) -> Path:
     size, color = d.image_size or DEFAULT_IMAGE_SIZE, bool(d.color)
     stat = zip_path.stat()
     key = hashlib.sha256(repr((str(zip_path.resolve()), stat.st_size, stat.st_mtime_ns, size, color)).encode())
-    path = Path(tempfile.gettempdir()) / "kf-prepared" / key.hexdigest()[:16] / (
-        f"{zip_path.stem}-{size}px-{'colour' if color else 'grey'}.npz")
+    path = (
+        Path(tempfile.gettempdir())
+        / "kf-prepared"
+        / key.hexdigest()[:16]
+        / (f"{zip_path.stem}-{size}px-{'colour' if color else 'grey'}.npz")
+    )
     if not path.is_file():
         found = imagefolder.read_zip(zip_path, size, color)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -232,8 +236,18 @@ def _facts(spec: RunSpec) -> _Facts:
         stratify_test = classify and not own_test and kdata.can_stratify(ds.y, n_test, len(ds.y) - n_test)
         stratify_val = classify and n_val > 0 and kdata.can_stratify(y_rest, n_val, len(y_rest) - n_val)
         coded = d.source == "builtin" and d.name != "diabetes"  # sklearn's and Playground's labels are 0..K-1
-        facts = _Facts(ds.task, ds.n_classes, ds.input_shape, own_test, n_test, n_val, stratify_test, stratify_val,
-                       dataset=ds, raw_labels=classify and not coded)
+        facts = _Facts(
+            ds.task,
+            ds.n_classes,
+            ds.input_shape,
+            own_test,
+            n_test,
+            n_val,
+            stratify_test,
+            stratify_val,
+            dataset=ds,
+            raw_labels=classify and not coded,
+        )
     infer_shapes(spec.layers, facts.input_shape, facts.task, facts.n_classes, spec.output)  # ShapeError early
     facts.units, facts.activation, facts.loss = head(facts.task, facts.n_classes, spec.output)
     return facts
@@ -288,14 +302,16 @@ def _docstring(spec: RunSpec, facts: _Facts, run_name: str | None) -> str:
         needs.append("scikit-learn")
     if d.source == "csv":
         needs.append("pandas")
-    return "\n".join([
-        f'"""{title}, as a standalone Keras script.',
-        "",
-        f"Data: {_clean(name)} ({task}). Hidden layers: {layers}.",
-        f"Training: {t.optimizer}, learning rate {t.learning_rate:g}, {t.epochs} epochs, batch size {t.batch_size}.",
-        f"Needs {', '.join(needs)}. Saves the trained model as model.keras in the working directory.",
-        '"""',
-    ])
+    return "\n".join(
+        [
+            f'"""{title}, as a standalone Keras script.',
+            "",
+            f"Data: {_clean(name)} ({task}). Hidden layers: {layers}.",
+            f"Training: {t.optimizer}, learning rate {t.learning_rate:g}, {t.epochs} epochs, batch size {t.batch_size}.",
+            f"Needs {', '.join(needs)}. Saves the trained model as model.keras in the working directory.",
+            '"""',
+        ]
+    )
 
 
 # -- data -----------------------------------------------------------------------------------------
@@ -339,8 +355,12 @@ def _data_lines(spec: RunSpec, facts: _Facts, script: _Script) -> list[str]:
         script.helpers.append(_READ_IDX)
         images = kdata.read_idx(d.images or "", "images")
         names = [Path(d.images or "").name, Path(d.labels or "").name]
-        return [_beside(*names), f"x = read_idx({_q(names[0])})", f"y = read_idx({_q(names[1])})",
-                *_image_lines(["x"], [images])]
+        return [
+            _beside(*names),
+            f"x = read_idx({_q(names[0])})",
+            f"y = read_idx({_q(names[1])})",
+            *_image_lines(["x"], [images]),
+        ]
     return _csv_lines(spec, facts, script)
 
 
@@ -350,8 +370,10 @@ def _label_lines(facts: _Facts) -> list[str]:
     if not facts.classify:
         return [f'{y} = {y}.astype("float32")' for y in ["y", *tests]]
     if facts.raw_labels:
-        return ["classes, y = np.unique(y, return_inverse=True)  # labels -> class numbers, in sorted order",
-                *(f"{y} = np.searchsorted(classes, {y})" for y in tests)]
+        return [
+            "classes, y = np.unique(y, return_inverse=True)  # labels -> class numbers, in sorted order",
+            *(f"{y} = np.searchsorted(classes, {y})" for y in tests),
+        ]
     return []
 
 
@@ -443,18 +465,25 @@ def _csv_lines(spec: RunSpec, facts: _Facts, script: _Script) -> list[str]:
     target = recipe.target["column"]
     df = kdata.read_csv(path)
     script.helpers.append(krecipe.source_of("numbers", "prepare"))
-    lines = [_beside(path.name),
-             f"df = {_call('pd.read_csv', [_q(path.name), *_csv_read_options(path, list(df.columns))])}"]
+    lines = [
+        _beside(path.name),
+        f"df = {_call('pd.read_csv', [_q(path.name), *_csv_read_options(path, list(df.columns))])}",
+    ]
     if kdata.tidy_columns(df):  # kfcore's rule: " age" is "age" unless two columns would merge
         lines.append("df.columns = df.columns.str.strip()")
     if recipe.target["numbers"]:
-        lines.append(f"df[{_q(target)}] = numbers(df[{_q(target)}], {recipe.target['format']!r})  "
-                     "# the target as numbers: a cell that is not one becomes a gap")
+        lines.append(
+            f"df[{_q(target)}] = numbers(df[{_q(target)}], {recipe.target['format']!r})  "
+            "# the target as numbers: a cell that is not one becomes a gap"
+        )
     if len(ds.y) < len(df):
         lines.append(f"df = df.dropna(subset=[{_q(target)}])  # rows without a target teach nothing")
     listed = "".join(f"    {_literal(column)},\n" for column in recipe.columns)
-    text = not recipe.target["numbers"] and not pd.api.types.is_numeric_dtype(df[target]) \
+    text = (
+        not recipe.target["numbers"]
+        and not pd.api.types.is_numeric_dtype(df[target])
         and not pd.api.types.is_bool_dtype(df[target])
+    )
     return lines + [
         "# The recipe KF Studio fitted on the run's training rows: per column its kind and preparation (the",
         "# training median fills a gap, the training categories are one-hot encoded, an unseen one is all zeros)",
@@ -501,13 +530,17 @@ def _split_lines(spec: RunSpec, facts: _Facts) -> list[str]:
     else:
         comment, rest = f"Split: {facts.n_test} samples for testing", ("x_train", "y_train")
         stratify = ", stratify=y" if facts.stratify_test else ""
-        lines = [f"x_train, x_test, y_train, y_test = "
-                 f"train_test_split(x, y, test_size={facts.n_test}, random_state={seed}{stratify})"]
+        lines = [
+            f"x_train, x_test, y_train, y_test = "
+            f"train_test_split(x, y, test_size={facts.n_test}, random_state={seed}{stratify})"
+        ]
     if facts.n_val:
         comment += f", {facts.n_val} for validation"
         stratify = f", stratify={rest[1]}" if facts.stratify_val else ""
-        lines.append(f"x_train, x_val, y_train, y_val = "
-                     f"train_test_split({rest[0]}, {rest[1]}, test_size={facts.n_val}, random_state={seed}{stratify})")
+        lines.append(
+            f"x_train, x_val, y_train, y_val = "
+            f"train_test_split({rest[0]}, {rest[1]}, test_size={facts.n_val}, random_state={seed}{stratify})"
+        )
     elif facts.own_test:
         lines.append("x_train, y_train = x, y")
     if facts.stratify_test or facts.stratify_val:
@@ -520,11 +553,15 @@ def _split_lines(spec: RunSpec, facts: _Facts) -> list[str]:
 def _target_lines(facts: _Facts) -> list[str]:
     """Targets in the form the loss expects; [] when class numbers or floats are that form already."""
     if facts.loss == "categorical_crossentropy":
-        return ["Targets: one-hot rows for categorical_crossentropy",
-                *(f"y_{s} = keras.utils.to_categorical(y_{s}, {facts.n_classes})" for s in facts.sets)]
+        return [
+            "Targets: one-hot rows for categorical_crossentropy",
+            *(f"y_{s} = keras.utils.to_categorical(y_{s}, {facts.n_classes})" for s in facts.sets),
+        ]
     if facts.loss == "binary_crossentropy":
-        return ["Targets: a column of 0/1 floats for binary_crossentropy",
-                *(f'y_{s} = y_{s}.astype("float32").reshape(-1, 1)' for s in facts.sets)]
+        return [
+            "Targets: a column of 0/1 floats for binary_crossentropy",
+            *(f'y_{s} = y_{s}.astype("float32").reshape(-1, 1)' for s in facts.sets),
+        ]
     return []
 
 
@@ -536,15 +573,19 @@ def _model_lines(spec: RunSpec, facts: _Facts) -> list[str]:
     items = [f"keras.Input(shape={facts.input_shape!r}),"]
     for row in report.rows:
         if row.kind == "Normalization":
-            items += ["# Standardise each feature with the training split's mean and variance",
-                      "layers.Normalization(mean=x_train.mean(axis=0), variance=x_train.var(axis=0)),"]
+            items += [
+                "# Standardise each feature with the training split's mean and variance",
+                "layers.Normalization(mean=x_train.mean(axis=0), variance=x_train.var(axis=0)),",
+            ]
         elif row.index is not None:
             items.append(kind(spec.layers[row.index].type).code(spec.layers[row.index].values()) + ",")
         elif row.kind == "Flatten":
             items.append("layers.Flatten(),  # added because Dense needs flat input")
         elif row.kind == "Rescaling":
-            items += ["# Back to the target's units: the layers before learn the standardised target",
-                      "layers.Rescaling(scale=y_std, offset=y_mean),"]
+            items += [
+                "# Back to the target's units: the layers before learn the standardised target",
+                "layers.Rescaling(scale=y_std, offset=y_mean),",
+            ]
         else:
             args = [str(facts.units)] + ([f"activation={_q(facts.activation)}"] if facts.activation != "linear" else [])
             items.append(_call("layers.Dense", args, 8) + ",  # output")
@@ -580,8 +621,11 @@ def _train_lines(spec: RunSpec, facts: _Facts) -> list[str]:
         args.append(f"weight_decay={_num(t.weight_decay)}")
     name = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW", "rmsprop": "RMSprop", "adagrad": "Adagrad"}[t.optimizer]
     metric = "mae" if facts.task == "regression" else "accuracy"
-    compile_args = [f"optimizer={_call(f'keras.optimizers.{name}', args, 4)}", f"loss={_q(facts.loss)}",
-                    f'metrics=["{metric}"]']
+    compile_args = [
+        f"optimizer={_call(f'keras.optimizers.{name}', args, 4)}",
+        f"loss={_q(facts.loss)}",
+        f'metrics=["{metric}"]',
+    ]
     power = {"mse": " ** 2", "mae": "", "huber": ""}.get(facts.loss) if not facts.classify else None
     if power is not None:  # the loss of the standardised target, as kfcore.training.train.loss_weight weighs it
         compile_args.append(f"loss_weights=[1 / y_std{power}]")

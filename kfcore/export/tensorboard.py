@@ -30,7 +30,7 @@ def scalars(history: Sequence[dict[str, Any]], class_names: Sequence[str] = ()) 
             part, name = ("validation", key[4:]) if key.startswith("val_") else ("train", key)
             if isinstance(value, list) and all(isinstance(v, (int, float)) for v in value):
                 if name.startswith("per_class_val_"):  # per_class_val_accuracy: the validation split's
-                    part, name = "validation", name[len("per_class_val_"):]
+                    part, name = "validation", name[len("per_class_val_") :]
                 for i, v in enumerate(value):
                     label = class_names[i] if i < len(class_names) else str(i)
                     runs[part].setdefault(f"epoch_{name}_per_class/{label}", []).append((step, float(v)))

@@ -11,8 +11,21 @@ import pkgutil
 
 from kfcore.layers.base import ACTIVATIONS, INITIALIZERS, PADDINGS, Field, LayerKind, ShapeError, Values, Where, pair
 
-__all__ = ["ACTIVATIONS", "FIELD_NAMES", "INITIALIZERS", "KINDS", "LAYER_TYPES", "PADDINGS", "Field", "LayerKind",
-           "ShapeError", "Values", "Where", "kind", "pair"]
+__all__ = [
+    "ACTIVATIONS",
+    "FIELD_NAMES",
+    "INITIALIZERS",
+    "KINDS",
+    "LAYER_TYPES",
+    "PADDINGS",
+    "Field",
+    "LayerKind",
+    "ShapeError",
+    "Values",
+    "Where",
+    "kind",
+    "pair",
+]
 
 
 def _discover() -> dict[str, LayerKind]:
@@ -21,8 +34,11 @@ def _discover() -> dict[str, LayerKind]:
         if module.name in ("base", "pooling"):
             continue
         mod = importlib.import_module(f"{__name__}.{module.name}")
-        found += [obj() for obj in vars(mod).values()
-                  if isinstance(obj, type) and issubclass(obj, LayerKind) and obj.__module__ == mod.__name__]
+        found += [
+            obj()
+            for obj in vars(mod).values()
+            if isinstance(obj, type) and issubclass(obj, LayerKind) and obj.__module__ == mod.__name__
+        ]
     return {k.name: k for k in sorted(found, key=lambda k: k.order)}
 
 

@@ -19,10 +19,19 @@ from typing import Any, ClassVar
 Shape = tuple[int, ...]
 Values = Mapping[str, Any]  # a layer's field values with the kind's defaults filled in
 
-ACTIVATIONS = ("relu", "sigmoid", "tanh", "softmax", "linear", "elu", "selu", "gelu", "swish", "leaky_relu",
-               "softplus")
-INITIALIZERS = ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_uniform", "lecun_normal",
-                "random_normal", "random_uniform", "zeros", "ones")
+ACTIVATIONS = ("relu", "sigmoid", "tanh", "softmax", "linear", "elu", "selu", "gelu", "swish", "leaky_relu", "softplus")
+INITIALIZERS = (
+    "glorot_uniform",
+    "glorot_normal",
+    "he_uniform",
+    "he_normal",
+    "lecun_uniform",
+    "lecun_normal",
+    "random_normal",
+    "random_uniform",
+    "zeros",
+    "ones",
+)
 PADDINGS = ("valid", "same")
 WINDOWS = (1, 2, 3, 4, 5, 7)  # square window sizes the editor offers
 
@@ -119,16 +128,19 @@ def flatten(shape: Shape) -> Shape:
     return (math.prod(shape),)
 
 
-def spatial(where: Where, shape: Shape, window: tuple[int, int], strides: tuple[int, int], padding: str,
-            what: str) -> tuple[int, int]:
+def spatial(
+    where: Where, shape: Shape, window: tuple[int, int], strides: tuple[int, int], padding: str, what: str
+) -> tuple[int, int]:
     """Height and width after a sliding window (a kernel or a pool), refusing anything below 1x1."""
     if padding == "same":
         return (math.ceil(shape[0] / strides[0]), math.ceil(shape[1] / strides[1]))
     out = tuple(max(0, (n - k) // s + 1) for n, k, s in zip(shape[:2], window, strides, strict=True))
     if min(out) < 1:
-        raise where.error(f"its {window[0]}x{window[1]} {what} (padding \"valid\") on a {shape[0]}x{shape[1]} input "
-                          f"would leave {out[0]}x{out[1]}, below 1x1; use padding \"same\", a smaller {what} or fewer "
-                          "pooling layers before it")
+        raise where.error(
+            f'its {window[0]}x{window[1]} {what} (padding "valid") on a {shape[0]}x{shape[1]} input '
+            f'would leave {out[0]}x{out[1]}, below 1x1; use padding "same", a smaller {what} or fewer '
+            "pooling layers before it"
+        )
     return out[0], out[1]
 
 

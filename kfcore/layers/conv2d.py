@@ -46,8 +46,15 @@ class Conv2D(LayerKind):
         return (*out, filters), params, params
 
     def build(self, keras: Any, v: Values, name: str, dtype: str | None) -> Any:
-        return keras.layers.Conv2D(int(v["filters"]), pair(v["kernel_size"]), strides=pair(v["strides"] or 1),
-                                   padding=v["padding"], dtype=dtype, name=name, **weight_arguments(keras, v))
+        return keras.layers.Conv2D(
+            int(v["filters"]),
+            pair(v["kernel_size"]),
+            strides=pair(v["strides"] or 1),
+            padding=v["padding"],
+            dtype=dtype,
+            name=name,
+            **weight_arguments(keras, v),
+        )
 
     def code(self, v: Values) -> str:
         args = [str(v["filters"]), size(v["kernel_size"])]

@@ -42,7 +42,11 @@ class Dense(LayerKind):
         if v["activation"] != "softmax":
             return []
         if v["units"] == 1:
-            return [f"Layer {position}: Dense(1, softmax) always outputs 1, so nothing after it can learn; "
-                    "use relu or tanh, or more units."]
-        return [f"Layer {position}: softmax in a hidden layer forces its {v['units']} outputs to sum to 1, which "
-                "usually slows learning; relu is the usual choice for hidden layers."]
+            return [
+                f"Layer {position}: Dense(1, softmax) always outputs 1, so nothing after it can learn; "
+                "use relu or tanh, or more units."
+            ]
+        return [
+            f"Layer {position}: softmax in a hidden layer forces its {v['units']} outputs to sum to 1, which "
+            "usually slows learning; relu is the usual choice for hidden layers."
+        ]

@@ -10,8 +10,18 @@ from kfcore.layers.base import Field, LayerKind, Values, num
 class Dropout(LayerKind):
     name = "Dropout"
     order = 20
-    fields = (Field("rate", "float", 0.5, lo=0.0, hi=0.99, label="Rate (fraction of units dropped while training)",
-                    widget="slider", step=0.05),)
+    fields = (
+        Field(
+            "rate",
+            "float",
+            0.5,
+            lo=0.0,
+            hi=0.99,
+            label="Rate (fraction of units dropped while training)",
+            widget="slider",
+            step=0.05,
+        ),
+    )
 
     def short(self, v: Values) -> str:
         return f"Dropout({v['rate']})"

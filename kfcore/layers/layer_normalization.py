@@ -13,8 +13,19 @@ EPSILONS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2)
 class LayerNormalization(LayerKind):
     name = "LayerNormalization"
     order = 35
-    fields = (Field("epsilon", "float", 0.001, lo=1e-8, hi=0.1, options=EPSILONS, label="Epsilon",
-                    help="Added to the variance so a constant input never divides by zero.", widget="select"),)
+    fields = (
+        Field(
+            "epsilon",
+            "float",
+            0.001,
+            lo=1e-8,
+            hi=0.1,
+            options=EPSILONS,
+            label="Epsilon",
+            help="Added to the variance so a constant input never divides by zero.",
+            widget="select",
+        ),
+    )
 
     def short(self, v: Values) -> str:
         return "LayerNorm"
@@ -27,5 +38,8 @@ class LayerNormalization(LayerKind):
         return keras.layers.LayerNormalization(epsilon=float(v["epsilon"]), dtype=dtype, name=name)
 
     def code(self, v: Values) -> str:
-        return "layers.LayerNormalization()" if v["epsilon"] == 0.001 else \
-            f"layers.LayerNormalization(epsilon={num(v['epsilon'])})"
+        return (
+            "layers.LayerNormalization()"
+            if v["epsilon"] == 0.001
+            else f"layers.LayerNormalization(epsilon={num(v['epsilon'])})"
+        )

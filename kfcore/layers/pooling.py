@@ -27,8 +27,9 @@ class Pooling2D(LayerKind):
 
     def build(self, keras: Any, v: Values, name: str, dtype: str | None) -> Any:
         strides = None if v["strides"] is None else pair(v["strides"])
-        return getattr(keras.layers, self.name)(pair(v["pool_size"]), strides=strides, padding=v["padding"],
-                                                dtype=dtype, name=name)
+        return getattr(keras.layers, self.name)(
+            pair(v["pool_size"]), strides=strides, padding=v["padding"], dtype=dtype, name=name
+        )
 
     def code(self, v: Values) -> str:
         args = [size(v["pool_size"])]

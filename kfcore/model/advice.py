@@ -24,16 +24,22 @@ def model_advice(spec: RunSpec, task: str, n_classes: int) -> list[str]:
     weighted = [layer for layer in spec.layers if _weighted(layer)]
     if len(weighted) >= 2 and all((layer.activation or "linear") == "linear" for layer in weighted):
         reach = "fit a flat plane through the data" if task == "regression" else "draw straight boundaries"
-        notes.append(f"Every hidden layer is linear, so together they are one linear map: the model can only {reach}. "
-                     "Give them relu (or tanh) to learn curves.")
+        notes.append(
+            f"Every hidden layer is linear, so together they are one linear map: the model can only {reach}. "
+            "Give them relu (or tanh) to learn curves."
+        )
     run = longest_run(spec, SATURATING)
     if run >= DEEP_SATURATING:
-        notes.append(f"{run} sigmoid/tanh layers in a row: their gradients shrink layer by layer, so the first "
-                     "ones barely learn; relu (or BatchNormalization between them) trains faster.")
+        notes.append(
+            f"{run} sigmoid/tanh layers in a row: their gradients shrink layer by layer, so the first "
+            "ones barely learn; relu (or BatchNormalization between them) trains faster."
+        )
     units, activation, _ = head(task, n_classes, spec.output)
     if activation == "softmax" and units == 1:
-        notes.append("The output layer is a single softmax unit, which always outputs 1: the model cannot learn. "
-                     "Remove the output activation override (a yes/no task uses one sigmoid unit).")
+        notes.append(
+            "The output layer is a single softmax unit, which always outputs 1: the model cannot learn. "
+            "Remove the output activation override (a yes/no task uses one sigmoid unit)."
+        )
     return notes
 
 

@@ -74,8 +74,9 @@ def build_model(
             model.add(keras.layers.Flatten(dtype=dtype, name=name))
         elif row.kind == "Rescaling":
             target_mean, target_std = target_scale
-            model.add(keras.layers.Rescaling(scale=float(target_std), offset=float(target_mean), dtype="float32",
-                                             name=name))
+            model.add(
+                keras.layers.Rescaling(scale=float(target_std), offset=float(target_mean), dtype="float32", name=name)
+            )
         else:
             units, activation, _ = head(task, n_classes, spec.output)
             model.add(keras.layers.Dense(units, activation=activation, dtype="float32", name=name))

@@ -112,8 +112,11 @@ def infer_shapes(
             rows.append(LayerRow(None, "Flatten (automatic)", "Flatten", shape, 0, 0, True))
             flattened_by = flattened_by or f"the automatic Flatten before {label}"
         if layer_kind.input == "image" and len(shape) != 3:
-            raise ShapeError(i, f"{label}: needs image input of shape (height, width, channels), but gets "
-                                f"{_describe_flat(shape, input_shape, flattened_by)}")
+            raise ShapeError(
+                i,
+                f"{label}: needs image input of shape (height, width, channels), but gets "
+                f"{_describe_flat(shape, input_shape, flattened_by)}",
+            )
         shape, params, trainable = layer_kind.output(layer.values(), shape, Where(i, label))
         if len(shape) == 1 and not tabular and flattened_by is None:
             flattened_by = label
@@ -145,6 +148,8 @@ def _describe_flat(shape: Shape, input_shape: Shape, flattened_by: str | None) -
     if len(input_shape) == 1:
         return f"tabular input of {input_shape[0]} features; remove it or choose an image dataset"
     if len(shape) == 1 and flattened_by:
-        return (f"flat input of {shape[0]} features because {flattened_by} already flattened the image; "
-                f"move it before that layer or remove it")
+        return (
+            f"flat input of {shape[0]} features because {flattened_by} already flattened the image; "
+            f"move it before that layer or remove it"
+        )
     return f"input of shape {shape}; remove it or choose an image dataset"

@@ -25,8 +25,22 @@ LR_COLOR = "#be185d"  # a learning-rate change's marker line
 SPLIT_COLORS = {"train": TRAIN_COLOR, "validation": VALIDATION_COLOR, "test": "#7c3aed"}
 # Colour-blind-safe categorical palette (Okabe–Ito, then Tableau for more than eight classes).
 CLASS_COLORS = (
-    "#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000",
-    "#4E79A7", "#F28E2B", "#E15759", "#76B7B2", "#59A14F", "#EDC948", "#B07AA1", "#FF9DA7",
+    "#0072B2",
+    "#E69F00",
+    "#009E73",
+    "#CC79A7",
+    "#56B4E9",
+    "#D55E00",
+    "#F0E442",
+    "#000000",
+    "#4E79A7",
+    "#F28E2B",
+    "#E15759",
+    "#76B7B2",
+    "#59A14F",
+    "#EDC948",
+    "#B07AA1",
+    "#FF9DA7",
 )
 METRIC_LABELS = {"loss": "Loss", "accuracy": "Accuracy", "mae": "Mean absolute error"}
 MAX_SCATTER_POINTS = 3000
@@ -152,7 +166,10 @@ def scatter_2d(
     else:
         fig.add_trace(
             go.Scattergl(
-                x=x[:, 0], y=x[:, 1], mode="markers", name="target",
+                x=x[:, 0],
+                y=x[:, 1],
+                mode="markers",
+                name="target",
                 marker={"color": y.astype(np.float64), "colorscale": "Viridis", "showscale": True, "size": 6},
             )
         )
@@ -202,8 +219,13 @@ def sample_grid(
     labels = [_text(class_names[r]) for r in range(len(rows))] if class_names else [""] * len(rows)
     fig.update_xaxes(visible=False, constrain="domain")
     fig.update_yaxes(
-        autorange="reversed", scaleanchor="x", constrain="domain", tickvals=centres, ticktext=labels,
-        showgrid=False, zeroline=False,
+        autorange="reversed",
+        scaleanchor="x",
+        constrain="domain",
+        tickvals=centres,
+        ticktext=labels,
+        showgrid=False,
+        zeroline=False,
     )
     return _layout(fig, title, min(560, 70 + 36 * len(rows)), plot_bgcolor="white")
 
@@ -246,7 +268,11 @@ def training_curve(
             if xs:
                 fig.add_trace(
                     go.Scatter(
-                        x=xs, y=ys, mode="lines", name=f"previous · {part}", legendgroup="previous",
+                        x=xs,
+                        y=ys,
+                        mode="lines",
+                        name=f"previous · {part}",
+                        legendgroup="previous",
                         line={"color": PREVIOUS_COLOR, "dash": dash, "width": 2},
                         hovertemplate=f"previous {part}, epoch %{{x}}: %{{y:.4f}}<extra></extra>",
                     )
@@ -256,9 +282,13 @@ def training_curve(
         if xs:
             fig.add_trace(
                 go.Scatter(
-                    x=xs, y=ys, mode="lines+markers" if len(xs) <= MAX_MARKED_EPOCHS else "lines", name=part,
+                    x=xs,
+                    y=ys,
+                    mode="lines+markers" if len(xs) <= MAX_MARKED_EPOCHS else "lines",
+                    name=part,
                     line={"color": color, "width": 2.5},
-                    marker={"size": 5}, hovertemplate=f"{part}, epoch %{{x}}: %{{y:.4f}}<extra></extra>",
+                    marker={"size": 5},
+                    hovertemplate=f"{part}, epoch %{{x}}: %{{y:.4f}}<extra></extra>",
                 )
             )
     if best_epoch is not None:
@@ -267,28 +297,46 @@ def training_curve(
         if xs:
             fig.add_trace(
                 go.Scatter(
-                    x=xs, y=ys, mode="markers", name="best epoch",
+                    x=xs,
+                    y=ys,
+                    mode="markers",
+                    name="best epoch",
                     marker={"symbol": "star", "size": 15, "color": BEST_COLOR, "line": {"width": 1, "color": "white"}},
                     hovertemplate="best epoch %{x}: %{y:.4f}<extra></extra>",
                 )
             )
     if joined is not None:
-        fig.add_vline(x=joined + 0.5, line={"color": "#111827", "width": 1.5, "dash": "dot"},
-                      annotation={"text": "continued", "font": {"size": 11, "color": "#111827"}},
-                      annotation_position="bottom left")  # clear of a rate marker's label at the top
+        fig.add_vline(
+            x=joined + 0.5,
+            line={"color": "#111827", "width": 1.5, "dash": "dot"},
+            annotation={"text": "continued", "font": {"size": 11, "color": "#111827"}},
+            annotation_position="bottom left",
+        )  # clear of a rate marker's label at the top
     for row in history:
         if row.get("lr_changed") and row.get("learning_rate") is not None:
-            fig.add_vline(x=int(row["epoch"]) - 0.5, line={"color": LR_COLOR, "width": 1.5, "dash": "dash"},
-                          annotation={"text": f"learning rate → {float(row['learning_rate']):g}",
-                                      "font": {"size": 11, "color": LR_COLOR}},
-                          annotation_position="top left")  # inside the plot: most changes come late in a run
+            fig.add_vline(
+                x=int(row["epoch"]) - 0.5,
+                line={"color": LR_COLOR, "width": 1.5, "dash": "dash"},
+                annotation={
+                    "text": f"learning rate → {float(row['learning_rate']):g}",
+                    "font": {"size": 11, "color": LR_COLOR},
+                },
+                annotation_position="top left",
+            )  # inside the plot: most changes come late in a run
     last = max([int(r["epoch"]) for r in list(history) + list(previous or [])] + [epochs or 1, 1])
     fig.update_xaxes(title="epoch", range=[0.6, last + 0.4], tick0=1, dtick=max(1, math.ceil(last / 10)))
     fig.update_yaxes(title=label)
     if not fig.data:  # before the first epoch: an empty frame that says what is coming, not a bare grid
         fig.update_yaxes(showticklabels=False, showgrid=False, range=[0, 1])
-        fig.add_annotation(text="waiting for the first epoch…", x=0.5, y=0.5, xref="paper", yref="paper",
-                           showarrow=False, font={"color": PREVIOUS_COLOR, "size": 13})
+        fig.add_annotation(
+            text="waiting for the first epoch…",
+            x=0.5,
+            y=0.5,
+            xref="paper",
+            yref="paper",
+            showarrow=False,
+            font={"color": PREVIOUS_COLOR, "size": 13},
+        )
     return _layout(fig, title or label, 340, hovermode="x unified")
 
 
@@ -322,42 +370,85 @@ def confusion_matrix(
     counts_m = np.asarray(counts if counts is not None else m).astype(np.int64)
     labelled = n <= MAX_LABELLED_CLASSES  # beyond that the numbers no longer fit their cells: hover tells them
     heat = go.Heatmap(
-        z=m, x=names, y=names, colorscale="Blues", zmin=0, zmax=1.0 if normalised else max(1.0, float(m.max())),
+        z=m,
+        x=names,
+        y=names,
+        colorscale="Blues",
+        zmin=0,
+        zmax=1.0 if normalised else max(1.0, float(m.max())),
         text=[[_cell_text(v, normalised) for v in row] for row in m] if labelled else None,
         texttemplate="%{text}" if labelled else None,
-        hoverinfo="skip", showscale=False, xgap=2 if labelled else 1, ygap=2 if labelled else 1,
+        hoverinfo="skip",
+        showscale=False,
+        xgap=2 if labelled else 1,
+        ygap=2 if labelled else 1,
     )
     rows, cols = np.divmod(np.arange(n * n), n)
     cells = go.Scatter(
-        x=[names[j] for j in cols], y=[names[i] for i in rows], mode="markers", name="cells", showlegend=False,
+        x=[names[j] for j in cols],
+        y=[names[i] for i in rows],
+        mode="markers",
+        name="cells",
+        showlegend=False,
         marker={"symbol": "square", "size": max(12, min(48, 360 // max(n, 1))), "color": "rgba(0,0,0,0)"},
         customdata=np.stack([rows, cols, counts_m.reshape(-1)], axis=1).tolist(),
         hovertemplate="true <b>%{y}</b>, predicted <b>%{x}</b>: %{customdata[2]} samples"
-                      "<br>click to list them<extra></extra>",
+        "<br>click to list them<extra></extra>",
     )
     fig = go.Figure([heat, cells])
     if selected is not None:
         i, j = selected
-        fig.add_shape(type="rect", x0=j - 0.5, x1=j + 0.5, y0=i - 0.5, y1=i + 0.5,
-                      line={"color": CELL_HIGHLIGHT_COLOR, "width": 4})
+        fig.add_shape(
+            type="rect",
+            x0=j - 0.5,
+            x1=j + 0.5,
+            y0=i - 0.5,
+            y1=i + 0.5,
+            line={"color": CELL_HIGHLIGHT_COLOR, "width": 4},
+        )
     # Fixed ranges: the markers would otherwise pad the axes; square cells keep the grid readable.
-    fig.update_xaxes(title="predicted class", type="category", range=[-0.5, n - 0.5], showgrid=False,
-                     tickangle=0 if labelled else None, constrain="domain")
-    fig.update_yaxes(title="true class", type="category", range=[n - 0.5, -0.5], showgrid=False, scaleanchor="x",
-                     constrain="domain", constraintoward="top")
+    fig.update_xaxes(
+        title="predicted class",
+        type="category",
+        range=[-0.5, n - 0.5],
+        showgrid=False,
+        tickangle=0 if labelled else None,
+        constrain="domain",
+    )
+    fig.update_yaxes(
+        title="true class",
+        type="category",
+        range=[n - 0.5, -0.5],
+        showgrid=False,
+        scaleanchor="x",
+        constrain="domain",
+        constraintoward="top",
+    )
     height = max(380, min(520, 140 + 40 * n)) if labelled else min(900, 300 + 12 * n)
     return _layout(fig, title, height, hoverdistance=-1, plot_bgcolor="white")
 
 
-def per_class_scores(per_class: Sequence[dict[str, Any]], title: str = "Precision, recall and F1 per class") -> go.Figure:
+def per_class_scores(
+    per_class: Sequence[dict[str, Any]], title: str = "Precision, recall and F1 per class"
+) -> go.Figure:
     """Grouped bars, three per class: of the samples predicted as the class, how many were (precision); of the
     class's samples, how many were found (recall); and their harmonic mean (F1)."""
     names = [_text(c["class"]) for c in per_class]
     fig = go.Figure()
-    for key, label, color in (("precision", "precision", TRAIN_COLOR), ("recall", "recall", VALIDATION_COLOR),
-                              ("f1", "F1", BEST_COLOR)):
-        fig.add_trace(go.Bar(x=names, y=[c[key] for c in per_class], name=label, marker_color=color,
-                             hovertemplate=f"%{{x}}: {label} %{{y:.1%}}<extra></extra>"))
+    for key, label, color in (
+        ("precision", "precision", TRAIN_COLOR),
+        ("recall", "recall", VALIDATION_COLOR),
+        ("f1", "F1", BEST_COLOR),
+    ):
+        fig.add_trace(
+            go.Bar(
+                x=names,
+                y=[c[key] for c in per_class],
+                name=label,
+                marker_color=color,
+                hovertemplate=f"%{{x}}: {label} %{{y:.1%}}<extra></extra>",
+            )
+        )
     fig.update_xaxes(type="category", title=None)
     fig.update_yaxes(range=[0, 1.05], tickformat=".0%")
     return _layout(fig, title, 320, barmode="group", bargap=0.25)
@@ -376,22 +467,33 @@ def per_class_accuracy(
                 xs.append(int(row["epoch"]))
                 ys.append(float(values[k]))
         if xs:
-            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=name, marker={"size": 5},
-                                     line={"color": class_color(k), "width": 2},
-                                     hovertemplate=f"{name}, epoch %{{x}}: %{{y:.1%}}<extra></extra>"))
+            fig.add_trace(
+                go.Scatter(
+                    x=xs,
+                    y=ys,
+                    mode="lines+markers",
+                    name=name,
+                    marker={"size": 5},
+                    line={"color": class_color(k), "width": 2},
+                    hovertemplate=f"{name}, epoch %{{x}}: %{{y:.1%}}<extra></extra>",
+                )
+            )
     numbers = [int(r["epoch"]) for r in history] or [1]
     first, last = min(numbers), max(numbers)  # a continued run's epochs follow its parent's
-    fig.update_xaxes(title="epoch", range=[first - 0.4, last + 0.4], tick0=first,
-                     dtick=max(1, math.ceil((last - first + 1) / 10)))
+    fig.update_xaxes(
+        title="epoch", range=[first - 0.4, last + 0.4], tick0=first, dtick=max(1, math.ceil((last - first + 1) / 10))
+    )
     fig.update_yaxes(title="accuracy", range=[-0.02, 1.02], tickformat=".0%")
     return _layout(fig, title, 340)
 
 
 def _boundary_colorscale(k: int) -> list[list[Any]]:
     """Playground's look: the two class colours, pale, meeting in white where the model is unsure."""
-    return [[0.0, class_color(0)], [0.5, "#ffffff"], [1.0, class_color(1)]] if k == 2 else [
-        [i / max(k - 1, 1), class_color(i)] for i in range(k)
-    ]
+    return (
+        [[0.0, class_color(0)], [0.5, "#ffffff"], [1.0, class_color(1)]]
+        if k == 2
+        else [[i / max(k - 1, 1), class_color(i)] for i in range(k)]
+    )
 
 
 def decision_boundary(
@@ -410,20 +512,32 @@ def decision_boundary(
     "class"). Training points are filled circles, test points diamonds with a dark outline.
     """
     fig = go.Figure(_plane_heatmap(boundary, class_names))
-    for part, x, y, symbol, outline in (("train", x_train, y_train, "circle", "white"),
-                                        ("test", x_test, y_test, "diamond", "#111827")):
+    for part, x, y, symbol, outline in (
+        ("train", x_train, y_train, "circle", "white"),
+        ("test", x_test, y_test, "diamond", "#111827"),
+    ):
         x, y = np.asarray(x), np.asarray(y)
         if len(x) > MAX_SCATTER_POINTS:
             keep = np.linspace(0, len(x) - 1, MAX_SCATTER_POINTS).astype(int)
             x, y = x[keep], y[keep]
         for c, name in enumerate(map(_text, class_names)):
             mask = y == c
-            fig.add_trace(go.Scatter(
-                x=x[mask, 0], y=x[mask, 1], mode="markers", name=f"{part} · {name}", legendgroup=part,
-                marker={"color": class_color(c), "symbol": symbol, "size": 7 if part == "train" else 9,
-                        "line": {"width": 1.2, "color": outline}},
-                hovertemplate=f"{part}, class {name}: (%{{x:.2f}}, %{{y:.2f}})<extra></extra>",
-            ))
+            fig.add_trace(
+                go.Scatter(
+                    x=x[mask, 0],
+                    y=x[mask, 1],
+                    mode="markers",
+                    name=f"{part} · {name}",
+                    legendgroup=part,
+                    marker={
+                        "color": class_color(c),
+                        "symbol": symbol,
+                        "size": 7 if part == "train" else 9,
+                        "line": {"width": 1.2, "color": outline},
+                    },
+                    hovertemplate=f"{part}, class {name}: (%{{x:.2f}}, %{{y:.2f}})<extra></extra>",
+                )
+            )
     _plane_axes(fig, boundary, feature_names)
     return _layout(fig, title, 520, legend={"orientation": "v", "yanchor": "top", "y": 1, "xanchor": "left", "x": 1.02})
 
@@ -433,28 +547,54 @@ def _plane_heatmap(boundary: dict[str, Any], class_names: Sequence[str]) -> go.H
     surface (kind "value") a continuous scale with its bar."""
     z = np.asarray(boundary["values"], dtype=np.float64)
     if boundary.get("kind") == "value":
-        return go.Heatmap(x=boundary["x"], y=boundary["y"], z=z, colorscale="Viridis", opacity=0.6,
-                          colorbar={"thickness": 10, "len": 0.8}, hovertemplate="predicted %{z:.3g}<extra></extra>")
+        return go.Heatmap(
+            x=boundary["x"],
+            y=boundary["y"],
+            z=z,
+            colorscale="Viridis",
+            opacity=0.6,
+            colorbar={"thickness": 10, "len": 0.8},
+            hovertemplate="predicted %{z:.3g}<extra></extra>",
+        )
     k = max(2, len(class_names))
     probability = boundary.get("kind") == "probability"
     return go.Heatmap(
-        x=boundary["x"], y=boundary["y"], z=z, colorscale=_boundary_colorscale(k), opacity=0.45,
-        zmin=0 if probability else -0.5, zmax=1 if probability else k - 0.5, showscale=False,
-        hovertemplate=("P(" + _text(class_names[-1]) + ") = %{z:.2f}<extra></extra>") if probability
+        x=boundary["x"],
+        y=boundary["y"],
+        z=z,
+        colorscale=_boundary_colorscale(k),
+        opacity=0.45,
+        zmin=0 if probability else -0.5,
+        zmax=1 if probability else k - 0.5,
+        showscale=False,
+        hovertemplate=("P(" + _text(class_names[-1]) + ") = %{z:.2f}<extra></extra>")
+        if probability
         else "predicted class %{z}<extra></extra>",
     )
 
 
 def _plane_axes(fig: go.Figure, boundary: dict[str, Any], feature_names: Sequence[str]) -> None:
     fx, fy = [_text(f) for f in feature_names][:2] if len(feature_names) >= 2 else ("x1", "x2")
-    fig.update_xaxes(title=fx, range=[boundary["x"][0], boundary["x"][-1]], zeroline=False, showgrid=False,
-                     constrain="domain")
-    fig.update_yaxes(title=fy, range=[boundary["y"][0], boundary["y"][-1]], zeroline=False, showgrid=False,
-                     scaleanchor="x", scaleratio=1, constrain="domain")
+    fig.update_xaxes(
+        title=fx, range=[boundary["x"][0], boundary["x"][-1]], zeroline=False, showgrid=False, constrain="domain"
+    )
+    fig.update_yaxes(
+        title=fy,
+        range=[boundary["y"][0], boundary["y"][-1]],
+        zeroline=False,
+        showgrid=False,
+        scaleanchor="x",
+        scaleratio=1,
+        constrain="domain",
+    )
 
 
-def live_boundary(picture: dict[str, Any], class_names: Sequence[str], feature_names: Sequence[str] = ("x1", "x2"),
-                  title: str = "Decision boundary") -> go.Figure:
+def live_boundary(
+    picture: dict[str, Any],
+    class_names: Sequence[str],
+    feature_names: Sequence[str] = ("x1", "x2"),
+    title: str = "Decision boundary",
+) -> go.Figure:
     """A live run's latest picture of the plane (kfcore.training.snapshot): its boundary (or a regression's surface) under
     the training points, titled with the epoch it shows, redrawn as the run trains."""
     boundary = picture["boundary"]
@@ -462,48 +602,91 @@ def live_boundary(picture: dict[str, Any], class_names: Sequence[str], feature_n
     points = np.asarray(picture.get("points") or np.zeros((0, 3)), dtype=np.float64).reshape(-1, 3)
     if boundary.get("kind") == "value":
         z = np.asarray(boundary["values"], dtype=np.float64)
-        fig.add_trace(go.Scatter(
-            x=points[:, 0], y=points[:, 1], mode="markers", name="training points", showlegend=False,
-            marker={"color": points[:, 2], "colorscale": "Viridis", "cmin": float(z.min()), "cmax": float(z.max()),
-                    "size": 6, "line": {"width": 1, "color": "white"}},
-            hovertemplate="target %{marker.color:.3g}: (%{x:.2f}, %{y:.2f})<extra></extra>"))
+        fig.add_trace(
+            go.Scatter(
+                x=points[:, 0],
+                y=points[:, 1],
+                mode="markers",
+                name="training points",
+                showlegend=False,
+                marker={
+                    "color": points[:, 2],
+                    "colorscale": "Viridis",
+                    "cmin": float(z.min()),
+                    "cmax": float(z.max()),
+                    "size": 6,
+                    "line": {"width": 1, "color": "white"},
+                },
+                hovertemplate="target %{marker.color:.3g}: (%{x:.2f}, %{y:.2f})<extra></extra>",
+            )
+        )
     else:
         for c, name in enumerate(map(_text, class_names)):
             mask = points[:, 2] == c
-            fig.add_trace(go.Scatter(
-                x=points[mask, 0], y=points[mask, 1], mode="markers", name=name,
-                marker={"color": class_color(c), "size": 6, "line": {"width": 1, "color": "white"}},
-                hovertemplate=f"class {name}: (%{{x:.2f}}, %{{y:.2f}})<extra></extra>"))
+            fig.add_trace(
+                go.Scatter(
+                    x=points[mask, 0],
+                    y=points[mask, 1],
+                    mode="markers",
+                    name=name,
+                    marker={"color": class_color(c), "size": 6, "line": {"width": 1, "color": "white"}},
+                    hovertemplate=f"class {name}: (%{{x:.2f}}, %{{y:.2f}})<extra></extra>",
+                )
+            )
     fig.update_traces(zsmooth="best", selector={"type": "heatmap"})  # Playground's smooth shading
     _plane_axes(fig, boundary, feature_names)
     heading = f"{title if boundary.get('kind') != 'value' else 'Prediction surface'} at epoch {picture['epoch']}"
     return _layout(fig, heading, 340)
 
 
-def predicted_vs_actual(y_true: np.ndarray, y_pred: np.ndarray, target: str = "target",
-                        title: str = "Predicted vs actual") -> go.Figure:
+def predicted_vs_actual(
+    y_true: np.ndarray, y_pred: np.ndarray, target: str = "target", title: str = "Predicted vs actual"
+) -> go.Figure:
     """One dot per test sample; on the diagonal the prediction is exact, above it too high, below too low."""
     y_true = np.asarray(y_true, dtype=np.float64).reshape(-1)
     y_pred = np.asarray(y_pred, dtype=np.float64).reshape(-1)
     lo = float(min(y_true.min(initial=0), y_pred.min(initial=0)))
     hi = float(max(y_true.max(initial=1), y_pred.max(initial=1)))
-    fig = go.Figure([
-        go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="perfect prediction",
-                   line={"color": PREVIOUS_COLOR, "dash": "dash"}, hoverinfo="skip"),
-        go.Scatter(x=y_true, y=y_pred, mode="markers", name="test samples", customdata=np.arange(len(y_true)),
-                   marker={"color": TRAIN_COLOR, "size": 7, "opacity": 0.75, "line": {"width": 0.5, "color": "white"}},
-                   hovertemplate="sample %{customdata}: actual %{x:.4g}, predicted %{y:.4g}<extra></extra>"),
-    ])
+    fig = go.Figure(
+        [
+            go.Scatter(
+                x=[lo, hi],
+                y=[lo, hi],
+                mode="lines",
+                name="perfect prediction",
+                line={"color": PREVIOUS_COLOR, "dash": "dash"},
+                hoverinfo="skip",
+            ),
+            go.Scatter(
+                x=y_true,
+                y=y_pred,
+                mode="markers",
+                name="test samples",
+                customdata=np.arange(len(y_true)),
+                marker={"color": TRAIN_COLOR, "size": 7, "opacity": 0.75, "line": {"width": 0.5, "color": "white"}},
+                hovertemplate="sample %{customdata}: actual %{x:.4g}, predicted %{y:.4g}<extra></extra>",
+            ),
+        ]
+    )
     fig.update_xaxes(title=f"actual {_text(target)}", range=[lo, hi])
     fig.update_yaxes(title=f"predicted {_text(target)}", range=[lo, hi], scaleanchor="x", scaleratio=1)
     return _layout(fig, title, 420)
 
 
-def residual_histogram(y_true: np.ndarray, y_pred: np.ndarray, title: str = "Residuals (predicted − actual)") -> go.Figure:
+def residual_histogram(
+    y_true: np.ndarray, y_pred: np.ndarray, title: str = "Residuals (predicted − actual)"
+) -> go.Figure:
     """How far off the predictions are, and whether they lean high or low: a histogram around a line at 0."""
     residuals = np.asarray(y_pred, dtype=np.float64).reshape(-1) - np.asarray(y_true, dtype=np.float64).reshape(-1)
-    fig = go.Figure(go.Histogram(x=residuals, nbinsx=30, marker_color=VALIDATION_COLOR, name="residuals",
-                                 hovertemplate="%{x}: %{y} samples<extra></extra>"))
+    fig = go.Figure(
+        go.Histogram(
+            x=residuals,
+            nbinsx=30,
+            marker_color=VALIDATION_COLOR,
+            name="residuals",
+            hovertemplate="%{x}: %{y} samples<extra></extra>",
+        )
+    )
     fig.add_vline(x=0, line={"color": "#111827", "width": 1.5, "dash": "dash"})
     fig.update_xaxes(title="predicted − actual")
     fig.update_yaxes(title="samples")
@@ -511,7 +694,9 @@ def residual_histogram(y_true: np.ndarray, y_pred: np.ndarray, title: str = "Res
 
 
 def compare_curves(
-    runs: Sequence[tuple[str, Sequence[dict[str, Any]], int | None]], metric: str, title: str | None = None,
+    runs: Sequence[tuple[str, Sequence[dict[str, Any]], int | None]],
+    metric: str,
+    title: str | None = None,
     max_points: int | None = None,
 ) -> go.Figure:
     """Several runs' curves of one metric overlaid, one colour per run, each run's best epoch starred.
@@ -537,39 +722,64 @@ def compare_curves(
         last = max(last, max(xs))
         part = "validation" if validated else "train"
         color = class_color(k)
-        fig.add_trace(go.Scatter(
-            x=xs, y=ys, mode="lines+markers", name=f"{name} · {part}", legendgroup=name,
-            line={"color": color, "width": 2.5, "dash": None if validated else "dot"}, marker={"size": 4},
-            hovertemplate=f"{name} {part}, epoch %{{x}}: %{{y:.4f}}<extra></extra>",
-        ))
+        fig.add_trace(
+            go.Scatter(
+                x=xs,
+                y=ys,
+                mode="lines+markers",
+                name=f"{name} · {part}",
+                legendgroup=name,
+                line={"color": color, "width": 2.5, "dash": None if validated else "dot"},
+                marker={"size": 4},
+                hovertemplate=f"{name} {part}, epoch %{{x}}: %{{y:.4f}}<extra></extra>",
+            )
+        )
         if best is not None and best in xs:
-            fig.add_trace(go.Scatter(
-                x=[best], y=[ys[xs.index(best)]], mode="markers", name=f"{name} · best epoch", legendgroup=name,
-                showlegend=False, marker={"symbol": "star", "size": 16, "color": color, "line": {"width": 1, "color": "white"}},
-                hovertemplate=f"{name} best epoch %{{x}}: %{{y:.4f}}<extra></extra>",
-            ))
+            fig.add_trace(
+                go.Scatter(
+                    x=[best],
+                    y=[ys[xs.index(best)]],
+                    mode="markers",
+                    name=f"{name} · best epoch",
+                    legendgroup=name,
+                    showlegend=False,
+                    marker={"symbol": "star", "size": 16, "color": color, "line": {"width": 1, "color": "white"}},
+                    hovertemplate=f"{name} best epoch %{{x}}: %{{y:.4f}}<extra></extra>",
+                )
+            )
     fig.update_xaxes(title="epoch", range=[0.6, last + 0.4], tick0=1, dtick=max(1, math.ceil(last / 10)))
     fig.update_yaxes(title=label)
     return _layout(fig, title or f"{label} (validation), best epoch starred", 360, hovermode="closest")
 
 
-def class_probabilities(probs: Sequence[float], class_names: Sequence[str], title: str = "Class probabilities") -> go.Figure:
+def class_probabilities(
+    probs: Sequence[float], class_names: Sequence[str], title: str = "Class probabilities"
+) -> go.Figure:
     """Horizontal bars, one per class, the predicted class in colour and the rest grey."""
     p = np.asarray(probs, dtype=np.float64).reshape(-1)
     names = [_text(c) for c in class_names]
     top = int(np.argmax(p)) if len(p) else -1
-    fig = go.Figure(go.Bar(
-        x=p, y=names, orientation="h", text=[f"{v:.1%}" for v in p], textposition="outside", cliponaxis=False,
-        marker_color=[TRAIN_COLOR if i == top else PREVIOUS_COLOR for i in range(len(p))],
-        hovertemplate="%{y}: %{x:.2%}<extra></extra>",
-    ))
+    fig = go.Figure(
+        go.Bar(
+            x=p,
+            y=names,
+            orientation="h",
+            text=[f"{v:.1%}" for v in p],
+            textposition="outside",
+            cliponaxis=False,
+            marker_color=[TRAIN_COLOR if i == top else PREVIOUS_COLOR for i in range(len(p))],
+            hovertemplate="%{y}: %{x:.2%}<extra></extra>",
+        )
+    )
     fig.update_xaxes(range=[0, 1.15], tickformat=".0%", title=None)
     fig.update_yaxes(type="category", autorange="reversed", title=None)
     return _layout(fig, title, min(420, 80 + 26 * len(names)), showlegend=False)
 
 
 def sweep_parcoords(
-    rows: Sequence[dict[str, Any]], paths: Sequence[str], metric: str,
+    rows: Sequence[dict[str, Any]],
+    paths: Sequence[str],
+    metric: str,
     ranges: dict[str, tuple[float, float]] | None = None,
 ) -> go.Figure:
     """A sweep's trials as parallel coordinates: one axis per swept hyperparameter, the score last, each line a
@@ -584,8 +794,14 @@ def sweep_parcoords(
         label = _text(path.removeprefix("train.").removeprefix("split."))
         if any(isinstance(v, str) or isinstance(v, bool) for v in values):
             choices = sorted({str(v) for v in values})
-            dimensions.append({"label": label, "values": [choices.index(str(v)) for v in values],
-                               "tickvals": list(range(len(choices))), "ticktext": [_text(c) for c in choices]})
+            dimensions.append(
+                {
+                    "label": label,
+                    "values": [choices.index(str(v)) for v in values],
+                    "tickvals": list(range(len(choices))),
+                    "ticktext": [_text(c) for c in choices],
+                }
+            )
             continue
         dimension: dict[str, Any] = {"label": label, "values": values}
         if values and min(values) == max(values):
@@ -594,17 +810,25 @@ def sweep_parcoords(
             dimension["constraintrange"] = list(ranges[path])
         dimensions.append(dimension)
     scores = [r[metric] for r in scored]
-    fig = go.Figure(go.Parcoords(
-        dimensions=dimensions,
-        line={"color": scores, "colorscale": "Viridis_r" if metric.endswith("loss") else "Viridis",
-              "showscale": True, "colorbar": {"title": {"text": _text(metric)}}},
-    ))
-    return _layout(fig, f"Trials by hyperparameter, coloured by {metric}", 340, margin={"l": 60, "r": 40, "t": 95,
-                                                                                          "b": 20})
+    fig = go.Figure(
+        go.Parcoords(
+            dimensions=dimensions,
+            line={
+                "color": scores,
+                "colorscale": "Viridis_r" if metric.endswith("loss") else "Viridis",
+                "showscale": True,
+                "colorbar": {"title": {"text": _text(metric)}},
+            },
+        )
+    )
+    return _layout(
+        fig, f"Trials by hyperparameter, coloured by {metric}", 340, margin={"l": 60, "r": 40, "t": 95, "b": 20}
+    )
 
 
-def seed_bands(settings: Sequence[tuple[str, Sequence[Sequence[dict[str, Any]]]]], metric: str,
-               title: str | None = None) -> go.Figure:
+def seed_bands(
+    settings: Sequence[tuple[str, Sequence[Sequence[dict[str, Any]]]]], metric: str, title: str | None = None
+) -> go.Figure:
     """Per setting of a repeated sweep, the mean curve over its seeds with the min–max band around it: where two
     bands overlap, the difference between those settings is within the seed-to-seed noise.
     settings: (label, the epoch rows of each seed's trial) per setting."""
@@ -623,12 +847,31 @@ def seed_bands(settings: Sequence[tuple[str, Sequence[Sequence[dict[str, Any]]]]
         low = [min(by_epoch[e]) for e in epochs]
         high = [max(by_epoch[e]) for e in epochs]
         mean = [sum(by_epoch[e]) / len(by_epoch[e]) for e in epochs]
-        fig.add_trace(go.Scatter(x=epochs + epochs[::-1], y=high + low[::-1], fill="toself", fillcolor=color,
-                                 opacity=0.2, line={"width": 0}, name=f"{name} · min–max", legendgroup=name,
-                                 showlegend=False, hoverinfo="skip"))
-        fig.add_trace(go.Scatter(x=epochs, y=mean, mode="lines", name=f"{name} · mean of {len(histories)} seeds",
-                                 legendgroup=name, line={"color": color, "width": 2.5},
-                                 hovertemplate=f"{name}, epoch %{{x}}: mean %{{y:.4f}}<extra></extra>"))
+        fig.add_trace(
+            go.Scatter(
+                x=epochs + epochs[::-1],
+                y=high + low[::-1],
+                fill="toself",
+                fillcolor=color,
+                opacity=0.2,
+                line={"width": 0},
+                name=f"{name} · min–max",
+                legendgroup=name,
+                showlegend=False,
+                hoverinfo="skip",
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=epochs,
+                y=mean,
+                mode="lines",
+                name=f"{name} · mean of {len(histories)} seeds",
+                legendgroup=name,
+                line={"color": color, "width": 2.5},
+                hovertemplate=f"{name}, epoch %{{x}}: mean %{{y:.4f}}<extra></extra>",
+            )
+        )
     fig.update_xaxes(title="epoch")
     fig.update_yaxes(title=METRIC_LABELS.get(metric.removeprefix("val_"), metric))
     return _layout(fig, title or f"{metric}: mean over seeds, band from min to max", 360, hovermode="closest")
@@ -646,8 +889,13 @@ WIDTH_BINS = 4  # connections are drawn in this many widths per sign: a trace pe
 NODE = 0.3  # half a node's side, in column units
 
 
-def network_diagram(report: ShapeReport, input_shape: tuple[int, ...], picture: dict[str, Any] | None = None,
-            feature_names: Sequence[str] = (), title: str | None = "Network") -> go.Figure | None:
+def network_diagram(
+    report: ShapeReport,
+    input_shape: tuple[int, ...],
+    picture: dict[str, Any] | None = None,
+    feature_names: Sequence[str] = (),
+    title: str | None = "Network",
+) -> go.Figure | None:
     """The Playground diagram of report's model, drawn with picture's weights and unit outputs where it has them
     (before the first picture: the architecture in grey); None when the model is no small dense network."""
     sizes = small_dense(report, input_shape)
@@ -662,33 +910,64 @@ def network_diagram(report: ShapeReport, input_shape: tuple[int, ...], picture: 
     fig = go.Figure()
     _connections(fig, pos, weights)
     thumbs = _thumbnails(picture, sizes, units)
-    names = [_text(f) for f in feature_names][: sizes[0]] if len(feature_names) >= sizes[0] else \
-        [f"x{i + 1}" for i in range(sizes[0])]
+    names = (
+        [_text(f) for f in feature_names][: sizes[0]]
+        if len(feature_names) >= sizes[0]
+        else [f"x{i + 1}" for i in range(sizes[0])]
+    )
     for c, col in enumerate(pos):
         for i, (x, y) in enumerate(col):
             z = thumbs[c][i] if c < len(thumbs) and i < len(thumbs[c]) else None
             if z is not None:
                 t = len(z)
-                fig.add_trace(go.Heatmap(
-                    z=z, x=np.linspace(x - NODE, x + NODE, t), y=np.linspace(y - NODE, y + NODE, t),
-                    colorscale=UNIT_SCALE, zmin=-1, zmax=1, showscale=False, hoverinfo="skip"))
-        hover = names if c == 0 else [f"{'output' if c == columns - 1 else f'layer {c}'} unit {i + 1}"
-                                      for i in range(len(col))]
+                fig.add_trace(
+                    go.Heatmap(
+                        z=z,
+                        x=np.linspace(x - NODE, x + NODE, t),
+                        y=np.linspace(y - NODE, y + NODE, t),
+                        colorscale=UNIT_SCALE,
+                        zmin=-1,
+                        zmax=1,
+                        showscale=False,
+                        hoverinfo="skip",
+                    )
+                )
+        hover = (
+            names
+            if c == 0
+            else [f"{'output' if c == columns - 1 else f'layer {c}'} unit {i + 1}" for i in range(len(col))]
+        )
         xs, ys = [p[0] for p in col], [p[1] for p in col]
-        fig.add_trace(go.Scatter(
-            x=xs, y=ys, mode="markers", showlegend=False, text=hover, hovertemplate="%{text}<extra></extra>",
-            marker={"symbol": "square", "size": 1, "color": "rgba(0,0,0,0)"}))
+        fig.add_trace(
+            go.Scatter(
+                x=xs,
+                y=ys,
+                mode="markers",
+                showlegend=False,
+                text=hover,
+                hovertemplate="%{text}<extra></extra>",
+                marker={"symbol": "square", "size": 1, "color": "rgba(0,0,0,0)"},
+            )
+        )
         for x, y in col:
-            fig.add_shape(type="rect", x0=x - NODE, x1=x + NODE, y0=y - NODE, y1=y + NODE,
-                          line={"color": "#374151", "width": 1},
-                          fillcolor="rgba(0,0,0,0)" if thumbs[c] else "#e5e7eb", layer="above")
+            fig.add_shape(
+                type="rect",
+                x0=x - NODE,
+                x1=x + NODE,
+                y0=y - NODE,
+                y1=y + NODE,
+                line={"color": "#374151", "width": 1},
+                fillcolor="rgba(0,0,0,0)" if thumbs[c] else "#e5e7eb",
+                layer="above",
+            )
     top = (max(sizes) - 1) / 2 + 0.75
     labels = ["inputs", *(f"layer {c}<br>{n} units" for c, n in enumerate(sizes[1:-1], start=1)), "output"]
     for c, label in enumerate(labels):
         fig.add_annotation(x=c * 2.0, y=top, text=label, showarrow=False, font={"size": 11, "color": "#374151"})
     for i, name in enumerate(names):
-        fig.add_annotation(x=-NODE - 0.05, y=pos[0][i][1], text=name, showarrow=False, xanchor="right",
-                           font={"size": 11})
+        fig.add_annotation(
+            x=-NODE - 0.05, y=pos[0][i][1], text=name, showarrow=False, xanchor="right", font={"size": 11}
+        )
     fig.update_xaxes(visible=False, range=[-1.4, (columns - 1) * 2.0 + 0.6])
     # No scale anchor: a column is as wide as the figure allows, so the labels of four columns fit in 300 px.
     fig.update_yaxes(visible=False, range=[-(max(sizes) - 1) / 2 - 0.6, top + 0.5])
@@ -707,8 +986,11 @@ def _connections(fig: go.Figure, pos: list[list[tuple[float, float]]], weights: 
         for i, (x0, y0) in enumerate(pos[c]):
             for j, (x1, y1) in enumerate(pos[c + 1]):
                 value = float(w[i, j]) if w is not None and w.shape == (len(pos[c]), len(pos[c + 1])) else None
-                key = (0, 0) if value is None else (1 if value >= 0 else -1,
-                                                    min(WIDTH_BINS - 1, int(abs(value) / scale * WIDTH_BINS)))
+                key = (
+                    (0, 0)
+                    if value is None
+                    else (1 if value >= 0 else -1, min(WIDTH_BINS - 1, int(abs(value) / scale * WIDTH_BINS)))
+                )
                 xs, ys = segments.setdefault(key, ([], []))
                 xs += [x0 + 0.3, x1 - 0.3, None]
                 ys += [y0, y1, None]
@@ -718,13 +1000,29 @@ def _connections(fig: go.Figure, pos: list[list[tuple[float, float]]], weights: 
                     mids[2].append(f"weight {value:.3f}")
     for (sign, width), (xs, ys) in sorted(segments.items()):
         color = IMPLICIT_COLOR if sign == 0 else POSITIVE if sign > 0 else NEGATIVE
-        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", hoverinfo="skip", showlegend=False,
-                                 line={"color": color, "width": 1 if sign == 0 else 0.6 + 1.6 * width},
-                                 opacity=0.8))
+        fig.add_trace(
+            go.Scatter(
+                x=xs,
+                y=ys,
+                mode="lines",
+                hoverinfo="skip",
+                showlegend=False,
+                line={"color": color, "width": 1 if sign == 0 else 0.6 + 1.6 * width},
+                opacity=0.8,
+            )
+        )
     if mids[0]:
-        fig.add_trace(go.Scatter(x=mids[0], y=mids[1], text=mids[2], mode="markers", showlegend=False,
-                                 hovertemplate="%{text}<extra></extra>",
-                                 marker={"size": 6, "color": "rgba(0,0,0,0)"}))
+        fig.add_trace(
+            go.Scatter(
+                x=mids[0],
+                y=mids[1],
+                text=mids[2],
+                mode="markers",
+                showlegend=False,
+                hovertemplate="%{text}<extra></extra>",
+                marker={"size": 6, "color": "rgba(0,0,0,0)"},
+            )
+        )
 
 
 def _thumbnails(picture: dict[str, Any], sizes: list[int], units: list[Any]) -> list[list[Any]]:
@@ -760,18 +1058,59 @@ def layer_blocks(report: ShapeReport, title: str | None = "Layer stack") -> go.F
     for k, row in enumerate(rows):
         y = n - 1 - k
         color = "#f3f4f6" if row.implicit else "#dbeafe"
-        fig.add_shape(type="rect", x0=0, x1=10, y0=y - 0.38, y1=y + 0.38, fillcolor=color,
-                      line={"color": IMPLICIT_COLOR if row.implicit else "#2563eb", "width": 1})
+        fig.add_shape(
+            type="rect",
+            x0=0,
+            x1=10,
+            y0=y - 0.38,
+            y1=y + 0.38,
+            fillcolor=color,
+            line={"color": IMPLICIT_COLOR if row.implicit else "#2563eb", "width": 1},
+        )
         shape = "×".join("?" if s is None else str(s) for s in row.output_shape)
-        fig.add_annotation(x=0.3, y=y, text=f"<b>{_text(row.name)}</b>", showarrow=False, xanchor="left",
-                           font={"size": 12, "color": "#6b7280" if row.implicit else "#111827"})
-        fig.add_annotation(x=9.7, y=y, text=f"output {shape} · {row.params:,} params", showarrow=False, xanchor="right",
-                           font={"size": 12, "color": "#374151"})
+        fig.add_annotation(
+            x=0.3,
+            y=y,
+            text=f"<b>{_text(row.name)}</b>",
+            showarrow=False,
+            xanchor="left",
+            font={"size": 12, "color": "#6b7280" if row.implicit else "#111827"},
+        )
+        fig.add_annotation(
+            x=9.7,
+            y=y,
+            text=f"output {shape} · {row.params:,} params",
+            showarrow=False,
+            xanchor="right",
+            font={"size": 12, "color": "#374151"},
+        )
         if k:
-            fig.add_annotation(x=5, y=y + 0.38, ax=5, ay=y + 0.62, xref="x", yref="y", axref="x", ayref="y",
-                               showarrow=True, arrowhead=2, arrowsize=1, arrowwidth=1.2, arrowcolor="#6b7280", text="")
-    fig.add_trace(go.Scatter(x=[5] * n, y=list(range(n)), mode="markers", hoverinfo="skip", showlegend=False,
-                             marker={"size": 1, "color": "rgba(0,0,0,0)"}))
+            fig.add_annotation(
+                x=5,
+                y=y + 0.38,
+                ax=5,
+                ay=y + 0.62,
+                xref="x",
+                yref="y",
+                axref="x",
+                ayref="y",
+                showarrow=True,
+                arrowhead=2,
+                arrowsize=1,
+                arrowwidth=1.2,
+                arrowcolor="#6b7280",
+                text="",
+            )
+    fig.add_trace(
+        go.Scatter(
+            x=[5] * n,
+            y=list(range(n)),
+            mode="markers",
+            hoverinfo="skip",
+            showlegend=False,
+            marker={"size": 1, "color": "rgba(0,0,0,0)"},
+        )
+    )
     fig.update_xaxes(visible=False, range=[-0.2, 10.2])
     fig.update_yaxes(visible=False, range=[-0.6, n - 0.4])
     heading = f"{title} · {report.total_params:,} parameters" if title else None

@@ -137,8 +137,9 @@ class Wait:
 PACE_RUNS = 20  # finished runs whose seconds per epoch pace a run that has not started
 
 
-def estimate_wait(workers: int, remaining: Sequence[float | None], queued: Sequence[float | None],
-                  paused: int) -> float | None:
+def estimate_wait(
+    workers: int, remaining: Sequence[float | None], queued: Sequence[float | None], paused: int
+) -> float | None:
     """Seconds until a worker is free for the next run in line: `remaining` the seconds each training run has left,
     `queued` the expected length of each run queued before it, in order; `paused` workers are held. None when a
     length is unknown, or paused runs hold every worker (they wait for a person, not for time)."""
@@ -174,29 +175,40 @@ def queue_wait(store: RunStore, record: RunRecord, workers: int) -> Wait:
     return Wait(ahead=len(training) + len(before), paused=paused, seconds=seconds)
 
 
-def status_line(record: RunRecord, history: Sequence[dict[str, Any]], position: int | None = None,
-                paused_runs: int = 0, wait: Wait | None = None) -> str:
+def status_line(
+    record: RunRecord,
+    history: Sequence[dict[str, Any]],
+    position: int | None = None,
+    paused_runs: int = 0,
+    wait: Wait | None = None,
+) -> str:
     """One line for the sidebar: 'queued — 2 runs ahead of yours, about 40 s', 'running — epoch 3 of 10',
     'finished — test accuracy 97.2%'. A queued run without `wait` (queue_wait) says its position; paused_runs
     (RunStore.paused_count) are paused runs that each hold a training worker a queued run waits for."""
     if record.status == "queued":
         if wait is not None:
-            line = "queued — " + (f"{wait.ahead} run{'s' if wait.ahead != 1 else ''} ahead of yours"
-                                  if wait.ahead else "next in line")
+            line = "queued — " + (
+                f"{wait.ahead} run{'s' if wait.ahead != 1 else ''} ahead of yours" if wait.ahead else "next in line"
+            )
             if wait.seconds is not None:
                 line += ", starting any moment" if wait.seconds < 1 else f", about {format_duration(wait.seconds)}"
             paused_runs = wait.paused
         else:
             line = f"queued (position {position})" if position else "queued"
         if paused_runs:
-            held = "a paused run holds a training worker" if paused_runs == 1 else \
-                f"{paused_runs} paused runs hold training workers"
+            held = (
+                "a paused run holds a training worker"
+                if paused_runs == 1
+                else f"{paused_runs} paused runs hold training workers"
+            )
             line += f"; {held} until it is resumed or stopped"
         return line
     if record.status == "running":
         if record.paused is not None:
-            return (f"paused after {len(history)} of {planned_epochs(record)} epochs — it holds a training worker "
-                    "until resumed or stopped")
+            return (
+                f"paused after {len(history)} of {planned_epochs(record)} epochs — it holds a training worker "
+                "until resumed or stopped"
+            )
         if not record.info:
             return "running — starting: loading the data and building the model"
         p = progress(record, history)

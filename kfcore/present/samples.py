@@ -75,17 +75,24 @@ def load_predictions(run_dir: str | Path) -> Predictions:
     """The predictions a finished run saved; SampleError when it saved none or the file is damaged."""
     path = Path(run_dir) / PREDICTIONS_FILE
     if not path.exists():
-        raise SampleError("this run saved no per-sample predictions (it is older, or did not finish), so its test "
-                          "samples cannot be listed; train it again to see them")
+        raise SampleError(
+            "this run saved no per-sample predictions (it is older, or did not finish), so its test "
+            "samples cannot be listed; train it again to see them"
+        )
     try:
         with np.load(path, allow_pickle=False) as f:
             kept = "test_index" in f.files
-            return Predictions(y_true=np.asarray(f["y_true"]), outputs=np.asarray(f["outputs"]),
-                               train_index=np.asarray(f["train_index"]) if kept else None,
-                               test_index=np.asarray(f["test_index"]) if kept else None,
-                               fingerprint=str(f["fingerprint"]) if kept else None)
+            return Predictions(
+                y_true=np.asarray(f["y_true"]),
+                outputs=np.asarray(f["outputs"]),
+                train_index=np.asarray(f["train_index"]) if kept else None,
+                test_index=np.asarray(f["test_index"]) if kept else None,
+                fingerprint=str(f["fingerprint"]) if kept else None,
+            )
     except (OSError, ValueError, KeyError) as e:
-        raise SampleError(f"this run's saved predictions cannot be read ({e}); train it again to see its samples") from None
+        raise SampleError(
+            f"this run's saved predictions cannot be read ({e}); train it again to see its samples"
+        ) from None
 
 
 def rebuild_split(ds: Dataset, split: SplitSpec, saved: Predictions | None = None) -> TestSplit:
@@ -94,30 +101,45 @@ def rebuild_split(ds: Dataset, split: SplitSpec, saved: Predictions | None = Non
 
     Only the test samples are taken out: no copy of a large training set.
     """
-    if (saved is not None and saved.test_index is not None and saved.train_index is not None
-            and saved.fingerprint == fingerprint(ds)):
+    if (
+        saved is not None
+        and saved.test_index is not None
+        and saved.train_index is not None
+        and saved.fingerprint == fingerprint(ds)
+    ):
         test = saved.test_index.astype(np.int64)
         train = saved.train_index.astype(np.int64)
         if ds.x_test is not None and ds.y_test is not None:  # the source's own test set
             return TestSplit(x_test=ds.x_test, y_test=ds.y_test, train_index=train, y_train=ds.y[train])
-        return TestSplit(x_test=ds.x[test], y_test=ds.y[test], train_index=train, y_train=ds.y[train],
-                         test_index=test)
+        return TestSplit(x_test=ds.x[test], y_test=ds.y[test], train_index=train, y_train=ds.y[train], test_index=test)
     idx = split_dataset(dataclasses.replace(ds, x=np.arange(len(ds.y))), split)
     x_test = ds.x_test if ds.x_test is not None else ds.x[idx.x_test]
-    return TestSplit(x_test=x_test, y_test=idx.y_test, train_index=idx.x_train, y_train=idx.y_train,
-                     test_index=None if ds.x_test is not None else idx.x_test)
+    return TestSplit(
+        x_test=x_test,
+        y_test=idx.y_test,
+        train_index=idx.x_train,
+        y_train=idx.y_train,
+        test_index=None if ds.x_test is not None else idx.x_test,
+    )
 
 
 def mismatch(rebuilt_y: np.ndarray, saved_y: np.ndarray) -> str | None:
     """Why a rebuilt test split is not the one the run was scored on, or None when it is."""
     if len(rebuilt_y) != len(saved_y):
-        return (f"the data now gives {len(rebuilt_y)} test samples, but the run was scored on {len(saved_y)}: the "
-                "data changed since it trained (a file replaced, a generator changed), so its samples cannot be shown")
-    same = (np.allclose(rebuilt_y.astype(np.float64), saved_y.astype(np.float64), rtol=1e-5, atol=1e-6)
-            if saved_y.dtype.kind == "f" else np.array_equal(rebuilt_y, saved_y))
+        return (
+            f"the data now gives {len(rebuilt_y)} test samples, but the run was scored on {len(saved_y)}: the "
+            "data changed since it trained (a file replaced, a generator changed), so its samples cannot be shown"
+        )
+    same = (
+        np.allclose(rebuilt_y.astype(np.float64), saved_y.astype(np.float64), rtol=1e-5, atol=1e-6)
+        if saved_y.dtype.kind == "f"
+        else np.array_equal(rebuilt_y, saved_y)
+    )
     if not same:
-        return ("the data now holds different test labels from the ones the run was scored on: it changed since "
-                "the run trained, so its samples cannot be shown")
+        return (
+            "the data now holds different test labels from the ones the run was scored on: it changed since "
+            "the run trained, so its samples cannot be shown"
+        )
     return None
 
 
@@ -182,7 +204,7 @@ def samples_from_selection(points: Sequence[dict[str, Any]], n_samples: int, cur
 
 
 def parse_sample_numbers(text: str, n_samples: int) -> list[int]:
-    """"3, 17 42" → [3, 17, 42]: test-sample numbers typed by a person. Raises SampleError saying what is
+    """ "3, 17 42" → [3, 17, 42]: test-sample numbers typed by a person. Raises SampleError saying what is
     wrong (not a whole number, out of range) and what is allowed."""
     picked: list[int] = []
     for word in re.split(r"[\s,;]+", text.strip()):
@@ -190,8 +212,9 @@ def parse_sample_numbers(text: str, n_samples: int) -> list[int]:
             continue
         word = word.lstrip("#")
         if not word.isdigit():
-            raise SampleError(f"{word!r} is not a sample number; type whole numbers from 0 to {n_samples - 1}, "
-                              "separated by commas")
+            raise SampleError(
+                f"{word!r} is not a sample number; type whole numbers from 0 to {n_samples - 1}, separated by commas"
+            )
         k = int(word)
         if k >= n_samples:
             raise SampleError(f"there is no sample {k}: the test set has {n_samples} (0 to {n_samples - 1})")
@@ -200,8 +223,9 @@ def parse_sample_numbers(text: str, n_samples: int) -> list[int]:
     return picked
 
 
-def largest_errors(y_true: np.ndarray, y_pred: np.ndarray, among: Sequence[int] | None = None,
-                   limit: int = MAX_LISTED) -> np.ndarray:
+def largest_errors(
+    y_true: np.ndarray, y_pred: np.ndarray, among: Sequence[int] | None = None, limit: int = MAX_LISTED
+) -> np.ndarray:
     """Sample numbers (all, or those `among`), the largest absolute error first, at most `limit`."""
     idx = np.arange(len(y_true)) if among is None else np.asarray(list(among), dtype=int)
     errors = np.abs(np.asarray(y_pred, dtype=np.float64)[idx] - np.asarray(y_true, dtype=np.float64)[idx])
@@ -224,8 +248,9 @@ def thumbnail(image: np.ndarray, size: int = 64) -> np.ndarray:
     return (np.clip(img, 0.0, 1.0) * 255).round().astype(np.uint8)
 
 
-def image_input(content: bytes, input_shape: Sequence[int], dark_background: bool,
-                class_folders: bool = False) -> np.ndarray:
+def image_input(
+    content: bytes, input_shape: Sequence[int], dark_background: bool, class_folders: bool = False
+) -> np.ndarray:
     """An uploaded picture as one model input (1, H, W, C) in [0, 1], like the training images.
 
     For a run on a ZIP of class folders (class_folders) it is made exactly as those images were

@@ -55,8 +55,10 @@ IDLE_S = 30.0  # an actor with no run to train gives its CPUs (and GPU share) ba
 DRAIN_S = 30.0
 PLACE_AHEAD = 4  # at most this many actors asked for at once while runs wait (a cluster gives them as it has room)  # how long the relay waits for a finished actor's last events
 WORKER_DIED = "the Ray worker running it died: {}; its epochs so far are kept — train it again to finish it"
-NO_WORKER = ("the Ray cluster could not start a worker for it ({}): check that its nodes have KF Studio's Python "
-             "packages (README, \"Run on a Ray cluster\")")
+NO_WORKER = (
+    "the Ray cluster could not start a worker for it ({}): check that its nodes have KF Studio's Python "
+    'packages (README, "Run on a Ray cluster")'
+)
 
 
 class ExecutorError(ValueError):
@@ -64,8 +66,14 @@ class ExecutorError(ValueError):
 
 
 class Executor(Protocol):
-    def submit(self, spec: RunSpec, name: str | None = None, owner: str | None = None, parent: str | None = None,
-               sweep: str | None = None) -> str: ...
+    def submit(
+        self,
+        spec: RunSpec,
+        name: str | None = None,
+        owner: str | None = None,
+        parent: str | None = None,
+        sweep: str | None = None,
+    ) -> str: ...
 
     def cancel(self, run_id: str) -> str | None: ...
 
@@ -88,8 +96,9 @@ def ray_settings(env: Mapping[str, str] | None = None, address: str | None = Non
     if kind not in ("", "local", "ray"):
         raise ExecutorError(f"KF_EXECUTOR={kind[:40]!r} is no executor: set it to local (the default) or ray")
     if kind == "local" and address:
-        raise ExecutorError("KF_EXECUTOR=local and a Ray address (KF_RAY_ADDRESS or --address) contradict each "
-                            "other: unset one of them")
+        raise ExecutorError(
+            "KF_EXECUTOR=local and a Ray address (KF_RAY_ADDRESS or --address) contradict each other: unset one of them"
+        )
     if kind != "ray" and not address:
         return None
     cpus = _amount(env, "KF_RAY_NUM_CPUS", 1.0)
@@ -97,8 +106,10 @@ def ray_settings(env: Mapping[str, str] | None = None, address: str | None = Non
     if cpus <= 0:
         raise ExecutorError("KF_RAY_NUM_CPUS must be above 0: the CPUs each run reserves, e.g. 1 or 0.5")
     if gpus > 1 and not gpus.is_integer():
-        raise ExecutorError(f"KF_RAY_NUM_GPUS={gpus:g}: Ray gives a run a share of one GPU (0.25) or whole GPUs "
-                            "(2), not a fraction above one")
+        raise ExecutorError(
+            f"KF_RAY_NUM_GPUS={gpus:g}: Ray gives a run a share of one GPU (0.25) or whole GPUs "
+            "(2), not a fraction above one"
+        )
     return RaySettings(address, cpus, gpus)
 
 
@@ -128,8 +139,10 @@ def _ray() -> Any:
     try:
         import ray
     except ImportError:
-        raise ExecutorError("Ray is not installed here: pip install -r requirements.txt (it lists ray), or unset "
-                            "KF_EXECUTOR and KF_RAY_ADDRESS to train on this machine") from None
+        raise ExecutorError(
+            "Ray is not installed here: pip install -r requirements.txt (it lists ray), or unset "
+            "KF_EXECUTOR and KF_RAY_ADDRESS to train on this machine"
+        ) from None
     return ray
 
 
@@ -210,9 +223,15 @@ class _RunActor:
                 files[name] = str(path)
             spec = RunSpec.from_dict(job["spec"])
             data = spec.data
-            spec = dataclasses.replace(spec, data=dataclasses.replace(
-                data, path=files.get("path", data.path), images=files.get("images", data.images),
-                labels=files.get("labels", data.labels)))
+            spec = dataclasses.replace(
+                spec,
+                data=dataclasses.replace(
+                    data,
+                    path=files.get("path", data.path),
+                    images=files.get("images", data.images),
+                    labels=files.get("labels", data.labels),
+                ),
+            )
             resume = None
             if job["parent_model"] is not None:
                 parent = Path(tmp, "parent", "model.keras")
@@ -252,15 +271,17 @@ class RayExecutor:
     run stays queued until an actor for it is placed. serve_queue=False (the CLI): only runs submitted here, not
     every queued run of the store (those are a server's)."""
 
-    def __init__(self, store: RunStore, settings: RaySettings, serve_queue: bool = True,
-                 max_concurrent: int | None = None) -> None:
+    def __init__(
+        self, store: RunStore, settings: RaySettings, serve_queue: bool = True, max_concurrent: int | None = None
+    ) -> None:
         ray = _ray()
         self.store, self.settings, self.serve_queue, self.max_concurrent = store, settings, serve_queue, max_concurrent
         self._started_ray = not ray.is_initialized()
         if self._started_ray:
             _init_ray(ray, settings)
         self._actor_class = ray.remote(max_concurrency=4)(_RunActor).options(
-            num_cpus=settings.num_cpus, num_gpus=settings.num_gpus)
+            num_cpus=settings.num_cpus, num_gpus=settings.num_gpus
+        )
         self._placing: list[_Slot] = []
         self._idle: list[_Slot] = []
         self._active: dict[str, _Slot] = {}  # by the id of the run each trains
@@ -274,8 +295,14 @@ class RayExecutor:
         self._thread.start()
 
     # -- the interface -----------------------------------------------------------------------------
-    def submit(self, spec: RunSpec, name: str | None = None, owner: str | None = None, parent: str | None = None,
-               sweep: str | None = None) -> str:
+    def submit(
+        self,
+        spec: RunSpec,
+        name: str | None = None,
+        owner: str | None = None,
+        parent: str | None = None,
+        sweep: str | None = None,
+    ) -> str:
         """Queue a run and return its id at once; LimitError when this owner or the server has too many."""
         run_id = queue_run(self.store, spec, name, owner, parent, sweep)
         if not self.serve_queue:
@@ -395,9 +422,14 @@ class RayExecutor:
             refuse(self.store, run_id, str(e))
             self._idle.append(slot)
             return
-        slot.job = {"run_id": run_id, "spec": spec.to_dict(), "files": files, "limits": limits,
-                    "parent_model": ray.put(Path(resume.model_path).read_bytes()) if resume else None,
-                    "epochs_done": resume.epochs_done if resume else 0}
+        slot.job = {
+            "run_id": run_id,
+            "spec": spec.to_dict(),
+            "files": files,
+            "limits": limits,
+            "parent_model": ray.put(Path(resume.model_path).read_bytes()) if resume else None,
+            "epochs_done": resume.epochs_done if resume else 0,
+        }
         slot.served += 1
         slot.done = slot.actor.run.remote(slot.job)
         self._active[run_id] = slot
@@ -450,8 +482,9 @@ class RayExecutor:
             self._lost(ray, run_id, slot, e)
             return
         except ray.exceptions.RayError as e:  # run() itself raised: a bug on the actor's side
-            self.store.fail(run_id, f"training on Ray stopped by an internal error ({_first_line(e)}); please "
-                                         "report it")
+            self.store.fail(
+                run_id, f"training on Ray stopped by an internal error ({_first_line(e)}); please report it"
+            )
             self._drop(ray, run_id, slot)
             return
         if not self._write(ray, run_id, slot, events):
@@ -482,8 +515,10 @@ def _read_for_cluster(path: Path, limits: Limits) -> bytes:
         raise ValueError(f"cannot read the data file {path.name}: {e.strerror or e}") from None
     budget = data_budget_bytes(limits)
     if size > budget:
-        raise ValueError(f"{path.name} is {size / 2**20:.0f} MB, more than the {budget / 2**20:.0f} MB one run may "
-                         "send to the Ray cluster (a quarter of KF_MEMORY_BUDGET_MB); use a smaller file")
+        raise ValueError(
+            f"{path.name} is {size / 2**20:.0f} MB, more than the {budget / 2**20:.0f} MB one run may "
+            "send to the Ray cluster (a quarter of KF_MEMORY_BUDGET_MB); use a smaller file"
+        )
     return path.read_bytes()
 
 
@@ -501,5 +536,7 @@ def _init_ray(ray: Any, settings: RaySettings) -> None:
         ray.init(address=settings.address, **options)
     except Exception as e:  # ConnectionError, a timeout, a version mismatch: Ray's own words, in one line
         where = f"the Ray cluster at {settings.address}" if settings.address else "a local Ray"
-        raise ExecutorError(f"cannot start runs on {where}: {_first_line(e)}; check KF_RAY_ADDRESS (or --address) "
-                            "and that the cluster runs (ray status)") from None
+        raise ExecutorError(
+            f"cannot start runs on {where}: {_first_line(e)}; check KF_RAY_ADDRESS (or --address) "
+            "and that the cluster runs (ray status)"
+        ) from None

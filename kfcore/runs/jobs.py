@@ -33,11 +33,15 @@ CANCEL_CHECK_S = 0.2  # how often a training run reads the store's cancel flag
 PAUSE_POLL_S = 0.2  # how often a paused run reads its commands (its lease thread keeps renewing meanwhile)
 DISK_RETRY_S = 2.0  # how often a worker tries again to write into a full store
 RECOVER_S = 5.0  # how often the supervisor looks for runs whose lease lapsed, besides when a worker dies
-SERVER_GONE = ("interrupted: the server that started this run stopped, so its worker stopped too; its epochs so far "
-               "are kept — train it again to finish it")
-OUT_OF_MEMORY = ("ran out of memory: the system stopped the process training this run, as it does when memory runs "
-                 "out; its epochs so far are kept — train it with a smaller batch size, fewer units or filters, or a "
-                 "smaller dataset")
+SERVER_GONE = (
+    "interrupted: the server that started this run stopped, so its worker stopped too; its epochs so far "
+    "are kept — train it again to finish it"
+)
+OUT_OF_MEMORY = (
+    "ran out of memory: the system stopped the process training this run, as it does when memory runs "
+    "out; its epochs so far are kept — train it with a smaller batch size, fewer units or filters, or a "
+    "smaller dataset"
+)
 
 
 def default_concurrency() -> int:
@@ -58,8 +62,14 @@ def saved_state(store: RunStore, record: RunRecord) -> Path | None:
     return path if path is not None and path.is_file() else None
 
 
-def continue_run(store: RunStore, run_id: str, epochs: int, learning_rate: float | None = None,
-                 owner: str | None = None, limits: Limits | None = None) -> str:
+def continue_run(
+    store: RunStore,
+    run_id: str,
+    epochs: int,
+    learning_rate: float | None = None,
+    owner: str | None = None,
+    limits: Limits | None = None,
+) -> str:
     """Queue a child of a finished or stopped run that trains `epochs` more epochs from its saved weights and
     optimizer state, on the same data split (same spec, same seed); its epochs are numbered after the parent's.
     Returns its id. Raises ValueError (what is wrong, what to do) for an unknown run, one with no saved state, a
@@ -71,18 +81,26 @@ def continue_run(store: RunStore, run_id: str, epochs: int, learning_rate: float
         raise ValueError(f"no run with id {run_id!r}; list them with python -m kfcore runs")
     if saved_state(store, record) is None:
         if record.status == "cancelled":
-            raise ValueError(f"run {run_id} was stopped before it saved a model (no epoch had finished), so there is "
-                             "nothing to continue from; train it again instead")
-        raise ValueError(f"run {run_id} is {record.status}: only a finished or stopped run with its saved model can "
-                         "be continued; train it again instead")
+            raise ValueError(
+                f"run {run_id} was stopped before it saved a model (no epoch had finished), so there is "
+                "nothing to continue from; train it again instead"
+            )
+        raise ValueError(
+            f"run {run_id} is {record.status}: only a finished or stopped run with its saved model can "
+            "be continued; train it again instead"
+        )
     spec = record.spec
     schedule = spec.get("train", {}).get("schedule", "constant")
     if schedule == "cosine":  # its decay spans the run's planned steps: past them the rate stays at 0
-        raise ValueError(f"run {run_id}'s learning rate follows a cosine decay planned over its own epochs, so more "
-                         "epochs would restart or flatten it; train a new run with more epochs instead")
+        raise ValueError(
+            f"run {run_id}'s learning rate follows a cosine decay planned over its own epochs, so more "
+            "epochs would restart or flatten it; train a new run with more epochs instead"
+        )
     if learning_rate is not None and schedule != "constant":
-        raise ValueError(f"run {run_id}'s learning rate follows the {schedule} schedule, which the continued run "
-                         "carries on from where it was; continue without a new learning rate")
+        raise ValueError(
+            f"run {run_id}'s learning rate follows the {schedule} schedule, which the continued run "
+            "carries on from where it was; continue without a new learning rate"
+        )
     train = {**spec.get("train", {}), "epochs": epochs}
     history = store.epochs(run_id)
     if learning_rate is None and schedule == "constant" and history and history[-1].get("learning_rate"):
@@ -95,14 +113,22 @@ def continue_run(store: RunStore, run_id: str, epochs: int, learning_rate: float
         raise ValueError(str(e)) from None
     limits = limits or Limits.from_env()
     if limits.max_epochs and epochs > limits.max_epochs:
-        raise ValueError(f"{epochs} epochs is over this server's limit of {limits.max_epochs} per run; continue "
-                         "for fewer")
-    return store.create_run(child.to_dict(), name=f"{record.name} +{epochs}", owner=owner or record.owner,
-                            parent=run_id, continues=True)
+        raise ValueError(
+            f"{epochs} epochs is over this server's limit of {limits.max_epochs} per run; continue for fewer"
+        )
+    return store.create_run(
+        child.to_dict(), name=f"{record.name} +{epochs}", owner=owner or record.owner, parent=run_id, continues=True
+    )
 
 
-def queue_run(store: RunStore, spec: RunSpec, name: str | None = None, owner: str | None = None,
-              parent: str | None = None, sweep: str | None = None) -> str:
+def queue_run(
+    store: RunStore,
+    spec: RunSpec,
+    name: str | None = None,
+    owner: str | None = None,
+    parent: str | None = None,
+    sweep: str | None = None,
+) -> str:
     """Admit a run into the store's queue, whichever executor trains it; its id. LimitError when this owner or the
     server has too many runs queued or training (KF_MAX_RUNS_PER_SESSION, KF_MAX_RUNS_TOTAL)."""
     admit(store, owner)
@@ -119,8 +145,7 @@ def admit(store: RunStore, owner: str | None) -> None:
         )
     if limits.max_runs_total and store.active_count() >= limits.max_runs_total:
         raise LimitError(
-            f"the server is busy: {limits.max_runs_total} runs are queued or training, its limit; "
-            "try again in a minute"
+            f"the server is busy: {limits.max_runs_total} runs are queued or training, its limit; try again in a minute"
         )
 
 
@@ -301,7 +326,12 @@ def record_event(store: RunStore, run_id: str, event: dict[str, Any]) -> bool:
         store.append_epoch(run_id, event["epoch"], {k: v for k, v in event.items() if k not in ("event", "epoch")})
         store.set_progress(
             run_id,
-            {"epoch": event["epoch"], "step": None, "elapsed": event["elapsed"], "samples_per_s": event["samples_per_s"]},
+            {
+                "epoch": event["epoch"],
+                "step": None,
+                "elapsed": event["elapsed"],
+                "samples_per_s": event["samples_per_s"],
+            },
         )
     elif kind == "picture":
         store.set_picture(run_id, {k: v for k, v in event.items() if k != "event"})
@@ -376,8 +406,16 @@ def run_training(
         emit(event)
 
     try:
-        return train(spec, on_event=translate, should_stop=should_stop, model_path=model_path, dataset=dataset,
-                     limits=limits, pace=live, resume=resume)
+        return train(
+            spec,
+            on_event=translate,
+            should_stop=should_stop,
+            model_path=model_path,
+            dataset=dataset,
+            limits=limits,
+            pace=live,
+            resume=resume,
+        )
     finally:
         live.end_pause()
 
@@ -467,8 +505,14 @@ class JobManager:
         self._supervisor = threading.Thread(target=self._supervise, name="kf-supervisor", daemon=True)
         self._supervisor.start()
 
-    def submit(self, spec: RunSpec, name: str | None = None, owner: str | None = None, parent: str | None = None,
-               sweep: str | None = None) -> str:
+    def submit(
+        self,
+        spec: RunSpec,
+        name: str | None = None,
+        owner: str | None = None,
+        parent: str | None = None,
+        sweep: str | None = None,
+    ) -> str:
         """Queue a run and return its id at once; LimitError when this owner or the server has too many.
         sweep: the sweep this run is a trial of (kfcore.runs.sweeprun keeps its trials within these caps)."""
         run_id = queue_run(self.store, spec, name, owner, parent, sweep)
@@ -507,8 +551,7 @@ class JobManager:
             while len(self._workers) < want and not self._closed.is_set():
                 w = self._ctx.Process(
                     target=worker_main,
-                    args=(str(Path(self.store.root).resolve()), self.runs_per_worker, os.getpid(),
-                          self.max_concurrent),
+                    args=(str(Path(self.store.root).resolve()), self.runs_per_worker, os.getpid(), self.max_concurrent),
                     name="kf-worker",
                     daemon=True,
                 )
@@ -529,8 +572,9 @@ class JobManager:
                     oom_now = oom_kills()
                     # SIGKILL is what the kernel's OOM killer sends; the cgroup's counter, where readable, confirms it
                     oom = oom_now is None or oom_now > (oom_seen or 0)
-                    self.store.recover({w.pid: OUT_OF_MEMORY for w in died if w.exitcode == -signal.SIGKILL and oom},
-                                       skip=living)
+                    self.store.recover(
+                        {w.pid: OUT_OF_MEMORY for w in died if w.exitcode == -signal.SIGKILL and oom}, skip=living
+                    )
                     oom_seen, recovered = oom_now, time.monotonic()
                 self._ensure_workers()
 

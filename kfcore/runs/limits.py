@@ -109,8 +109,9 @@ class Limits:
                 default = values.get(field_name)
                 applies = f"its default of {default:,}" if default else "no limit"
                 zero = "0 = the default" if field_name == "max_concurrent" else "0 = no limit"
-                problems.append(f"{var}={raw[:40]!r} is not a whole number, so {applies} applies; "
-                                f"set it to a whole number ({zero})")
+                problems.append(
+                    f"{var}={raw[:40]!r} is not a whole number, so {applies} applies; set it to a whole number ({zero})"
+                )
                 continue
             values[field_name] = number if number > 0 else None
         if values.get("memory_budget_mb") is None:
@@ -299,8 +300,10 @@ def describe(limits: Limits) -> list[str]:
     if limits.max_upload_mb:
         parts.append(f"{limits.max_upload_mb:,} MB per upload")
     if limits.max_runs_per_session:
-        parts.append(f"{limits.max_runs_per_session} run{'s' if limits.max_runs_per_session != 1 else ''} "
-                     "queued or training per browser")
+        parts.append(
+            f"{limits.max_runs_per_session} run{'s' if limits.max_runs_per_session != 1 else ''} "
+            "queued or training per browser"
+        )
     if limits.max_runs_total:
         parts.append(f"{limits.max_runs_total} on the whole server")
     if limits.max_seconds_per_run:

@@ -37,8 +37,10 @@ COMMANDS = ("pause", "resume", "step", "learning_rate")
 # process is gone, whatever host it ran on (a recreated container has another hostname, or the same one).
 LEASE_S = 15.0
 HEARTBEAT_S = 3.0
-INTERRUPTED = ("interrupted: the process training this run stopped unexpectedly (killed, out of memory, or the "
-               "server restarted); its epochs so far are kept — train it again to finish it")
+INTERRUPTED = (
+    "interrupted: the process training this run stopped unexpectedly (killed, out of memory, or the "
+    "server restarted); its epochs so far are kept — train it again to finish it"
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -209,7 +211,7 @@ def _proc_stat(pid: int) -> list[str] | None:
         return []
     except OSError:
         return None
-    return text[text.rindex(")") + 2:].split()
+    return text[text.rindex(")") + 2 :].split()
 
 
 def process_identity(pid: int) -> str | None:
@@ -253,9 +255,16 @@ class RunStore:
             con.execute("PRAGMA journal_mode=WAL")
             con.executescript(_SCHEMA)
             columns = {row[1] for row in con.execute("PRAGMA table_info(runs)")}
-            for column, kind in (("proc_start", "TEXT"), ("heartbeat", "REAL"), ("parent", "TEXT"),
-                                 ("commands", "TEXT"), ("paused", "REAL"),
-                                 ("continues", "INTEGER NOT NULL DEFAULT 0"), ("sweep", "TEXT"), ("imported", "TEXT")):
+            for column, kind in (
+                ("proc_start", "TEXT"),
+                ("heartbeat", "REAL"),
+                ("parent", "TEXT"),
+                ("commands", "TEXT"),
+                ("paused", "REAL"),
+                ("continues", "INTEGER NOT NULL DEFAULT 0"),
+                ("sweep", "TEXT"),
+                ("imported", "TEXT"),
+            ):
                 if column not in columns:  # a store made before the column existed
                     try:
                         con.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
@@ -305,8 +314,15 @@ class RunStore:
             self._local.con = None
 
     # -- writing ------------------------------------------------------------------------------
-    def create_run(self, spec: dict[str, Any], name: str | None = None, owner: str | None = None,
-                   parent: str | None = None, continues: bool = False, sweep: str | None = None) -> str:
+    def create_run(
+        self,
+        spec: dict[str, Any],
+        name: str | None = None,
+        owner: str | None = None,
+        parent: str | None = None,
+        continues: bool = False,
+        sweep: str | None = None,
+    ) -> str:
         run_id = uuid.uuid4().hex[:12]
         now = time.time()
         with self._connect() as con:
@@ -326,13 +342,22 @@ class RunStore:
             if not name:
                 (count,) = con.execute("SELECT COUNT(*) FROM sweeps").fetchone()
                 name = f"sweep {count + 1}"
-            con.execute("INSERT INTO sweeps (id, name, definition, created, owner) VALUES (?, ?, ?, ?, ?)",
-                        (sweep_id, name, json.dumps(definition), time.time(), owner))
+            con.execute(
+                "INSERT INTO sweeps (id, name, definition, created, owner) VALUES (?, ?, ?, ?, ?)",
+                (sweep_id, name, json.dumps(definition), time.time(), owner),
+            )
         return sweep_id
 
-    def add_imported(self, spec: dict[str, Any], run: dict[str, Any], epochs: list[dict[str, Any]],
-                     evaluation: dict[str, Any], files: dict[str, bytes], origin: dict[str, Any],
-                     owner: str | None = None) -> str:
+    def add_imported(
+        self,
+        spec: dict[str, Any],
+        run: dict[str, Any],
+        epochs: list[dict[str, Any]],
+        evaluation: dict[str, Any],
+        files: dict[str, bytes],
+        origin: dict[str, Any],
+        owner: str | None = None,
+    ) -> str:
         """A finished run brought from another store (kfcore.bundle): its files go into its folder first, then its
         row and epochs in one transaction, so a failed import leaves no half run. run: name, created, started,
         finished, hardware, info, test as the other store had them. Returns the new id."""
@@ -348,14 +373,34 @@ class RunStore:
                 con.execute(
                     "INSERT INTO runs (id, name, spec, status, created, started, finished, owner, hardware, info, "
                     "test, evaluation, model_path, imported) VALUES (?, ?, ?, 'finished', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (run_id, str(run["name"])[:80] or run_id, json.dumps(spec), time.time(), run.get("started"),
-                     run.get("finished"), owner, json.dumps(run["hardware"]), json.dumps(run["info"]),
-                     json.dumps(run["test"]), json.dumps(evaluation), str(folder / "model.keras"), json.dumps(origin)),
+                    (
+                        run_id,
+                        str(run["name"])[:80] or run_id,
+                        json.dumps(spec),
+                        time.time(),
+                        run.get("started"),
+                        run.get("finished"),
+                        owner,
+                        json.dumps(run["hardware"]),
+                        json.dumps(run["info"]),
+                        json.dumps(run["test"]),
+                        json.dumps(evaluation),
+                        str(folder / "model.keras"),
+                        json.dumps(origin),
+                    ),
                 )
-                con.executemany("INSERT INTO epochs (run_id, epoch, time, logs) VALUES (?, ?, ?, ?)",
-                                [(run_id, e["epoch"], float(e.get("time") or 0.0),
-                                  json.dumps({k: v for k, v in e.items() if k not in ("epoch", "time")}))
-                                 for e in epochs])
+                con.executemany(
+                    "INSERT INTO epochs (run_id, epoch, time, logs) VALUES (?, ?, ?, ?)",
+                    [
+                        (
+                            run_id,
+                            e["epoch"],
+                            float(e.get("time") or 0.0),
+                            json.dumps({k: v for k, v in e.items() if k not in ("epoch", "time")}),
+                        )
+                        for e in epochs
+                    ],
+                )
                 con.execute("COMMIT")
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
@@ -370,21 +415,32 @@ class RunStore:
             con.execute("BEGIN IMMEDIATE")
             row = con.execute("SELECT id FROM runs WHERE status='queued' ORDER BY created LIMIT 1").fetchone()
             if row is not None and max_running:
-                (live,) = con.execute("SELECT COUNT(*) FROM runs WHERE status='running' AND heartbeat > ?",
-                                      (now,)).fetchone()
+                (live,) = con.execute(
+                    "SELECT COUNT(*) FROM runs WHERE status='running' AND heartbeat > ?", (now,)
+                ).fetchone()
                 row = row if live < max_running else None
             if row is None:
                 con.execute("COMMIT")
                 return None
-            self._move(con, row[0], "running", started=now, pid=pid, host=socket.gethostname(),
-                       proc_start=process_identity(pid), heartbeat=now + LEASE_S)
+            self._move(
+                con,
+                row[0],
+                "running",
+                started=now,
+                pid=pid,
+                host=socket.gethostname(),
+                proc_start=process_identity(pid),
+                heartbeat=now + LEASE_S,
+            )
             con.execute("COMMIT")
         return self.get(row[0])
 
     def queued_ids(self, limit: int) -> list[str]:
         """The ids of the oldest `limit` queued runs, oldest first (claim_next takes the first); nothing changes."""
         with self._connect() as con:
-            rows = con.execute("SELECT id FROM runs WHERE status='queued' ORDER BY created LIMIT ?", (limit,)).fetchall()
+            rows = con.execute(
+                "SELECT id FROM runs WHERE status='queued' ORDER BY created LIMIT ?", (limit,)
+            ).fetchall()
         return [r[0] for r in rows]
 
     def start_in_process(self, run_id: str) -> bool:
@@ -393,8 +449,16 @@ class RunStore:
         cancelled), and nothing changed."""
         now = time.time()
         with self._connect() as con:
-            return self._move(con, run_id, "running", started=now, pid=os.getpid(), host=socket.gethostname(),
-                              proc_start=process_identity(os.getpid()), heartbeat=now + LEASE_S)
+            return self._move(
+                con,
+                run_id,
+                "running",
+                started=now,
+                pid=os.getpid(),
+                host=socket.gethostname(),
+                proc_start=process_identity(os.getpid()),
+                heartbeat=now + LEASE_S,
+            )
 
     def renew_lease(self, run_id: str) -> None:
         """The training process is alive: extend its run's lease (see LEASE_S)."""
@@ -424,16 +488,28 @@ class RunStore:
                 "INSERT INTO live (run_id, epoch, time, picture, points) VALUES (?, ?, ?, ?, ?) "
                 "ON CONFLICT(run_id) DO UPDATE SET epoch=excluded.epoch, time=excluded.time, "
                 "picture=excluded.picture, points=COALESCE(excluded.points, live.points)",
-                (run_id, int(picture.get("epoch", 0)), time.time(),
-                 json.dumps(picture), None if points is None else json.dumps(points)),
+                (
+                    run_id,
+                    int(picture.get("epoch", 0)),
+                    time.time(),
+                    json.dumps(picture),
+                    None if points is None else json.dumps(points),
+                ),
             )
 
     # finish, fail and mark_cancelled store a running run's outcome and say whether they did: False when the run
     # already has one (or is not running), which then stands.
     def finish(self, run_id: str, test: dict[str, Any], evaluation: dict[str, Any], model_path: str | None) -> bool:
         with self._connect() as con:
-            return self._move(con, run_id, "finished", finished=time.time(), test=json.dumps(test),
-                              evaluation=json.dumps(evaluation), model_path=model_path)
+            return self._move(
+                con,
+                run_id,
+                "finished",
+                finished=time.time(),
+                test=json.dumps(test),
+                evaluation=json.dumps(evaluation),
+                model_path=model_path,
+            )
 
     def fail(self, run_id: str, reason: str) -> bool:
         with self._connect() as con:
@@ -458,8 +534,10 @@ class RunStore:
             if row[0] == "queued":
                 self._move(con, run_id, "cancelled", finished=time.time(), error=reason)
             elif row[0] == "running":
-                con.execute("UPDATE runs SET cancel_requested=1, error=COALESCE(?, error) WHERE id=? AND "
-                            "status='running'", (reason, run_id))
+                con.execute(
+                    "UPDATE runs SET cancel_requested=1, error=COALESCE(?, error) WHERE id=? AND status='running'",
+                    (reason, run_id),
+                )
             con.execute("COMMIT")
             return "cancelled" if row[0] == "queued" else row[0]
 
@@ -479,13 +557,16 @@ class RunStore:
                 raise ValueError(f"the learning rate must be a number above 0, not {value}")
             schedule = record.spec.get("train", {}).get("schedule", "constant")
             if schedule != "constant":  # a schedule owns the rate step by step: a set value would be overwritten
-                raise ValueError(f"this run's learning rate follows the {schedule} schedule, so it cannot be set "
-                                 "while it trains; continue it with another rate when it ends")
+                raise ValueError(
+                    f"this run's learning rate follows the {schedule} schedule, so it cannot be set "
+                    "while it trains; continue it with another rate when it ends"
+                )
         with self._connect() as con:
             con.execute("BEGIN IMMEDIATE")
             (text,) = con.execute("SELECT commands FROM runs WHERE id=?", (run_id,)).fetchone()
-            con.execute("UPDATE runs SET commands=? WHERE id=?",
-                        (json.dumps([*_loads(text, []), [command, value]]), run_id))
+            con.execute(
+                "UPDATE runs SET commands=? WHERE id=?", (json.dumps([*_loads(text, []), [command, value]]), run_id)
+            )
             con.execute("COMMIT")
 
     def take_commands(self, run_id: str) -> list[tuple[str, float | None]]:
@@ -536,8 +617,10 @@ class RunStore:
         whose status another process changed meanwhile is left as it is. Whether it moved."""
         sources = tuple(source for source, targets in TRANSITIONS.items() if status in targets)
         if not sources:
-            raise ValueError(f"no run moves to the status {status!r}; the statuses a run moves to: "
-                             f"{', '.join(sorted({t for ts in TRANSITIONS.values() for t in ts}))}")
+            raise ValueError(
+                f"no run moves to the status {status!r}; the statuses a run moves to: "
+                f"{', '.join(sorted({t for ts in TRANSITIONS.values() for t in ts}))}"
+            )
         cols = ", ".join(f"{k}=?" for k in ("status", *values))
         cursor = con.execute(
             f"UPDATE runs SET {cols} WHERE id=? AND status IN ({', '.join('?' * len(sources))})",
@@ -573,15 +656,17 @@ class RunStore:
 
     def get_sweep(self, sweep_id: str) -> SweepRecord | None:
         with self._connect() as con:
-            row = con.execute("SELECT id, name, definition, created, owner FROM sweeps WHERE id=?",
-                              (sweep_id,)).fetchone()
+            row = con.execute(
+                "SELECT id, name, definition, created, owner FROM sweeps WHERE id=?", (sweep_id,)
+            ).fetchone()
         return SweepRecord(row[0], row[1], json.loads(row[2]), row[3], row[4]) if row else None
 
     def trials(self, sweep_id: str) -> list[RunRecord]:
         """A sweep's trials, in the order they were made."""
         with self._connect() as con:
-            rows = con.execute(f"SELECT {_LIST_COLUMNS} FROM runs WHERE sweep=? ORDER BY created, rowid",
-                               (sweep_id,)).fetchall()
+            rows = con.execute(
+                f"SELECT {_LIST_COLUMNS} FROM runs WHERE sweep=? ORDER BY created, rowid", (sweep_id,)
+            ).fetchall()
         return [_record(r, False) for r in rows]
 
     def epochs_of(self, run_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
@@ -590,8 +675,11 @@ class RunStore:
         if not run_ids:
             return out
         with self._connect() as con:
-            rows = con.execute(f"SELECT run_id, epoch, time, logs FROM epochs WHERE run_id IN "
-                               f"({', '.join('?' * len(run_ids))}) ORDER BY run_id, epoch", run_ids).fetchall()
+            rows = con.execute(
+                f"SELECT run_id, epoch, time, logs FROM epochs WHERE run_id IN "
+                f"({', '.join('?' * len(run_ids))}) ORDER BY run_id, epoch",
+                run_ids,
+            ).fetchall()
         for rid, e, t, logs in rows:
             out[rid].append({"epoch": e, "time": t, **json.loads(logs)})
         return out
@@ -599,7 +687,9 @@ class RunStore:
     def epochs(self, run_id: str) -> list[dict[str, Any]]:
         """Every epoch's logs in order, each with 'epoch' and the wall-clock 'time' it was stored."""
         with self._connect() as con:
-            rows = con.execute("SELECT epoch, time, logs FROM epochs WHERE run_id=? ORDER BY epoch", (run_id,)).fetchall()
+            rows = con.execute(
+                "SELECT epoch, time, logs FROM epochs WHERE run_id=? ORDER BY epoch", (run_id,)
+            ).fetchall()
         return [{"epoch": e, "time": t, **json.loads(logs)} for e, t, logs in rows]
 
     def picture(self, run_id: str) -> dict[str, Any] | None:
@@ -651,8 +741,10 @@ class RunStore:
         """Record that `owner` may read the upload `ref` (`name`: the file name as uploaded); the first record of
         an owner and a file stays: uploading it again after a fork keeps the fork's."""
         with self._connect() as con:
-            con.execute("INSERT OR IGNORE INTO uploads (owner, ref, name, created, via) VALUES (?, ?, ?, ?, ?)",
-                        (owner, ref, name, time.time(), via))
+            con.execute(
+                "INSERT OR IGNORE INTO uploads (owner, ref, name, created, via) VALUES (?, ?, ?, ?, ?)",
+                (owner, ref, name, time.time(), via),
+            )
 
     def may_read_upload(self, owner: str | None, ref: str) -> bool:
         with self._connect() as con:
@@ -678,8 +770,9 @@ class RunStore:
         here, now = socket.gethostname(), time.time()
         try:
             with self._connect() as con:
-                rows = con.execute("SELECT id, pid, host, proc_start, heartbeat FROM runs WHERE status='running'"
-                                   ).fetchall()
+                rows = con.execute(
+                    "SELECT id, pid, host, proc_start, heartbeat FROM runs WHERE status='running'"
+                ).fetchall()
         except StoreFullError:
             return []
         dead: list[str] = []
@@ -699,8 +792,30 @@ class RunStore:
 
 
 def _record(row: tuple, with_evaluation: bool) -> RunRecord:
-    (rid, name, spec, status, created, started, finished, owner, host, pid, cancel, hw, info, progress, error, test,
-     model_path, parent, paused, continues, sweep, imported) = row[:22]
+    (
+        rid,
+        name,
+        spec,
+        status,
+        created,
+        started,
+        finished,
+        owner,
+        host,
+        pid,
+        cancel,
+        hw,
+        info,
+        progress,
+        error,
+        test,
+        model_path,
+        parent,
+        paused,
+        continues,
+        sweep,
+        imported,
+    ) = row[:22]
     return RunRecord(
         id=rid,
         name=name,

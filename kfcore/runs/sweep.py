@@ -96,13 +96,19 @@ class Sweep:
 
     def to_dict(self) -> dict[str, Any]:
         """The sweep as a file says it (parse_sweep reads it back)."""
-        out: dict[str, Any] = {"base": self.base.to_dict(), self.search: {
-            path: v.to_dict() if isinstance(v, Range) else list(v) for path, v in self.params.items()}}
+        out: dict[str, Any] = {
+            "base": self.base.to_dict(),
+            self.search: {path: v.to_dict() if isinstance(v, Range) else list(v) for path, v in self.params.items()},
+        }
         if self.search != "grid":
             out["samples"] = self.samples
-        for key, value, default in (("repeats", self.repeats, 1), ("early_stop", self.early_stop, None),
-                                    ("metric", self.metric, "val_loss"), ("seed", self.seed, 0),
-                                    ("name", self.name, None)):
+        for key, value, default in (
+            ("repeats", self.repeats, 1),
+            ("early_stop", self.early_stop, None),
+            ("metric", self.metric, "val_loss"),
+            ("seed", self.seed, 0),
+            ("name", self.name, None),
+        ):
             if value != default:
                 out[key] = value
         return out
@@ -119,8 +125,9 @@ def load_sweep(text: str | bytes) -> Sweep:
 
 def parse_sweep(raw: Any) -> Sweep:
     if not isinstance(raw, dict):
-        raise SweepError('a sweep file is a JSON object: {"base": <run spec>, "grid": {"train.learning_rate": '
-                         '[0.003, 0.03]}}')
+        raise SweepError(
+            'a sweep file is a JSON object: {"base": <run spec>, "grid": {"train.learning_rate": [0.003, 0.03]}}'
+        )
     unknown = [k for k in raw if k not in _KEYS]
     if unknown:
         raise SweepError(f"unknown key {unknown[0]!r} in the sweep file; its keys are {', '.join(_KEYS)}")
@@ -150,11 +157,14 @@ def parse_sweep(raw: Any) -> Sweep:
     if metric not in METRICS:
         raise SweepError(f'"metric" is {_shown(metric)}: pick one of {", ".join(METRICS)}')
     if early_stop and base.train.epochs <= ASHA_GRACE and not any(p == "train.epochs" for p in space):
-        raise SweepError(f"ASHA judges trials after {ASHA_GRACE} epoch(s): train more epochs than that, or leave "
-                         "early_stop out")
+        raise SweepError(
+            f"ASHA judges trials after {ASHA_GRACE} epoch(s): train more epochs than that, or leave early_stop out"
+        )
     if search == "optuna" and repeats > 1:
-        raise SweepError('"repeats" works with a grid or random search: Optuna picks each trial from the ones '
-                         "before it; sweep with optuna, then repeat the best setting with a grid")
+        raise SweepError(
+            '"repeats" works with a grid or random search: Optuna picks each trial from the ones '
+            "before it; sweep with optuna, then repeat the best setting with a grid"
+        )
     params = {path: _values(base, search, path, values) for path, values in space.items()}
     if repeats > 1 and "train.seed" in params:
         raise SweepError('"repeats" and "train.seed" both vary the seed: keep one of them')
@@ -193,12 +203,15 @@ def _field(base: dict[str, Any], path: str) -> Any:
         layer = base["layers"][index]
         fields = {f.name: f for f in KINDS[layer["type"]].fields}
         if name not in fields:
-            raise SweepError(f"{path!r}: a {layer['type']} layer has no field {name!r}; its fields are "
-                             f"{', '.join(fields)}")
+            raise SweepError(
+                f"{path!r}: a {layer['type']} layer has no field {name!r}; its fields are {', '.join(fields)}"
+            )
         return layer.get(name, fields[name].default)
     if parts[0] not in _SECTIONS or len(parts) != 2:
-        raise SweepError(f"{path!r} is not a hyperparameter path: use train.<field>, split.<field>, data.<field> "
-                         "or layers.<index>.<field> (e.g. train.learning_rate, layers.0.units)")
+        raise SweepError(
+            f"{path!r} is not a hyperparameter path: use train.<field>, split.<field>, data.<field> "
+            "or layers.<index>.<field> (e.g. train.learning_rate, layers.0.units)"
+        )
     section = base[parts[0]]
     names = [f.name for f in dataclasses.fields(getattr(RunSpec(), parts[0]))]
     if parts[1] not in names:
@@ -242,12 +255,14 @@ def _values(base: RunSpec, search: str, path: str, values: Any) -> Any:
     current = _field(spec, path)
     if isinstance(values, dict):
         if search == "grid":
-            raise SweepError(f"{path!r}: a grid takes a list of values; a range {{min, max}} is for a random or "
-                             "optuna search")
+            raise SweepError(
+                f"{path!r}: a grid takes a list of values; a range {{min, max}} is for a random or optuna search"
+            )
         return _range(spec, path, values, current)
     if not isinstance(values, list) or not values:
-        raise SweepError(f"{path!r}: give a list of values (e.g. [0.003, 0.03]) or a range "
-                         '{"min": 0.001, "max": 0.1, "log": true}')
+        raise SweepError(
+            f'{path!r}: give a list of values (e.g. [0.003, 0.03]) or a range {{"min": 0.001, "max": 0.1, "log": true}}'
+        )
     if len(values) > MAX_VALUES:
         raise SweepError(f"{path!r} has {len(values):,} values; at most {MAX_VALUES} per hyperparameter")
     if len({json.dumps(v) for v in values}) != len(values):
@@ -281,9 +296,11 @@ def check_count(sweep: Sweep, limits: Limits | None = None) -> None:
     """Refuse a sweep of more trials than this server takes (KF_MAX_TRIALS), before any is made."""
     limits = limits or Limits.from_env()
     if limits.max_trials and sweep.trial_count > limits.max_trials:
-        raise SweepError(f"this sweep makes {describe_count(sweep)}, over this server's limit of "
-                         f"{limits.max_trials:,} trials per sweep (KF_MAX_TRIALS): give fewer values, samples or "
-                         "repeats")
+        raise SweepError(
+            f"this sweep makes {describe_count(sweep)}, over this server's limit of "
+            f"{limits.max_trials:,} trials per sweep (KF_MAX_TRIALS): give fewer values, samples or "
+            "repeats"
+        )
 
 
 def describe_count(sweep: Sweep) -> str:
@@ -305,8 +322,10 @@ def settings(sweep: Sweep) -> list[dict[str, Any]]:
         return [dict(zip(paths, combo, strict=True)) for combo in itertools.product(*sweep.params.values())]
     if sweep.search == "random":
         rng = random.Random(sweep.seed)
-        return [{path: v.draw(rng) if isinstance(v, Range) else rng.choice(v) for path, v in sweep.params.items()}
-                for _ in range(sweep.samples)]
+        return [
+            {path: v.draw(rng) if isinstance(v, Range) else rng.choice(v) for path, v in sweep.params.items()}
+            for _ in range(sweep.samples)
+        ]
     raise ValueError("an optuna search picks its settings as it goes (kfcore.runs.sweeprun)")
 
 

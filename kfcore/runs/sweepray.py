@@ -42,8 +42,10 @@ from kfcore.runs.sweepresults import metric_of
 from kfcore.runs.sweeprun import asha_reason
 
 EVALUATION_FILE = "evaluation.json"
-WORKER_DIED = ("the Ray worker training this trial died (its node was lost, or its process was killed or ran out "
-               "of memory); the other trials go on")
+WORKER_DIED = (
+    "the Ray worker training this trial died (its node was lost, or its process was killed or ran out "
+    "of memory); the other trials go on"
+)
 
 
 class RayError(RuntimeError):
@@ -84,8 +86,10 @@ def _trainable(config: dict[str, Any], base: dict[str, Any], paths: list[str], m
         raise RuntimeError(result.error or result.status)
     (out / EVALUATION_FILE).write_text(json.dumps(result.evaluation), encoding="utf-8")
     last = metric_of(result.history, metric)
-    tune.report({"final": json.dumps({"test": result.test}), metric: _number(last)},
-                checkpoint=tune.Checkpoint.from_directory(str(out)))
+    tune.report(
+        {"final": json.dumps({"test": result.test}), metric: _number(last)},
+        checkpoint=tune.Checkpoint.from_directory(str(out)),
+    )
 
 
 def _number(value: float | None) -> float:
@@ -128,8 +132,12 @@ def _failure(trial: Any) -> str:
     if pickled and Path(pickled).is_file():
         with contextlib.suppress(Exception):  # an exception that cannot be loaded here: its text says enough
             error = ray.cloudpickle.loads(Path(pickled).read_bytes())
-    died = (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError,
-            ray.exceptions.OutOfMemoryError)
+    died = (
+        ray.exceptions.RayActorError,
+        ray.exceptions.WorkerCrashedError,
+        ray.exceptions.NodeDiedError,
+        ray.exceptions.OutOfMemoryError,
+    )
     if isinstance(error, died) or isinstance(getattr(error, "cause", None), died):
         return WORKER_DIED
     text = ""
@@ -145,8 +153,14 @@ def _failure(trial: Any) -> str:
     return lines[-1][:500] if lines else "the trial failed on Ray without saying why"
 
 
-def _callback(store: RunStore, sweep_id: str, sweep: Sweep, owner: str | None, label: str,
-              on_trial: Callable[[RunRecord], None] | None) -> Any:
+def _callback(
+    store: RunStore,
+    sweep_id: str,
+    sweep: Sweep,
+    owner: str | None,
+    label: str,
+    on_trial: Callable[[RunRecord], None] | None,
+) -> Any:
     from ray import tune
 
     class ToStore(tune.Callback):
@@ -174,8 +188,15 @@ def _callback(store: RunStore, sweep_id: str, sweep: Sweep, owner: str | None, l
                 logs = json.loads(result["logs"])
                 epoch = logs.pop("epoch")
                 store.append_epoch(run_id, epoch, logs)
-                store.set_progress(run_id, {"epoch": epoch, "step": None, "elapsed": logs.get("elapsed"),
-                                            "samples_per_s": logs.get("samples_per_s")})
+                store.set_progress(
+                    run_id,
+                    {
+                        "epoch": epoch,
+                        "step": None,
+                        "elapsed": logs.get("elapsed"),
+                        "samples_per_s": logs.get("samples_per_s"),
+                    },
+                )
             if "final" in result:
                 self.finals[trial.trial_id] = json.loads(result["final"])
 
@@ -198,8 +219,9 @@ def _callback(store: RunStore, sweep_id: str, sweep: Sweep, owner: str | None, l
                 epochs = store.epochs(run_id)
                 rung = max([r for r in asha_rungs(max_epochs(sweep) + 1) if r <= len(epochs)] or [0])
                 value = metric_of(epochs[:rung], sweep.metric) if rung else None
-                store.mark_cancelled(run_id, asha_reason(rung, sweep.metric, value) if value is not None else
-                                     "stopped early by ASHA")
+                store.mark_cancelled(
+                    run_id, asha_reason(rung, sweep.metric, value) if value is not None else "stopped early by ASHA"
+                )
             self._ended(run_id)
 
         def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
@@ -237,13 +259,22 @@ def run_ray(
         raise RayError("Ray is not installed here: pip install 'ray[tune]' (requirements.txt pins it)") from None
     address = address or os.environ.get("KF_RAY_ADDRESS") or None
     try:
-        ray.init(address=address, ignore_reinit_error=True, log_to_driver=False, logging_level=logging.ERROR,
-                 runtime_env={"py_modules": [str(Path(__file__).resolve().parents[1])],  # the kfcore package
-                              "env_vars": {"TF_CPP_MIN_LOG_LEVEL": "2"}})
+        ray.init(
+            address=address,
+            ignore_reinit_error=True,
+            log_to_driver=False,
+            logging_level=logging.ERROR,
+            runtime_env={
+                "py_modules": [str(Path(__file__).resolve().parents[1])],  # the kfcore package
+                "env_vars": {"TF_CPP_MIN_LOG_LEVEL": "2"},
+            },
+        )
     except (ConnectionError, RuntimeError, ValueError) as e:
-        raise RayError(f"cannot reach the Ray cluster at {address or 'a local Ray'}: "
-                       f"{(str(e).splitlines() or [type(e).__name__])[0][:200]}; start it with ray start --head, "
-                       "or check the address") from None
+        raise RayError(
+            f"cannot reach the Ray cluster at {address or 'a local Ray'}: "
+            f"{(str(e).splitlines() or [type(e).__name__])[0][:200]}; start it with ray start --head, "
+            "or check the address"
+        ) from None
     record = store.get_sweep(sweep_id)
     # An upload's reference becomes its file's path: a node reads it where this machine does (one host, or a
     # shared file system); built-in data is made on the node by name.
@@ -251,21 +282,30 @@ def run_ray(
     space, samples, search = _space(sweep)
     scheduler = None
     if sweep.early_stop == "asha":
-        scheduler = ASHAScheduler(max_t=max_epochs(sweep) + 1, grace_period=ASHA_GRACE,
-                                  reduction_factor=ASHA_ETA)  # +1: the final report after the last epoch
+        scheduler = ASHAScheduler(
+            max_t=max_epochs(sweep) + 1, grace_period=ASHA_GRACE, reduction_factor=ASHA_ETA
+        )  # +1: the final report after the last epoch
     trainable = tune.with_resources(
         tune.with_parameters(_trainable, base=base, paths=list(sweep.params), metric=sweep.metric),
-        {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
+        {"cpu": cpus_per_trial, "gpu": gpus_per_trial},
+    )
     callback = _callback(store, sweep_id, sweep, owner, record.name if record else sweep_id, on_trial)
     tuner = tune.Tuner(
         trainable,
         param_space=space,
         # reuse_actors: a trial's worker process serves the next one, so TensorFlow is imported once per worker
         # rather than once per trial (measured: 17 s more per trial without, on 2 busy cores).
-        tune_config=tune.TuneConfig(metric=sweep.metric, mode=sweep.mode, search_alg=search, scheduler=scheduler,
-                                    num_samples=samples, reuse_actors=True),
-        run_config=tune.RunConfig(name=sweep_id, storage_path=str((store.root / "ray").resolve()), verbose=0,
-                                  callbacks=[callback]),
+        tune_config=tune.TuneConfig(
+            metric=sweep.metric,
+            mode=sweep.mode,
+            search_alg=search,
+            scheduler=scheduler,
+            num_samples=samples,
+            reuse_actors=True,
+        ),
+        run_config=tune.RunConfig(
+            name=sweep_id, storage_path=str((store.root / "ray").resolve()), verbose=0, callbacks=[callback]
+        ),
     )
     try:
         with contextlib.redirect_stdout(sys.stderr):  # Tune's tables: standard output is the caller's (JSON lines)

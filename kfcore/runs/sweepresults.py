@@ -27,8 +27,14 @@ def metric_of(epochs: list[dict[str, Any]], metric: str) -> float | None:
 
 def trial_row(sweep: Sweep, record: RunRecord, epochs: list[dict[str, Any]]) -> dict[str, Any]:
     """What one trial is: its id, swept values, status (with why, when it did not finish), score and test metrics."""
-    row: dict[str, Any] = {"run_id": record.id, "values": trial_values(sweep, record.spec), "status": record.status,
-                           "epochs": len(epochs), sweep.metric: metric_of(epochs, sweep.metric), "test": record.test}
+    row: dict[str, Any] = {
+        "run_id": record.id,
+        "values": trial_values(sweep, record.spec),
+        "status": record.status,
+        "epochs": len(epochs),
+        sweep.metric: metric_of(epochs, sweep.metric),
+        "test": record.test,
+    }
     if record.error:
         row["error"] = record.error
     return row
@@ -48,8 +54,17 @@ def summary(sweep: Sweep, sweep_id: str, rows: list[dict[str, Any]], backend: st
     counts: dict[str, int] = {}
     for r in rows:
         counts[r["status"]] = counts.get(r["status"], 0) + 1
-    return {"summary": {"sweep_id": sweep_id, "backend": backend, "search": sweep.search, "metric": sweep.metric,
-                        "trials": len(rows), **counts}, "best": best(sweep, rows)}
+    return {
+        "summary": {
+            "sweep_id": sweep_id,
+            "backend": backend,
+            "search": sweep.search,
+            "metric": sweep.metric,
+            "trials": len(rows),
+            **counts,
+        },
+        "best": best(sweep, rows),
+    }
 
 
 @dataclass(frozen=True)
@@ -85,6 +100,9 @@ def seed_stats(sweep: Sweep, rows: list[dict[str, Any]]) -> list[SeedStats]:
         scores = [r[sweep.metric] for r in group]
         mean = sum(scores) / len(scores)
         sd = math.sqrt(sum((s - mean) ** 2 for s in scores) / (len(scores) - 1)) if len(scores) > 1 else 0.0
-        stats.append(SeedStats(json.loads(key), tuple(r["run_id"] for r in group), len(scores), mean, sd,
-                               min(scores), max(scores)))
+        stats.append(
+            SeedStats(
+                json.loads(key), tuple(r["run_id"] for r in group), len(scores), mean, sd, min(scores), max(scores)
+            )
+        )
     return sorted(stats, key=lambda s: s.mean, reverse=sweep.mode == "max")

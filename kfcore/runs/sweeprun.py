@@ -42,8 +42,10 @@ def create(store: RunStore, sweep: Sweep, owner: str | None = None, limits: Limi
 
 def asha_reason(rung: int, metric: str, value: float) -> str:
     """Why ASHA stopped a trial (the same words on both backends)."""
-    return (f"stopped early by ASHA at epoch {rung}: its {metric} of {value:.4g} was not within the best third of "
-            "the trials that reached that epoch")
+    return (
+        f"stopped early by ASHA at epoch {rung}: its {metric} of {value:.4g} was not within the best third of "
+        "the trials that reached that epoch"
+    )
 
 
 class _Settings:
@@ -58,8 +60,10 @@ class _Settings:
             import optuna
 
             optuna.logging.set_verbosity(optuna.logging.WARNING)
-            self.study = optuna.create_study(direction="minimize" if sweep.mode == "min" else "maximize",
-                                             sampler=optuna.samplers.TPESampler(seed=sweep.seed))
+            self.study = optuna.create_study(
+                direction="minimize" if sweep.mode == "min" else "maximize",
+                sampler=optuna.samplers.TPESampler(seed=sweep.seed),
+            )
         else:
             self.pending = [(values, None) for s in settings(sweep) for values in with_seeds(sweep, s)]
 
@@ -192,7 +196,12 @@ class Driver:
 def start_local(store: RunStore, sweep_id: str, sweep: Sweep, submit: Submit, parallel: int) -> Driver:
     """Run the sweep's driver in a daemon thread (the web server: a page never waits for it)."""
     stop = threading.Event()
-    thread = threading.Thread(target=run_local, args=(store, sweep_id, sweep, submit, parallel),
-                              kwargs={"stop": stop}, name=f"kf-sweep-{sweep_id}", daemon=True)
+    thread = threading.Thread(
+        target=run_local,
+        args=(store, sweep_id, sweep, submit, parallel),
+        kwargs={"stop": stop},
+        name=f"kf-sweep-{sweep_id}",
+        daemon=True,
+    )
     thread.start()
     return Driver(thread, stop)

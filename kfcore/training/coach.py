@@ -34,8 +34,9 @@ def _series(history: Sequence[dict[str, Any]], key: str) -> list[float]:
     return [float(r[key]) for r in history if isinstance(r.get(key), (int, float)) and math.isfinite(r[key])]
 
 
-def read_results(spec: dict[str, Any], history: Sequence[dict[str, Any]], evaluation: dict[str, Any],
-                 max_epochs: int | None = None) -> list[Finding]:
+def read_results(
+    spec: dict[str, Any], history: Sequence[dict[str, Any]], evaluation: dict[str, Any], max_epochs: int | None = None
+) -> list[Finding]:
     """What a finished run's history and evaluation say, the most important first (at most one about the
     learning rate, since two would contradict each other)."""
     train = spec.get("train", {})
@@ -48,58 +49,86 @@ def read_results(spec: dict[str, Any], history: Sequence[dict[str, Any]], evalua
 
     r2 = evaluation.get("r2")
     if evaluation.get("task") == "regression" and isinstance(r2, (int, float)) and r2 < 0:
-        findings.append(Finding(
-            "worse_than_mean",
-            f"Test R² is {r2:.2f}: the model predicts worse than always guessing the average target. It has not "
-            "learned the data yet.",
-            *_more_epochs(epochs, cap) if _improving(loss) else _learning_rate(lr, loss)))
+        findings.append(
+            Finding(
+                "worse_than_mean",
+                f"Test R² is {r2:.2f}: the model predicts worse than always guessing the average target. It has not "
+                "learned the data yet.",
+                *_more_epochs(epochs, cap) if _improving(loss) else _learning_rate(lr, loss),
+            )
+        )
     accuracy, chance = evaluation.get("accuracy"), _chance(evaluation)
     if isinstance(accuracy, (int, float)) and chance is not None and accuracy <= chance + CHANCE_MARGIN:
-        findings.append(Finding(
-            "near_chance",
-            f"Test accuracy {accuracy:.0%} is close to what guessing the most common class gets ({chance:.0%}): the "
-            "model has learned little.",
-            *_more_epochs(epochs, cap) if _improving(loss) else _learning_rate(lr, loss)))
+        findings.append(
+            Finding(
+                "near_chance",
+                f"Test accuracy {accuracy:.0%} is close to what guessing the most common class gets ({chance:.0%}): the "
+                "model has learned little.",
+                *_more_epochs(epochs, cap) if _improving(loss) else _learning_rate(lr, loss),
+            )
+        )
 
     overfit = overfitting_epoch(history)
     if overfit is not None and not train.get("early_stopping"):
-        findings.append(Finding(
-            "overfitting",
-            f"Over-fitting from epoch {overfit}: the validation loss rose again while the training loss kept "
-            "falling, so the model started memorising the training rows. Early stopping keeps the best epoch.",
-            "Turn on early stopping", {"train.early_stopping": True, "train.restore_best_weights": True}))
+        findings.append(
+            Finding(
+                "overfitting",
+                f"Over-fitting from epoch {overfit}: the validation loss rose again while the training loss kept "
+                "falling, so the model started memorising the training rows. Early stopping keeps the best epoch.",
+                "Turn on early stopping",
+                {"train.early_stopping": True, "train.restore_best_weights": True},
+            )
+        )
 
     if len(loss) >= 2 and not any(f.change.get("train.learning_rate") for f in findings):
         first, last = loss[0], loss[-1]
         if last > first * (1 + PLATEAU):
-            findings.append(Finding(
-                "loss_rose",
-                f"The training loss went up ({first:.4g} in epoch 1, {last:.4g} at the end): the steps are too big "
-                "for this model.", *_learning_rate(lr, loss)))
+            findings.append(
+                Finding(
+                    "loss_rose",
+                    f"The training loss went up ({first:.4g} in epoch 1, {last:.4g} at the end): the steps are too big "
+                    "for this model.",
+                    *_learning_rate(lr, loss),
+                )
+            )
         elif abs(last - first) <= PLATEAU * abs(first):
-            findings.append(Finding(
-                "loss_flat",
-                f"The training loss hardly moved from epoch 1 ({first:.4g} to {last:.4g}).", *_learning_rate(lr, loss)))
+            findings.append(
+                Finding(
+                    "loss_flat",
+                    f"The training loss hardly moved from epoch 1 ({first:.4g} to {last:.4g}).",
+                    *_learning_rate(lr, loss),
+                )
+            )
 
     monitored = val or loss
-    if (overfit is None and not any(f.change.get("train.epochs") for f in findings) and len(history) >= epochs
-            and _improving(monitored) and epochs < cap):
-        findings.append(Finding(
-            "still_improving",
-            f"The {'validation' if val else 'training'} loss was still falling in the last epochs: training "
-            "stopped before the model was done.", *_more_epochs(epochs, cap)))
+    if (
+        overfit is None
+        and not any(f.change.get("train.epochs") for f in findings)
+        and len(history) >= epochs
+        and _improving(monitored)
+        and epochs < cap
+    ):
+        findings.append(
+            Finding(
+                "still_improving",
+                f"The {'validation' if val else 'training'} loss was still falling in the last epochs: training "
+                "stopped before the model was done.",
+                *_more_epochs(epochs, cap),
+            )
+        )
     return findings
 
 
 def overfitting_epoch(history: Sequence[dict[str, Any]]) -> int | None:
     """The epoch after which the validation loss rose (by OVERFIT_RISE of its best) while the training loss kept
     falling; None when it did not, or there is no validation loss."""
-    rows = [r for r in history if isinstance(r.get("val_loss"), (int, float)) and isinstance(r.get("loss"),
-                                                                                               (int, float))]
+    rows = [
+        r for r in history if isinstance(r.get("val_loss"), (int, float)) and isinstance(r.get("loss"), (int, float))
+    ]
     if len(rows) < 4:
         return None
     best = min(range(len(rows)), key=lambda i: rows[i]["val_loss"])
-    after = rows[best + 1:]
+    after = rows[best + 1 :]
     if not after:
         return None
     best_val, last = rows[best]["val_loss"], rows[-1]
@@ -142,8 +171,9 @@ def _learning_rate(lr: float, loss: Sequence[float]) -> tuple[str, dict[str, Any
 
 def apply(spec: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
     """A copy of a spec dict with a Finding's change applied (dotted paths into its sections)."""
-    out: dict[str, Any] = {k: (dict(v) if isinstance(v, dict) else list(v) if isinstance(v, list) else v)
-                           for k, v in spec.items()}
+    out: dict[str, Any] = {
+        k: (dict(v) if isinstance(v, dict) else list(v) if isinstance(v, list) else v) for k, v in spec.items()
+    }
     for path, value in change.items():
         section, name = path.split(".", 1)
         out.setdefault(section, {})[name] = value

@@ -138,8 +138,12 @@ def plane_values(xs: np.ndarray, ys: np.ndarray, outputs: np.ndarray, task: str 
         probs, classes = probabilities_to_classes(outputs)
         binary = probs.shape[1] == 2
         values, kind = (probs[:, 1] if binary else classes).reshape(shape), "probability" if binary else "class"
-    return {"x": np.round(xs, 5).tolist(), "y": np.round(ys, 5).tolist(), "values": np.round(values, 4).tolist(),
-            "kind": kind}
+    return {
+        "x": np.round(xs, 5).tolist(),
+        "y": np.round(ys, 5).tolist(),
+        "values": np.round(values, 4).tolist(),
+        "kind": kind,
+    }
 
 
 def decision_boundary(

@@ -115,7 +115,7 @@ def run_epochs(
         parts = math.ceil(n_val / val_batch)
 
         def part(i: Any, outs: Any) -> Any:
-            return i + 1, outs.write(i, model(inputs[i * val_batch:(i + 1) * val_batch], training=False))
+            return i + 1, outs.write(i, model(inputs[i * val_batch : (i + 1) * val_batch], training=False))
 
         outs = tf.TensorArray(model.outputs[0].dtype, size=parts, infer_shape=False)
         out = tf.while_loop(lambda i, _: i < parts, part, (tf.constant(0), outs))[1].concat()
@@ -129,7 +129,7 @@ def run_epochs(
         model.reset_metrics()  # fit resets at every epoch's start, and evaluate before validating
 
         def train_batch(s: Any) -> Any:
-            idx = order[s * batch_size:tf.minimum((s + 1) * batch_size, n)]
+            idx = order[s * batch_size : tf.minimum((s + 1) * batch_size, n)]
             model.train_step((tf.gather(xs, idx), tf.gather(ys, idx)))
             return (s + 1,)
 

@@ -86,7 +86,9 @@ def configure(mixed_precision: bool | None = None) -> tuple[Any, dict[str, Any]]
         details = tf.config.experimental.get_device_details(gpu)
         cc = details.get("compute_capability")
         capable = capable and bool(cc) and tuple(cc) >= (7, 0)
-        gpu_info.append({"name": details.get("device_name", gpu.name), "compute_capability": cc, "memory_growth": growth})
+        gpu_info.append(
+            {"name": details.get("device_name", gpu.name), "compute_capability": cc, "memory_growth": growth}
+        )
     info["gpus"] = gpu_info
 
     use_mp = capable if mixed_precision is None else (mixed_precision and capable)
@@ -94,7 +96,11 @@ def configure(mixed_precision: bool | None = None) -> tuple[Any, dict[str, Any]]
     if use_mp:
         info["mixed_precision"] = "on: mixed_float16 on GPUs with compute capability ≥ 7.0; output layer kept float32"
     elif gpus:
-        info["mixed_precision"] = "off: a GPU below compute capability 7.0 gains nothing from float16" if mixed_precision is None else "off: turned off"
+        info["mixed_precision"] = (
+            "off: a GPU below compute capability 7.0 gains nothing from float16"
+            if mixed_precision is None
+            else "off: turned off"
+        )
     else:
         info["mixed_precision"] = "off: float16 is slower than float32 on CPUs"
 

@@ -19,12 +19,15 @@ from kfcore.training.evaluate import probabilities_to_classes
 if TYPE_CHECKING:
     import pandas as pd
 
+
 def recipe_of(run_dir: str | Path) -> Recipe:
     """The recipe a run saved, or RecipeError saying why there is none (a run on images or a built-in set)."""
     path = Path(run_dir) / RECIPE_FILE
     if not path.exists():
-        raise RecipeError("this run saved no data recipe: only runs trained on a table predict from raw rows, not "
-                          "runs on images (train it again if it was trained before recipes were saved)")
+        raise RecipeError(
+            "this run saved no data recipe: only runs trained on a table predict from raw rows, not "
+            "runs on images (train it again if it was trained before recipes were saved)"
+        )
     return Recipe.load(path)
 
 
@@ -34,8 +37,10 @@ def check_columns(recipe: Recipe, columns: list[str]) -> list[str]:
     lacking = [c for c in used if c not in columns]
     if len(lacking) == len(used):
         shown = ", ".join(repr(c) for c in used[:12])
-        raise RecipeError(f"the rows have none of the columns the run learned from ({shown}); give a CSV with "
-                          "those columns in its header")
+        raise RecipeError(
+            f"the rows have none of the columns the run learned from ({shown}); give a CSV with "
+            "those columns in its header"
+        )
     return lacking
 
 

@@ -85,8 +85,9 @@ class LiveView:
             shot["biases"] = [np.round(np.asarray(d.bias, dtype=np.float64), 4).tolist() for d in dense]
         if self.plane:
             result = self._probe(model, dense)(self.grid)
-            outputs = [np.asarray(o, dtype=np.float64) for o in (result if isinstance(result, (list, tuple))
-                                                                 else [result])]  # one output comes back bare
+            outputs = [
+                np.asarray(o, dtype=np.float64) for o in (result if isinstance(result, (list, tuple)) else [result])
+            ]  # one output comes back bare
             shot["boundary"] = plane_values(self.xs, self.ys, outputs[-1], self.task)
             if self.dense:
                 thumbs = [o.reshape(GRID, GRID, -1)[::THUMB_STRIDE, ::THUMB_STRIDE] for o in outputs[:-1]]

@@ -55,8 +55,10 @@ class NonFiniteLoss(Exception):
     """The loss became NaN or infinite; `where` says when ("at batch 3", "in epoch 2"). One message for both loops."""
 
     def __init__(self, loss: float, where: str):
-        super().__init__(f"the loss became {loss} {where}: training diverged. Lower the learning rate (try 10× "
-                         "smaller), or add BatchNormalization / regularisation, then train again")
+        super().__init__(
+            f"the loss became {loss} {where}: training diverged. Lower the learning rate (try 10× "
+            "smaller), or add BatchNormalization / regularisation, then train again"
+        )
 
 
 @dataclass
@@ -121,7 +123,9 @@ def _make_optimizer(keras: Any, spec: RunSpec, steps_per_epoch: int) -> Any:
     t = spec.train
     lr: Any = t.learning_rate
     if t.schedule == "exponential":
-        lr = keras.optimizers.schedules.ExponentialDecay(t.learning_rate, decay_steps=steps_per_epoch, decay_rate=t.decay_rate)
+        lr = keras.optimizers.schedules.ExponentialDecay(
+            t.learning_rate, decay_steps=steps_per_epoch, decay_rate=t.decay_rate
+        )
     elif t.schedule == "cosine":
         lr = keras.optimizers.schedules.CosineDecay(t.learning_rate, decay_steps=max(1, t.epochs * steps_per_epoch))
     if t.optimizer == "sgd":
@@ -248,13 +252,25 @@ def _train(
     scale = target_scale(splits.y_train) if ds.task == "regression" else (0.0, 1.0)
 
     def build_and_compile() -> Any:
-        model = build_model(spec, ds.input_shape, ds.task, ds.n_classes, norm_mean, norm_var,
-                            mixed_precision=keras.mixed_precision.global_policy().name == "mixed_float16",
-                            target_scale=scale)
+        model = build_model(
+            spec,
+            ds.input_shape,
+            ds.task,
+            ds.n_classes,
+            norm_mean,
+            norm_var,
+            mixed_precision=keras.mixed_precision.global_policy().name == "mixed_float16",
+            target_scale=scale,
+        )
         metrics = ["mae"] if ds.task == "regression" else ["accuracy"]
         weights = [loss_weight(loss, scale[1])] if ds.task == "regression" else None
-        model.compile(optimizer=_make_optimizer(keras, spec, steps_per_epoch), loss=loss, metrics=metrics,
-                      loss_weights=weights, steps_per_execution=k)
+        model.compile(
+            optimizer=_make_optimizer(keras, spec, steps_per_epoch),
+            loss=loss,
+            metrics=metrics,
+            loss_weights=weights,
+            steps_per_execution=k,
+        )
         return model
 
     if strategy is not None:
@@ -303,8 +319,13 @@ def _train(
     # The fast loop polls should_stop between its calls itself: a stop checked while it hands over a call's epochs
     # would leave the model ahead of the last epoch recorded (and saved for a continue).
     record = _EpochRecorder(emit, stop, history, offset, check_stop=not fast)
-    view = snapshot.LiveView(splits.x_train, splits.y_train, ds.task,
-                             snapshot.small_dense(report, ds.input_shape) is not None) if stream else None
+    view = (
+        snapshot.LiveView(
+            splits.x_train, splits.y_train, ds.task, snapshot.small_dense(report, ds.input_shape) is not None
+        )
+        if stream
+        else None
+    )
 
     def picture(m: Any, force: bool = False) -> None:
         if view is not None and view.enabled and (force or view.due()):
@@ -319,21 +340,48 @@ def _train(
 
     early = None
     if spec.train.early_stopping:
-        early = keras.callbacks.EarlyStopping(monitor="val_loss" if has_val else "loss", patience=spec.train.patience,
-                                              restore_best_weights=spec.train.restore_best_weights)
+        early = keras.callbacks.EarlyStopping(
+            monitor="val_loss" if has_val else "loss",
+            patience=spec.train.patience,
+            restore_best_weights=spec.train.restore_best_weights,
+        )
     try:
         if fast:
             classes = ds.n_classes if ds.task != "regression" and stream else 0
             val = (splits.x_val, y_val, splits.y_val) if has_val else None
-            fastloop.run_epochs(model, splits.x_train, y_train, val,  # type: ignore[arg-type]  # has_val: all three set
-                                spec.train.epochs, batch, classes, record, stop, early, started=t0,
-                                val_batch=batches.validation, pace=paced)
+            fastloop.run_epochs(
+                model,
+                splits.x_train,
+                y_train,
+                val,  # type: ignore[arg-type]  # has_val: all three set
+                spec.train.epochs,
+                batch,
+                classes,
+                record,
+                stop,
+                early,
+                started=t0,
+                val_batch=batches.validation,
+                pace=paced,
+            )
         else:
             callbacks: list[Any] = [
-                _streaming_callback(keras, emit, stop, spec.train.epochs, steps_per_epoch, n_train, batch, t0, record,
-                                   (splits.x_val, y_val, splits.y_val) if has_val else None,
-                                   ds.n_classes if ds.task != "regression" and stream else 0, stream, batches.validation,
-                                   paced)
+                _streaming_callback(
+                    keras,
+                    emit,
+                    stop,
+                    spec.train.epochs,
+                    steps_per_epoch,
+                    n_train,
+                    batch,
+                    t0,
+                    record,
+                    (splits.x_val, y_val, splits.y_val) if has_val else None,
+                    ds.n_classes if ds.task != "regression" and stream else 0,
+                    stream,
+                    batches.validation,
+                    paced,
+                )
             ]
             if early is not None:
                 callbacks.append(early)
@@ -380,22 +428,41 @@ def _train(
         model.save(model_path)
         recipe = ds.recipe
         if recipe is None and splits.x_train.ndim == 2 and len(ds.feature_names) == ds.input_shape[0]:
-            recipe = Recipe.of_numbers(ds.feature_names, splits.x_train, {"column": "target", "task": ds.task,
-                                                                          "classes": ds.class_names})
+            recipe = Recipe.of_numbers(
+                ds.feature_names, splits.x_train, {"column": "target", "task": ds.task, "classes": ds.class_names}
+            )
         if recipe is not None:  # raw rows in: kfcore predict (and for a CSV the exported script) apply it first
             recipe = dataclasses.replace(recipe, target={**recipe.target, "scale": info["target_scale"]})
             recipe.save(Path(model_path).with_name(RECIPE_FILE))
-        np.savez_compressed(Path(model_path).with_name("predictions.npz"), y_true=splits.y_test,
-                            outputs=np.asarray(outputs, dtype=np.float32),
-                            train_index=np.array([]) if splits.train_index is None else splits.train_index,
-                            test_index=np.array([]) if splits.test_index is None else splits.test_index,
-                            fingerprint=np.array(fingerprint(ds)))
+        np.savez_compressed(
+            Path(model_path).with_name("predictions.npz"),
+            y_true=splits.y_test,
+            outputs=np.asarray(outputs, dtype=np.float32),
+            train_index=np.array([]) if splits.train_index is None else splits.train_index,
+            test_index=np.array([]) if splits.test_index is None else splits.test_index,
+            fingerprint=np.array(fingerprint(ds)),
+        )
         saved = str(model_path)
     elapsed = time.perf_counter() - t0
-    emit({"event": "finished", "test": test, "best_epoch": best_epoch, "elapsed": elapsed, "evaluation": evaluation,
-          "model_path": saved})
-    return TrainResult(status="finished", test=test, evaluation=evaluation, history=history, best_epoch=best_epoch,
-                       model_path=saved, info=info)
+    emit(
+        {
+            "event": "finished",
+            "test": test,
+            "best_epoch": best_epoch,
+            "elapsed": elapsed,
+            "evaluation": evaluation,
+            "model_path": saved,
+        }
+    )
+    return TrainResult(
+        status="finished",
+        test=test,
+        evaluation=evaluation,
+        history=history,
+        best_epoch=best_epoch,
+        model_path=saved,
+        info=info,
+    )
 
 
 def _streaming_callback(keras: Any, *args: Any) -> Any:
@@ -409,8 +476,9 @@ def _streaming_callback(keras: Any, *args: Any) -> Any:
 class _StreamingMixin:
     """Turns Keras callbacks into events: progress a few times a second, every epoch's logs, cancel, NaN."""
 
-    def setup(self, emit, stop, epochs, steps_per_epoch, n_train, batch, t0, record, val, n_classes, stream,
-              val_batch, pace):
+    def setup(
+        self, emit, stop, epochs, steps_per_epoch, n_train, batch, t0, record, val, n_classes, stream, val_batch, pace
+    ):
         """val: (inputs, targets as compiled, integer labels) or None; n_classes: the confusion matrix's (0: none)."""
         self.emit, self.stop, self.epochs, self.steps = emit, stop, epochs, steps_per_epoch
         self.n_train, self.batch, self.t0, self.record, self.history = n_train, batch, t0, record, record.history
@@ -437,9 +505,18 @@ class _StreamingMixin:
         if self.stream:
             done = min(batch + 1, self.steps)
             elapsed = now - self.epoch_start
-            self.emit({"event": "progress", "epoch": len(self.history) + 1, "epochs": self.epochs, "step": done,
-                       "steps": self.steps, "loss": loss, "samples_per_s": done * self.batch / max(elapsed, 1e-9),
-                       "elapsed": now - self.t0})
+            self.emit(
+                {
+                    "event": "progress",
+                    "epoch": len(self.history) + 1,
+                    "epochs": self.epochs,
+                    "step": done,
+                    "steps": self.steps,
+                    "loss": loss,
+                    "samples_per_s": done * self.batch / max(elapsed, 1e-9),
+                    "elapsed": now - self.t0,
+                }
+            )
 
     def on_epoch_end(self, epoch, logs=None):
         now = time.perf_counter()
@@ -473,8 +550,14 @@ class _StreamingMixin:
 class _EpochRecorder:
     """Where both training loops hand each epoch's row: NaN check, history, the epoch event, cancel."""
 
-    def __init__(self, emit: EventHandler, stop: Callable[[], bool], history: list[dict[str, Any]],
-                 epoch_offset: int = 0, check_stop: bool = True) -> None:
+    def __init__(
+        self,
+        emit: EventHandler,
+        stop: Callable[[], bool],
+        history: list[dict[str, Any]],
+        epoch_offset: int = 0,
+        check_stop: bool = True,
+    ) -> None:
         self.emit, self.stop, self.history, self.epoch_offset = emit, stop, history, epoch_offset
         self.check_stop = check_stop
 

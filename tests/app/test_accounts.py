@@ -17,8 +17,13 @@ from kfcore.runs.store import RunStore
 from tests.app.helpers import APP, cookie_scripts, go
 
 RUNS, TRAIN, DATA = "app_pages/runs.py", "app_pages/train.py", "app_pages/data.py"
-AUTH = {"redirect_uri": "http://127.0.0.1:8501/oauth2callback", "cookie_secret": "s" * 32, "client_id": "kf",
-        "client_secret": "x", "server_metadata_url": "http://127.0.0.1:9/.well-known/openid-configuration"}
+AUTH = {
+    "redirect_uri": "http://127.0.0.1:8501/oauth2callback",
+    "cookie_secret": "s" * 32,
+    "client_id": "kf",
+    "client_secret": "x",
+    "server_metadata_url": "http://127.0.0.1:9/.well-known/openid-configuration",
+}
 ISSUER = "https://id.example.org"
 ALICE = {"is_logged_in": True, "iss": ISSUER, "sub": "alice-42", "name": "Alice *Example*", "email": "a@example.org"}
 SPEC = {"data": {"source": "builtin", "name": "iris"}, "layers": [{"type": "Dense", "units": 8}]}
@@ -61,8 +66,12 @@ def sidebar_buttons(at: AppTest) -> list[str]:
 def test_an_accounts_owner_token_is_stable_per_identity_and_has_the_owner_token_form():
     token = account_owner_token(ISSUER, "alice-42")
     assert re.fullmatch(r"[0-9a-f]{32}", token) and token == account_owner_token(ISSUER, "alice-42")
-    others = {account_owner_token(ISSUER, "bob"), account_owner_token("https://other.example.org", "alice-42"),
-              account_owner_token(ISSUER + "a", "lice-42"), account_owner_token("", ISSUER + "alice-42")}
+    others = {
+        account_owner_token(ISSUER, "bob"),
+        account_owner_token("https://other.example.org", "alice-42"),
+        account_owner_token(ISSUER + "a", "lice-42"),
+        account_owner_token("", ISSUER + "alice-42"),
+    }
     assert token not in others and len(others) == 4
 
 

@@ -58,8 +58,9 @@ def back_to(at, monkeypatch, query: dict[str, str]) -> None:
     assert not at.exception, [e.value for e in at.exception]
 
 
-def test_back_and_forward_bring_the_experiment_of_that_entry_and_a_lagging_address_changes_nothing(kf_home,
-                                                                                                   monkeypatch):
+def test_back_and_forward_bring_the_experiment_of_that_entry_and_a_lagging_address_changes_nothing(
+    kf_home, monkeypatch
+):
     at = open_app(timeout_s=60)
     go(at, "app_pages/train.py")
     at.slider(key="epochs").set_value(5).run()

@@ -68,8 +68,11 @@ BAD_UPLOADS = [
     ("latin.csv", "a,y\n1,café\n2,thé\n".encode("latin-1"), "latin.csv is not UTF-8 text (line 2 has the byte 0xE9"),
     ("one.csv", b"a,y\n1,0\n", "one.csv has 1 usable rows; a model needs at least 2 to train on and 1 to test on"),
     ("same.csv", ("a,y\n" + rows(["yes"] * 10)).encode(), "only one class ('yes') occurs in the target column 'y'"),
-    ("ids.csv", ("a,y\n" + rows([f"u{i}" for i in range(3000)])).encode(),
-     "there are 3,000 different values in the target column 'y'"),
+    (
+        "ids.csv",
+        ("a,y\n" + rows([f"u{i}" for i in range(3000)])).encode(),
+        "there are 3,000 different values in the target column 'y'",
+    ),
     ("arrays.npz", npz_bytes(features=np.zeros((4, 2)), y=np.zeros(4)), "arrays.npz has no array named 'x'"),
 ]
 
@@ -105,8 +108,9 @@ def test_a_file_over_the_upload_limit_is_refused_in_place(app, monkeypatch, tmp_
     app.run()
     assert app.file_uploader(key="upload").proto.max_upload_size_mb == 1  # the browser refuses it first
     upload(app, "big.csv", b"a,y\n" + b"1,0\n" * 400_000)
-    assert any("big.csv is 1.5 MB, over this server's upload limit of 1 MB; upload a smaller file" in e
-               for e in errors(app)), errors(app)
+    assert any(
+        "big.csv is 1.5 MB, over this server's upload limit of 1 MB; upload a smaller file" in e for e in errors(app)
+    ), errors(app)
     assert app.session_state["spec"].data.name == "wine"
     assert not (tmp_path / "kf" / "uploads").exists()
 

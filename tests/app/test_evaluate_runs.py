@@ -26,16 +26,26 @@ REPO = Path(__file__).resolve().parents[2]
 EVALUATE, RUNS = "app_pages/evaluate.py", "app_pages/runs.py"
 
 SPECS = {
-    "iris run": {"data": {"source": "builtin", "name": "iris"},
-                 "layers": [{"type": "Dense", "units": 16, "activation": "relu"}], "train": {"epochs": 3}},
-    "circle run": {"data": {"source": "builtin", "name": "circle", "n": 300},
-                   "layers": [{"type": "Dense", "units": 8, "activation": "tanh"}],
-                   "train": {"epochs": 3, "learning_rate": 0.03}},
-    "diabetes run": {"data": {"source": "builtin", "name": "diabetes"},
-                     "layers": [{"type": "Dense", "units": 32, "activation": "relu"}],
-                     "train": {"epochs": 3, "learning_rate": 0.03}},
-    "digits run": {"data": {"source": "builtin", "name": "digits"},
-                   "layers": [{"type": "Dense", "units": 64, "activation": "relu"}], "train": {"epochs": 2}},
+    "iris run": {
+        "data": {"source": "builtin", "name": "iris"},
+        "layers": [{"type": "Dense", "units": 16, "activation": "relu"}],
+        "train": {"epochs": 3},
+    },
+    "circle run": {
+        "data": {"source": "builtin", "name": "circle", "n": 300},
+        "layers": [{"type": "Dense", "units": 8, "activation": "tanh"}],
+        "train": {"epochs": 3, "learning_rate": 0.03},
+    },
+    "diabetes run": {
+        "data": {"source": "builtin", "name": "diabetes"},
+        "layers": [{"type": "Dense", "units": 32, "activation": "relu"}],
+        "train": {"epochs": 3, "learning_rate": 0.03},
+    },
+    "digits run": {
+        "data": {"source": "builtin", "name": "digits"},
+        "layers": [{"type": "Dense", "units": 64, "activation": "relu"}],
+        "train": {"epochs": 2},
+    },
 }
 # What `python -m kfcore train` does for each spec, in one process so TensorFlow is imported once.
 TRAIN = """
@@ -55,8 +65,13 @@ for name, spec in json.loads(sys.argv[2]).items():
 @pytest.fixture(scope="module")
 def kf_home(tmp_path_factory):
     home = tmp_path_factory.mktemp("kf")
-    out = subprocess.run([sys.executable, "-c", TRAIN, str(home), json.dumps(SPECS)], cwd=REPO, capture_output=True,
-                         text=True, timeout=240)
+    out = subprocess.run(
+        [sys.executable, "-c", TRAIN, str(home), json.dumps(SPECS)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("KF_HOME", str(home))
@@ -76,7 +91,6 @@ def app(kf_home):
     at = open_app(timeout_s=60)
     assert not at.exception
     return at
-
 
 
 def evaluate(at: AppTest, run_id: str) -> AppTest:
@@ -185,8 +199,9 @@ def test_a_mistaken_image_is_captioned_in_words_what_the_model_says_and_what_it_
     app.selectbox(key="cm_true").select(str(i)).run()
     app.selectbox(key="cm_pred").select(str(j)).run()
     (images,) = [im for im in app.image if im.captions and im.captions[0].startswith("#")]
-    assert all(re.fullmatch(rf"#\d+ · says {j} \(\d+%\) · is {i} \(\d+%\)", shown(c)) for c in images.captions), \
+    assert all(re.fullmatch(rf"#\d+ · says {j} \(\d+%\) · is {i} \(\d+%\)", shown(c)) for c in images.captions), (
         images.captions[:3]
+    )
 
 
 def test_per_class_scores_and_per_class_validation_accuracy_over_epochs(app, runs):
@@ -309,10 +324,13 @@ def test_the_model_metrics_and_script_can_be_downloaded(app, runs, kf_home):
 
 
 def test_a_share_link_restores_the_experiment_in_a_new_session(kf_home):
-    spec = RunSpec.from_dict({"data": {"source": "builtin", "name": "wine"},
-                              "layers": [{"type": "Dense", "units": 24, "activation": "tanh"},
-                                         {"type": "Dropout", "rate": 0.25}],
-                              "train": {"epochs": 17, "learning_rate": 0.003}})
+    spec = RunSpec.from_dict(
+        {
+            "data": {"source": "builtin", "name": "wine"},
+            "layers": [{"type": "Dense", "units": 24, "activation": "tanh"}, {"type": "Dropout", "rate": 0.25}],
+            "train": {"epochs": 17, "learning_rate": 0.003},
+        }
+    )
     at = open_app({"spec": spec.to_url()}, timeout_s=60)
     assert not at.exception and not at.error
     restored = at.session_state["spec"]
@@ -331,10 +349,16 @@ def test_a_damaged_share_link_says_why_and_keeps_the_default_experiment(kf_home)
     assert at.session_state["spec"].to_dict() == RunSpec().to_dict()
 
 
-@pytest.mark.parametrize("raw", [b"[" * 100_000 + b"]" * 100_000, b" " * (4 << 20),
-                                 b'{"train": {"epochs": ' + b"9" * 5000 + b"}}",
-                                 b'{"data": {"source": "csv", "path": "a\\u0000b", "target": "y"}}'],
-                         ids=["nested", "zlib-bomb", "huge-integer", "nul-in-path"])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"[" * 100_000 + b"]" * 100_000,
+        b" " * (4 << 20),
+        b'{"train": {"epochs": ' + b"9" * 5000 + b"}}",
+        b'{"data": {"source": "csv", "path": "a\\u0000b", "target": "y"}}',
+    ],
+    ids=["nested", "zlib-bomb", "huge-integer", "nul-in-path"],
+)
 def test_a_crafted_share_link_shows_the_notice_and_the_app_goes_on_with_the_default_experiment(kf_home, raw):
     import base64
     import zlib
@@ -384,8 +408,18 @@ def test_the_runs_table_lists_every_run_with_its_results_and_filters(app, runs):
     go(app, RUNS)
     table = runs_table(app)
     assert set(runs) <= set(table["Name"])
-    assert {"Dataset", "Layers", "Parameters", "Epochs", "Best val acc.", "Test acc.", "Test MAE", "Time", "Device",
-            "Status"} <= set(table.columns)
+    assert {
+        "Dataset",
+        "Layers",
+        "Parameters",
+        "Epochs",
+        "Best val acc.",
+        "Test acc.",
+        "Test MAE",
+        "Time",
+        "Device",
+        "Status",
+    } <= set(table.columns)
     iris = table[table["Name"] == "iris run"].iloc[0]
     assert iris["Layers"] == "Dense(16, relu)" and iris["Epochs"] == "3 of 3" and iris["Parameters"] == 131
     app.text_input(key="runs_filter").input("circle").run()
@@ -399,8 +433,12 @@ def test_comparing_two_runs_overlays_their_curves_and_lists_only_the_settings_th
     go(app, RUNS)
     app.multiselect(key="compare_runs").select(runs["iris run"]).select(runs["digits run"]).run()
     names = [t["name"] for t in chart(app, "compare_loss")["data"]]
-    assert names == ["iris run · validation", "iris run · best epoch", "digits run · validation",
-                     "digits run · best epoch"]
+    assert names == [
+        "iris run · validation",
+        "iris run · best epoch",
+        "digits run · validation",
+        "digits run · best epoch",
+    ]
     assert chart(app, "compare_metric")["layout"]["yaxis"]["title"]["text"] == "Accuracy"
     diff = table_with(app, "setting")
     assert list(diff["setting"]) == ["data.name", "layers[0].units", "train.epochs"]
@@ -440,11 +478,15 @@ def test_load_into_editor_of_an_upload_works_while_the_file_is_there(app, runs, 
     folder.mkdir(parents=True)
     csv = folder / "flowers.csv"
     csv.write_text("a,b,kind\n" + "\n".join(f"{i % 5},{i % 3},{'x' if i % 2 else 'y'}" for i in range(40)))
-    spec = {"data": {"source": "csv", "name": "flowers", "path": str(csv), "target": "kind"},
-            "layers": [{"type": "Dense", "units": 4, "activation": "relu"}], "train": {"epochs": 2}}
+    spec = {
+        "data": {"source": "csv", "name": "flowers", "path": str(csv), "target": "kind"},
+        "layers": [{"type": "Dense", "units": 4, "activation": "relu"}],
+        "train": {"epochs": 2},
+    }
     present = copy_run(kf_home, runs["iris run"], "from upload", spec)
-    gone = copy_run(kf_home, runs["iris run"], "lost upload", {**spec, "data": {**spec["data"],
-                                                                                "path": str(folder / "gone.csv")}})
+    gone = copy_run(
+        kf_home, runs["iris run"], "lost upload", {**spec, "data": {**spec["data"], "path": str(folder / "gone.csv")}}
+    )
     go(app, RUNS)
     app.selectbox(key="manage_run").select(gone).run()
     app.button(key="load_run").click().run()

@@ -19,8 +19,11 @@ from tests.app.helpers import go, open_app, shown
 
 REPO = Path(__file__).resolve().parents[2]
 EVALUATE, RUNS = "app_pages/evaluate.py", "app_pages/runs.py"
-SPEC = {"data": {"source": "builtin", "name": "iris"}, "layers": [{"type": "Dense", "units": 8, "activation": "relu"}],
-        "train": {"epochs": 2}}
+SPEC = {
+    "data": {"source": "builtin", "name": "iris"},
+    "layers": [{"type": "Dense", "units": 8, "activation": "relu"}],
+    "train": {"epochs": 2},
+}
 TRAIN = """
 import json, sys
 from kfcore.runs.jobs import execute_run
@@ -36,8 +39,13 @@ assert execute_run(store, run_id).status == "finished"
 @pytest.fixture(scope="module")
 def kf_home(tmp_path_factory):
     home = tmp_path_factory.mktemp("kf")
-    out = subprocess.run([sys.executable, "-c", TRAIN, str(home), json.dumps(SPEC)], cwd=REPO, capture_output=True,
-                         text=True, timeout=240)
+    out = subprocess.run(
+        [sys.executable, "-c", TRAIN, str(home), json.dumps(SPEC)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("KF_HOME", str(home))
@@ -120,7 +128,9 @@ def test_runs_imports_a_bundle_as_a_read_only_run_to_fork(app, kf_home, tmp_path
     app.button(key="import_run").click().run()
     assert not app.exception, [e.value for e in app.exception]
     assert any("Imported **iris <i>run</i>** as a read-only run" in shown(s.value) for s in app.success), (
-        [e.value for e in app.error], [s.value for s in app.success])
+        [e.value for e in app.error],
+        [s.value for s in app.success],
+    )
     store = RunStore(kf_home)
     imported = [r for r in store.list_runs() if r.imported]
     assert len(imported) == 1 and imported[0].test and imported[0].imported["file"].endswith(".zip")
@@ -142,6 +152,7 @@ def test_a_hostile_bundle_is_refused_on_the_page(app, kf_home, tmp_path):
     app.file_uploader(key="import_bundle").set_value(("evil.zip", out.getvalue(), "application/zip")).run()
     app.button(key="import_run").click().run()
     assert not app.exception
-    assert any("evil.zip was not imported" in shown(e.value) and "leaves the bundle" in shown(e.value)
-               for e in app.error)
+    assert any(
+        "evil.zip was not imported" in shown(e.value) and "leaves the bundle" in shown(e.value) for e in app.error
+    )
     assert len(RunStore(kf_home).list_runs()) == before

@@ -87,8 +87,10 @@ def test_a_full_disk_is_explained_where_the_user_acted_and_nothing_stored_is_los
     store.append_epoch(kept, 1, {"loss": 0.5})
     store.finish(kept, {"accuracy": 0.9}, {}, None)
     before = (store.get(kept), store.epochs(kept))
-    message = ("the disk under KF_HOME is full: free some space (delete old runs on the Runs page, or files in the "
-               "KF_HOME folder) and try again")
+    message = (
+        "the disk under KF_HOME is full: free some space (delete old runs on the Runs page, or files in the "
+        "KF_HOME folder) and try again"
+    )
     at = open_app()
     go(at, TRAIN)
     disk.fill()
@@ -122,8 +124,10 @@ def test_a_full_disk_is_explained_where_the_user_acted_and_nothing_stored_is_los
 def test_a_store_that_cannot_be_opened_on_a_full_disk_is_explained_instead_of_the_pages(disk):
     disk.fill(reads_too=True)  # real: the store is not made yet, and cannot be; simulated: nothing can be read
     at = open_app()
-    assert errors(at) == ["the disk under KF_HOME is full: free some space (delete old runs on the Runs page, or files "
-                          "in the KF_HOME folder) and try again"]
+    assert errors(at) == [
+        "the disk under KF_HOME is full: free some space (delete old runs on the Runs page, or files "
+        "in the KF_HOME folder) and try again"
+    ]
     disk.free()
     at.run()
     assert not errors(at) and at.session_state["spec"] is not None

@@ -21,9 +21,13 @@ from tests.app.helpers import cookie_scripts, go, open_app, shown
 
 REPO = Path(__file__).resolve().parents[2]
 EVALUATE, RUNS, TRAIN = "app_pages/evaluate.py", "app_pages/runs.py", "app_pages/train.py"
-THEIR_SPEC = RunSpec.from_dict({"data": {"source": "builtin", "name": "wine"},
-                                "layers": [{"type": "Dense", "units": 24, "activation": "tanh"}],
-                                "train": {"epochs": 17, "learning_rate": 0.003}}).to_dict()
+THEIR_SPEC = RunSpec.from_dict(
+    {
+        "data": {"source": "builtin", "name": "wine"},
+        "layers": [{"type": "Dense", "units": 24, "activation": "tanh"}],
+        "train": {"epochs": 17, "learning_rate": 0.003},
+    }
+).to_dict()
 
 
 @pytest.fixture
@@ -41,7 +45,6 @@ def new_app(query: dict[str, str] | None = None) -> AppTest:
     at = open_app(query)
     assert not at.exception, [e.value for e in at.exception]
     return at
-
 
 
 def add_run(home: Path, owner: str | None, name: str, spec: dict | None = None, finished: bool = True) -> str:
@@ -176,8 +179,7 @@ def _change_runs(theirs: str, their_live: str) -> None:
 
     state.init_session()
     ss = st.session_state
-    mine = state.store().create_run({"data": {"source": "builtin", "name": "iris"}}, name="mine",
-                                    owner=ss.owner)
+    mine = state.store().create_run({"data": {"source": "builtin", "name": "iris"}}, name="mine", owner=ss.owner)
     state.store().mark_cancelled(mine)
     results = {}
     for run_id in (theirs, mine):
@@ -227,22 +229,27 @@ def test_a_second_run_over_the_per_browser_cap_is_refused_with_the_limit_named(k
     go(at, TRAIN)
     assert not at.button(key="train").disabled
     at.button(key="train").click().run()
-    assert any("you already have 1 run(s) queued or training" in e and "limit per session" in e
-               for e in (shown(x.value) for x in at.error)), [e.value for e in at.error]
+    assert any(
+        "you already have 1 run(s) queued or training" in e and "limit per session" in e
+        for e in (shown(x.value) for x in at.error)
+    ), [e.value for e in at.error]
     assert len(RunStore(kf_home).list_runs()) == 1
 
 
 def test_a_share_link_that_names_a_file_on_the_server_is_refused(kf_home):
     spec = RunSpec.from_dict({"data": {"source": "csv", "name": "passwords", "path": "/etc/passwd", "target": "x"}})
     at = new_app({"spec": spec.to_url()})
-    assert any("share link could not be opened" in e and "'passwd'" in e
-               and "upload the file" in e for e in (shown(x.value) for x in at.error)), [e.value for e in at.error]
+    assert any(
+        "share link could not be opened" in e and "'passwd'" in e and "upload the file" in e
+        for e in (shown(x.value) for x in at.error)
+    ), [e.value for e in at.error]
     assert at.session_state["spec"].to_dict() == RunSpec().to_dict()
 
 
 def test_a_run_link_whose_run_names_a_file_on_the_server_keeps_it_out_of_the_editor(kf_home):
-    theirs = add_run(kf_home, None, "cli run", {"data": {"source": "csv", "name": "pw", "path": "/etc/passwd",
-                                                          "target": "x"}})
+    theirs = add_run(
+        kf_home, None, "cli run", {"data": {"source": "csv", "name": "pw", "path": "/etc/passwd", "target": "x"}}
+    )
     at = new_app({"run": theirs})
     assert at.session_state["run_id"] == theirs
     assert at.session_state["spec"].to_dict() == RunSpec().to_dict()
@@ -261,8 +268,10 @@ def test_with_keras_downloads_off_the_data_page_offers_none_and_a_link_to_mnist_
     assert "Keras download" not in options and "mnist" not in options, options
     spec = RunSpec.from_dict({"data": {"source": "keras", "name": "mnist"}})
     at = new_app({"spec": spec.to_url()})
-    assert any("share link could not be opened" in e and "KF_KERAS_DOWNLOADS=0" in e
-               and "built-in" in e for e in (shown(x.value) for x in at.error)), [e.value for e in at.error]
+    assert any(
+        "share link could not be opened" in e and "KF_KERAS_DOWNLOADS=0" in e and "built-in" in e
+        for e in (shown(x.value) for x in at.error)
+    ), [e.value for e in at.error]
     assert at.session_state["spec"].to_dict() == RunSpec().to_dict()
 
 
@@ -315,8 +324,7 @@ def no_workers(monkeypatch):
     monkeypatch.setattr(JobManager, "_ensure_workers", lambda self, want=None: None)
 
 
-def test_a_share_link_to_an_upload_opens_for_its_owner_only_and_shows_no_server_path(kf_home, monkeypatch,
-                                                                                  no_workers):
+def test_a_share_link_to_an_upload_opens_for_its_owner_only_and_shows_no_server_path(kf_home, monkeypatch, no_workers):
     alice = new_owner_token()
     at = as_browser(monkeypatch, alice)
     go(at, "app_pages/data.py")
@@ -330,8 +338,12 @@ def test_a_share_link_to_an_upload_opens_for_its_owner_only_and_shows_no_server_
     assert str(kf_home) not in page_text(at) and str(kf_home.resolve()) not in page_text(at)
 
     bob = as_browser(monkeypatch, new_owner_token(), {"spec": token})
-    assert any("share link could not be opened" in e and "'flowers.csv' was uploaded from another browser" in e
-               and "upload your own copy" in e for e in (shown(x.value) for x in bob.error)), [e.value for e in bob.error]
+    assert any(
+        "share link could not be opened" in e
+        and "'flowers.csv' was uploaded from another browser" in e
+        and "upload your own copy" in e
+        for e in (shown(x.value) for x in bob.error)
+    ), [e.value for e in bob.error]
     assert bob.session_state["spec"].to_dict() == RunSpec().to_dict()
     assert str(kf_home) not in page_text(bob)
 
@@ -343,8 +355,9 @@ def test_a_share_link_to_an_upload_opens_for_its_owner_only_and_shows_no_server_
     assert str(kf_home) not in page_text(again)
 
 
-def test_a_run_link_to_a_shared_upload_run_shows_it_and_forks_but_reaches_no_other_upload(kf_home, monkeypatch,
-                                                                                       no_workers):
+def test_a_run_link_to_a_shared_upload_run_shows_it_and_forks_but_reaches_no_other_upload(
+    kf_home, monkeypatch, no_workers
+):
     from kfcore.runs.jobs import execute_run
     from kfcore.runs.limits import check_data_access
     from ui import share
@@ -355,9 +368,13 @@ def test_a_run_link_to_a_shared_upload_run_shows_it_and_forks_but_reaches_no_oth
         (store.uploads_dir / ref).parent.mkdir(parents=True)
         (store.uploads_dir / ref).write_text(FLOWERS)
         store.add_upload(alice, ref, ref.split("/")[1])
-    spec = RunSpec.from_dict({"data": {"source": "csv", "name": "flowers", "path": "0123456789abcdef/flowers.csv",
-                                       "target": "class"},
-                              "layers": [{"type": "Dense", "units": 4, "activation": "relu"}], "train": {"epochs": 1}})
+    spec = RunSpec.from_dict(
+        {
+            "data": {"source": "csv", "name": "flowers", "path": "0123456789abcdef/flowers.csv", "target": "class"},
+            "layers": [{"type": "Dense", "units": 4, "activation": "relu"}],
+            "train": {"epochs": 1},
+        }
+    )
     shared = store.create_run(spec.to_dict(), name="alice's flowers", owner=alice)
     store.start_in_process(shared)
     assert execute_run(store, shared).status == "finished"  # a tiny run: real predictions for the samples
@@ -395,8 +412,12 @@ def test_a_malformed_limit_variable_is_named_on_the_train_page_and_its_default_s
     monkeypatch.setenv("KF_MAX_UPLOAD_MB", "-1")
     at = go(new_app(), TRAIN)
     errors = [shown(e.value) for e in at.error]
-    assert any("limit settings are misconfigured: KF_MAX_EPOCHS='lots' is not a whole number, so its default of "
-               "200 applies" in e and "KF_MAX_UPLOAD_MB='-1'" in e for e in errors), errors
+    assert any(
+        "limit settings are misconfigured: KF_MAX_EPOCHS='lots' is not a whole number, so its default of 200 applies"
+        in e
+        and "KF_MAX_UPLOAD_MB='-1'" in e
+        for e in errors
+    ), errors
     assert at.slider(key="epochs").max == 200  # hosted mode's cap, not lifted by the typo
     assert "200 epochs per run" in texts(at.caption) and "50 MB per upload" in texts(at.caption)
     go(at, "app_pages/model.py")

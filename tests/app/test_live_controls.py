@@ -11,13 +11,19 @@ from kfcore.runs.store import RunStore
 from kfcore.spec import RunSpec
 from tests.app.helpers import go, open_app
 
-SPEC = {"data": {"source": "builtin", "name": "spiral"},
-        "layers": [{"type": "Dense", "units": 4, "activation": "tanh"}],
-        "train": {"epochs": 100, "learning_rate": 0.03}}
+SPEC = {
+    "data": {"source": "builtin", "name": "spiral"},
+    "layers": [{"type": "Dense", "units": 4, "activation": "tanh"}],
+    "train": {"epochs": 100, "learning_rate": 0.03},
+}
 INFO = {"epochs": 100, "task": "binary", "input_shape": [2], "class_names": ["0", "1"], "n_train": 10}
-PICTURE = {"epoch": 2, "points": [[0.0, 0.0, 0], [1.0, 1.0, 1]],
-           "boundary": {"x": [0.0, 1.0], "y": [0.0, 1.0], "values": [[0.2, 0.7], [0.4, 0.9]], "kind": "probability"},
-           "weights": [[[0.5] * 4] * 2, [[0.1]] * 4], "biases": [[0.0] * 4, [0.0]]}
+PICTURE = {
+    "epoch": 2,
+    "points": [[0.0, 0.0, 0], [1.0, 1.0, 1]],
+    "boundary": {"x": [0.0, 1.0], "y": [0.0, 1.0], "values": [[0.2, 0.7], [0.4, 0.9]], "kind": "probability"},
+    "weights": [[[0.5] * 4] * 2, [[0.1]] * 4],
+    "biases": [[0.0] * 4, [0.0]],
+}
 
 
 @pytest.fixture

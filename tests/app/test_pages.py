@@ -17,7 +17,14 @@ from kfcore.runs.store import RunStore
 from tests.app.helpers import APP, go, open_app, shown
 
 REPO = Path(__file__).resolve().parents[2]
-PAGES = ["app_pages/home.py", "app_pages/data.py", "app_pages/model.py", "app_pages/train.py", "app_pages/evaluate.py", "app_pages/runs.py"]
+PAGES = [
+    "app_pages/home.py",
+    "app_pages/data.py",
+    "app_pages/model.py",
+    "app_pages/train.py",
+    "app_pages/evaluate.py",
+    "app_pages/runs.py",
+]
 TRAIN_DEADLINE_S = 120  # a fresh worker imports TensorFlow first (5-10 s on a small machine)
 
 
@@ -36,7 +43,6 @@ def app(kf_home):
     at = open_app()
     assert not at.exception
     return at
-
 
 
 def use_dataset(at: AppTest, name: str) -> None:
@@ -134,8 +140,9 @@ def test_a_csv_upload_becomes_the_dataset_with_the_chosen_target(app, kf_home):
     assert app.selectbox(key="target_column").value == "answer"
     app.selectbox(key="target_column").select("a").run()
     assert app.session_state["spec"].data.target == "a"
-    assert any("regression: " not in c.value and "classes in the target column 'a'" in shown(c.value)
-               for c in app.caption)  # the task comes with its reason
+    assert any(
+        "regression: " not in c.value and "classes in the target column 'a'" in shown(c.value) for c in app.caption
+    )  # the task comes with its reason
 
 
 def test_a_column_named_like_a_target_is_proposed(app):
@@ -244,7 +251,8 @@ def test_a_layer_that_cannot_learn_gets_advice_on_model_and_train_and_still_trai
     app.number_input(key=f"layer{lid}_units").set_value(1).run()
     app.selectbox(key=f"layer{lid}_activation").select("softmax").run()
     assert [w.value for w in app.warning] == [
-        "Layer 1: Dense(1, softmax) always outputs 1, so nothing after it can learn; use relu or tanh, or more units."]
+        "Layer 1: Dense(1, softmax) always outputs 1, so nothing after it can learn; use relu or tanh, or more units."
+    ]
     assert not app.error
     go(app, "app_pages/train.py")
     assert any("Dense(1, softmax)" in w.value for w in app.warning)
@@ -341,8 +349,9 @@ def test_the_coach_reads_a_run_that_learned_nothing_and_retrains_a_child_with_on
     child = wait_until_final(app, kf_home)
     assert child.id != first.id and child.parent == first.id
     assert child.spec["train"]["learning_rate"] == pytest.approx(1e-4)
-    assert {k: v for k, v in child.spec["train"].items() if k != "learning_rate"} == \
-        {k: v for k, v in first.spec["train"].items() if k != "learning_rate"}
+    assert {k: v for k, v in child.spec["train"].items() if k != "learning_rate"} == {
+        k: v for k, v in first.spec["train"].items() if k != "learning_rate"
+    }
     assert app.session_state["spec"].train.learning_rate == pytest.approx(1e-4)  # the editor shows what trained
     go(app, "app_pages/runs.py")
     table = next(d.value for d in app.dataframe if "From" in d.value.columns)

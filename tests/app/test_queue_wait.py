@@ -34,5 +34,6 @@ def test_a_queued_run_shows_the_runs_ahead_its_wait_and_a_paused_run_holding_the
     store.set_paused(running, True)
     at.run()
     info = [shown(i.value) for i in at.info]
-    assert any("queued — next in line; a paused run holds a training worker until it is resumed or stopped" in i
-               for i in info), info
+    assert any(
+        "queued — next in line; a paused run holds a training worker until it is resumed or stopped" in i for i in info
+    ), info

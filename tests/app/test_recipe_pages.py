@@ -29,12 +29,23 @@ def kf_home(tmp_path_factory):
     shop[::17] = None
     path = home / "shops.csv"
     pd.DataFrame({"customer": [f"c{i}" for i in range(n)], "age": age, "shop": shop, "label": label}).to_csv(
-        path, index=False)
-    specs = {"shops run": {"data": {"source": "csv", "path": str(path), "target": "label"},
-                           "split": {"test": 0.25, "validation": 0.1, "seed": 3},  # not the default split
-                           "layers": [{"type": "Dense", "units": 8, "activation": "relu"}], "train": {"epochs": 3}}}
-    out = subprocess.run([sys.executable, "-c", TRAIN, str(home), json.dumps(specs)], cwd=REPO, capture_output=True,
-                         text=True, timeout=240)
+        path, index=False
+    )
+    specs = {
+        "shops run": {
+            "data": {"source": "csv", "path": str(path), "target": "label"},
+            "split": {"test": 0.25, "validation": 0.1, "seed": 3},  # not the default split
+            "layers": [{"type": "Dense", "units": 8, "activation": "relu"}],
+            "train": {"epochs": 3},
+        }
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", TRAIN, str(home), json.dumps(specs)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("KF_HOME", str(home))

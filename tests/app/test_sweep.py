@@ -11,8 +11,12 @@ from kfcore.spec import RunSpec
 from tests.app.helpers import go, open_app, shown
 
 SWEEP = "app_pages/sweep.py"
-TINY = {"data": {"source": "builtin", "name": "xor", "n": 60}, "split": {"test": 0.2, "validation": 0.2, "seed": 0},
-        "layers": [{"type": "Dense", "units": 4}], "train": {"epochs": 2, "batch_size": 16, "seed": 0}}
+TINY = {
+    "data": {"source": "builtin", "name": "xor", "n": 60},
+    "split": {"test": 0.2, "validation": 0.2, "seed": 0},
+    "layers": [{"type": "Dense", "units": 4}],
+    "train": {"epochs": 2, "batch_size": 16, "seed": 0},
+}
 
 
 @pytest.fixture
@@ -57,8 +61,9 @@ def test_the_page_counts_the_trials_and_refuses_a_bad_value_or_too_many(kf_home,
     monkeypatch.setenv("KF_MAX_TRIALS", "10")
     at.text_input(key="sw_values_layers_0_units").input("4, 8").run()
     errors = [shown(e.value) for e in at.error]
-    assert any("12 trials (3 × 2 settings × 2 seeds): over this server's limit of 10 trials per sweep" in e
-               for e in errors), errors
+    assert any(
+        "12 trials (3 × 2 settings × 2 seeds): over this server's limit of 10 trials per sweep" in e for e in errors
+    ), errors
     assert at.button(key="sweep_start").disabled
     at.radio(key="sw_search").set_value("random").run()  # ranges instead of lists
     assert at.number_input(key="sw_min_train_learning_rate").value == pytest.approx(0.0001)

@@ -24,8 +24,14 @@ DATA_NAME = "![d](http://127.0.0.1:9/d.png) :violet[data]"
 COLUMNS = ["[c](http://127.0.0.1:9/c)", ":red[kind]"]
 # What no Markdown body may hold unescaped: the start of a link or image target, a directive, an icon.
 RAW = ("](http", ":red[", ":violet[", ":material/home")
-PAGES = ["app_pages/home.py", "app_pages/data.py", "app_pages/model.py", "app_pages/train.py",
-         "app_pages/evaluate.py", "app_pages/runs.py"]
+PAGES = [
+    "app_pages/home.py",
+    "app_pages/data.py",
+    "app_pages/model.py",
+    "app_pages/train.py",
+    "app_pages/evaluate.py",
+    "app_pages/runs.py",
+]
 
 
 @pytest.fixture
@@ -98,4 +104,6 @@ def test_a_share_link_with_hostile_names_restores_them_as_text_and_a_bad_one_is_
 
     at = open_app({"spec": link({"data": {"source": "builtin", "name": RUN_NAME}})})
     text = assert_escaped(at)
-    assert "This share link could not be opened" in text and plain(f"unknown value '{RUN_NAME[:30]}") in text  # quoted cut short
+    assert (
+        "This share link could not be opened" in text and plain(f"unknown value '{RUN_NAME[:30]}") in text
+    )  # quoted cut short

@@ -93,17 +93,38 @@ def wait_healthy(url: str, process: subprocess.Popen, timeout_s: float = SERVER_
     raise TimeoutError(f"streamlit at {url} was not healthy within {timeout_s} s")
 
 
-def start_server(app: str = "app.py", home: Path | None = None, extra_env: dict[str, str] | None = None,
-                 cwd: Path = REPO) -> AppServer:
+def start_server(
+    app: str = "app.py", home: Path | None = None, extra_env: dict[str, str] | None = None, cwd: Path = REPO
+) -> AppServer:
     """Start `streamlit run <app>` on a free port with KF_HOME=<home> and wait until it is healthy."""
     home = home or Path(tempfile.mkdtemp(prefix="kf-browser-"))
     home.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    env = {**os.environ, "KF_HOME": str(home), "KF_MAX_CONCURRENT": "1", "TF_CPP_MIN_LOG_LEVEL": "2",
-           **(extra_env or {})}
+    env = {
+        **os.environ,
+        "KF_HOME": str(home),
+        "KF_MAX_CONCURRENT": "1",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        **(extra_env or {}),
+    }
     log_path = home / "server.log"
-    cmd = [sys.executable, "-m", "streamlit", "run", app, "--server.headless", "true", "--server.port", str(port),
-           "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        app,
+        "--server.headless",
+        "true",
+        "--server.port",
+        str(port),
+        "--server.address",
+        "127.0.0.1",
+        "--browser.gatherUsageStats",
+        "false",
+        "--server.fileWatcherType",
+        "none",
+    ]
     with open(log_path, "wb") as log:
         process = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
     server = AppServer(url=f"http://127.0.0.1:{port}", store_dir=home, process=process, log_path=log_path)
@@ -169,17 +190,27 @@ def page(browser, app_server):
 
 
 SPECS = {
-    "bt iris": {"data": {"source": "builtin", "name": "iris"},
-                "layers": [{"type": "Dense", "units": 12, "activation": "relu"}],
-                "train": {"epochs": 20, "learning_rate": 0.01}},
-    "bt digits": {"data": {"source": "builtin", "name": "digits"},
-                  "layers": [{"type": "Dense", "units": 32, "activation": "relu"}], "train": {"epochs": 3}},
+    "bt iris": {
+        "data": {"source": "builtin", "name": "iris"},
+        "layers": [{"type": "Dense", "units": 12, "activation": "relu"}],
+        "train": {"epochs": 20, "learning_rate": 0.01},
+    },
+    "bt digits": {
+        "data": {"source": "builtin", "name": "digits"},
+        "layers": [{"type": "Dense", "units": 32, "activation": "relu"}],
+        "train": {"epochs": 3},
+    },
     # Same data as "bt digits", so it may be drawn dashed behind it (only comparable runs are); not "bt …".
-    "digits again": {"data": {"source": "builtin", "name": "digits"},
-                     "layers": [{"type": "Dense", "units": 16, "activation": "relu"}], "train": {"epochs": 3}},
-    "reg diabetes": {"data": {"source": "builtin", "name": "diabetes"},  # not "bt …": the Runs test filters on it
-                     "layers": [{"type": "Dense", "units": 16, "activation": "relu"}],
-                     "train": {"epochs": 3, "learning_rate": 0.03}},
+    "digits again": {
+        "data": {"source": "builtin", "name": "digits"},
+        "layers": [{"type": "Dense", "units": 16, "activation": "relu"}],
+        "train": {"epochs": 3},
+    },
+    "reg diabetes": {
+        "data": {"source": "builtin", "name": "diabetes"},  # not "bt …": the Runs test filters on it
+        "layers": [{"type": "Dense", "units": 16, "activation": "relu"}],
+        "train": {"epochs": 3, "learning_rate": 0.03},
+    },
 }
 # What `python -m kfcore train SPEC --store DIR` does for each spec, in one process (TensorFlow imported once).
 TRAIN = """
@@ -202,8 +233,13 @@ print(json.dumps(ids))
 @pytest.fixture(scope="session")
 def runs(app_server):
     """SPECS trained into the shared server's store once (the way the CLI trains them): name -> RunRecord."""
-    out = subprocess.run([sys.executable, "-c", TRAIN, str(app_server.store_dir), json.dumps(SPECS)], cwd=REPO,
-                         capture_output=True, text=True, timeout=240)
+    out = subprocess.run(
+        [sys.executable, "-c", TRAIN, str(app_server.store_dir), json.dumps(SPECS)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     ids = json.loads(out.stdout.strip().splitlines()[-1])
     store = app_server.store()
@@ -324,7 +360,10 @@ def chart_points(page, key: str = "chart_loss", at_least: int | None = None, tim
         # Return the count that met the wait: a second read can land while a rerun redraws the chart (none shown).
         found = page.wait_for_function(
             f"([key, n]) => {{ const c = ({CHART_POINTS_JS})(key); return c >= n ? c + 1 : 0; }}",
-            arg=[key, at_least], polling=100, timeout=timeout_s * 1000)
+            arg=[key, at_least],
+            polling=100,
+            timeout=timeout_s * 1000,
+        )
         return int(found.json_value()) - 1
     return page.evaluate(CHART_POINTS_JS, key)
 
@@ -366,5 +405,7 @@ def current_run_id(page, previous: str | None = None, timeout_s: float = IDLE_TI
     """The run the page shows, from its URL (?run=…); with `previous`, wait until it names another run."""
     page.wait_for_function(
         "prev => { const r = new URLSearchParams(location.search).get('run'); return r && r !== prev; }",
-        arg=previous or "", timeout=timeout_s * 1000)
+        arg=previous or "",
+        timeout=timeout_s * 1000,
+    )
     return page.evaluate("() => new URLSearchParams(location.search).get('run')")

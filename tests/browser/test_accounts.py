@@ -21,8 +21,13 @@ from kfcore.runs.limits import account_owner_token
 from kfcore.spec import RunSpec
 from tests.browser.conftest import VIEWPORT, exceptions, goto, nav, shot, start_server, stop_server, wait_idle
 
-TINY = RunSpec.from_dict({"data": {"source": "builtin", "name": "iris"},
-                          "layers": [{"type": "Dense", "units": 8, "activation": "relu"}], "train": {"epochs": 2}})
+TINY = RunSpec.from_dict(
+    {
+        "data": {"source": "builtin", "name": "iris"},
+        "layers": [{"type": "Dense", "units": 8, "activation": "relu"}],
+        "train": {"epochs": 2},
+    }
+)
 RUN_DEADLINE_MS = 90_000  # the worker imports TensorFlow first, on a shared 2-core machine
 SIGN_IN_FIRST = "Sign in (in the sidebar) to train or upload data"
 
@@ -91,8 +96,7 @@ def sign_in(context, server, subject: str):
 
 
 @pytest.mark.timeout(240)
-def test_runs_belong_to_the_signed_in_account_across_browsers_and_sign_out_ends_it(browser, accounts_server,
-                                                                                    provider):
+def test_runs_belong_to_the_signed_in_account_across_browsers_and_sign_out_ends_it(browser, accounts_server, provider):
     from playwright.sync_api import expect
 
     store = accounts_server.store()

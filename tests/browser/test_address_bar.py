@@ -21,8 +21,9 @@ def epochs_thumb(page):
     return page.locator(".st-key-epochs input[type=range]")
 
 
-def test_the_address_bar_keeps_the_experiment_through_reload_a_fresh_browser_and_back_forward(page, browser,
-                                                                                              app_server):
+def test_the_address_bar_keeps_the_experiment_through_reload_a_fresh_browser_and_back_forward(
+    page, browser, app_server
+):
     goto(page, "/train")
     expect(page).not_to_have_url(re.compile(r"spec="))  # the defaults keep the address bare
     entries = page.evaluate("history.length")

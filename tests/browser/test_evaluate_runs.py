@@ -58,8 +58,10 @@ def test_clicking_a_confusion_matrix_cell_lists_its_samples(page, runs):
     x, y = page.evaluate(CELL_XY_JS, [chart.element_handle(), i, j])
     page.mouse.move(x, y)
     page.mouse.click(x, y)
-    page.wait_for_function("() => document.querySelector('.st-key-cm_true input').value === '4' && "
-                           "document.querySelector('.st-key-cm_pred input').value === '4'")
+    page.wait_for_function(
+        "() => document.querySelector('.st-key-cm_true input').value === '4' && "
+        "document.querySelector('.st-key-cm_pred input').value === '4'"
+    )
     wait_idle(page)
     assert_no_exception(page)
     cell = page.locator(".st-key-cell_samples")
@@ -84,8 +86,11 @@ def test_clicking_a_dot_of_a_regression_run_lists_that_sample(page, runs):
     chart = page.locator(".st-key-chart_predicted .js-plotly-plot").first
     chart.scroll_into_view_if_needed()
     # The dot the page lists first (the largest error) sits far from the diagonal, clear of the crowd.
-    errors = page.evaluate("""(el) => { const t = el._fullData[1];
-        return Array.from(t.x, (x, k) => Math.abs(t.y[k] - x)); }""", chart.element_handle())
+    errors = page.evaluate(
+        """(el) => { const t = el._fullData[1];
+        return Array.from(t.x, (x, k) => Math.abs(t.y[k] - x)); }""",
+        chart.element_handle(),
+    )
     k = max(range(len(errors)), key=errors.__getitem__)
     x, y = page.evaluate(DOT_XY_JS, [chart.element_handle(), k])
     page.mouse.move(x, y)
@@ -128,15 +133,18 @@ def test_the_exported_script_runs_alone_and_reaches_the_runs_test_accuracy(page,
     info.value.save_as(script)
     assert script.name == "bt_iris.py" and "model.fit(" in script.read_text()
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "KF_HOME")}
-    out = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True,
-                         timeout=240)
+    out = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     accuracy = float(re.search(r"test accuracy: ([0-9.]+)", out.stdout).group(1))
     assert abs(accuracy - record.test["accuracy"]) <= 0.05, (accuracy, record.test)
 
     # The trained model and the metrics per epoch come down the same way.
-    for key, check in (("download_model", lambda b: b[:2] == b"PK"),  # a .keras file is a zip archive
-                       ("download_metrics", lambda b: b.decode().startswith("epoch,"))):
+    for key, check in (
+        ("download_model", lambda b: b[:2] == b"PK"),  # a .keras file is a zip archive
+        ("download_metrics", lambda b: b.decode().startswith("epoch,")),
+    ):
         with page.expect_download() as info:
             page.locator(f".st-key-{key} button").click()
         assert check(Path(info.value.path()).read_bytes()), key
@@ -166,4 +174,3 @@ def test_a_share_link_opens_the_same_experiment_in_a_fresh_browser(page, browser
         shot(other, "share_link_restored")
     finally:
         fresh.close()
-

@@ -29,8 +29,13 @@ from tests.browser.conftest import (
     wait_idle,
 )
 
-TINY = RunSpec.from_dict({"data": {"source": "builtin", "name": "iris"},
-                          "layers": [{"type": "Dense", "units": 8, "activation": "relu"}], "train": {"epochs": 2}})
+TINY = RunSpec.from_dict(
+    {
+        "data": {"source": "builtin", "name": "iris"},
+        "layers": [{"type": "Dense", "units": 8, "activation": "relu"}],
+        "train": {"epochs": 2},
+    }
+)
 RUN_DEADLINE_S = 60  # the worker imports TensorFlow first
 
 
@@ -136,7 +141,9 @@ def test_an_upload_is_its_browsers_and_its_share_link_shows_no_server_path(brows
 
         theirs = other.new_page()  # another person, given the link
         theirs.goto(link)
-        expect(theirs.locator('[data-testid="stApp"]')).to_contain_text("'flowers.csv' was uploaded from another browser")
+        expect(theirs.locator('[data-testid="stApp"]')).to_contain_text(
+            "'flowers.csv' was uploaded from another browser"
+        )
         assert_no_exception(theirs)
         assert root not in theirs.content()
         assert "flowers" not in theirs.locator('[data-testid="stSidebar"]').inner_text()

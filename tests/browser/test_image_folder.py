@@ -54,8 +54,11 @@ def test_a_zip_of_class_folders_uploads_previews_and_trains_two_epochs(page, app
     page.locator(".st-key-train button").click()
     run_id = current_run_id(page)
     store = app_server.store()
-    record = wait_until(lambda: (r := store.get(run_id, with_evaluation=False)).is_final and r, RUN_DEADLINE_S,
-                        f"run {run_id} finishing")
+    record = wait_until(
+        lambda: (r := store.get(run_id, with_evaluation=False)).is_final and r,
+        RUN_DEADLINE_S,
+        f"run {run_id} finishing",
+    )
     assert record.status == "finished", (record.status, record.error)
     assert len(store.epochs(run_id)) == 2
     data = record.spec["data"]

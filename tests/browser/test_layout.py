@@ -98,9 +98,15 @@ def check(page, name: str, width: int) -> None:
 def test_every_page_holds_its_layout(sized, runs):
     page, width = sized
     digits, again = runs["bt digits"], runs["digits again"]
-    for name, path in (("home", "/"), ("data", "/data"), ("model", "/model"),
-                       ("train", f"/train?run={digits.id}&prev={again.id}"), ("evaluate", f"/evaluate?run={digits.id}"),
-                       ("evaluate-regression", f"/evaluate?run={runs['reg diabetes'].id}"), ("runs", "/runs")):
+    for name, path in (
+        ("home", "/"),
+        ("data", "/data"),
+        ("model", "/model"),
+        ("train", f"/train?run={digits.id}&prev={again.id}"),
+        ("evaluate", f"/evaluate?run={digits.id}"),
+        ("evaluate-regression", f"/evaluate?run={runs['reg diabetes'].id}"),
+        ("runs", "/runs"),
+    ):
         goto(page, path)
         if name == "model":
             grid_header = page.locator('[data-testid="stMain"] [data-testid="stDataFrame"] th').first
@@ -109,8 +115,9 @@ def test_every_page_holds_its_layout(sized, runs):
             assert grid["scroll"] <= grid["room"] + 1, f"the layer table is cut off at {width} px: {grid}"
             assert {"Layer", "Output shape", "Parameters"} <= set(grid["headers"]), grid
         if name == "train":  # the previous run overlaid: its legend entries are the ones that wrapped
-            names = page.evaluate("() => document.querySelector('.st-key-chart_loss .js-plotly-plot').data"
-                                  ".map(t => t.name)")
+            names = page.evaluate(
+                "() => document.querySelector('.st-key-chart_loss .js-plotly-plot').data.map(t => t.name)"
+            )
             assert "previous · train" in names, names
             # The result cards share one line (at 1024 px they broke 2 + 2, and "Time" could stand alone).
             tops = page.evaluate(METRIC_TOPS_JS)

@@ -24,10 +24,14 @@ from tests.browser.conftest import (
 )
 from tests.browser.test_newcomer import LONG_EPOCHS, RUN_DEADLINE_S
 
-SPIRAL = {"data": {"source": "builtin", "name": "spiral"},
-          "layers": [{"type": "Dense", "units": 8, "activation": "tanh"},
-                     {"type": "Dense", "units": 8, "activation": "tanh"}],
-          "train": {"epochs": LONG_EPOCHS, "batch_size": 10, "learning_rate": 0.03}}
+SPIRAL = {
+    "data": {"source": "builtin", "name": "spiral"},
+    "layers": [
+        {"type": "Dense", "units": 8, "activation": "tanh"},
+        {"type": "Dense", "units": 8, "activation": "tanh"},
+    ],
+    "train": {"epochs": LONG_EPOCHS, "batch_size": 10, "learning_rate": 0.03},
+}
 BOUNDARY_EPOCH_JS = """
 () => {
   for (const box of document.querySelectorAll('.st-key-chart_boundary')) {
@@ -62,8 +66,11 @@ def flat(matrix: list[list[int]]) -> str:
 
 def boundary_epoch(page, above: int = -1) -> int:
     """The epoch the live boundary's title shows, once it shows one after `above` (auto-waiting in the page)."""
-    found = page.wait_for_function(f"() => {{ const e = ({BOUNDARY_EPOCH_JS})(); return e > {above} ? e + 1 : 0; }}",
-                                   polling=100, timeout=RUN_DEADLINE_S * 1000)
+    found = page.wait_for_function(
+        f"() => {{ const e = ({BOUNDARY_EPOCH_JS})(); return e > {above} ? e + 1 : 0; }}",
+        polling=100,
+        timeout=RUN_DEADLINE_S * 1000,
+    )
     return int(found.json_value()) - 1
 
 
@@ -88,8 +95,9 @@ def test_pause_step_rate_resume_stop_continue_and_scrub_the_matrix(page, app_ser
 
     pause = page.get_by_role("button", name="Pause")
     pause.click()
-    record = wait_until(lambda: (r := store.get(run_id, with_evaluation=False)).paused is not None and r, 30,
-                        "the run pausing")
+    record = wait_until(
+        lambda: (r := store.get(run_id, with_evaluation=False)).paused is not None and r, 30, "the run pausing"
+    )
     done = len(store.epochs(run_id))
     expect(main).to_contain_text(f"paused after {done} of {LONG_EPOCHS} epochs", timeout=15_000)
     assert boundary_epoch(page, above=done - 1) == done  # its picture is the epoch it paused at
@@ -114,8 +122,11 @@ def test_pause_step_rate_resume_stop_continue_and_scrub_the_matrix(page, app_ser
     shot(page, "live-03-rate-changed")
 
     page.get_by_role("button", name="Resume").click()
-    wait_until(lambda: store.get(run_id, with_evaluation=False).paused is None and len(store.epochs(run_id)) > done + 2,
-               30, "the run training on after Resume")
+    wait_until(
+        lambda: store.get(run_id, with_evaluation=False).paused is None and len(store.epochs(run_id)) > done + 2,
+        30,
+        "the run training on after Resume",
+    )
     page.locator(".st-key-stop button").click()
     record = wait_until(lambda: (r := store.get(run_id, with_evaluation=False)).is_final and r, 30, "the run stopping")
     assert record.status == "cancelled", (record.status, record.error)
@@ -124,8 +135,11 @@ def test_pause_step_rate_resume_stop_continue_and_scrub_the_matrix(page, app_ser
 
     page.get_by_role("button", name="Continue").click()
     child_id = current_run_id(page, previous=run_id)
-    child = wait_until(lambda: (r := store.get(child_id, with_evaluation=False)).is_final and r, RUN_DEADLINE_S,
-                       "the continued run finishing")
+    child = wait_until(
+        lambda: (r := store.get(child_id, with_evaluation=False)).is_final and r,
+        RUN_DEADLINE_S,
+        "the continued run finishing",
+    )
     assert child.status == "finished" and child.parent == run_id, (child.status, child.error)
     assert [e["epoch"] for e in store.epochs(child_id)] == list(range(parent_epochs + 1, parent_epochs + 21))
     expect(page.locator(LOSS_CHART)).to_contain_text("continued")

@@ -28,8 +28,14 @@ from tests.browser.conftest import (
     wait_until,
 )
 
-PAGES = [("home", "/", "KF Studio"), ("data", "/data", "Data"), ("model", "/model", "Model"),
-         ("train", "/train", "Train"), ("evaluate", "/evaluate", "Evaluate"), ("runs", "/runs", "Runs")]
+PAGES = [
+    ("home", "/", "KF Studio"),
+    ("data", "/data", "Data"),
+    ("model", "/model", "Model"),
+    ("train", "/train", "Train"),
+    ("evaluate", "/evaluate", "Evaluate"),
+    ("runs", "/runs", "Runs"),
+]
 RUN_DEADLINE_S = 120  # a run on a busy 2-core machine, worker start included
 # Small data trains hundreds of epochs a second (kfcore/training/fastloop.py): circle with 5,000 points at batch 8 takes
 # about 0.05-0.1 s an epoch on 2 cores, so 100 epochs give 5-10 s of live curve to watch and move a slider in.
@@ -136,8 +142,11 @@ def test_newcomer_trains_watches_the_curve_grow_and_finds_the_run_after_a_reload
     set_slider(page, "learning_rate", int(lr_before) + 1)  # 0.001 → 0.003 while it trains
     expect(page.locator(".st-key-stop button")).to_be_enabled()  # Stop is live while the run trains
     later = chart_points(page, at_least=first + 1, timeout_s=RUN_DEADLINE_S)  # still growing after the rerun
-    record = wait_until(lambda: (r := store.get(run_id, with_evaluation=False)).is_final and r, RUN_DEADLINE_S,
-                        f"run {run_id} finishing")
+    record = wait_until(
+        lambda: (r := store.get(run_id, with_evaluation=False)).is_final and r,
+        RUN_DEADLINE_S,
+        f"run {run_id} finishing",
+    )
     assert record.status == "finished", (record.status, record.error)
     assert first < later <= NEWCOMER_EPOCHS
     assert len(store.epochs(run_id)) == NEWCOMER_EPOCHS

@@ -18,9 +18,13 @@ def test_the_installed_kfstudio_command_serves_the_dashboard(browser, tmp_path):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = (tmp_path / "server.log").open("w")
-    server = subprocess.Popen([venv / "bin" / "kfstudio", "--server.port", str(port), "--server.address", "127.0.0.1"],
-                              cwd=tmp_path, env=outside_env(KF_HOME=str(tmp_path / "store")), stdout=log,
-                              stderr=subprocess.STDOUT)
+    server = subprocess.Popen(
+        [venv / "bin" / "kfstudio", "--server.port", str(port), "--server.address", "127.0.0.1"],
+        cwd=tmp_path,
+        env=outside_env(KF_HOME=str(tmp_path / "store")),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         wait_healthy(url, server)
         context = browser.new_context(base_url=url, viewport=VIEWPORT)

@@ -8,8 +8,12 @@ from playwright.sync_api import expect
 from kfcore.spec import RunSpec
 from tests.browser.conftest import exceptions, goto, shot, wait_idle, wait_until
 
-TINY = {"data": {"source": "builtin", "name": "xor", "n": 60}, "split": {"test": 0.2, "validation": 0.2, "seed": 0},
-        "layers": [{"type": "Dense", "units": 4}], "train": {"epochs": 3, "batch_size": 16, "seed": 0}}
+TINY = {
+    "data": {"source": "builtin", "name": "xor", "n": 60},
+    "split": {"test": 0.2, "validation": 0.2, "seed": 0},
+    "layers": [{"type": "Dense", "units": 4}],
+    "train": {"epochs": 3, "batch_size": 16, "seed": 0},
+}
 
 
 def test_a_sweep_started_on_the_page_fills_its_table_and_overlays_the_curves(page, app_server):
@@ -35,8 +39,9 @@ def test_a_sweep_started_on_the_page_fills_its_table_and_overlays_the_curves(pag
     expect(grid).to_contain_text("finished")
     traces = page.evaluate("() => document.querySelector('.st-key-sweep_curves .js-plotly-plot').data.map(t => t.name)")
     assert {"learning_rate=0.003 · validation", "learning_rate=0.05 · validation"} <= set(traces), traces
-    dims = page.evaluate("() => document.querySelector('.st-key-sweep_parcoords .js-plotly-plot').data[0]"
-                         ".dimensions.map(d => d.label)")
+    dims = page.evaluate(
+        "() => document.querySelector('.st-key-sweep_parcoords .js-plotly-plot').data[0].dimensions.map(d => d.label)"
+    )
     assert dims == ["learning_rate", "val_loss"]
     assert not exceptions(page)
     shot(page, "sweep")

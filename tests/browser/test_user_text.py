@@ -105,10 +105,18 @@ def hostile():
     path = save_upload("table.csv", table_csv(), root=home)  # where the Data page keeps an upload
     ref = f"{path.parent.name}/{path.name}"  # as the Data page records it: this browser's upload, by reference
     RunStore(home).add_upload(OWNER, ref, "table.csv")
-    spec = {"data": {"source": "csv", "name": "table", "path": ref, "target": COLUMNS[-1]},
-            "layers": [{"type": "Dense", "units": 8, "activation": "relu"}], "train": {"epochs": 2}}
-    out = subprocess.run([sys.executable, "-c", TRAIN, str(home), json.dumps([spec, RUN_NAME, OWNER])], cwd=REPO,
-                         capture_output=True, text=True, timeout=RUN_DEADLINE_S)
+    spec = {
+        "data": {"source": "csv", "name": "table", "path": ref, "target": COLUMNS[-1]},
+        "layers": [{"type": "Dense", "units": 8, "activation": "relu"}],
+        "train": {"epochs": 2},
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", TRAIN, str(home), json.dumps([spec, RUN_NAME, OWNER])],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=RUN_DEADLINE_S,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     run_id = out.stdout.strip().splitlines()[-1]
     server = start_server(home=home, extra_env={"KF_HOSTED": "1"})
@@ -155,7 +163,8 @@ def test_hostile_names_labels_and_file_names_show_as_text_on_every_page(browser,
         assert_text_only(page, "data")
         assert page.locator(".st-key-target_column input").input_value() == COLUMNS[-1]
         page.locator(".st-key-upload input[type=file]").set_input_files(
-            {"name": FILE_NAME, "mimeType": "text/csv", "buffer": table_csv()})
+            {"name": FILE_NAME, "mimeType": "text/csv", "buffer": table_csv()}
+        )
         wait_idle(page)
         assert_text_only(page, "data after the upload")
         expect(page.locator('.st-key-upload [data-testid="stFileChipName"]')).to_have_attribute("title", FILE_NAME)
@@ -168,8 +177,9 @@ def test_hostile_names_labels_and_file_names_show_as_text_on_every_page(browser,
         nav(page, "Evaluate")
         assert_text_only(page, "evaluate")
         cell = text_of(page, ".st-key-cell_samples")
-        assert "test sample" in cell and any(f"of class {a} predicted as {b}" in cell.replace("*", "")
-                                              for a in LABELS for b in LABELS), cell
+        assert "test sample" in cell and any(
+            f"of class {a} predicted as {b}" in cell.replace("*", "") for a in LABELS for b in LABELS
+        ), cell
         assert page.locator(".st-key-eval_run input").input_value().startswith(RUN_NAME)
         assert "True class: " in text_of(page, '[data-testid="stMain"]')  # Try it, with a test sample's label
         shot(page, "user-text-evaluate")

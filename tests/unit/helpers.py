@@ -26,8 +26,9 @@ def wait_for(predicate, timeout: float = 120.0, what: str = "the condition"):
 def small_disk(path: Path, size: str = "2m") -> Iterator[Path]:
     """A real, tiny filesystem (tmpfs) at `path` to fill up; skips the test where mounting is not permitted."""
     path.mkdir(parents=True, exist_ok=True)
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True,
-                             text=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True, text=True
+    )
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs to fill (needs root): {mounted.stderr.strip()}")
     try:

@@ -51,25 +51,41 @@ def rows(values, feature=lambda i: i) -> str:
 
 def test_empty_file(tmp_path):
     says(refusal(csv_file(tmp_path, b"")), "table.csv is empty", "upload a CSV file with a header row and data rows")
-    says(refusal(csv_file(tmp_path, "a,y\n", "header.csv")), "header.csv has a header row but no data rows",
-         "add one row per sample under the header")
+    says(
+        refusal(csv_file(tmp_path, "a,y\n", "header.csv")),
+        "header.csv has a header row but no data rows",
+        "add one row per sample under the header",
+    )
 
 
 def test_not_a_csv(tmp_path):
     png = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x10" + bytes(64)
-    says(refusal(csv_file(tmp_path, png, "photo.csv")), "photo.csv is a PNG image, not CSV text",
-         "export the table as 'CSV UTF-8' and upload that")
-    says(refusal(csv_file(tmp_path, bytes(range(256)) * 4, "blob.csv")), "blob.csv holds binary data, not CSV text",
-         "export the table as 'CSV UTF-8'")
-    says(refusal(csv_file(tmp_path, b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(64), "old.csv")),
-         "old.csv is an old Excel workbook (.xls), not CSV text", "export the table as 'CSV UTF-8'")
+    says(
+        refusal(csv_file(tmp_path, png, "photo.csv")),
+        "photo.csv is a PNG image, not CSV text",
+        "export the table as 'CSV UTF-8' and upload that",
+    )
+    says(
+        refusal(csv_file(tmp_path, bytes(range(256)) * 4, "blob.csv")),
+        "blob.csv holds binary data, not CSV text",
+        "export the table as 'CSV UTF-8'",
+    )
+    says(
+        refusal(csv_file(tmp_path, b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(64), "old.csv")),
+        "old.csv is an old Excel workbook (.xls), not CSV text",
+        "export the table as 'CSV UTF-8'",
+    )
 
 
 def test_non_utf8_text_names_the_line_and_the_fix(tmp_path):
     latin1 = "city,temp,y\nParis,21,0\nMünchen,18,1\nZürich,17,0\n".encode("latin-1")
     for path in (csv_file(tmp_path, latin1), csv_file(tmp_path, gzip.compress(latin1), "table.csv.gz")):
-        says(refusal(path), f"{path.name} is not UTF-8 text (line 3 has the byte 0xFC, which is not valid UTF-8)",
-             "probably Latin-1 or Windows-1252", "Save it as 'CSV UTF-8' and upload that")
+        says(
+            refusal(path),
+            f"{path.name} is not UTF-8 text (line 3 has the byte 0xFC, which is not valid UTF-8)",
+            "probably Latin-1 or Windows-1252",
+            "Save it as 'CSV UTF-8' and upload that",
+        )
 
 
 # -- too little, or the wrong kind of, target -----------------------------------------------------
@@ -77,8 +93,13 @@ def test_non_utf8_text_names_the_line_and_the_fix(tmp_path):
 
 def test_one_row_is_too_few_to_split_and_says_how_many_are_needed(tmp_path):
     message = refusal(csv_file(tmp_path, "a,y\n1,0\n"))
-    says(message, "table.csv has 1 usable rows", "at least 2 to train on and 1 to test on",
-         "3 rows at the very least and 4 with a validation split", "Add more rows")
+    says(
+        message,
+        "table.csv has 1 usable rows",
+        "at least 2 to train on and 1 to test on",
+        "3 rows at the very least and 4 with a validation split",
+        "Add more rows",
+    )
     says(refusal(csv_file(tmp_path, "a,y\n1,0\n2,1\n", "two.csv")), "two has 2 usable rows", "Add more rows")
     # Three rows load; the split then asks for smaller fractions or more data (with the default 20% / 10%).
     three = load_csv(csv_file(tmp_path, "a,y\n1,0\n2,1\n3,0\n", "three.csv"))
@@ -97,9 +118,12 @@ def test_one_row_npz_and_an_npz_with_its_own_test_set(tmp_path):
 
 
 def test_a_single_class(tmp_path):
-    says(refusal(csv_file(tmp_path, "a,y\n" + rows(["yes"] * 20))),
-         "only one class ('yes') occurs in the target column 'y'", "a classifier needs at least two different labels",
-         "Choose another column to predict, or add rows of the other classes")
+    says(
+        refusal(csv_file(tmp_path, "a,y\n" + rows(["yes"] * 20))),
+        "only one class ('yes') occurs in the target column 'y'",
+        "a classifier needs at least two different labels",
+        "Choose another column to predict, or add rows of the other classes",
+    )
 
 
 def test_a_target_with_missing_values_drops_those_rows_with_a_note(tmp_path):
@@ -109,18 +133,27 @@ def test_a_target_with_missing_values_drops_those_rows_with_a_note(tmp_path):
 
 
 def test_a_target_with_only_missing_values_is_refused(tmp_path):
-    says(refusal(csv_file(tmp_path, "a,y\n" + rows([""] * 10))),
-         "every value in the target column 'y' is empty, so there is nothing to learn",
-         "choose the column that holds the values to predict")
-    says(refusal(csv_file(tmp_path, "a,y\n" + rows(["", "", "", "1"]), "mostly.csv")),
-         "mostly.csv has 1 usable rows", "Add more rows (3 rows had no usable 'y')")
+    says(
+        refusal(csv_file(tmp_path, "a,y\n" + rows([""] * 10))),
+        "every value in the target column 'y' is empty, so there is nothing to learn",
+        "choose the column that holds the values to predict",
+    )
+    says(
+        refusal(csv_file(tmp_path, "a,y\n" + rows(["", "", "", "1"]), "mostly.csv")),
+        "mostly.csv has 1 usable rows",
+        "Add more rows (3 rows had no usable 'y')",
+    )
 
 
 def test_thousands_of_classes_are_refused_as_probably_an_id_or_a_number(tmp_path):
     ids = csv_file(tmp_path, "a,y\n" + rows([f"user{i:04d}" for i in range(3000)]), "ids.csv")
-    says(refusal(ids), "there are 3,000 different values in the target column 'y' (like 'user0000', 'user0001'",
-         f"too many classes for a classifier (at most {MAX_CLASSES:,})", "it looks like an ID, a name or a number",
-         "choose another column to predict")
+    says(
+        refusal(ids),
+        "there are 3,000 different values in the target column 'y' (like 'user0000', 'user0001'",
+        f"too many classes for a classifier (at most {MAX_CLASSES:,})",
+        "it looks like an ID, a name or a number",
+        "choose another column to predict",
+    )
     numbers = csv_file(tmp_path, "a,y\n" + rows(range(3000), lambda i: i % 7), "numbers.csv")
     says(refusal(numbers, task="multiclass"), "3,000 different values", "choose task 'regression'")
     assert load_csv(numbers).task == "regression"  # 'auto' already reads many whole numbers as a quantity
@@ -133,8 +166,10 @@ def test_text_in_a_numeric_column_becomes_missing_values_not_categories(tmp_path
     ages[3], ages[10], ages[25] = "?", "12a", "n/a"  # pandas itself reads 'n/a' as missing
     ds = load_csv(csv_file(tmp_path, "age,y\n" + "\n".join(f"{a},{i % 2}" for i, a in enumerate(ages)) + "\n"))
     assert ds.feature_names == ["age"] and ds.x.shape == (40, 1)  # one number column, not 33 one-hot columns
-    assert ("'age' holds numbers, but 2 cells are not numbers (e.g. '?', '12a'); treated them as missing rather "
-            "than turning the column into categories") in ds.notes
+    assert (
+        "'age' holds numbers, but 2 cells are not numbers (e.g. '?', '12a'); treated them as missing rather "
+        "than turning the column into categories"
+    ) in ds.notes
     median = float(np.median([float(a) for a in ages if a.isdigit()]))
     assert ds.x[3, 0] == ds.x[10, 0] == ds.x[25, 0] == pytest.approx(median)
     assert f"filled 3 missing values in 'age' with the median {median}" in ds.notes
@@ -179,13 +214,27 @@ def test_thousands_separators_are_read_as_numbers_not_thousands_of_classes(tmp_p
 
 
 def test_a_text_column_with_one_value_per_row_is_dropped_as_an_id_with_a_note(tmp_path):
-    names = ["Mazda RX4", "Datsun 710", "Hornet 4 Drive", "Valiant", "Duster 360", "Merc 240D", "Merc 230",
-             "Fiat 128", "Honda Civic", "Toyota Corolla", "Camaro Z28", "Pontiac Firebird"]
+    names = [
+        "Mazda RX4",
+        "Datsun 710",
+        "Hornet 4 Drive",
+        "Valiant",
+        "Duster 360",
+        "Merc 240D",
+        "Merc 230",
+        "Fiat 128",
+        "Honda Civic",
+        "Toyota Corolla",
+        "Camaro Z28",
+        "Pontiac Firebird",
+    ]
     lines = ["model,cyl,kind,y"] + [f"{n},{4 + i % 3 * 2},{'ab'[i % 2]},{i % 2}" for i, n in enumerate(names)]
     ds = load_csv(csv_file(tmp_path, "\n".join(lines) + "\n"))
     assert ds.feature_names == ["cyl", "kind=a", "kind=b"]
-    assert "dropped column 'model': 9 different text values in 9 rows, one per row (an ID or a name?), which says " \
-           "nothing about new rows" in ds.notes
+    assert (
+        "dropped column 'model': 9 different text values in 9 rows, one per row (an ID or a name?), which says "
+        "nothing about new rows" in ds.notes
+    )
 
 
 def test_a_few_categories_in_a_small_table_stay_categories(tmp_path):
@@ -206,8 +255,11 @@ def test_a_file_over_the_upload_limit_is_refused_with_its_size_and_the_limit(tmp
     assert upload_limit_mb() == 1  # the uploader asks the browser to refuse it before sending, too
     with pytest.raises(DataError) as err:
         save_upload("big.csv", big, root=tmp_path)
-    says(str(err.value), "big.csv is 1.5 MB, over this server's upload limit of 1 MB",
-         "upload a smaller file: a sample of the rows, or compressed (.csv.gz")
+    says(
+        str(err.value),
+        "big.csv is 1.5 MB, over this server's upload limit of 1 MB",
+        "upload a smaller file: a sample of the rows, or compressed (.csv.gz",
+    )
     assert not (tmp_path / "uploads").exists()  # nothing was written
     assert save_upload("small.csv", b"a,y\n1,0\n", root=tmp_path).exists()
 
@@ -231,9 +283,11 @@ def test_a_file_over_the_upload_limit_is_refused_with_its_size_and_the_limit(tmp
 def test_npz_without_x_or_y(tmp_path):
     path = tmp_path / "arrays.npz"
     np.savez(path, features=np.zeros((4, 2)), labels=np.zeros(4))
-    says(refusal(DataSpec(source="npz", name=None, path=str(path))),
-         "arrays.npz has no array named 'x' or 'y'; it holds 'features', 'labels'",
-         "save your arrays with numpy.savez(path, x=features_or_images, y=labels)")
+    says(
+        refusal(DataSpec(source="npz", name=None, path=str(path))),
+        "arrays.npz has no array named 'x' or 'y'; it holds 'features', 'labels'",
+        "save your arrays with numpy.savez(path, x=features_or_images, y=labels)",
+    )
 
 
 class CreatesFile:
@@ -257,16 +311,21 @@ def test_npz_with_object_arrays_is_refused_and_never_unpickled(tmp_path):
         arrays = {"x": np.zeros((4, 2)), "y": np.array([0, 1, 0, 1]), key: evil}
         path = tmp_path / f"objects-{key}.npz"
         np.savez(path, **arrays)  # numpy pickles object arrays into the archive
-        says(refusal(DataSpec(source="npz", name=None, path=str(path))),
-             f"array '{key}' in objects-{key}.npz holds Python objects; object arrays are refused for safety",
-             "Store numbers only")
+        says(
+            refusal(DataSpec(source="npz", name=None, path=str(path))),
+            f"array '{key}' in objects-{key}.npz holds Python objects; object arrays are refused for safety",
+            "Store numbers only",
+        )
         assert not marker.exists()
 
     marker = tmp_path / "unpickled-raw"
     raw = tmp_path / "raw.npz"
     raw.write_bytes(pickle.dumps(CreatesFile(marker)))  # a bare pickle named .npz
-    says(refusal(DataSpec(source="npz", name=None, path=str(raw))), "raw.npz is not an .npz archive of plain arrays",
-         "save your arrays with numpy.savez")
+    says(
+        refusal(DataSpec(source="npz", name=None, path=str(raw))),
+        "raw.npz is not an .npz archive of plain arrays",
+        "save your arrays with numpy.savez",
+    )
     assert not marker.exists()
 
 
@@ -279,11 +338,15 @@ def write_idx(path: Path, arr: np.ndarray) -> Path:
 def test_idx_files_whose_counts_disagree(tmp_path):
     images = write_idx(tmp_path / "train-images-idx3-ubyte.gz", np.zeros((5, 4, 4)))
     labels = write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", np.arange(6) % 2)
-    says(refusal(DataSpec(source="idx", name=None, images=str(images), labels=str(labels))),
-         "the images file holds 5 images but the labels file holds 6 labels",
-         "pick files that belong together (both train- or both t10k-)")
+    says(
+        refusal(DataSpec(source="idx", name=None, images=str(images), labels=str(labels))),
+        "the images file holds 5 images but the labels file holds 6 labels",
+        "pick files that belong together (both train- or both t10k-)",
+    )
     short = tmp_path / "short-images.gz"  # a header that promises more images than the file holds
     short.write_bytes(gzip.compress(bytes([0, 0, 8, 3]) + np.array([9, 4, 4], ">u4").tobytes() + bytes(20)))
-    says(refusal(DataSpec(source="idx", name=None, images=str(short), labels=str(labels))),
-         "the images file short-images.gz is cut short: its header promises 144 bytes of data, it holds 20",
-         "the file is incomplete (an interrupted download or copy?): get it again")
+    says(
+        refusal(DataSpec(source="idx", name=None, images=str(short), labels=str(labels))),
+        "the images file short-images.gz is cut short: its header promises 144 bytes of data, it holds 20",
+        "the file is incomplete (an interrupted download or copy?): get it again",
+    )

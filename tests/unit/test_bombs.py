@@ -60,8 +60,13 @@ def test_npz_bomb_is_refused_from_its_member_headers(bomb_dir):
 
 def test_npz_over_the_row_limit_is_refused_before_loading(tmp_path):
     path = tmp_path / "long.npz"
-    np.savez(path, x=np.zeros((21, 3), np.uint8), y=np.zeros(21, np.uint8), x_test=np.zeros((5, 3), np.uint8),
-             y_test=np.zeros(5, np.uint8))
+    np.savez(
+        path,
+        x=np.zeros((21, 3), np.uint8),
+        y=np.zeros(21, np.uint8),
+        x_test=np.zeros((5, 3), np.uint8),
+        y_test=np.zeros(5, np.uint8),
+    )
     msg = refused(load_dataset, DataSpec(source="npz", path=str(path)), limits=Limits(max_rows=25))
     assert msg == "long.npz: the dataset has 26 rows, over this server's limit of 25; use a smaller sample"
 
@@ -160,8 +165,12 @@ def test_latin1_byte_deep_in_a_large_gzip_csv_is_located_by_streaming(tmp_path):
 
 
 def _wide_conv(batch_size: int, filters: int):
-    spec = parse_spec({"layers": [{"type": "Conv2D", "filters": filters, "kernel_size": 1},
-                                  {"type": "GlobalAveragePooling2D"}], "train": {"batch_size": batch_size}})
+    spec = parse_spec(
+        {
+            "layers": [{"type": "Conv2D", "filters": filters, "kernel_size": 1}, {"type": "GlobalAveragePooling2D"}],
+            "train": {"batch_size": batch_size},
+        }
+    )
     return spec, infer_shapes(spec.layers, (28, 28, 1), "multiclass", 10)
 
 
@@ -199,8 +208,13 @@ def test_training_predicts_at_the_fitted_batches(monkeypatch):
         return original(self, x, batch_size=batch_size, **kwargs)
 
     monkeypatch.setattr(keras.Model, "predict", predict)
-    spec = parse_spec({"data": {"name": "digits"}, "layers": [{"type": "Conv2D", "filters": 64, "kernel_size": 1},
-                       {"type": "GlobalAveragePooling2D"}], "train": {"epochs": 1, "batch_size": 16}})
+    spec = parse_spec(
+        {
+            "data": {"name": "digits"},
+            "layers": [{"type": "Conv2D", "filters": 64, "kernel_size": 1}, {"type": "GlobalAveragePooling2D"}],
+            "train": {"epochs": 1, "batch_size": 16},
+        }
+    )
     limits = Limits(memory_budget_mb=3)
     result = train(spec, limits=limits, fast=False)  # the fit path; the fast loop caps its passes in-graph
     assert result.status == "finished", result.error
@@ -235,8 +249,14 @@ def cli_train(tmp_path, data: dict) -> dict:
     repo = Path(__file__).resolve().parents[2]
     env = {**os.environ, "PYTHONPATH": str(repo), "KF_MEMORY_BUDGET_MB": "1500", "TF_CPP_MIN_LOG_LEVEL": "3"}
     env.pop("KF_MAX_ROWS", None)
-    out = subprocess.run([sys.executable, "-c", _MEASURE, str(spec), str(tmp_path / "store")], capture_output=True,
-                         text=True, env=env, cwd=repo, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-c", _MEASURE, str(spec), str(tmp_path / "store")],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=repo,
+        timeout=300,
+    )
     return json.loads(out.stdout)
 
 

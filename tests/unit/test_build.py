@@ -16,8 +16,16 @@ def _spec(*layers, output=None):
 
 def test_settings_land_in_the_layers():
     spec = _spec(
-        LayerSpec("Conv2D", filters=4, kernel_size=[3, 2], strides=[1, 2], padding="same", activation="elu",
-                  l2=0.01, initializer="he_normal"),
+        LayerSpec(
+            "Conv2D",
+            filters=4,
+            kernel_size=[3, 2],
+            strides=[1, 2],
+            padding="same",
+            activation="elu",
+            l2=0.01,
+            initializer="he_normal",
+        ),
         LayerSpec("MaxPooling2D", pool_size=2, strides=1),
         LayerSpec("Dense", units=5, activation="tanh", l1=0.001, initializer="lecun_uniform"),
         LayerSpec("Dropout", rate=0.3),
@@ -81,8 +89,12 @@ def _policies(model):
 def test_output_stays_float32_under_global_mixed_policy(mixed_policy):
     spec = _spec(LayerSpec("Dense", units=4), LayerSpec("BatchNormalization"))
     model = build_model(spec, (3,), "multiclass", 3)
-    assert _policies(model) == {"normalization": "float32", "layer_1_dense": "mixed_float16",
-                                "layer_2_batchnormalization": "mixed_float16", "output": "float32"}
+    assert _policies(model) == {
+        "normalization": "float32",
+        "layer_1_dense": "mixed_float16",
+        "layer_2_batchnormalization": "mixed_float16",
+        "output": "float32",
+    }
     assert model.predict(np.zeros((2, 3), "float32"), verbose=0).dtype == np.float32
 
 
@@ -90,8 +102,12 @@ def test_mixed_precision_flag_without_global_policy():
     assert keras.mixed_precision.global_policy().name == "float32"
     spec = _spec(LayerSpec("Conv2D", filters=2, kernel_size=3), LayerSpec("Dense", units=4))
     model = build_model(spec, (5, 5, 1), "binary", 2, mixed_precision=True)
-    assert _policies(model) == {"layer_1_conv2d": "mixed_float16", "flatten_before_layer_2": "mixed_float16",
-                                "layer_2_dense": "mixed_float16", "output": "float32"}
+    assert _policies(model) == {
+        "layer_1_conv2d": "mixed_float16",
+        "flatten_before_layer_2": "mixed_float16",
+        "layer_2_dense": "mixed_float16",
+        "output": "float32",
+    }
     assert model.predict(np.zeros((2, 5, 5, 1), "float32"), verbose=0).dtype == np.float32
     plain = build_model(spec, (5, 5, 1), "binary", 2)
     assert set(_policies(plain).values()) == {"float32"}
@@ -103,10 +119,20 @@ def test_mixed_precision_flag_without_global_policy():
         ("multiclass", 3, (4,), [LayerSpec("Dense", units=8)], (5, 3)),
         ("binary", 2, (4,), [LayerSpec("Dense", units=8), LayerSpec("Dropout", rate=0.5)], (5, 1)),
         ("regression", 0, (4,), [], (5, 1)),
-        ("multiclass", 10, (8, 8, 1), [LayerSpec("Conv2D", filters=2, kernel_size=3),
-                                       LayerSpec("MaxPooling2D", pool_size=2)], (5, 10)),
-        ("regression", 0, (8, 8, 3), [LayerSpec("Conv2D", filters=2, kernel_size=3),
-                                      LayerSpec("GlobalAveragePooling2D")], (5, 1)),
+        (
+            "multiclass",
+            10,
+            (8, 8, 1),
+            [LayerSpec("Conv2D", filters=2, kernel_size=3), LayerSpec("MaxPooling2D", pool_size=2)],
+            (5, 10),
+        ),
+        (
+            "regression",
+            0,
+            (8, 8, 3),
+            [LayerSpec("Conv2D", filters=2, kernel_size=3), LayerSpec("GlobalAveragePooling2D")],
+            (5, 1),
+        ),
     ],
 )
 def test_tiny_models_predict_the_right_shape(task, n_classes, input_shape, layers, out_shape):

@@ -13,8 +13,14 @@ REPO = Path(__file__).resolve().parents[2]
 
 def run_cli(*args, cwd=None, timeout=300):
     env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    return subprocess.run([sys.executable, "-m", "kfcore", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd or REPO, env=env, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "kfcore", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd or REPO,
+        env=env,
+        timeout=timeout,
+    )
 
 
 def write_spec(tmp_path, spec):
@@ -24,9 +30,12 @@ def write_spec(tmp_path, spec):
 
 
 def test_train_prints_epoch_lines_then_done_and_records_the_run(tmp_path, store_dir):
-    spec = {"data": {"source": "builtin", "name": "iris"}, "split": {"test": 0.2, "validation": 0.2, "seed": 0},
-            "layers": [{"type": "Dense", "units": 8, "activation": "relu"}],
-            "train": {"optimizer": "adam", "learning_rate": 0.01, "epochs": 3, "batch_size": 16, "seed": 0}}
+    spec = {
+        "data": {"source": "builtin", "name": "iris"},
+        "split": {"test": 0.2, "validation": 0.2, "seed": 0},
+        "layers": [{"type": "Dense", "units": 8, "activation": "relu"}],
+        "train": {"optimizer": "adam", "learning_rate": 0.01, "epochs": 3, "batch_size": 16, "seed": 0},
+    }
     out = run_cli("train", write_spec(tmp_path, spec), "--store", store_dir, "--name", "cli run")
     assert out.returncode == 0, out.stderr
     assert "warning:" not in out.stderr
@@ -43,13 +52,18 @@ def test_train_prints_epoch_lines_then_done_and_records_the_run(tmp_path, store_
 
 
 def test_a_model_that_cannot_learn_well_trains_anyway_with_a_warning_first(tmp_path, store_dir):
-    spec = {"data": {"source": "builtin", "name": "iris"},
-            "layers": [{"type": "Dense", "units": 1, "activation": "softmax"}], "train": {"epochs": 1}}
+    spec = {
+        "data": {"source": "builtin", "name": "iris"},
+        "layers": [{"type": "Dense", "units": 1, "activation": "softmax"}],
+        "train": {"epochs": 1},
+    }
     out = run_cli("train", write_spec(tmp_path, spec), "--store", store_dir)
     assert out.returncode == 0, out.stderr
     warnings = [line for line in out.stderr.splitlines() if line.startswith("warning:")]
-    assert warnings == ["warning: Layer 1: Dense(1, softmax) always outputs 1, so nothing after it can learn; "
-                        "use relu or tanh, or more units."], out.stderr
+    assert warnings == [
+        "warning: Layer 1: Dense(1, softmax) always outputs 1, so nothing after it can learn; "
+        "use relu or tanh, or more units."
+    ], out.stderr
     assert json.loads(out.stdout.splitlines()[-1])["event"] == "done"
 
 
@@ -59,8 +73,13 @@ def test_a_model_that_cannot_learn_well_trains_anyway_with_a_warning_first(tmp_p
         ({"layers": [{"type": "Dense", "units": 0}]}, "layers[0].units"),
         ({"data": {"source": "builtin", "name": "iris"}, "layers": [{"type": "Conv2D"}]}, "Conv2D"),
         ({"data": {"source": "csv", "path": "/nonexistent/file.csv", "target": "y"}}, "file.csv does not exist"),
-        ({"data": {"source": "builtin", "name": "digits"},
-          "layers": [{"type": "MaxPooling2D", "pool_size": 4}, {"type": "MaxPooling2D", "pool_size": 4}]}, "1x1"),
+        (
+            {
+                "data": {"source": "builtin", "name": "digits"},
+                "layers": [{"type": "MaxPooling2D", "pool_size": 4}, {"type": "MaxPooling2D", "pool_size": 4}],
+            },
+            "1x1",
+        ),
     ],
 )
 def test_bad_spec_or_data_exits_2_with_one_error_line(tmp_path, store_dir, spec, words):
@@ -132,8 +151,11 @@ def test_train_loads_the_dataset_once(tmp_path, store_dir, monkeypatch, capsys):
 
     monkeypatch.setattr(data, "load_dataset", counting)
     monkeypatch.setattr(train, "load_dataset", counting)
-    spec = {"data": {"source": "builtin", "name": "iris"}, "layers": [{"type": "Dense", "units": 4}],
-            "train": {"epochs": 1, "batch_size": 32}}
+    spec = {
+        "data": {"source": "builtin", "name": "iris"},
+        "layers": [{"type": "Dense", "units": 4}],
+        "train": {"epochs": 1, "batch_size": 32},
+    }
     handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}  # the CLI sets its own
     try:
         assert cli.main(["train", str(write_spec(tmp_path, spec)), "--store", str(store_dir)]) == 0
@@ -146,9 +168,12 @@ def test_train_loads_the_dataset_once(tmp_path, store_dir, monkeypatch, capsys):
 
 
 def test_continue_streams_the_childs_epochs_after_the_parents_and_show_has_val_confusion(tmp_path, store_dir):
-    spec = {"data": {"source": "builtin", "name": "iris"}, "split": {"test": 0.2, "validation": 0.2, "seed": 0},
-            "layers": [{"type": "Dense", "units": 8, "activation": "relu"}],
-            "train": {"optimizer": "adam", "learning_rate": 0.01, "epochs": 4, "batch_size": 16, "seed": 0}}
+    spec = {
+        "data": {"source": "builtin", "name": "iris"},
+        "split": {"test": 0.2, "validation": 0.2, "seed": 0},
+        "layers": [{"type": "Dense", "units": 8, "activation": "relu"}],
+        "train": {"optimizer": "adam", "learning_rate": 0.01, "epochs": 4, "batch_size": 16, "seed": 0},
+    }
     out = run_cli("train", write_spec(tmp_path, spec), "--store", store_dir)
     assert out.returncode == 0, out.stderr
     parent = [json.loads(line) for line in out.stdout.splitlines()]
@@ -171,10 +196,13 @@ def test_continue_streams_the_childs_epochs_after_the_parents_and_show_has_val_c
         assert sum(map(sum, confusion)) == shown["info"]["n_val"] == 30  # each validation sample, once
 
 
-@pytest.mark.parametrize("args, words", [
-    (["continue", "nope", "--epochs", "2"], "no run with id"),
-    (["continue", "nope"], "--epochs"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["continue", "nope", "--epochs", "2"], "no run with id"),
+        (["continue", "nope"], "--epochs"),
+    ],
+)
 def test_continue_refusals_exit_2_with_one_error_line(store_dir, args, words):
     out = run_cli(*args, "--store", store_dir)
     assert out.returncode == 2 and out.stderr.startswith("error:") and words in out.stderr

@@ -28,8 +28,15 @@ def _table(path, n=240):
     label = np.where((colour == "red") ^ (age > 50), "yes", "no")
     age[::17] = np.nan
     colour[5::23] = None
-    pd.DataFrame({"id": [f"id{i}" for i in range(n)], "age": age, "colour": colour,
-                  "amount": [f"{1000 + 37 * i:,}" for i in range(n)], "label": label}).to_csv(path, index=False)
+    pd.DataFrame(
+        {
+            "id": [f"id{i}" for i in range(n)],
+            "age": age,
+            "colour": colour,
+            "amount": [f"{1000 + 37 * i:,}" for i in range(n)],
+            "label": label,
+        }
+    ).to_csv(path, index=False)
     return path
 
 
@@ -42,9 +49,12 @@ def trained(tmp_path_factory):
     ref = f"{hashlib.sha256(table.read_bytes()).hexdigest()[:16]}/people.csv"  # where the dashboard keeps it
     (RunStore(store_dir).uploads_dir / ref).parent.mkdir(parents=True)
     shutil.copy(table, RunStore(store_dir).uploads_dir / ref)
-    spec = {"data": {"source": "csv", "path": ref, "target": "label"}, "split": {"test": 0.25, "validation": 0.1},
-            "layers": [{"type": "Dense", "units": 8, "activation": "relu"}],
-            "train": {"epochs": 8, "learning_rate": 0.01, "batch_size": 16}}
+    spec = {
+        "data": {"source": "csv", "path": ref, "target": "label"},
+        "split": {"test": 0.25, "validation": 0.1},
+        "layers": [{"type": "Dense", "units": 8, "activation": "relu"}],
+        "train": {"epochs": 8, "learning_rate": 0.01, "batch_size": 16},
+    }
     out = run_cli("train", write_spec(root, spec), "--store", store_dir)
     assert out.returncode == 0, out.stderr
     return store_dir, json.loads(out.stdout.splitlines()[-1])["run_id"], table
@@ -66,7 +76,7 @@ def test_predict_on_the_raw_rows_reproduces_the_runs_own_test_predictions(traine
 def test_predict_takes_new_rows_without_the_target_with_unseen_values_and_gaps(trained, tmp_path):
     store_dir, run_id, _ = trained
     rows = tmp_path / "new.csv"
-    rows.write_text("age,colour,amount\n,purple,\"2,500\"\n70,red,\n")
+    rows.write_text('age,colour,amount\n,purple,"2,500"\n70,red,\n')
     out = run_cli("predict", run_id, rows, "--store", store_dir)
     assert out.returncode == 0, out.stderr
     result = pd.read_csv(pd.io.common.StringIO(out.stdout))
@@ -74,7 +84,9 @@ def test_predict_takes_new_rows_without_the_target_with_unseen_values_and_gaps(t
     assert np.allclose(result["p_no"] + result["p_yes"], 1, atol=1e-5)
 
 
-def test_export_python_writes_a_script_that_runs_elsewhere_without_kfcore_and_prints_the_runs_metrics(trained, tmp_path):
+def test_export_python_writes_a_script_that_runs_elsewhere_without_kfcore_and_prints_the_runs_metrics(
+    trained, tmp_path
+):
     store_dir, run_id, _ = trained
     out = run_cli("export", run_id, "--format", "python", "--out", tmp_path / "export", "--store", store_dir)
     assert out.returncode == 0, out.stderr
@@ -83,8 +95,9 @@ def test_export_python_writes_a_script_that_runs_elsewhere_without_kfcore_and_pr
     assert str(store_dir) not in script and "uploads" not in script  # no server path
     moved = shutil.move(tmp_path / "export", tmp_path / "elsewhere")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"TF_CPP_MIN_LOG_LEVEL": "3"}
-    ran = subprocess.run([sys.executable, "-I", "train.py"], cwd=moved, env=env, capture_output=True, text=True,
-                         timeout=300)  # -I: isolated, so kfcore cannot be imported even from the checkout
+    ran = subprocess.run(
+        [sys.executable, "-I", "train.py"], cwd=moved, env=env, capture_output=True, text=True, timeout=300
+    )  # -I: isolated, so kfcore cannot be imported even from the checkout
     assert ran.returncode == 0, ran.stderr[-3000:]
     found = dict(re.findall(r"^test (loss|accuracy): (\d+\.\d{4})$", ran.stdout, re.MULTILINE))
     test = RunStore(store_dir).get(run_id).test
@@ -134,8 +147,11 @@ def test_predict_and_export_refuse_bad_input_with_one_error_line(trained, tmp_pa
 def test_a_built_in_table_predicts_from_a_csv_with_its_feature_names(tmp_path, store_dir):
     from sklearn.datasets import load_iris
 
-    spec = {"data": {"source": "builtin", "name": "iris"}, "layers": [{"type": "Dense", "units": 8}],
-            "train": {"epochs": 2}}
+    spec = {
+        "data": {"source": "builtin", "name": "iris"},
+        "layers": [{"type": "Dense", "units": 8}],
+        "train": {"epochs": 2},
+    }
     out = run_cli("train", write_spec(tmp_path, spec), "--store", store_dir)
     assert out.returncode == 0, out.stderr
     run_id = json.loads(out.stdout.splitlines()[-1])["run_id"]

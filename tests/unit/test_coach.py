@@ -52,12 +52,23 @@ def test_a_loss_that_went_up_asks_for_a_smaller_learning_rate():
 
 
 def test_a_run_still_improving_at_its_last_epoch_is_offered_more_epochs_within_the_servers_cap():
-    found = coach.read_results(SPEC, history([1, 0.8, 0.6, 0.5, 0.4, 0.33, 0.28, 0.24, 0.2, 0.17],
-                                             [1, 0.85, 0.7, 0.6, 0.5, 0.45, 0.41, 0.38, 0.35, 0.33]),
-                               {"task": "classification", "accuracy": 0.9}, max_epochs=15)
+    found = coach.read_results(
+        SPEC,
+        history(
+            [1, 0.8, 0.6, 0.5, 0.4, 0.33, 0.28, 0.24, 0.2, 0.17], [1, 0.85, 0.7, 0.6, 0.5, 0.45, 0.41, 0.38, 0.35, 0.33]
+        ),
+        {"task": "classification", "accuracy": 0.9},
+        max_epochs=15,
+    )
     assert keys(found) == ["still_improving"] and found[0].change == {"train.epochs": 15}
-    assert coach.read_results(SPEC, history([1, 0.5, 0.4, 0.39, 0.39, 0.39, 0.39, 0.39, 0.39, 0.39]),
-                              {"task": "classification", "accuracy": 0.9}) == []
+    assert (
+        coach.read_results(
+            SPEC,
+            history([1, 0.5, 0.4, 0.39, 0.39, 0.39, 0.39, 0.39, 0.39, 0.39]),
+            {"task": "classification", "accuracy": 0.9},
+        )
+        == []
+    )
 
 
 def test_apply_changes_only_the_named_settings_of_a_copy():

@@ -3,20 +3,35 @@
 from kfcore.present import compare
 from kfcore.runs.store import RunRecord
 
-IRIS = {"data": {"source": "builtin", "name": "iris"}, "layers": [{"type": "Dense", "units": 16, "activation": "relu"}],
-        "train": {"epochs": 3}}
+IRIS = {
+    "data": {"source": "builtin", "name": "iris"},
+    "layers": [{"type": "Dense", "units": 16, "activation": "relu"}],
+    "train": {"epochs": 3},
+}
 
 
 def record(**kw) -> RunRecord:
-    base = {"id": "abc123", "name": "run 1", "spec": IRIS, "status": "finished", "created": 100.0, "started": 100.0,
-            "finished": 112.5}
+    base = {
+        "id": "abc123",
+        "name": "run 1",
+        "spec": IRIS,
+        "status": "finished",
+        "created": 100.0,
+        "started": 100.0,
+        "finished": 112.5,
+    }
     return RunRecord(**{**base, **kw})
 
 
 def test_flatten_gives_one_dotted_path_per_setting_and_one_per_layer_field():
     flat = compare.flatten({"train": {"epochs": 3}, "layers": [{"type": "Dense", "units": 8}, {"type": "Dropout"}]})
-    assert flat == {"train.epochs": 3, "layers.count": 2, "layers[0].type": "Dense", "layers[0].units": 8,
-                    "layers[1].type": "Dropout"}
+    assert flat == {
+        "train.epochs": 3,
+        "layers.count": 2,
+        "layers[0].type": "Dense",
+        "layers[0].units": 8,
+        "layers[1].type": "Dropout",
+    }
 
 
 def test_config_diff_lists_only_the_fields_that_differ():
@@ -38,10 +53,16 @@ def test_a_layer_only_one_run_has_is_a_difference_with_a_missing_value_for_the_o
 
 
 def test_summary_row_has_what_the_runs_table_shows():
-    history = [{"epoch": 1, "val_accuracy": 0.5, "val_loss": 1.0}, {"epoch": 2, "val_accuracy": 0.8, "val_loss": 0.6},
-               {"epoch": 3, "val_accuracy": 0.7, "val_loss": 0.7}]
-    rec = record(info={"task": "multiclass", "params": 131, "epochs": 3}, test={"accuracy": 0.9, "loss": 0.3},
-                 hardware={"device": "CPU: test (2 cores)"})
+    history = [
+        {"epoch": 1, "val_accuracy": 0.5, "val_loss": 1.0},
+        {"epoch": 2, "val_accuracy": 0.8, "val_loss": 0.6},
+        {"epoch": 3, "val_accuracy": 0.7, "val_loss": 0.7},
+    ]
+    rec = record(
+        info={"task": "multiclass", "params": 131, "epochs": 3},
+        test={"accuracy": 0.9, "loss": 0.3},
+        hardware={"device": "CPU: test (2 cores)"},
+    )
     row = compare.summary_row(rec, history)
     assert row["dataset"] == "iris" and row["layers"] == "Dense(16, relu)" and row["params"] == 131
     assert (row["best_val_metric"], row["best_val"]) == ("accuracy", 0.8)

@@ -319,8 +319,15 @@ def test_csv_keeps_numbers_one_hot_encodes_text_and_fills_gaps(tmp_path):
     train = split_dataset(ds, SplitSpec(0.2, 0, 0)).train_index
     # The recipe is fitted on the 4 training rows alone: the test row (50, red, no income) is never looked at.
     assert sorted(train.tolist()) == [0, 1, 3, 4]
-    assert ds.feature_names == ["age", "color=(missing)", "color=blue", "color=red", "income", "flag=False",
-                                "flag=True"]
+    assert ds.feature_names == [
+        "age",
+        "color=(missing)",
+        "color=blue",
+        "color=red",
+        "income",
+        "flag=False",
+        "flag=True",
+    ]
     assert ds.x.dtype == np.float32 and ds.x.shape == (5, 7)  # the row with no label is dropped
     assert ds.task == "binary" and ds.class_names == ["no", "yes"]
     assert ds.y.tolist() == [1, 0, 1, 0, 1]

@@ -22,8 +22,16 @@ def sized(mb: float, name: str = "set") -> Dataset:
 def test_dataset_bytes_counts_every_array_a_dataset_holds():
     ds = load_dataset(DataSpec(name="digits"))
     assert dataset_bytes(ds) == ds.x.nbytes + ds.y.nbytes == 1797 * 64 * 4 + 1797 * 8
-    own_test = Dataset("t", "", np.zeros((10, 3), np.float32), np.zeros(10, np.int64), "binary", ["a", "b"],
-                       x_test=np.zeros((5, 3), np.float32), y_test=np.zeros(5, np.int64))
+    own_test = Dataset(
+        "t",
+        "",
+        np.zeros((10, 3), np.float32),
+        np.zeros(10, np.int64),
+        "binary",
+        ["a", "b"],
+        x_test=np.zeros((5, 3), np.float32),
+        y_test=np.zeros(5, np.int64),
+    )
     assert dataset_bytes(own_test) == 10 * 12 + 80 + 5 * 12 + 40
 
 
@@ -35,6 +43,7 @@ def test_the_cache_keeps_datasets_within_its_byte_budget_least_recently_used_out
         def load():
             loads.append(key)
             return sized(0.9, key)
+
         return load
 
     for key in "abc":

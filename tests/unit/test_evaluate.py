@@ -8,7 +8,7 @@ from kfcore.training import evaluate
 
 def test_confusion_matrix_and_per_class_metrics_match_hand_counts():
     y_true = np.array([0, 0, 1, 1, 2, 2])
-    probs = np.array([[.9, .1, 0], [.2, .7, .1], [.1, .8, .1], [.1, .8, .1], [.6, .1, .3], [0, 0, 1]])
+    probs = np.array([[0.9, 0.1, 0], [0.2, 0.7, 0.1], [0.1, 0.8, 0.1], [0.1, 0.8, 0.1], [0.6, 0.1, 0.3], [0, 0, 1]])
     rep = evaluate.classification_report(y_true, probs, ["a", "b", "c"])
     assert rep["confusion_matrix"] == [[1, 1, 0], [0, 2, 0], [1, 0, 1]]
     assert rep["accuracy"] == pytest.approx(4 / 6)

@@ -21,17 +21,21 @@ from kfcore.spec import parse_spec
 from tests.raycluster import ray_cluster
 from tests.unit.helpers import wait_for
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("ray") is None,
-                                reason="ray is not installed: pip install -r requirements.txt (it lists ray)")
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("ray") is None,
+    reason="ray is not installed: pip install -r requirements.txt (it lists ray)",
+)
 
 
 def _spec(epochs=6, data=None, batch=16):
-    return parse_spec({
-        "data": data or {"source": "builtin", "name": "iris"},
-        "split": {"test": 0.2, "validation": 0.2, "seed": 0},
-        "layers": [{"type": "Dense", "units": 8, "activation": "tanh"}],
-        "train": {"optimizer": "adam", "learning_rate": 0.02, "epochs": epochs, "batch_size": batch, "seed": 3},
-    })
+    return parse_spec(
+        {
+            "data": data or {"source": "builtin", "name": "iris"},
+            "split": {"test": 0.2, "validation": 0.2, "seed": 0},
+            "layers": [{"type": "Dense", "units": 8, "activation": "tanh"}],
+            "train": {"optimizer": "adam", "learning_rate": 0.02, "epochs": epochs, "batch_size": batch, "seed": 3},
+        }
+    )
 
 
 def _long_spec():  # hundreds of epochs: it is still training when the test acts on it
@@ -158,9 +162,23 @@ def test_an_upload_travels_to_ray_and_another_browsers_upload_is_refused(on_ray,
 def test_the_cli_trains_on_the_cluster_by_address_and_prints_each_epoch(cluster, tmp_path):
     spec = tmp_path / "spec.json"
     spec.write_text(_spec(epochs=3).to_json())
-    out = subprocess.run([sys.executable, "-m", "kfcore", "train", str(spec), "--address", cluster.address,
-                          "--store", str(tmp_path / "store")], capture_output=True, text=True, timeout=240,
-                         cwd=Path(__file__).parents[2])
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kfcore",
+            "train",
+            str(spec),
+            "--address",
+            cluster.address,
+            "--store",
+            str(tmp_path / "store"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=Path(__file__).parents[2],
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     lines = [json.loads(line) for line in out.stdout.splitlines()]
     assert [line["epoch"] for line in lines[:-1]] == [1, 2, 3] and lines[-1]["event"] == "done"

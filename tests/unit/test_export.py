@@ -66,8 +66,13 @@ def files(tmp_path_factory) -> dict[str, str]:
     rng = np.random.default_rng(0)
     (d / "semicolon.csv.txt").write_bytes(gzip.compress(b"a;b;y\n1;2;0.5\n3;inf;1.5\n5;6;2\n7;8;3\n9;1;4\n2;2;5\n"))
     np.savez(d / "table.npz", x=rng.normal(size=40), y=(np.arange(40) % 2)[:, None])
-    np.savez(d / "images.npz", x=rng.uniform(0, 4095, (40, 6, 6)).astype(np.float32), y=np.arange(40) % 4 * 10,
-             x_test=rng.uniform(0, 4095, (8, 6, 6)).astype(np.float32), y_test=np.arange(8) % 4 * 10)
+    np.savez(
+        d / "images.npz",
+        x=rng.uniform(0, 4095, (40, 6, 6)).astype(np.float32),
+        y=np.arange(40) % 4 * 10,
+        x_test=rng.uniform(0, 4095, (8, 6, 6)).astype(np.float32),
+        y_test=np.arange(8) % 4 * 10,
+    )
     # "1.037,5": a dot groups thousands, a comma starts the decimals; "car 3" names the row (an ID, dropped)
     eu = ["name;price;weight;y"] + [
         f"car {i};{1 + i // 20}.{(37 * i) % 1000:03d},{i % 10};{i // 2},{(i * 5) % 10};{i % 2}" for i in range(40)
@@ -109,44 +114,70 @@ def matrix(files) -> dict:
         "digits_mlp": _spec({**builtin, "name": "digits"}, [{"type": "Dense", "units": 64, "activation": "relu"}]),
         "digits_convnet": _spec({**builtin, "name": "digits"}, CONVNET, optimizer="sgd", momentum=0.9),
         "iris_regression": _spec({**builtin, "name": "iris", "task": "regression"}, optimizer="adagrad"),
-        "wine_onehot": _spec({**builtin, "name": "wine"}, output={"loss": "categorical_crossentropy"},
-                             optimizer="rmsprop", schedule="cosine"),
-        "breast_cancer": _spec({**builtin, "name": "breast_cancer"}, optimizer="adamw", weight_decay=0.01,
-                               early_stopping=True, patience=2),
-        "diabetes": _spec({**builtin, "name": "diabetes"}, [{"type": "Dense", "units": 8, "l1": 0.01, "l2": 0.02,
-                                                              "initializer": "he_normal"}], schedule="exponential"),
+        "wine_onehot": _spec(
+            {**builtin, "name": "wine"},
+            output={"loss": "categorical_crossentropy"},
+            optimizer="rmsprop",
+            schedule="cosine",
+        ),
+        "breast_cancer": _spec(
+            {**builtin, "name": "breast_cancer"}, optimizer="adamw", weight_decay=0.01, early_stopping=True, patience=2
+        ),
+        "diabetes": _spec(
+            {**builtin, "name": "diabetes"},
+            [{"type": "Dense", "units": 8, "l1": 0.01, "l2": 0.02, "initializer": "he_normal"}],
+            schedule="exponential",
+        ),
         "diabetes_as_classes": _spec({**builtin, "name": "diabetes", "task": "multiclass"}, split={"validation": 0}),
         **{
-            name: _spec({**builtin, "name": name, "n": 120, "noise": 0.2},
-                        [{"type": "Dense", "units": 8, "activation": "tanh"}, {"type": "BatchNormalization"}],
-                        output={"activation": "sigmoid"})
+            name: _spec(
+                {**builtin, "name": name, "n": 120, "noise": 0.2},
+                [{"type": "Dense", "units": 8, "activation": "tanh"}, {"type": "BatchNormalization"}],
+                output={"activation": "sigmoid"},
+            )
             for name in ("circle", "xor", "gauss", "spiral", "moons")
         },
-        "csv": _spec({"source": "csv", "path": files["csv"], "target": "label"}, early_stopping=True,
-                     restore_best_weights=False),
+        "csv": _spec(
+            {"source": "csv", "path": files["csv"], "target": "label"}, early_stopping=True, restore_best_weights=False
+        ),
         "csv_decimal_comma_and_an_id": _spec({"source": "csv", "path": files["decimal_comma"], "target": "y"}),
         "csv_thousands": _spec({"source": "csv", "path": files["thousands"], "target": "y"}),
-        "csv_decimal_comma_target": _spec({"source": "csv", "path": files["decimal_comma"], "target": "weight",
-                                           "task": "regression"}),
-        "csv_semicolon_gzip": _spec({"source": "csv", "path": files["semicolon"], "target": "y"},
-                                    split={"test": 0.3, "validation": 0}, early_stopping=True),
+        "csv_decimal_comma_target": _spec(
+            {"source": "csv", "path": files["decimal_comma"], "target": "weight", "task": "regression"}
+        ),
+        "csv_semicolon_gzip": _spec(
+            {"source": "csv", "path": files["semicolon"], "target": "y"},
+            split={"test": 0.3, "validation": 0},
+            early_stopping=True,
+        ),
         "npz_table": _spec({"source": "npz", "path": files["table_npz"]}, [{"type": "Dropout", "rate": 0.2}]),
         "npz_images_own_test": _spec(
             {"source": "npz", "path": files["images_npz"]},
-            [{"type": "Conv2D", "filters": 4, "kernel_size": [3, 2], "strides": 2, "l2": 0.001,
-              "initializer": "glorot_normal"},
-             {"type": "MaxPooling2D", "pool_size": 2, "strides": 1, "padding": "same"},
-             {"type": "GlobalAveragePooling2D"}],
+            [
+                {
+                    "type": "Conv2D",
+                    "filters": 4,
+                    "kernel_size": [3, 2],
+                    "strides": 2,
+                    "l2": 0.001,
+                    "initializer": "glorot_normal",
+                },
+                {"type": "MaxPooling2D", "pool_size": 2, "strides": 1, "padding": "same"},
+                {"type": "GlobalAveragePooling2D"},
+            ],
             split={"validation": 0.25},
         ),
         "idx_gzip": _spec({"source": "idx", "images": files["images_gz"], "labels": files["labels_gz"]}, CONVNET),
-        "idx_raw_float": _spec({"source": "idx", "images": files["images_raw"], "labels": files["labels_raw"]},
-                               split={"validation": 0}),
+        "idx_raw_float": _spec(
+            {"source": "idx", "images": files["images_raw"], "labels": files["labels_raw"]}, split={"validation": 0}
+        ),
         "mnist": _spec({"source": "keras", "name": "mnist"}, CONVNET, split={"validation": 0.1}),
-        "fashion_mnist": _spec({"source": "keras", "name": "fashion_mnist"}, split={"validation": 0},
-                               early_stopping=True),
-        "cifar10_regression": _spec({"source": "keras", "name": "cifar10", "task": "regression"},
-                                    split={"validation": 0}),
+        "fashion_mnist": _spec(
+            {"source": "keras", "name": "fashion_mnist"}, split={"validation": 0}, early_stopping=True
+        ),
+        "cifar10_regression": _spec(
+            {"source": "keras", "name": "cifar10", "task": "regression"}, split={"validation": 0}
+        ),
     }
 
 
@@ -166,8 +197,9 @@ def test_every_script_compiles_and_passes_ruff_with_default_and_project_rules(sc
     if ruff is None:
         pytest.skip("ruff is not installed")
     for rules in ([], ["--select", "E,F,W,I,B,UP", "--ignore", "E501"]):  # ruff's defaults, then the project's
-        result = subprocess.run([ruff, "check", "--isolated", "--no-cache", *rules, str(tmp_path)],
-                                capture_output=True, text=True)
+        result = subprocess.run(
+            [ruff, "check", "--isolated", "--no-cache", *rules, str(tmp_path)], capture_output=True, text=True
+        )
         assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -180,9 +212,10 @@ def test_scripts_stand_alone_and_import_only_what_the_data_needs(scripts):
     assert "keras.datasets.mnist.load_data()" in scripts["mnist"]
     assert "def spiral(" in scripts["spiral"] and "def circle(" not in scripts["spiral"]
     assert "SGD(learning_rate=0.001, momentum=0.9)" in scripts["digits_convnet"]
-    assert "ExponentialDecay" in scripts["diabetes"] and "AdamW(learning_rate=0.001, weight_decay=0.01)" in scripts[
-        "breast_cancer"
-    ]
+    assert (
+        "ExponentialDecay" in scripts["diabetes"]
+        and "AdamW(learning_rate=0.001, weight_decay=0.01)" in scripts["breast_cancer"]
+    )
 
 
 def test_script_is_written_for_its_spec_alone(scripts):
@@ -223,15 +256,22 @@ def test_scripts_load_and_split_the_runs_samples_exactly(matrix, scripts, files,
 
 def test_exported_scripts_reach_the_runs_test_accuracy(files, tmp_path):
     specs = {
-        "iris_mlp": _spec({"source": "builtin", "name": "iris"}, split={"validation": 0.2}, learning_rate=0.01,
-                          epochs=15),
-        "circle_2_8_8_tanh": _spec({"source": "builtin", "name": "circle", "n": 200, "noise": 0.1},
-                                   [{"type": "Dense", "units": 8, "activation": "tanh"}] * 2, learning_rate=0.03,
-                                   epochs=15, early_stopping=True),
-        "digits_convnet": _spec({"source": "builtin", "name": "digits"}, CONVNET, learning_rate=0.01, epochs=4,
-                                batch_size=64),
-        "csv_categorical": _spec({"source": "csv", "path": files["csv"], "target": "label"}, learning_rate=0.01,
-                                 epochs=8),
+        "iris_mlp": _spec(
+            {"source": "builtin", "name": "iris"}, split={"validation": 0.2}, learning_rate=0.01, epochs=15
+        ),
+        "circle_2_8_8_tanh": _spec(
+            {"source": "builtin", "name": "circle", "n": 200, "noise": 0.1},
+            [{"type": "Dense", "units": 8, "activation": "tanh"}] * 2,
+            learning_rate=0.03,
+            epochs=15,
+            early_stopping=True,
+        ),
+        "digits_convnet": _spec(
+            {"source": "builtin", "name": "digits"}, CONVNET, learning_rate=0.01, epochs=4, batch_size=64
+        ),
+        "csv_categorical": _spec(
+            {"source": "csv", "path": files["csv"], "target": "label"}, learning_rate=0.01, epochs=8
+        ),
         "diabetes_regression": _spec({"source": "builtin", "name": "diabetes"}, epochs=6),
     }
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -243,8 +283,11 @@ def test_exported_scripts_reach_the_runs_test_accuracy(files, tmp_path):
         for path in filter(None, (spec.data.path, spec.data.images, spec.data.labels)):
             shutil.copy(path, cwd)  # "Put people.csv next to this script"
         log = open(cwd / "log.txt", "w")  # a file, not a pipe: a full pipe would stall the script; closed below
-        runs[name] = (cwd, log, subprocess.Popen([sys.executable, "train.py"], cwd=cwd, env=env, stdout=log,
-                                                 stderr=subprocess.STDOUT))
+        runs[name] = (
+            cwd,
+            log,
+            subprocess.Popen([sys.executable, "train.py"], cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT),
+        )
     expected = {name: train(spec).test for name, spec in specs.items()}
 
     # Same samples, seeds, layers and steps: on a CPU the script repeats the run exactly (4-decimal print).
@@ -282,12 +325,32 @@ def test_a_run_that_could_not_start_is_refused_with_kfcores_message(tmp_path):
 
 def test_metrics_csv_has_a_header_and_one_column_per_class_accuracy():
     epochs = [
-        {"epoch": 1, "time": 1700000000.5, "loss": 0.9, "accuracy": 0.5, "val_loss": 1.0, "val_accuracy": 0.4,
-         "learning_rate": 0.001, "epoch_time": 0.2, "samples_per_s": 5000.0, "elapsed": 1.2,
-         "per_class_val_accuracy": [0.25, 0.5, 1.0]},
-        {"epoch": 2, "time": 1700000001.5, "loss": 0.5, "accuracy": 0.75, "val_loss": 0.6, "val_accuracy": 0.7,
-         "learning_rate": 0.0009, "epoch_time": 0.1, "samples_per_s": 6000.0, "elapsed": 1.4,
-         "per_class_val_accuracy": [0.5, 0.75, 1.0]},
+        {
+            "epoch": 1,
+            "time": 1700000000.5,
+            "loss": 0.9,
+            "accuracy": 0.5,
+            "val_loss": 1.0,
+            "val_accuracy": 0.4,
+            "learning_rate": 0.001,
+            "epoch_time": 0.2,
+            "samples_per_s": 5000.0,
+            "elapsed": 1.2,
+            "per_class_val_accuracy": [0.25, 0.5, 1.0],
+        },
+        {
+            "epoch": 2,
+            "time": 1700000001.5,
+            "loss": 0.5,
+            "accuracy": 0.75,
+            "val_loss": 0.6,
+            "val_accuracy": 0.7,
+            "learning_rate": 0.0009,
+            "epoch_time": 0.1,
+            "samples_per_s": 6000.0,
+            "elapsed": 1.4,
+            "per_class_val_accuracy": [0.5, 0.75, 1.0],
+        },
     ]
     rows = list(csv.DictReader(io.StringIO(metrics_csv(epochs))))
     assert list(rows[0])[:2] == ["epoch", "time"]

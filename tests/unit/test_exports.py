@@ -26,17 +26,26 @@ TOLERANCE = 1e-4  # float32: the same graph in another runtime
 TABLE_SPEC = {
     "data": {"source": "csv", "target": "species"},
     "split": {"test": 0.2, "validation": 0.2, "seed": 0},
-    "layers": [{"type": "Dense", "units": 16, "activation": "relu"}, {"type": "BatchNormalization"},
-               {"type": "Dropout", "rate": 0.1}],
+    "layers": [
+        {"type": "Dense", "units": 16, "activation": "relu"},
+        {"type": "BatchNormalization"},
+        {"type": "Dropout", "rate": 0.1},
+    ],
     "train": {"optimizer": "adam", "learning_rate": 0.01, "epochs": 3, "batch_size": 16, "seed": 0},
 }
 IMAGE_SPEC = {
     "data": {"source": "builtin", "name": "digits"},
     "split": {"test": 0.2, "validation": 0.1, "seed": 0},
-    "layers": [{"type": "Conv2D", "filters": 8, "kernel_size": 3, "activation": "relu", "padding": "same"},
-               {"type": "BatchNormalization"}, {"type": "MaxPooling2D", "pool_size": 2},
-               {"type": "LayerNormalization"}, {"type": "AveragePooling2D", "pool_size": 2},
-               {"type": "Flatten"}, {"type": "Dense", "units": 64, "activation": "swish"}, {"type": "Dropout", "rate": 0.1}],
+    "layers": [
+        {"type": "Conv2D", "filters": 8, "kernel_size": 3, "activation": "relu", "padding": "same"},
+        {"type": "BatchNormalization"},
+        {"type": "MaxPooling2D", "pool_size": 2},
+        {"type": "LayerNormalization"},
+        {"type": "AveragePooling2D", "pool_size": 2},
+        {"type": "Flatten"},
+        {"type": "Dense", "units": 64, "activation": "swish"},
+        {"type": "Dropout", "rate": 0.1},
+    ],
     "train": {"optimizer": "adam", "learning_rate": 0.01, "epochs": 2, "batch_size": 32, "seed": 0},
 }
 
@@ -47,7 +56,9 @@ def _table_csv() -> bytes:
     iris = load_iris(as_frame=True)
     frame = iris.frame.rename(columns={"target": "species"})
     frame["species"] = [iris.target_names[i] for i in frame["species"]]
-    frame["colour"] = [("red", "green", "blue")[i % 3] for i in frame.index]  # a text column: the recipe one-hot encodes it
+    frame["colour"] = [
+        ("red", "green", "blue")[i % 3] for i in frame.index
+    ]  # a text column: the recipe one-hot encodes it
     return frame.to_csv(index=False).encode()
 
 
@@ -120,8 +131,13 @@ def test_onnx_gives_the_keras_models_outputs_in_onnxruntime(run, tmp_path):
 def test_onnx_refuses_a_model_with_an_op_onnx_lacks_and_names_its_layer(tmp_path):
     import keras
 
-    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, activation="relu", name="fine"),
-                              keras.layers.Dense(2, activation="gelu", name="smooth")])
+    model = keras.Sequential(
+        [
+            keras.Input((3,)),
+            keras.layers.Dense(4, activation="relu", name="fine"),
+            keras.layers.Dense(2, activation="gelu", name="smooth"),
+        ]
+    )
     with pytest.raises(convert.FormatError, match=r"smooth \(TensorFlow op Erfc\)") as refused:
         convert.onnx_bytes(model)
     assert "fine" not in str(refused.value) and "SavedModel or TFLite" in str(refused.value)
@@ -129,8 +145,9 @@ def test_onnx_refuses_a_model_with_an_op_onnx_lacks_and_names_its_layer(tmp_path
 
 def test_dynamic_quantisation_from_the_cli_prints_the_smaller_size_and_the_measured_accuracy_change(trained, tmp_path):
     store, ids = trained
-    out = run_cli("export", ids["image"], "--format", "tflite", "--quantize", "dynamic", "--out", tmp_path,
-                  "--store", store.root)
+    out = run_cli(
+        "export", ids["image"], "--format", "tflite", "--quantize", "dynamic", "--out", tmp_path, "--store", store.root
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines() == [str(tmp_path / convert.TFLITE_FILE)]
     flatbuffer = (tmp_path / convert.TFLITE_FILE).read_bytes()
@@ -157,8 +174,13 @@ def test_tensorboard_reads_the_event_files_as_the_runs_curves(trained, tmp_path)
     for part in ("train", "validation"):
         acc = EventAccumulator(str(tmp_path / "tensorboard" / part), size_guidance={"tensors": 0})
         acc.Reload()
-        curves[part] = {tag: [(e.step, float(np.asarray(__import__("tensorflow").make_ndarray(e.tensor_proto))))
-                              for e in acc.Tensors(tag)] for tag in acc.Tags()["tensors"]}
+        curves[part] = {
+            tag: [
+                (e.step, float(np.asarray(__import__("tensorflow").make_ndarray(e.tensor_proto))))
+                for e in acc.Tensors(tag)
+            ]
+            for tag in acc.Tags()["tensors"]
+        }
     assert curves["train"]["epoch_loss"] == pytest.approx([(r["epoch"], r["loss"]) for r in history])
     assert curves["validation"]["epoch_accuracy"] == pytest.approx([(r["epoch"], r["val_accuracy"]) for r in history])
     per_class = curves["validation"]["epoch_accuracy_per_class/setosa"]
@@ -173,8 +195,20 @@ def test_the_card_is_one_offline_html_file_with_the_runs_facts(trained, tmp_path
     assert "<script src" not in page and "<link" not in page  # nothing fetched: it reads offline
     assert "Plotly.newPlot" in page and "plotly.js" in page.lower()  # the curves, with their JS inline
     assert "table &lt;b&gt;run&lt;/b&gt;" in page and "<b>run</b>" not in page  # user text escaped
-    for fact in ("flowers.csv", "colour", "category", "Dense", "BatchNormalization", "learning_rate", "adam",
-                 record.hardware["device"], "Confusion matrix", "virginica", "precision", "recall"):
+    for fact in (
+        "flowers.csv",
+        "colour",
+        "category",
+        "Dense",
+        "BatchNormalization",
+        "learning_rate",
+        "adam",
+        record.hardware["device"],
+        "Confusion matrix",
+        "virginica",
+        "precision",
+        "recall",
+    ):
         assert fact in page, fact
     for line in formats.FORMATS.values():
         assert line.replace("'", "&#x27;") in page
@@ -200,8 +234,9 @@ def test_a_bundle_round_trips_into_another_store_as_a_read_only_run_that_forks(t
     assert copy.id in run_cli("runs", "--store", other.root).stdout
     model = convert.load_keras(copy.model_path)
     test = formats.run_test_split(other, copy)  # its upload came along: the data loads in the other store
-    np.testing.assert_allclose(model.predict(test.x, verbose=0),
-                               convert.load_keras(original.model_path).predict(test.x, verbose=0), atol=1e-6)
+    np.testing.assert_allclose(
+        model.predict(test.x, verbose=0), convert.load_keras(original.model_path).predict(test.x, verbose=0), atol=1e-6
+    )
 
     fork = {**copy.spec, "train": {**copy.spec["train"], "epochs": 1}}  # what Fork into editor then Train runs
     fork_id = _train(other, fork, "fork")
@@ -238,16 +273,20 @@ HOSTILE = {
     "absolute path": (_add("/etc/cron.d/evil", b"x"), "whose path leaves the bundle"),
     "unknown member": (_add("run.sh", b"rm -rf /"), "which no KF Studio bundle has"),
     "bomb": (_replace("card.html", b"\0" * (64 << 20)), "ZIP bomb"),
-    "bad JSON": (_replace("history.json", b"[{\"epoch\": 1,"), "history.json is not valid JSON"),
+    "bad JSON": (_replace("history.json", b'[{"epoch": 1,'), "history.json is not valid JSON"),
     "deep JSON": (_replace("evaluation.json", b"[" * 5000 + b"]" * 5000), "nests 5,000 levels"),
-    "not a manifest": (_replace("manifest.json", b"{\"format\": \"other\"}"), "does not say so"),
-    "bad spec": (_replace("spec.json", b"{\"layers\": \"all of them\"}"), "not a valid run spec"),
+    "not a manifest": (_replace("manifest.json", b'{"format": "other"}'), "does not say so"),
+    "bad spec": (_replace("spec.json", b'{"layers": "all of them"}'), "not a valid run spec"),
     "text in the history": (_replace("history.json", b'[{"epoch": 1, "loss": "<script>"}]'), "not numbers"),
-    "odd evaluation": (_replace("evaluation.json", b'{"confusion_matrix": [[1, 2]], "class_names": ["a", "b"]}'),
-                       "not a KF Studio evaluation"),
+    "odd evaluation": (
+        _replace("evaluation.json", b'{"confusion_matrix": [[1, 2]], "class_names": ["a", "b"]}'),
+        "not a KF Studio evaluation",
+    ),
     "bad model": (_replace("model.keras", b"not a model"), "model.keras is damaged"),
-    "changed data": (lambda n, d: [(n, d + b"5,5,5,5,setosa,red\n" if n.startswith("data/") else d)],
-                     "does not match its checksum"),
+    "changed data": (
+        lambda n, d: [(n, d + b"5,5,5,5,setosa,red\n" if n.startswith("data/") else d)],
+        "does not match its checksum",
+    ),
     "missing model": (lambda n, d: [] if n == "model.keras" else [(n, d)], "it lacks model.keras"),
 }
 
@@ -277,8 +316,10 @@ def test_bundles_over_the_size_limit_or_not_zips_are_refused_before_reading(bund
 
 def test_cli_refuses_unknown_formats_and_misplaced_quantisation_in_one_line(trained, tmp_path):
     store, ids = trained
-    for args, words in ((("--format", "pickle"), "invalid choice: 'pickle'"),
-                        (("--format", "onnx", "--quantize", "dynamic"), "applies to the tflite format only")):
+    for args, words in (
+        (("--format", "pickle"), "invalid choice: 'pickle'"),
+        (("--format", "onnx", "--quantize", "dynamic"), "applies to the tflite format only"),
+    ):
         out = run_cli("export", ids["table"], *args, "--out", tmp_path, "--store", store.root)
         assert out.returncode == 2 and words in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
 

@@ -40,8 +40,9 @@ def _assert_same(tmp_path, fast, fit):
         assert a.get("val_confusion") == b.get("val_confusion")
         for key in set(a) - timing - {"val_confusion"}:
             assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-6), (a["epoch"], key)
-    for a, b in zip(_weights(tmp_path / "fast" / "model.keras"), _weights(tmp_path / "fit" / "model.keras"),
-                    strict=True):
+    for a, b in zip(
+        _weights(tmp_path / "fast" / "model.keras"), _weights(tmp_path / "fit" / "model.keras"), strict=True
+    ):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
     assert fast.test == pytest.approx(fit.test, rel=1e-4)
 
@@ -50,9 +51,14 @@ CASES = {
     "adam, three classes": {},
     "sgd momentum + exponential decay": {"train": {"optimizer": "sgd", "momentum": 0.9, "schedule": "exponential"}},
     "adamw + cosine decay": {"train": {"optimizer": "adamw", "schedule": "cosine"}},
-    "rmsprop, dropout, batch norm": {"train": {"optimizer": "rmsprop"}, "layers": [
-        {"type": "Dense", "units": 16, "activation": "relu"}, {"type": "BatchNormalization"},
-        {"type": "Dropout", "rate": 0.3}]},
+    "rmsprop, dropout, batch norm": {
+        "train": {"optimizer": "rmsprop"},
+        "layers": [
+            {"type": "Dense", "units": 16, "activation": "relu"},
+            {"type": "BatchNormalization"},
+            {"type": "Dropout", "rate": 0.3},
+        ],
+    },
     "adagrad, partial last batch": {"train": {"optimizer": "adagrad", "batch_size": 7}},
     "binary spiral, batch 10": {"data": {"name": "spiral", "n": 200}, "train": {"batch_size": 10}},
     "regression (loss weights, rescaled output)": {"data": {"name": "diabetes"}},
@@ -112,15 +118,18 @@ def test_cancel_between_calls_stops_the_fast_loop():
     assert result.status == "cancelled"
 
 
-@pytest.mark.parametrize("loss, y", [("sparse_categorical_crossentropy", np.arange(50) % 3),
-                                     ("mse", np.linspace(-2.0, 2.0, 50).astype(np.float32))])
+@pytest.mark.parametrize(
+    "loss, y",
+    [("sparse_categorical_crossentropy", np.arange(50) % 3), ("mse", np.linspace(-2.0, 2.0, 50).astype(np.float32))],
+)
 def test_scores_from_outputs_are_what_evaluate_reports(loss, y):
     keras.utils.set_random_seed(0)
     x = np.random.default_rng(0).normal(size=(50, 4)).astype(np.float32)
     inputs = keras.Input((4,))
     hidden = keras.layers.Dense(8, activation="tanh", kernel_regularizer="l2")(inputs)
-    out = keras.layers.Dense(3 if loss.startswith("sparse") else 1,
-                             activation="softmax" if loss.startswith("sparse") else None)(hidden)
+    out = keras.layers.Dense(
+        3 if loss.startswith("sparse") else 1, activation="softmax" if loss.startswith("sparse") else None
+    )(hidden)
     model = keras.Model(inputs, out)
     model.compile("adam", loss=loss, metrics=["accuracy" if loss.startswith("sparse") else "mae"], loss_weights=[0.3])
     expected = model.evaluate(x, y, batch_size=7, verbose=0, return_dict=True)

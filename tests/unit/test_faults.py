@@ -35,50 +35,92 @@ from tests.unit.helpers import FullDiskConnection, fill, small_disk, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
-TINY = {"data": {"source": "builtin", "name": "iris"}, "layers": [{"type": "Dense", "units": 8}],
-        "train": {"epochs": 3, "batch_size": 16, "learning_rate": 0.01}}
-LONG = {"data": {"source": "builtin", "name": "digits"}, "layers": [{"type": "Dense", "units": 64}],
-        "train": {"epochs": 1000, "batch_size": 8}}
-
-
+TINY = {
+    "data": {"source": "builtin", "name": "iris"},
+    "layers": [{"type": "Dense", "units": 8}],
+    "train": {"epochs": 3, "batch_size": 16, "learning_rate": 0.01},
+}
+LONG = {
+    "data": {"source": "builtin", "name": "digits"},
+    "layers": [{"type": "Dense", "units": 64}],
+    "train": {"epochs": 1000, "batch_size": 8},
+}
 
 
 # -- (a) any spec JSON through the CLI, in process --------------------------------------------------
 
 junk = st.one_of(
-    st.none(), st.booleans(), st.integers(-3, 0), st.sampled_from([math.nan, math.inf, -1e12, 1e12, 0.5]),
-    st.text(max_size=5), st.lists(st.integers(0, 3), max_size=2), st.just({}),
+    st.none(),
+    st.booleans(),
+    st.integers(-3, 0),
+    st.sampled_from([math.nan, math.inf, -1e12, 1e12, 0.5]),
+    st.text(max_size=5),
+    st.lists(st.integers(0, 3), max_size=2),
+    st.just({}),
 )
 layer = st.one_of(
-    st.fixed_dictionaries({"type": st.just("Dense"), "units": st.integers(1, 16),
-                           "activation": st.sampled_from(ACTIVATIONS)}),
+    st.fixed_dictionaries(
+        {"type": st.just("Dense"), "units": st.integers(1, 16), "activation": st.sampled_from(ACTIVATIONS)}
+    ),
     st.fixed_dictionaries({"type": st.just("Dropout"), "rate": st.floats(0, 0.5)}),
     st.fixed_dictionaries({"type": st.sampled_from(["BatchNormalization", "Flatten", "GlobalAveragePooling2D"])}),
-    st.fixed_dictionaries({"type": st.just("Conv2D"), "filters": st.integers(1, 4), "kernel_size": st.integers(1, 9),
-                           "padding": st.sampled_from(["valid", "same"])}),
+    st.fixed_dictionaries(
+        {
+            "type": st.just("Conv2D"),
+            "filters": st.integers(1, 4),
+            "kernel_size": st.integers(1, 9),
+            "padding": st.sampled_from(["valid", "same"]),
+        }
+    ),
     st.fixed_dictionaries({"type": st.just("MaxPooling2D"), "pool_size": st.integers(1, 3)}),
 )
 valid_spec = st.fixed_dictionaries(
     {
-        "data": st.fixed_dictionaries({"source": st.just("builtin"),
-                                       "name": st.sampled_from(["iris", "circle", "digits"])}),
-        "split": st.fixed_dictionaries({"test": st.sampled_from([0.2, 0.3]),
-                                        "validation": st.sampled_from([0.0, 0.1, 0.2])}),
+        "data": st.fixed_dictionaries(
+            {"source": st.just("builtin"), "name": st.sampled_from(["iris", "circle", "digits"])}
+        ),
+        "split": st.fixed_dictionaries(
+            {"test": st.sampled_from([0.2, 0.3]), "validation": st.sampled_from([0.0, 0.1, 0.2])}
+        ),
         "layers": st.lists(layer, max_size=3),
         "train": st.fixed_dictionaries(
-            {"optimizer": st.sampled_from(OPTIMIZERS), "learning_rate": st.sampled_from([0.001, 0.01, 0.1]),
-             "epochs": st.integers(1, 2), "batch_size": st.sampled_from([16, 64]),
-             "schedule": st.sampled_from(SCHEDULES)},
+            {
+                "optimizer": st.sampled_from(OPTIMIZERS),
+                "learning_rate": st.sampled_from([0.001, 0.01, 0.1]),
+                "epochs": st.integers(1, 2),
+                "batch_size": st.sampled_from([16, 64]),
+                "schedule": st.sampled_from(SCHEDULES),
+            },
             optional={"early_stopping": st.booleans()},
         ),
     }
 )
 # Where one bad value goes: every section, a layer's fields, unknown keys, other sources with paths that do not exist.
-FIELDS = [("data", "name"), ("data", "source"), ("data", "task"), ("data", "path"), ("split", "test"),
-          ("split", "validation"), ("split", "seed"), ("layers",), ("layers", 0), ("layers", 0, "type"),
-          ("layers", 0, "units"), ("layers", 0, "kernel_size"), ("layers", 0, "activation"), ("train",),
-          ("train", "optimizer"), ("train", "learning_rate"), ("train", "epochs"), ("train", "batch_size"),
-          ("train", "schedule"), ("train", "patience"), ("output", "loss"), ("bogus",), ("data",)]
+FIELDS = [
+    ("data", "name"),
+    ("data", "source"),
+    ("data", "task"),
+    ("data", "path"),
+    ("split", "test"),
+    ("split", "validation"),
+    ("split", "seed"),
+    ("layers",),
+    ("layers", 0),
+    ("layers", 0, "type"),
+    ("layers", 0, "units"),
+    ("layers", 0, "kernel_size"),
+    ("layers", 0, "activation"),
+    ("train",),
+    ("train", "optimizer"),
+    ("train", "learning_rate"),
+    ("train", "epochs"),
+    ("train", "batch_size"),
+    ("train", "schedule"),
+    ("train", "patience"),
+    ("output", "loss"),
+    ("bogus",),
+    ("data",),
+]
 
 
 @st.composite
@@ -93,8 +135,13 @@ def spec_text(draw) -> str:
     spec = draw(valid_spec)
     if kind == "corrupt":
         if draw(st.booleans()):
-            spec["data"] = {"source": draw(st.sampled_from(["csv", "npz", "idx"])), "path": "/nonexistent/data",
-                            "images": "/", "labels": "", "target": "y"}
+            spec["data"] = {
+                "source": draw(st.sampled_from(["csv", "npz", "idx"])),
+                "path": "/nonexistent/data",
+                "images": "/",
+                "labels": "",
+                "target": "y",
+            }
         for path in draw(st.lists(st.sampled_from(FIELDS), min_size=1, max_size=2)):
             node: object = spec
             for key in path[:-1]:
@@ -131,8 +178,9 @@ def run_main(argv: list[str], capsys) -> tuple[int, str, str]:
 
 
 @pytest.mark.timeout(300)
-@settings(max_examples=25, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
 @given(text=spec_text())
 def test_any_spec_json_trains_or_exits_with_one_error_line(text, cli_dirs, capsys):
     store, specs = cli_dirs
@@ -160,8 +208,15 @@ def test_any_spec_json_trains_or_exits_with_one_error_line(text, cli_dirs, capsy
 
 def test_cli_nan_loss_and_a_model_over_the_memory_budget(tmp_path, capsys, monkeypatch):
     spec = tmp_path / "nan.json"
-    spec.write_text(json.dumps({"data": {"source": "builtin", "name": "diabetes"}, "layers": [{"type": "Dense"}],
-                                "train": {"optimizer": "sgd", "learning_rate": 10.0, "epochs": 20}}))
+    spec.write_text(
+        json.dumps(
+            {
+                "data": {"source": "builtin", "name": "diabetes"},
+                "layers": [{"type": "Dense"}],
+                "train": {"optimizer": "sgd", "learning_rate": 10.0, "epochs": 20},
+            }
+        )
+    )
     code, _, err = run_main(["train", str(spec), "--store", str(tmp_path / "store")], capsys)
     assert code == 1 and err.startswith("error: run ") and "training diverged. Lower the learning rate" in err
     (record,) = RunStore(tmp_path / "store").list_runs()
@@ -202,12 +257,21 @@ def gone(pid: int) -> bool:
 
 def test_server_killed_mid_run_leaves_the_run_interrupted_and_the_store_intact(store_dir, tmp_path):
     log = open(tmp_path / "server.log", "wb")  # noqa: SIM115 (closed below)
-    server = subprocess.Popen([sys.executable, "-c", SERVER, str(store_dir), json.dumps(TINY), json.dumps(LONG)],
-                              cwd=REPO, env=ENV, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    server = subprocess.Popen(
+        [sys.executable, "-c", SERVER, str(store_dir), json.dumps(TINY), json.dumps(LONG)],
+        cwd=REPO,
+        env=ENV,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         store = RunStore(store_dir, recover=False)  # a reader beside the server, as a page is
-        runs = wait_for(lambda: len(store.list_runs()) == 2 and {r.name: r for r in store.list_runs()},
-                        timeout=30, what="the server to queue both runs")
+        runs = wait_for(
+            lambda: len(store.list_runs()) == 2 and {r.name: r for r in store.list_runs()},
+            timeout=30,
+            what="the server to queue both runs",
+        )
         done_id, long_id = runs["finished before the restart"].id, runs["running at the restart"].id
         wait_for(lambda: store.get(long_id).status == "running" and store.epochs(long_id), what="the long run's epochs")
         worker_pid = store.get(long_id).pid
@@ -275,11 +339,23 @@ print(reads, writes, record.status, flush=True)
 
 def test_readers_and_writers_beside_a_training_never_see_database_is_locked(store_dir):
     store = RunStore(store_dir)
-    spec = {"data": {"source": "builtin", "name": "digits"}, "layers": [{"type": "Dense", "units": 16}],
-            "train": {"epochs": 3, "batch_size": 16}}
+    spec = {
+        "data": {"source": "builtin", "name": "digits"},
+        "layers": [{"type": "Dense", "units": 16}],
+        "train": {"epochs": 3, "batch_size": 16},
+    }
     run_id = store.create_run(spec, name="trained while polled")
-    pollers = [subprocess.Popen([sys.executable, "-c", POLLER, str(store_dir), run_id, f"poller {i}"], cwd=REPO,
-                                env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(4)]
+    pollers = [
+        subprocess.Popen(
+            [sys.executable, "-c", POLLER, str(store_dir), run_id, f"poller {i}"],
+            cwd=REPO,
+            env=ENV,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(4)
+    ]
     try:
         wait_for(lambda: len(store.list_runs()) == 5, timeout=30, what="the pollers to start")
         store.start_in_process(run_id)
@@ -310,12 +386,21 @@ while True:
 
 def test_server_killed_alone_its_worker_stops_within_seconds_and_the_cap_holds_after_restart(store_dir, tmp_path):
     log = open(tmp_path / "server.log", "wb")  # noqa: SIM115 (closed below)
-    server = subprocess.Popen([sys.executable, "-c", LONE_SERVER, str(store_dir), json.dumps(LONG)], cwd=REPO, env=ENV,
-                              stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    server = subprocess.Popen(
+        [sys.executable, "-c", LONE_SERVER, str(store_dir), json.dumps(LONG)],
+        cwd=REPO,
+        env=ENV,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     store = RunStore(store_dir, recover=False)
     try:
-        orphan = wait_for(lambda: (rs := store.list_runs()) and rs[0].status == "running" and store.epochs(rs[0].id)
-                          and rs[0], timeout=60, what="the long run's epochs")
+        orphan = wait_for(
+            lambda: (rs := store.list_runs()) and rs[0].status == "running" and store.epochs(rs[0].id) and rs[0],
+            timeout=60,
+            what="the long run's epochs",
+        )
         os.kill(server.pid, signal.SIGKILL)  # the server only, as `kill -9 <pid>`: its worker is orphaned mid-run
         server.wait(10)
         killed_at = time.time()
@@ -359,8 +444,10 @@ def full_disk(monkeypatch):
 
 
 def disk_message(root) -> str:
-    return ("the disk under KF_HOME is full: free some space (delete old runs on the Runs page, or files in the "
-            "KF_HOME folder) and try again")
+    return (
+        "the disk under KF_HOME is full: free some space (delete old runs on the Runs page, or files in the "
+        "KF_HOME folder) and try again"
+    )
 
 
 def test_disk_full_mid_run_fails_the_run_with_that_reason_once_space_is_back(store_dir, full_disk, monkeypatch):

@@ -20,8 +20,10 @@ def test_configure_on_cpu_records_device_precision_strategy_and_threads():
 
 
 def test_describe_host_is_tensorflow_free():
-    code = "import sys, kfcore.training.hardware as h; d = h.describe_host(); assert d['cpu_cores'] >= 1; " \
-           "assert 'tensorflow' not in sys.modules; print(d['cpu'])"
+    code = (
+        "import sys, kfcore.training.hardware as h; d = h.describe_host(); assert d['cpu_cores'] >= 1; "
+        "assert 'tensorflow' not in sys.modules; print(d['cpu'])"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip()

@@ -55,9 +55,14 @@ def test_class_folders_become_labelled_images_of_the_chosen_size_grey_or_colour(
 
 def test_a_folder_around_the_class_folders_is_looked_through_and_strays_are_counted(tmp_path):
     members = {f"animals/{k}": v for k, v in pets(3).items()}
-    members |= {"animals/readme.txt": b"hello", "animals/cats/notes.pdf": b"%PDF-1.4",
-                "animals/top.png": image_bytes((8, 8), 9),
-                "animals/.DS_Store": b"\0", "__MACOSX/animals/cats/._0.png": b"\0", "animals/more.zip": b"PK"}
+    members |= {
+        "animals/readme.txt": b"hello",
+        "animals/cats/notes.pdf": b"%PDF-1.4",
+        "animals/top.png": image_bytes((8, 8), 9),
+        "animals/.DS_Store": b"\0",
+        "__MACOSX/animals/cats/._0.png": b"\0",
+        "animals/more.zip": b"PK",
+    }
     ds = load_dataset(images_spec(class_zip(tmp_path / "wrapped.zip", members)), limits=LIMITS)
     assert ds.class_names == ["cats", "dogs"] and len(ds.y) == 6
     assert "skipped 2 files that are not images (PNG, JPEG, GIF, BMP, WEBP)" in ds.notes
@@ -66,8 +71,12 @@ def test_a_folder_around_the_class_folders_is_looked_through_and_strays_are_coun
 
 
 def test_traversal_and_absolute_names_are_never_read(tmp_path):
-    members = pets(2) | {"../evil/1.png": image_bytes((8, 8), 1), "/etc/cats/2.png": image_bytes((8, 8), 1),
-                         "C:/cats/3.png": image_bytes((8, 8), 1), "cats/../../4.png": image_bytes((8, 8), 1)}
+    members = pets(2) | {
+        "../evil/1.png": image_bytes((8, 8), 1),
+        "/etc/cats/2.png": image_bytes((8, 8), 1),
+        "C:/cats/3.png": image_bytes((8, 8), 1),
+        "cats/../../4.png": image_bytes((8, 8), 1),
+    }
     found = imagefolder.read_zip(class_zip(tmp_path / "slip.zip", members), 28, False)
     assert found.classes == ["cats", "dogs"] and len(found.labels) == 4
     assert found.skipped[imagefolder.UNSAFE] == 4
@@ -81,8 +90,10 @@ def test_a_damaged_image_is_skipped_and_counted(tmp_path):
 
 
 def test_transparent_and_palette_images_are_read_on_white(tmp_path):
-    members = pets(2) | {"cats/clear.png": image_bytes((10, 10), 0, mode="RGBA"),
-                         "dogs/palette.gif": image_bytes((10, 10), 200, "GIF", mode="P")}
+    members = pets(2) | {
+        "cats/clear.png": image_bytes((10, 10), 0, mode="RGBA"),
+        "dogs/palette.gif": image_bytes((10, 10), 200, "GIF", mode="P"),
+    }
     ds = load_dataset(images_spec(class_zip(tmp_path / "modes.zip", members), color=True), limits=LIMITS)
     assert len(ds.y) == 6 and ds.x.shape[-1] == 3
 
@@ -139,8 +150,9 @@ def test_the_sandboxed_child_reads_the_zip_as_the_process_does(tmp_path):
 
 
 def test_an_images_spec_round_trips_and_refuses_sizes_it_does_not_offer():
-    spec = RunSpec(data=DataSpec(source="images", name="pets", path="0123456789abcdef/pets.zip", image_size=64,
-                                 color=True))
+    spec = RunSpec(
+        data=DataSpec(source="images", name="pets", path="0123456789abcdef/pets.zip", image_size=64, color=True)
+    )
     assert RunSpec.from_url(spec.to_url()).data == spec.data
     assert parse_spec({"data": {"source": "images", "path": "p.zip"}}).data.image_size == 32
     with pytest.raises(SpecError, match="data.image_size: unknown value 33; choose one of 28, 32, 64, 96"):
@@ -157,10 +169,13 @@ def test_the_exported_script_reads_the_prepared_images_and_splits_the_runs_sampl
     from kfcore.data import split_dataset
     from kfcore.export import script as export
 
-    spec = parse_spec({"data": {"source": "images", "path": str(class_zip(tmp_path / "pets.zip", pets(8))),
-                                "image_size": 28},
-                       "layers": [{"type": "Conv2D", "filters": 4, "kernel_size": 3}, {"type": "Flatten"}],
-                       "train": {"epochs": 1, "batch_size": 8}})
+    spec = parse_spec(
+        {
+            "data": {"source": "images", "path": str(class_zip(tmp_path / "pets.zip", pets(8))), "image_size": 28},
+            "layers": [{"type": "Conv2D", "filters": 4, "kernel_size": 3}, {"type": "Flatten"}],
+            "train": {"epochs": 1, "batch_size": 8},
+        }
+    )
     script = export.python_script(spec, "pets")
     assert "pets-28px-grey.npz" in script and "PIL" not in script and "zipfile" not in script
     with zipfile.ZipFile(io.BytesIO(export.script_zip(spec, "pets"))) as bundle:
@@ -175,8 +190,9 @@ def test_the_exported_script_reads_the_prepared_images_and_splits_the_runs_sampl
         y = namespace[f"y_{part}"].reshape(-1)  # a binary task's targets are an (N, 1) column
         np.testing.assert_array_equal(y, getattr(splits, f"y_{part}"))
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"TF_CPP_MIN_LOG_LEVEL": "3"}
-    run = subprocess.run([sys.executable, "train.py"], cwd=tmp_path / "bundle", env=env, capture_output=True,
-                         text=True, timeout=300)  # its own process, where kfcore cannot be imported
+    run = subprocess.run(
+        [sys.executable, "train.py"], cwd=tmp_path / "bundle", env=env, capture_output=True, text=True, timeout=300
+    )  # its own process, where kfcore cannot be imported
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     assert "test accuracy: " in run.stdout
 
@@ -191,8 +207,9 @@ def test_try_it_makes_a_picture_for_a_class_folder_run_exactly_as_training_made_
     from kfcore.present.samples import SampleError, image_input
 
     photo = image_bytes((90, 40), 200, "JPEG")  # tall and light: cropped to its middle, never inverted
-    found = imagefolder.read_zip(class_zip(tmp_path / "one.zip", {"a/x.jpg": photo, "b/y.png": image_bytes((9, 9), 0)}),
-                                 32, True)
+    found = imagefolder.read_zip(
+        class_zip(tmp_path / "one.zip", {"a/x.jpg": photo, "b/y.png": image_bytes((9, 9), 0)}), 32, True
+    )
     x = image_input(photo, (32, 32, 3), dark_background=True, class_folders=True)
     assert x.shape == (1, 32, 32, 3) and x.dtype == np.float32
     np.testing.assert_array_equal(x[0], found.images[0] / np.float32(255))

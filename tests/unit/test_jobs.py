@@ -13,12 +13,16 @@ from kfcore.runs.store import RunStore
 from kfcore.spec import parse_spec
 from tests.unit.helpers import wait_for
 
-TINY = {"data": {"source": "builtin", "name": "iris"}, "layers": [{"type": "Dense", "units": 8}],
-        "train": {"epochs": 3, "batch_size": 16, "learning_rate": 0.01}}
-LONG = {"data": {"source": "builtin", "name": "digits"}, "layers": [{"type": "Dense", "units": 128}],
-        "train": {"epochs": 1000, "batch_size": 8}}
-
-
+TINY = {
+    "data": {"source": "builtin", "name": "iris"},
+    "layers": [{"type": "Dense", "units": 8}],
+    "train": {"epochs": 3, "batch_size": 16, "learning_rate": 0.01},
+}
+LONG = {
+    "data": {"source": "builtin", "name": "digits"},
+    "layers": [{"type": "Dense", "units": 128}],
+    "train": {"epochs": 1000, "batch_size": 8},
+}
 
 
 @pytest.fixture
@@ -145,9 +149,11 @@ def small_memory_cgroup(tmp_path):
     cgroup.rmdir()
 
 
-BIG = {"data": {"source": "builtin", "name": "digits"},
-       "layers": [{"type": "Dense", "units": 2048}, {"type": "Dense", "units": 2048}],
-       "train": {"epochs": 1000, "batch_size": 64}}
+BIG = {
+    "data": {"source": "builtin", "name": "digits"},
+    "layers": [{"type": "Dense", "units": 2048}, {"type": "Dense", "units": 2048}],
+    "train": {"epochs": 1000, "batch_size": 64},
+}
 
 
 def test_a_worker_really_killed_by_the_oom_killer_leaves_ran_out_of_memory(manager, small_memory_cgroup):

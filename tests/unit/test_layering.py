@@ -9,8 +9,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 KFCORE = sorted((ROOT / "kfcore").rglob("*.py"))
-WEB = [ROOT / "app.py", *sorted((ROOT / "kfstudio").glob("*.py")), *sorted((ROOT / "app_pages").glob("*.py")),
-       *sorted((ROOT / "ui").rglob("*.py"))]
+WEB = [
+    ROOT / "app.py",
+    *sorted((ROOT / "kfstudio").glob("*.py")),
+    *sorted((ROOT / "app_pages").glob("*.py")),
+    *sorted((ROOT / "ui").rglob("*.py")),
+]
 
 
 def module_name(path: Path) -> str:
@@ -31,15 +35,23 @@ def imports(tree: ast.AST, top_level_only: bool = False) -> list[tuple[str, list
 
 
 def test_kfcore_never_imports_streamlit():
-    offenders = [module_name(p) for p in KFCORE
-                 if any(m.split(".")[0] == "streamlit" for m, _ in imports(ast.parse(p.read_text())))]
+    offenders = [
+        module_name(p)
+        for p in KFCORE
+        if any(m.split(".")[0] == "streamlit" for m, _ in imports(ast.parse(p.read_text())))
+    ]
     assert not offenders, offenders
 
 
 def test_the_web_process_imports_no_tensorflow_when_its_modules_load():
-    offenders = [module_name(p) for p in WEB
-                 if any(m.split(".")[0] in ("tensorflow", "keras") for m, _ in
-                        imports(ast.parse(p.read_text()), top_level_only=True))]
+    offenders = [
+        module_name(p)
+        for p in WEB
+        if any(
+            m.split(".")[0] in ("tensorflow", "keras")
+            for m, _ in imports(ast.parse(p.read_text()), top_level_only=True)
+        )
+    ]
     assert not offenders, offenders
 
 
@@ -48,8 +60,11 @@ def test_no_module_imports_another_kfcore_modules_private_names():
     for path in [*KFCORE, *WEB]:
         for module, names in imports(ast.parse(path.read_text())):
             if module.startswith("kfcore") and module != module_name(path):
-                offenders += [f"{module_name(path)}: from {module} import {n}" for n in names
-                              if n.startswith("_") and not n.startswith("__")]
+                offenders += [
+                    f"{module_name(path)}: from {module} import {n}"
+                    for n in names
+                    if n.startswith("_") and not n.startswith("__")
+                ]
     assert not offenders, offenders
 
 
@@ -65,9 +80,14 @@ def test_no_module_reads_a_private_attribute_of_a_kfcore_module():
             elif isinstance(node, ast.Import):
                 aliases.update({a.asname or a.name: a.name for a in node.names if a.name.startswith("kfcore")})
         for node in ast.walk(tree):
-            if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases
-                    and node.attr.startswith("_") and not node.attr.startswith("__")
-                    and aliases[node.value.id] != module_name(path)):
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id in aliases
+                and node.attr.startswith("_")
+                and not node.attr.startswith("__")
+                and aliases[node.value.id] != module_name(path)
+            ):
                 offenders.append(f"{module_name(path)}: {node.value.id}.{node.attr}")
     assert not offenders, offenders
 

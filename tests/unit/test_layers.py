@@ -20,8 +20,17 @@ EXAMPLES = {  # one non-default layer per kind, to exercise its optional fields 
 
 
 def test_every_kind_is_discovered_in_the_editors_order_with_the_two_added_by_registry_alone():
-    assert LAYER_TYPES == ("Dense", "Dropout", "BatchNormalization", "LayerNormalization", "Flatten", "Conv2D",
-                           "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D")
+    assert LAYER_TYPES == (
+        "Dense",
+        "Dropout",
+        "BatchNormalization",
+        "LayerNormalization",
+        "Flatten",
+        "Conv2D",
+        "MaxPooling2D",
+        "AveragePooling2D",
+        "GlobalAveragePooling2D",
+    )
     assert set(EXAMPLES) == set(KINDS)
     assert "epsilon" in FIELD_NAMES  # LayerNormalization's own field: declared only in its module
 

@@ -24,8 +24,15 @@ def test_local_mode_has_only_a_memory_budget_and_hosted_mode_has_caps():
 
 
 def test_a_malformed_variable_keeps_its_default_and_says_which_variable():
-    hosted = Limits.from_env({"KF_HOSTED": "1", "KF_MAX_EPOCHS": "lots", "KF_MAX_PARAMS": "-3", "KF_MAX_ROWS": "inf",
-                              "KF_MAX_RUNS_TOTAL": "4"})
+    hosted = Limits.from_env(
+        {
+            "KF_HOSTED": "1",
+            "KF_MAX_EPOCHS": "lots",
+            "KF_MAX_PARAMS": "-3",
+            "KF_MAX_ROWS": "inf",
+            "KF_MAX_RUNS_TOTAL": "4",
+        }
+    )
     assert hosted.max_epochs == 200 and hosted.max_params == 5_000_000 and hosted.max_rows == 200_000  # not lifted
     assert hosted.max_runs_total == 4  # the well-formed one still applies
     assert hosted.problems == (
@@ -37,16 +44,19 @@ def test_a_malformed_variable_keeps_its_default_and_says_which_variable():
         "(0 = no limit)",
     )
     local = Limits.from_env({"KF_MAX_EPOCHS": "lots"})
-    assert local.max_epochs is None and local.problems[0].startswith("KF_MAX_EPOCHS='lots' is not a whole number, "
-                                                                      "so no limit applies")
+    assert local.max_epochs is None and local.problems[0].startswith(
+        "KF_MAX_EPOCHS='lots' is not a whole number, so no limit applies"
+    )
     assert Limits.from_env({"KF_HOSTED": "1", "KF_MAX_EPOCHS": "5"}).problems == ()
 
 
 def test_a_malformed_switch_takes_the_stricter_side():
     typo = Limits.from_env({"KF_HOSTED": "ture", "KF_KERAS_DOWNLOADS": "nope"})
     assert typo.hosted and typo.max_epochs == 200 and not typo.keras_downloads
-    assert typo.problems == ("KF_HOSTED='ture' is neither on nor off, so it counts as on; set it to 1 or 0",
-                             "KF_KERAS_DOWNLOADS='nope' is neither on nor off, so it counts as off; set it to 1 or 0")
+    assert typo.problems == (
+        "KF_HOSTED='ture' is neither on nor off, so it counts as on; set it to 1 or 0",
+        "KF_KERAS_DOWNLOADS='nope' is neither on nor off, so it counts as off; set it to 1 or 0",
+    )
     assert not Limits.from_env({"KF_HOSTED": "off"}).hosted
     assert Limits.from_env({"KF_KERAS_DOWNLOADS": "yes"}).keras_downloads
 
@@ -60,8 +70,10 @@ def test_concurrency_is_read_with_the_other_limits(monkeypatch):
     for unset in ("0", "two"):  # no cap given, or a malformed one: one run per two cores, as when unset
         monkeypatch.setenv("KF_MAX_CONCURRENT", unset)
         assert default_concurrency() == per_two_cores
-    assert Limits.from_env().problems == (f"KF_MAX_CONCURRENT='two' is not a whole number, so its default of "
-                                          f"{per_two_cores} applies; set it to a whole number (0 = the default)",)
+    assert Limits.from_env().problems == (
+        f"KF_MAX_CONCURRENT='two' is not a whole number, so its default of "
+        f"{per_two_cores} applies; set it to a whole number (0 = the default)",
+    )
 
 
 def test_the_cli_warns_of_a_malformed_variable_and_trains_under_the_default(tmp_path, store_dir, monkeypatch):
@@ -97,8 +109,9 @@ def test_model_too_big_for_memory_is_refused_before_training():
 
 def test_cli_refuses_over_budget_with_exit_2(tmp_path, store_dir, monkeypatch):
     monkeypatch.setenv("KF_MEMORY_BUDGET_MB", "1")
-    out = run_cli("train", write_spec(tmp_path, {"layers": [{"type": "Dense", "units": 4096}]}), "--store", store_dir,
-                  timeout=60)
+    out = run_cli(
+        "train", write_spec(tmp_path, {"layers": [{"type": "Dense", "units": 4096}]}), "--store", store_dir, timeout=60
+    )
     assert out.returncode == 2 and "MB of memory" in out.stderr and "Traceback" not in out.stderr
 
 
@@ -145,13 +158,19 @@ def test_hosted_server_reads_only_uploads_and_builtins(tmp_path):
     for inside in ("0123456789abcdef/data.csv", str(uploads / "0123456789abcdef" / "data.csv")):  # old specs: a path
         check_data_access(DataSpec(source="csv", path=inside, target="y"), hosted, store, "alice")
     check_data_access(DataSpec(source="builtin", name="iris"), hosted, store, None)
-    for sneaky in ("/etc/passwd", str(uploads / ".." / "runs.sqlite"), str(uploads / "abc" / ".." / ".." / "x.csv"),
-                   "0123456789abcdef/../../runs.sqlite", "data.csv"):
+    for sneaky in (
+        "/etc/passwd",
+        str(uploads / ".." / "runs.sqlite"),
+        str(uploads / "abc" / ".." / ".." / "x.csv"),
+        "0123456789abcdef/../../runs.sqlite",
+        "data.csv",
+    ):
         with pytest.raises(LimitError, match="uploaded on the Data page"):
             check_data_access(DataSpec(source="csv", path=sneaky, target="y"), hosted, store, "alice")
     with pytest.raises(LimitError):
-        check_data_access(DataSpec(source="idx", images="0123456789abcdef/data.csv", labels="/etc/hosts"), hosted,
-                          store, "alice")
+        check_data_access(
+            DataSpec(source="idx", images="0123456789abcdef/data.csv", labels="/etc/hosts"), hosted, store, "alice"
+        )
     check_data_access(DataSpec(source="csv", path="/etc/passwd", target="y"), local, store, None)  # a local user's own
 
 
@@ -185,8 +204,9 @@ def test_an_imported_run_is_read_only_but_its_importer_may_delete_it():
     from kfcore.runs.store import RunRecord
 
     local, hosted = Limits.from_env({}), Limits.from_env({"KF_HOSTED": "1"})
-    imported = RunRecord(id="i", name="i", spec={}, status="finished", created=0.0, owner="me",
-                         imported={"run": "x", "file": "b.zip"})
+    imported = RunRecord(
+        id="i", name="i", spec={}, status="finished", created=0.0, owner="me", imported={"run": "x", "file": "b.zip"}
+    )
     assert not can_modify(imported, "me", local) and not can_modify(imported, "me", hosted)
     assert can_delete(imported, "anyone", local)
     assert can_delete(imported, "me", hosted) and not can_delete(imported, "someone-else", hosted)

@@ -23,16 +23,19 @@ def dense(*units, activation="tanh"):
 # -- which models get the Playground diagram ------------------------------------------------------
 
 
-@pytest.mark.parametrize("layers, input_shape, task, classes, sizes", [
-    (dense(8, 8), (2,), "binary", 2, [2, 8, 8, 1]),
-    (dense(8), (4,), "multiclass", 3, [4, 8, 3]),
-    ([], (2,), "regression", 0, [2, 1]),
-    (dense(9), (2,), "binary", 2, None),  # a layer too wide
-    (dense(*[4] * 7), (2,), "binary", 2, None),  # too deep
-    (dense(4), (30,), "binary", 2, None),  # too many inputs
-    (dense(4), (8, 8, 1), "multiclass", 10, None),  # an image
-    ([*dense(4), LayerSpec("Dropout", rate=0.1)], (2,), "binary", 2, None),  # not only Dense
-])
+@pytest.mark.parametrize(
+    "layers, input_shape, task, classes, sizes",
+    [
+        (dense(8, 8), (2,), "binary", 2, [2, 8, 8, 1]),
+        (dense(8), (4,), "multiclass", 3, [4, 8, 3]),
+        ([], (2,), "regression", 0, [2, 1]),
+        (dense(9), (2,), "binary", 2, None),  # a layer too wide
+        (dense(*[4] * 7), (2,), "binary", 2, None),  # too deep
+        (dense(4), (30,), "binary", 2, None),  # too many inputs
+        (dense(4), (8, 8, 1), "multiclass", 10, None),  # an image
+        ([*dense(4), LayerSpec("Dropout", rate=0.1)], (2,), "binary", 2, None),  # not only Dense
+    ],
+)
 def test_small_dense_says_which_networks_playground_draws(layers, input_shape, task, classes, sizes):
     report = infer_shapes(layers, input_shape, task, classes)
     assert snapshot.small_dense(report, input_shape) == sizes
@@ -48,8 +51,14 @@ def model():
     import keras
 
     keras.utils.set_random_seed(0)
-    m = keras.Sequential([keras.Input((2,)), keras.layers.Normalization(mean=[1.0, -1.0], variance=[4.0, 1.0]),
-                          keras.layers.Dense(3, activation="tanh"), keras.layers.Dense(1, activation="sigmoid")])
+    m = keras.Sequential(
+        [
+            keras.Input((2,)),
+            keras.layers.Normalization(mean=[1.0, -1.0], variance=[4.0, 1.0]),
+            keras.layers.Dense(3, activation="tanh"),
+            keras.layers.Dense(1, activation="sigmoid"),
+        ]
+    )
     return m
 
 
@@ -73,7 +82,7 @@ def test_a_picture_is_the_models_own_predictions_weights_and_unit_outputs_bounde
     for stored, kernel in zip(shot["weights"], kernels, strict=True):
         np.testing.assert_allclose(stored, kernel, atol=1e-4)
     thumbs = np.asarray(shot["units"][-1][0])  # the output unit's thumbnail: the boundary, every third point
-    np.testing.assert_allclose(thumbs, expected[::snapshot.THUMB_STRIDE, ::snapshot.THUMB_STRIDE], atol=1e-3)
+    np.testing.assert_allclose(thumbs, expected[:: snapshot.THUMB_STRIDE, :: snapshot.THUMB_STRIDE], atol=1e-3)
     assert [len(layer) for layer in shot["units"]] == [3, 1]
     assert len(json.dumps(shot)) < 100_000
 
@@ -86,8 +95,9 @@ def test_a_regression_picture_is_its_surface_in_the_targets_units():
     shot = snapshot.LiveView(x, np.array([1.0, 2.0]), "regression", dense=False).take(m, 1)
     assert shot["boundary"]["kind"] == "value" and "weights" not in shot
     _, _, grid = evaluate.plane_grid(x, snapshot.GRID)
-    np.testing.assert_allclose(np.asarray(shot["boundary"]["values"]).reshape(-1), m.predict(grid, verbose=0)[:, 0],
-                               rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(
+        np.asarray(shot["boundary"]["values"]).reshape(-1), m.predict(grid, verbose=0)[:, 0], rtol=1e-4, atol=1e-3
+    )
     fig = plots.live_boundary(shot, [])
     assert fig.layout.title.text == "Prediction surface at epoch 1" and fig.data[0].showscale is not False
 
@@ -126,8 +136,10 @@ def test_a_store_made_before_the_live_table_gains_it(tmp_path):
 
 
 def rows(n, start=1, extra=None):
-    return [{"epoch": e, "loss": 1.0 / e, "val_loss": 1.2 / e, "learning_rate": 0.01, **(extra or {}).get(e, {})}
-            for e in range(start, start + n)]
+    return [
+        {"epoch": e, "loss": 1.0 / e, "val_loss": 1.2 / e, "learning_rate": 0.01, **(extra or {}).get(e, {})}
+        for e in range(start, start + n)
+    ]
 
 
 def test_a_learning_rate_change_is_a_marker_line_with_the_new_rate():
@@ -154,8 +166,11 @@ def test_a_long_curve_drops_its_markers():
 
 
 def test_the_live_boundary_draws_the_picture_under_the_training_points():
-    picture = {"epoch": 12, "points": [[0, 0, 0], [1, 1, 1], [1, 0, 1]],
-               "boundary": {"x": [0, 1], "y": [0, 1], "values": [[0.1, 0.8], [0.3, 0.9]], "kind": "probability"}}
+    picture = {
+        "epoch": 12,
+        "points": [[0, 0, 0], [1, 1, 1], [1, 0, 1]],
+        "boundary": {"x": [0, 1], "y": [0, 1], "values": [[0.1, 0.8], [0.3, 0.9]], "kind": "probability"},
+    }
     fig = plots.live_boundary(picture, ["no", "<b>yes</b>"])
     assert fig.layout.title.text == "Decision boundary at epoch 12"
     assert fig.data[0].type == "heatmap" and [list(r) for r in fig.data[0].z] == [[0.1, 0.8], [0.3, 0.9]]
@@ -168,8 +183,12 @@ def test_the_network_diagram_draws_each_weight_by_sign_and_size_and_each_units_o
     w2 = [[0.2], [-0.3]]
     t = 3
     units = [[np.full((t, t), 0.5).tolist(), np.full((t, t), -1.0).tolist()], [np.full((t, t), 0.75).tolist()]]
-    picture = {"epoch": 3, "weights": [w1, w2], "units": units,
-               "boundary": {"x": [0, 1], "y": [0, 1], "values": [[0, 1], [1, 0]], "kind": "probability"}}
+    picture = {
+        "epoch": 3,
+        "weights": [w1, w2],
+        "units": units,
+        "boundary": {"x": [0, 1], "y": [0, 1], "values": [[0, 1], [1, 0]], "kind": "probability"},
+    }
     fig = plots.network_diagram(report, (2,), picture, feature_names=["a", "b"])
     assert fig.layout.title.text == "Network at epoch 3"
     edges = [t for t in fig.data if t.type == "scatter" and t.mode == "lines"]
@@ -182,7 +201,11 @@ def test_the_network_diagram_draws_each_weight_by_sign_and_size_and_each_units_o
     assert len(heatmaps) == 2 + 2 + 1  # inputs, hidden units, output: each its output over the plane
     assert np.asarray(heatmaps[-1].z).max() == pytest.approx(0.5)  # a probability of 0.75 shaded at 2p - 1
     assert np.asarray(heatmaps[3].z).min() == pytest.approx(-1.0)  # a unit scaled by its largest magnitude
-    hovers = next(t for t in fig.data if t.type == "scatter" and t.mode == "markers" and t.text is not None and "weight" in t.text[0])
+    hovers = next(
+        t
+        for t in fig.data
+        if t.type == "scatter" and t.mode == "markers" and t.text is not None and "weight" in t.text[0]
+    )
     assert sorted(hovers.text) == sorted(f"weight {v:.3f}" for v in (1.0, -0.1, 0.5, -2.0, 0.2, -0.3))
 
 

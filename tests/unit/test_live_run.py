@@ -15,13 +15,21 @@ from kfcore.spec import parse_spec
 
 
 def _spec(epochs=6, **train):
-    return parse_spec({
-        "data": {"source": "builtin", "name": "iris"},
-        "split": {"test": 0.2, "validation": 0.2, "seed": 0},
-        "layers": [{"type": "Dense", "units": 8, "activation": "tanh"}],
-        "train": {"optimizer": "adam", "learning_rate": 0.02, "epochs": epochs, "batch_size": 16, "seed": 3,
-                  **train},
-    }).to_dict()
+    return parse_spec(
+        {
+            "data": {"source": "builtin", "name": "iris"},
+            "split": {"test": 0.2, "validation": 0.2, "seed": 0},
+            "layers": [{"type": "Dense", "units": 8, "activation": "tanh"}],
+            "train": {
+                "optimizer": "adam",
+                "learning_rate": 0.02,
+                "epochs": epochs,
+                "batch_size": 16,
+                "seed": 3,
+                **train,
+            },
+        }
+    ).to_dict()
 
 
 def _run(store, run_id, on_event=None, limits=None):
@@ -158,12 +166,19 @@ def test_through_fit_pace_acts_before_each_epoch_and_a_resumed_run_ends_where_th
         calls.append(float(model.optimizer.learning_rate))
         return None
 
-    child = train(parse_spec(_spec(2)), fast=False, model_path=tmp_path / "child.keras", pace=pace,
-                  resume=Resume(str(tmp_path / "parent.keras"), 2))
+    child = train(
+        parse_spec(_spec(2)),
+        fast=False,
+        model_path=tmp_path / "child.keras",
+        pace=pace,
+        resume=Resume(str(tmp_path / "parent.keras"), 2),
+    )
     assert whole.status == parent.status == child.status == "finished", child.error
     assert len(calls) == 2 and [h["epoch"] for h in child.history] == [3, 4]
-    _assert_same_weights(keras.models.load_model(tmp_path / "child.keras").get_weights(),
-                         keras.models.load_model(tmp_path / "whole.keras").get_weights())
+    _assert_same_weights(
+        keras.models.load_model(tmp_path / "child.keras").get_weights(),
+        keras.models.load_model(tmp_path / "whole.keras").get_weights(),
+    )
 
     def stop_now(model, hold):
         return 0
@@ -255,9 +270,11 @@ def test_a_live_run_on_2d_data_stores_its_picture_and_a_paused_one_shows_the_epo
             store.send_command(run_id, "pause")
             store.send_command(run_id, "step")
         elif event["event"] == "epoch" and event["epoch"] == 2:  # paused after the stepped epoch: look, then resume
+
             def look():
                 seen["picture"] = store.picture(run_id)["epoch"]
                 store.send_command(run_id, "resume")
+
             threading.Timer(0.5, look).start()
 
     assert _run(store, run_id, on_event).status == "finished"

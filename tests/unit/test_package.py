@@ -19,15 +19,40 @@ def venv(tmp_path_factory) -> Path:
 @pytest.mark.timeout(300)
 def test_the_wheel_installs_a_kfcore_command_that_trains_and_lists_runs(venv, tmp_path):
     spec = tmp_path / "spec.json"
-    spec.write_text(json.dumps({"data": {"source": "builtin", "name": "xor", "n": 60},
-                                "layers": [{"type": "Dense", "units": 4}], "train": {"epochs": 2}}))
+    spec.write_text(
+        json.dumps(
+            {
+                "data": {"source": "builtin", "name": "xor", "n": 60},
+                "layers": [{"type": "Dense", "units": 4}],
+                "train": {"epochs": 2},
+            }
+        )
+    )
     store = tmp_path / "store"
-    trained = subprocess.run([venv / "bin" / "kfcore", "train", str(spec), "--store", str(store)], cwd=tmp_path,
-                             env=outside_env(), capture_output=True, text=True, timeout=240)
+    trained = subprocess.run(
+        [venv / "bin" / "kfcore", "train", str(spec), "--store", str(store)],
+        cwd=tmp_path,
+        env=outside_env(),
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert trained.returncode == 0, trained.stderr
-    listed = subprocess.run([venv / "bin" / "kfcore", "runs", "--store", str(store)], cwd=tmp_path, env=outside_env(),
-                            capture_output=True, text=True, timeout=60)
+    listed = subprocess.run(
+        [venv / "bin" / "kfcore", "runs", "--store", str(store)],
+        cwd=tmp_path,
+        env=outside_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert listed.returncode == 0 and "finished" in listed.stdout, listed.stdout + listed.stderr
-    where = subprocess.run([venv / "bin" / "python", "-c", "import kfcore; print(kfcore.__file__)"], cwd=tmp_path,
-                           env=outside_env(), capture_output=True, text=True, check=True).stdout
+    where = subprocess.run(
+        [venv / "bin" / "python", "-c", "import kfcore; print(kfcore.__file__)"],
+        cwd=tmp_path,
+        env=outside_env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert str(venv) in where, where  # the installed copy, not the checkout

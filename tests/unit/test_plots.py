@@ -125,11 +125,15 @@ def test_target_histogram_bins_a_regression_target():
     assert fig.data[0].type == "histogram" and fig.layout.xaxis.title.text == "price"
 
 
-@pytest.mark.parametrize("build", [
-    lambda: plots.training_curve(HISTORY, "loss", previous=PREVIOUS, best_epoch=2),
-    lambda: plots.compare_curves([("a", HISTORY, 2), ("b", PREVIOUS, None)], "loss"),
-    lambda: plots.predicted_vs_actual(np.array([1.0, 2.0]), np.array([1.5, 2.5])),
-], ids=["training_curve", "compare_curves", "predicted_vs_actual"])
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: plots.training_curve(HISTORY, "loss", previous=PREVIOUS, best_epoch=2),
+        lambda: plots.compare_curves([("a", HISTORY, 2), ("b", PREVIOUS, None)], "loss"),
+        lambda: plots.predicted_vs_actual(np.array([1.0, 2.0]), np.array([1.5, 2.5])),
+    ],
+    ids=["training_curve", "compare_curves", "predicted_vs_actual"],
+)
 def test_legends_sit_at_the_foot_of_the_figure_so_a_wrapped_one_cannot_climb_onto_the_axis_title(build):
     # Anchored to the plot area (paper y < 0) a legend that wrapped shrank the plot and covered "epoch";
     # in container coordinates it grows upwards from the figure's bottom edge and Plotly makes room for it.

@@ -38,16 +38,20 @@ def test_normalised_matrix_shows_shares_and_the_chosen_cell_is_outlined():
 
 
 def test_per_class_scores_are_three_bars_per_class():
-    per_class = [{"class": n, "precision": p, "recall": r, "f1": f, "support": 3}
-                 for n, p, r, f in zip(NAMES, (1, .5, .9), (.8, .6, 1), (.89, .55, .95), strict=True)]
+    per_class = [
+        {"class": n, "precision": p, "recall": r, "f1": f, "support": 3}
+        for n, p, r, f in zip(NAMES, (1, 0.5, 0.9), (0.8, 0.6, 1), (0.89, 0.55, 0.95), strict=True)
+    ]
     fig = plots.per_class_scores(per_class)
     assert [t.name for t in fig.data] == ["precision", "recall", "F1"]
-    assert list(fig.data[1].y) == [.8, .6, 1] and list(fig.data[0].x) == NAMES
+    assert list(fig.data[1].y) == [0.8, 0.6, 1] and list(fig.data[0].x) == NAMES
 
 
 def test_per_class_accuracy_draws_a_line_per_class_over_the_epochs():
-    history = [{"epoch": 1, "per_class_val_accuracy": [0.5, None, 1.0]},
-               {"epoch": 2, "per_class_val_accuracy": [0.75, 0.5, 1.0]}]
+    history = [
+        {"epoch": 1, "per_class_val_accuracy": [0.5, None, 1.0]},
+        {"epoch": 2, "per_class_val_accuracy": [0.75, 0.5, 1.0]},
+    ]
     fig = plots.per_class_accuracy(history, NAMES)
     lines = {t.name: t for t in fig.data}
     assert list(lines) == NAMES
@@ -56,8 +60,12 @@ def test_per_class_accuracy_draws_a_line_per_class_over_the_epochs():
 
 
 def test_decision_boundary_shows_the_model_under_train_circles_and_test_diamonds():
-    boundary = {"x": [-1.0, 0.0, 1.0], "y": [-1.0, 1.0], "values": [[0.1, 0.5, 0.9], [0.2, 0.4, 0.8]],
-                "kind": "probability"}
+    boundary = {
+        "x": [-1.0, 0.0, 1.0],
+        "y": [-1.0, 1.0],
+        "values": [[0.1, 0.5, 0.9], [0.2, 0.4, 0.8]],
+        "kind": "probability",
+    }
     x = np.array([[0, 0], [1, 1], [-1, 0.5]], dtype=np.float32)
     fig = plots.decision_boundary(boundary, ["0", "1"], x, np.array([0, 1, 1]), x[:2], np.array([1, 0]))
     assert fig.data[0].type == "heatmap" and (fig.data[0].zmin, fig.data[0].zmax) == (0, 1)
@@ -87,8 +95,11 @@ def test_residual_histogram_bins_predicted_minus_actual_around_zero():
 
 
 def test_compare_curves_overlays_each_runs_validation_curve_and_stars_its_best_epoch():
-    a = [{"epoch": 1, "val_loss": 1.0, "loss": 1.1}, {"epoch": 2, "val_loss": 0.5, "loss": 0.6},
-         {"epoch": 3, "val_loss": 0.7, "loss": 0.4}]
+    a = [
+        {"epoch": 1, "val_loss": 1.0, "loss": 1.1},
+        {"epoch": 2, "val_loss": 0.5, "loss": 0.6},
+        {"epoch": 3, "val_loss": 0.7, "loss": 0.4},
+    ]
     b = [{"epoch": 1, "loss": 0.9}, {"epoch": 2, "loss": 0.8}]  # trained without validation
     fig = plots.compare_curves([("wide", a, 2), ("deep", b, 2)], "loss")
     traces = {t.name: t for t in fig.data}

@@ -33,10 +33,16 @@ def assert_text_only(fig) -> None:
 def test_every_chart_with_class_names_feature_names_or_run_names_escapes_them():
     x2 = np.array([[0, 0], [1, 1], [0.5, 0.2], [0.1, 0.9]], dtype=np.float32)
     y = np.array([0, 1, 0, 1])
-    history = [{"epoch": 1, "loss": 0.9, "val_loss": 1.0, "per_class_val_accuracy": [0.5, 0.6]},
-               {"epoch": 2, "loss": 0.7, "val_loss": 0.8, "per_class_val_accuracy": [0.7, 0.8]}]
-    boundary = {"x": [-1.0, 0.0, 1.0], "y": [-1.0, 1.0], "values": [[0.1, 0.5, 0.9], [0.2, 0.4, 0.8]],
-                "kind": "probability"}
+    history = [
+        {"epoch": 1, "loss": 0.9, "val_loss": 1.0, "per_class_val_accuracy": [0.5, 0.6]},
+        {"epoch": 2, "loss": 0.7, "val_loss": 0.8, "per_class_val_accuracy": [0.7, 0.8]},
+    ]
+    boundary = {
+        "x": [-1.0, 0.0, 1.0],
+        "y": [-1.0, 1.0],
+        "values": [[0.1, 0.5, 0.9], [0.2, 0.4, 0.8]],
+        "kind": "probability",
+    }
     per_class = [{"class": n, "precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 2} for n in NAMES]
     figures = {
         "class balance": plots.class_balance({LINK: 3, IMG: 2}),

@@ -8,8 +8,14 @@ from kfcore.model.shapes import ShapeError, infer_shapes
 
 @pytest.mark.parametrize(
     ("key", "input_shape"),
-    [("mlp", (4,)), ("mlp", (8, 8, 1)), ("convnet", (8, 8, 1)), ("convnet", (28, 28, 1)), ("convnet", (32, 32, 3)),
-     ("playground", (2,))],
+    [
+        ("mlp", (4,)),
+        ("mlp", (8, 8, 1)),
+        ("convnet", (8, 8, 1)),
+        ("convnet", (28, 28, 1)),
+        ("convnet", (32, 32, 3)),
+        ("playground", (2,)),
+    ],
 )
 def test_presets_build_on_the_data_they_are_meant_for(key, input_shape):
     report = infer_shapes(PRESETS[key].build(), input_shape, "multiclass", 10)

@@ -22,16 +22,18 @@ def _table(n: int = 200) -> pd.DataFrame:
     age[::9] = np.nan
     shop = rng.choice(["north", "south", "east"], n).astype(object)
     shop[::11] = None
-    return pd.DataFrame({
-        "age": age,
-        "price": [f"{1 + i % 7},{i % 10}" for i in range(n)],  # decimal commas: "3,5" is 3.5
-        "shop": shop,
-        "member": [bool(i % 3) for i in range(n)],
-        "joined": [f"20{10 + i % 12}-{1 + i % 12:02d}-{1 + i % 28:02d}" if i % 13 else None for i in range(n)],
-        "customer": [f"c{i:05d}" for i in range(n)],  # one per row: an ID
-        "notes": [f"note {i % 130}" for i in range(n)],  # 130 values: free text, too many to encode
-        "empty": [np.nan] * n,
-    })
+    return pd.DataFrame(
+        {
+            "age": age,
+            "price": [f"{1 + i % 7},{i % 10}" for i in range(n)],  # decimal commas: "3,5" is 3.5
+            "shop": shop,
+            "member": [bool(i % 3) for i in range(n)],
+            "joined": [f"20{10 + i % 12}-{1 + i % 12:02d}-{1 + i % 28:02d}" if i % 13 else None for i in range(n)],
+            "customer": [f"c{i:05d}" for i in range(n)],  # one per row: an ID
+            "notes": [f"note {i % 130}" for i in range(n)],  # 130 values: free text, too many to encode
+            "empty": [np.nan] * n,
+        }
+    )
 
 
 def test_each_column_gets_its_kind_and_the_fill_values_come_from_the_training_rows_only():
@@ -39,8 +41,16 @@ def test_each_column_gets_its_kind_and_the_fill_values_come_from_the_training_ro
     rows = np.arange(160)  # the first 160 rows train
     recipe, notes = krecipe.fit(df, rows)
     kinds = {c["name"]: c["kind"] for c in recipe.columns}
-    assert kinds == {"age": "number", "price": "number", "shop": "category", "member": "boolean", "joined": "date",
-                     "customer": "dropped", "notes": "dropped", "empty": "dropped"}
+    assert kinds == {
+        "age": "number",
+        "price": "number",
+        "shop": "category",
+        "member": "boolean",
+        "joined": "date",
+        "customer": "dropped",
+        "notes": "dropped",
+        "empty": "dropped",
+    }
     by_name = {c["name"]: c for c in recipe.columns}
     assert by_name["age"]["fill"] == np.nanmedian(df["age"].to_numpy()[rows])
     assert by_name["age"]["fill"] != np.nanmedian(df["age"].to_numpy())  # not the median of all rows
@@ -66,14 +76,23 @@ def test_a_category_only_outside_the_training_rows_is_not_a_feature_and_encodes_
 
 def test_raw_rows_at_predict_time_with_unseen_values_gaps_and_a_missing_column_are_handled():
     recipe, _ = krecipe.fit(_table(), np.arange(150))
-    new = pd.DataFrame({"age": [None, 30], "price": ["?", "2,5"], "shop": ["west", None], "member": [None, True],
-                        "joined": ["not a date", "2020-12-31"], "target": ["ignored", "too"]})  # no 'customer' etc.
+    new = pd.DataFrame(
+        {
+            "age": [None, 30],
+            "price": ["?", "2,5"],
+            "shop": ["west", None],
+            "member": [None, True],
+            "joined": ["not a date", "2020-12-31"],
+            "target": ["ignored", "too"],
+        }
+    )  # no 'customer' etc.
     x = recipe.transform(new)
     names = recipe.feature_names
     assert x.shape == (2, len(names)) and np.isfinite(x).all()
     by_name = {c["name"]: c for c in recipe.columns}
-    assert x[0, names.index("age")] == by_name["age"]["fill"] and x[0, names.index("price")] == \
-        np.float32(by_name["price"]["fill"])
+    assert x[0, names.index("age")] == by_name["age"]["fill"] and x[0, names.index("price")] == np.float32(
+        by_name["price"]["fill"]
+    )
     shop = [i for i, n in enumerate(names) if n.startswith("shop=")]
     assert x[0, shop].tolist() == [0, 0, 0, 0]  # 'west' was never seen in training
     assert x[1, names.index("shop=(missing)")] == 1  # a gap is the '(missing)' category training had

@@ -36,8 +36,9 @@ def test_a_running_run_says_which_epoch_of_how_many():
 
 
 def test_progress_counts_finished_epochs_plus_the_part_of_the_current_one():
-    r = record(info={"epochs": 10, "n_train": 100}, progress={"epoch": 4, "step": 5, "steps": 10,
-                                                              "samples_per_s": 50.0})
+    r = record(
+        info={"epochs": 10, "n_train": 100}, progress={"epoch": 4, "step": 5, "steps": 10, "samples_per_s": 50.0}
+    )
     p = runview.progress(r, epochs(3))
     assert p.fraction == pytest.approx(0.35) and (p.epoch, p.step, p.steps) == (4, 5, 10)
     assert p.eta_s == pytest.approx(6.5 * 2.0)  # 6.5 epochs left at 2 s each
@@ -46,19 +47,22 @@ def test_progress_counts_finished_epochs_plus_the_part_of_the_current_one():
 
 def test_during_the_first_epoch_there_is_no_eta_it_would_extrapolate_the_tracing():
     # Issue 12: the first epoch's pace includes tracing the graph; the old ETA here was 1.75 epochs at that pace.
-    r = record(info={"epochs": 2, "n_train": 1000}, progress={"epoch": 1, "step": 1, "steps": 4,
-                                                              "samples_per_s": 500.0})
+    r = record(
+        info={"epochs": 2, "n_train": 1000}, progress={"epoch": 1, "step": 1, "steps": 4, "samples_per_s": 500.0}
+    )
     assert runview.progress(r, []).eta_s is None
 
 
 def test_the_eta_leaves_the_first_epoch_out_once_steady_epochs_are_known():
-    history = [{"epoch": 1, "loss": 1.0, "epoch_time": 14.0}] + [{"epoch": e, "loss": 1.0 / e, "epoch_time": 0.5}
-                                                               for e in (2, 3)]
+    history = [{"epoch": 1, "loss": 1.0, "epoch_time": 14.0}] + [
+        {"epoch": e, "loss": 1.0 / e, "epoch_time": 0.5} for e in (2, 3)
+    ]
     r = record(info={"epochs": 10, "n_train": 100}, progress={"epoch": 3, "step": None})
     assert runview.progress(r, history).eta_s == pytest.approx(7 * 0.5)
     # Only the first done, the second under way: its sample rate, not the first epoch's time.
-    r = record(info={"epochs": 10, "n_train": 1000}, progress={"epoch": 2, "step": 2, "steps": 4,
-                                                               "samples_per_s": 2000.0})
+    r = record(
+        info={"epochs": 10, "n_train": 1000}, progress={"epoch": 2, "step": 2, "steps": 4, "samples_per_s": 2000.0}
+    )
     assert runview.progress(r, history[:1]).eta_s == pytest.approx(8.5 * 0.5)
 
 
@@ -71,7 +75,8 @@ def test_an_epoch_row_in_progress_is_not_counted_twice():
 
 def test_final_runs_are_worded_with_their_outcome():
     assert runview.status_line(record("finished", test={"loss": 0.1, "accuracy": 0.972}), epochs(3)) == (
-        "finished — test accuracy 97.2%")
+        "finished — test accuracy 97.2%"
+    )
     assert runview.status_line(record("finished", test={"loss": 2.0, "mae": 3.25}), []) == "finished — test mae 3.25"
     assert runview.status_line(record("failed", error="the loss became nan"), []) == "failed — the loss became nan"
     assert runview.status_line(record("cancelled"), epochs(3)) == "cancelled after 3 of 10 epochs"
@@ -79,8 +84,11 @@ def test_final_runs_are_worded_with_their_outcome():
 
 
 def test_best_epoch_is_the_lowest_validation_loss_else_the_lowest_loss():
-    history = [{"epoch": 1, "loss": 0.9, "val_loss": 0.8}, {"epoch": 2, "loss": 0.5, "val_loss": 0.6},
-               {"epoch": 3, "loss": 0.3, "val_loss": 0.7}]
+    history = [
+        {"epoch": 1, "loss": 0.9, "val_loss": 0.8},
+        {"epoch": 2, "loss": 0.5, "val_loss": 0.6},
+        {"epoch": 3, "loss": 0.3, "val_loss": 0.7},
+    ]
     assert runview.best_epoch(history) == 2
     assert runview.best_epoch([{k: v for k, v in h.items() if k != "val_loss"} for h in history]) == 3
     assert runview.best_epoch([]) is None
@@ -111,9 +119,11 @@ def test_a_paused_run_and_the_queue_behind_it_say_that_it_holds_a_worker(tmp_pat
     store.set_paused(running, True)
     assert store.paused_count() == 1
     assert runview.status_line(store.get(running), epochs(3)) == (
-        "paused after 3 of 10 epochs — it holds a training worker until resumed or stopped")
+        "paused after 3 of 10 epochs — it holds a training worker until resumed or stopped"
+    )
     assert runview.status_line(store.get(queued), [], 1, store.paused_count()) == (
-        "queued (position 1); a paused run holds a training worker until it is resumed or stopped")
+        "queued (position 1); a paused run holds a training worker until it is resumed or stopped"
+    )
     store.set_paused(running, False)
     assert store.paused_count() == 0 and store.get(running).paused is None
 
@@ -151,8 +161,10 @@ def test_a_queued_run_says_how_many_runs_are_ahead_about_how_long_and_what_holds
     assert runview.status_line(store.get(ours), [], wait=wait) == "queued — 2 runs ahead of yours, about 31 s"
     wait = runview.queue_wait(store, store.get(queued), workers=2)
     assert runview.status_line(store.get(queued), [], wait=wait) == (
-        "queued — 1 run ahead of yours, starting any moment")
+        "queued — 1 run ahead of yours, starting any moment"
+    )
     store.set_paused(running, True)
     wait = runview.queue_wait(store, store.get(ours), workers=1)
     assert runview.status_line(store.get(ours), [], wait=wait) == (
-        "queued — 1 run ahead of yours; a paused run holds a training worker until it is resumed or stopped")
+        "queued — 1 run ahead of yours; a paused run holds a training worker until it is resumed or stopped"
+    )

@@ -12,7 +12,9 @@ from kfcore.present.samples import Predictions, SampleError
 from kfcore.spec import DataSpec, SplitSpec
 
 Y = np.array([0, 0, 1, 1, 2, 2, 0])
-PROBS = np.array([[.9, .1, 0], [.2, .7, .1], [.1, .8, .1], [.1, .8, .1], [.6, .1, .3], [0, 0, 1], [.3, .6, .1]])
+PROBS = np.array(
+    [[0.9, 0.1, 0], [0.2, 0.7, 0.1], [0.1, 0.8, 0.1], [0.1, 0.8, 0.1], [0.6, 0.1, 0.3], [0, 0, 1], [0.3, 0.6, 0.1]]
+)
 
 
 def test_a_cell_lists_its_samples_most_confident_first():
@@ -100,12 +102,14 @@ def test_regression_predictions_are_the_outputs_as_values():
 
 
 def test_selected_dots_become_sample_numbers_and_the_diagonal_is_ignored():
-    points = [{"curve_number": 1, "point_index": 4, "customdata": 4},
-              {"curve_number": 0, "point_index": 1},  # the perfect-prediction line
-              {"curve_number": 1, "point_index": 9, "customdata": [9]},
-              {"curve_number": 1, "point_index": 4, "customdata": 4},  # twice: once
-              {"curve_number": 1, "customdata": 99},  # not a test sample
-              {"curve_number": 1, "point_index": 2}]  # no customdata: the point's index
+    points = [
+        {"curve_number": 1, "point_index": 4, "customdata": 4},
+        {"curve_number": 0, "point_index": 1},  # the perfect-prediction line
+        {"curve_number": 1, "point_index": 9, "customdata": [9]},
+        {"curve_number": 1, "point_index": 4, "customdata": 4},  # twice: once
+        {"curve_number": 1, "customdata": 99},  # not a test sample
+        {"curve_number": 1, "point_index": 2},
+    ]  # no customdata: the point's index
     assert samples.samples_from_selection(points, n_samples=20) == [4, 9, 2]
     assert samples.samples_from_selection([], 20) == [] and samples.samples_from_selection(None, 20) == []
 

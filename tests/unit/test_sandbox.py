@@ -23,14 +23,24 @@ def test_capped_load_returns_the_same_dataset_as_loading_in_process(tmp_path):
     here, there = load_dataset(spec, limits=LIMITS), load_capped(spec, LIMITS)
     assert np.array_equal(here.x, there.x) and np.array_equal(here.y, there.y) and there.x.dtype == np.float32
     assert (there.task, there.class_names, there.feature_names, there.notes, there.x_test) == (
-        here.task, here.class_names, here.feature_names, here.notes, None)
+        here.task,
+        here.class_names,
+        here.feature_names,
+        here.notes,
+        None,
+    )
 
 
 def test_own_test_set_and_images_come_back(tmp_path):
     path = tmp_path / "imgs.npz"
     rng = np.random.default_rng(0)
-    np.savez(path, x=rng.integers(0, 255, (20, 6, 6), np.uint8), y=np.arange(20) % 2,
-             x_test=rng.integers(0, 255, (4, 6, 6), np.uint8), y_test=np.arange(4) % 2)
+    np.savez(
+        path,
+        x=rng.integers(0, 255, (20, 6, 6), np.uint8),
+        y=np.arange(20) % 2,
+        x_test=rng.integers(0, 255, (4, 6, 6), np.uint8),
+        y_test=np.arange(4) % 2,
+    )
     spec = DataSpec(source="npz", path=str(path))
     here, there = load_dataset(spec, limits=LIMITS), load_capped(spec, LIMITS)
     assert there.x.shape == (20, 6, 6, 1) and np.array_equal(here.x_test, there.x_test)
@@ -50,6 +60,8 @@ def test_a_file_needing_more_than_the_cap_is_refused_and_the_caller_lives(tmp_pa
     before = os.getpid()
     with pytest.raises(DataError) as e:
         load_capped(DataSpec(source="npz", path=str(path)), LIMITS, cap_mb=40)
-    assert str(e.value) == ("the file needs more memory than this server allows for one upload (40 MB); upload a "
-                            "smaller file (a sample of the rows, or smaller images)")
+    assert str(e.value) == (
+        "the file needs more memory than this server allows for one upload (40 MB); upload a "
+        "smaller file (a sample of the rows, or smaller images)"
+    )
     assert os.getpid() == before and load_capped(DataSpec(source="npz", path=str(path)), LIMITS).x.shape == (4000, 2000)

@@ -44,19 +44,43 @@ CASES = {
     "img8_no_hidden": ([], (8, 8, 1), "multiclass", 10, None),
     "img_rank2_auto_flatten": ([dense(4)], (6, 5), "binary", 2, None),
     "conv_valid_pool": ([conv(4), pool(), dense(16)], (28, 28, 1), "multiclass", 10, None),
-    "conv_same_strides": ([conv(4, strides=2, padding="same"), conv(8, [3, 1], strides=[1, 2])],
-                          (8, 8, 1), "binary", 2, None),
+    "conv_same_strides": (
+        [conv(4, strides=2, padding="same"), conv(8, [3, 1], strides=[1, 2])],
+        (8, 8, 1),
+        "binary",
+        2,
+        None,
+    ),
     "conv_pair_kernel_rgb": ([conv(6, [2, 3]), pool([2, 1], strides=[1, 1])], (8, 8, 3), "multiclass", 5, None),
     "conv_bn_gap": ([conv(8, padding="same"), BN, conv(8), GAP, dense(4)], (8, 8, 1), "multiclass", 10, None),
     "pool_same_bigger_than_input": ([pool(3, padding="same"), pool(4, padding="same")], (8, 8, 1), "binary", 2, None),
-    "pool_strided_odd": ([pool(3, strides=2), conv(2, 2, strides=[2, 1], padding="same")], (9, 7, 2), "regression", 0,
-                         None),
-    "conv_dropout_flatten": ([conv(3, 5), D("Dropout", rate=0.25), FLAT, dense(10)], (28, 28, 1), "regression", 0,
-                             None),
+    "pool_strided_odd": (
+        [pool(3, strides=2), conv(2, 2, strides=[2, 1], padding="same")],
+        (9, 7, 2),
+        "regression",
+        0,
+        None,
+    ),
+    "conv_dropout_flatten": (
+        [conv(3, 5), D("Dropout", rate=0.25), FLAT, dense(10)],
+        (28, 28, 1),
+        "regression",
+        0,
+        None,
+    ),
     "conv_defaults_then_dense": ([D("Conv2D"), D("Dense")], (6, 6, 1), "multiclass", 4, None),
-    "avg_pool_and_layer_norm_image": ([conv(4, padding="same"), D("AveragePooling2D", pool_size=2),
-                                       D("LayerNormalization"), D("AveragePooling2D", pool_size=[3, 1], strides=1,
-                                                                  padding="same")], (8, 8, 1), "multiclass", 10, None),
+    "avg_pool_and_layer_norm_image": (
+        [
+            conv(4, padding="same"),
+            D("AveragePooling2D", pool_size=2),
+            D("LayerNormalization"),
+            D("AveragePooling2D", pool_size=[3, 1], strides=1, padding="same"),
+        ],
+        (8, 8, 1),
+        "multiclass",
+        10,
+        None,
+    ),
     "layer_norm_tabular": ([dense(8), D("LayerNormalization", epsilon=1e-5), dense(4)], (4,), "binary", 2, None),
 }
 
@@ -125,8 +149,10 @@ def _refusal(layers, input_shape):
 def test_conv_on_tabular_is_refused():
     err = _refusal([D("Dropout", rate=0.1), conv(8)], (4,))
     assert err.layer_index == 1
-    assert str(err) == ("layer 2 (Conv2D): needs image input of shape (height, width, channels), but gets "
-                        "tabular input of 4 features; remove it or choose an image dataset")
+    assert str(err) == (
+        "layer 2 (Conv2D): needs image input of shape (height, width, channels), but gets "
+        "tabular input of 4 features; remove it or choose an image dataset"
+    )
 
 
 def test_gap_on_tabular_is_refused():
@@ -164,7 +190,7 @@ def test_pooling_below_1x1_is_refused():
 def test_kernel_bigger_than_input_is_refused():
     err = _refusal([conv(4, 5)], (3, 3, 1))
     assert err.layer_index == 0
-    assert "5x5 kernel (padding \"valid\") on a 3x3 input would leave 0x0, below 1x1" in str(err)
+    assert '5x5 kernel (padding "valid") on a 3x3 input would leave 0x0, below 1x1' in str(err)
     assert 'padding "same", a smaller kernel' in str(err)
     # The same kernel with padding "same" fits.
     assert infer_shapes([conv(4, 5, padding="same")], (3, 3, 1), "binary", 2).rows[0].output_shape == (3, 3, 4)

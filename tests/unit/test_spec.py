@@ -25,12 +25,18 @@ def test_contract_shape_parses_and_keeps_its_fields():
 
 
 def test_json_round_trip_is_lossless():
-    spec = parse_spec({**CONTRACT, "layers": [
-        {"type": "Conv2D", "filters": 8, "kernel_size": [3, 5], "padding": "same", "l2": 0.01},
-        {"type": "MaxPooling2D", "pool_size": 2},
-        {"type": "Dropout", "rate": 0.25},
-        {"type": "Dense", "units": 16, "activation": "tanh", "initializer": "he_normal", "l1": 0.001},
-    ], "train": {"optimizer": "sgd", "momentum": 0.9, "schedule": "cosine", "early_stopping": True}})
+    spec = parse_spec(
+        {
+            **CONTRACT,
+            "layers": [
+                {"type": "Conv2D", "filters": 8, "kernel_size": [3, 5], "padding": "same", "l2": 0.01},
+                {"type": "MaxPooling2D", "pool_size": 2},
+                {"type": "Dropout", "rate": 0.25},
+                {"type": "Dense", "units": 16, "activation": "tanh", "initializer": "he_normal", "l1": 0.001},
+            ],
+            "train": {"optimizer": "sgd", "momentum": 0.9, "schedule": "cosine", "early_stopping": True},
+        }
+    )
     assert RunSpec.from_json(spec.to_json()) == spec
     assert json.loads(spec.to_json())["layers"][0]["kernel_size"] == [3, 5]
 

@@ -13,8 +13,9 @@ from kfcore.model.shapes import ShapeError
 from kfcore.spec import LAYER_TYPES, RunSpec, SpecError, parse_spec
 from kfcore.training.train import prepare
 
-scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6), st.floats(allow_nan=True),
-                    st.text(max_size=8))
+scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(-(10**6), 10**6), st.floats(allow_nan=True), st.text(max_size=8)
+)
 sizes = st.one_of(st.integers(-2, 40), st.lists(st.integers(-2, 12), max_size=3), scalars)
 layer = st.fixed_dictionaries(
     {"type": st.one_of(st.sampled_from(LAYER_TYPES), st.text(max_size=6))},
@@ -23,23 +24,55 @@ layer = st.fixed_dictionaries(
         "activation": st.one_of(st.sampled_from(["relu", "tanh", "softmax", "nope"]), scalars),
         "rate": st.one_of(st.floats(-1, 2), scalars),
         "filters": st.one_of(st.integers(-1, 64), scalars),
-        "kernel_size": sizes, "pool_size": sizes, "strides": sizes,
+        "kernel_size": sizes,
+        "pool_size": sizes,
+        "strides": sizes,
         "padding": st.sampled_from(["same", "valid", "full"]),
-        "l1": st.one_of(st.floats(-1, 2), scalars), "l2": scalars, "bogus": scalars,
+        "l1": st.one_of(st.floats(-1, 2), scalars),
+        "l2": scalars,
+        "bogus": scalars,
     },
 )
-section = st.dictionaries(st.sampled_from(["optimizer", "learning_rate", "epochs", "batch_size", "seed", "momentum",
-                                           "schedule", "early_stopping", "patience", "name", "source", "test",
-                                           "validation", "n", "noise", "task", "target", "path"]),
-                          st.one_of(scalars, st.sampled_from(["adam", "sgd", "builtin", "iris", "circle", "csv"])),
-                          max_size=6)
+section = st.dictionaries(
+    st.sampled_from(
+        [
+            "optimizer",
+            "learning_rate",
+            "epochs",
+            "batch_size",
+            "seed",
+            "momentum",
+            "schedule",
+            "early_stopping",
+            "patience",
+            "name",
+            "source",
+            "test",
+            "validation",
+            "n",
+            "noise",
+            "task",
+            "target",
+            "path",
+        ]
+    ),
+    st.one_of(scalars, st.sampled_from(["adam", "sgd", "builtin", "iris", "circle", "csv"])),
+    max_size=6,
+)
 spec_like = st.one_of(
     scalars,
     st.lists(scalars, max_size=3),
-    st.fixed_dictionaries({}, optional={"data": st.one_of(section, scalars), "split": st.one_of(section, scalars),
-                                        "layers": st.one_of(st.lists(layer, max_size=5), scalars),
-                                        "train": st.one_of(section, scalars), "output": st.one_of(section, scalars),
-                                        "extra": scalars}),
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "data": st.one_of(section, scalars),
+            "split": st.one_of(section, scalars),
+            "layers": st.one_of(st.lists(layer, max_size=5), scalars),
+            "train": st.one_of(section, scalars),
+            "output": st.one_of(section, scalars),
+            "extra": scalars,
+        },
+    ),
 )
 
 

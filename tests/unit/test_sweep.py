@@ -15,9 +15,11 @@ from kfcore.runs.store import RunStore
 from kfcore.runs.sweepresults import best, seed_stats, trial_row
 from kfcore.runs.sweeprun import Asha, create
 
-BASE = {"data": {"source": "builtin", "name": "xor", "n": 40}, "layers": [{"type": "Dense", "units": 8},
-                                                                        {"type": "Dropout", "rate": 0.1}],
-        "train": {"epochs": 2, "seed": 5}}
+BASE = {
+    "data": {"source": "builtin", "name": "xor", "n": 40},
+    "layers": [{"type": "Dense", "units": 8}, {"type": "Dropout", "rate": 0.1}],
+    "train": {"epochs": 2, "seed": 5},
+}
 
 
 def parse(**keys):
@@ -25,8 +27,13 @@ def parse(**keys):
 
 
 def test_a_grid_counts_every_combination_and_repeats_multiply_it_by_the_seeds():
-    s = parse(grid={"train.learning_rate": [0.003, 0.03], "layers.0.units": [8, 32], "train.optimizer": ["adam", "sgd",
-                                                                                                          "rmsprop"]})
+    s = parse(
+        grid={
+            "train.learning_rate": [0.003, 0.03],
+            "layers.0.units": [8, 32],
+            "train.optimizer": ["adam", "sgd", "rmsprop"],
+        }
+    )
     assert s.trial_count == 12 and len(sw.settings(s)) == 12
     assert sw.settings(s)[0] == {"train.learning_rate": 0.003, "layers.0.units": 8, "train.optimizer": "adam"}
     assert len({json.dumps(v, sort_keys=True) for v in sw.settings(s)}) == 12
@@ -40,8 +47,12 @@ def test_a_grid_counts_every_combination_and_repeats_multiply_it_by_the_seeds():
 
 
 def test_a_random_search_draws_its_samples_inside_the_ranges_the_same_way_each_time():
-    space = {"train.learning_rate": {"min": 1e-4, "max": 1e-1, "log": True}, "layers.0.units": {"min": 4, "max": 64},
-             "train.batch_size": [16, 32], "layers.1.rate": {"min": 0.0, "max": 0.5}}
+    space = {
+        "train.learning_rate": {"min": 1e-4, "max": 1e-1, "log": True},
+        "layers.0.units": {"min": 4, "max": 64},
+        "train.batch_size": [16, 32],
+        "layers.1.rate": {"min": 0.0, "max": 0.5},
+    }
     s = parse(random=space, samples=40, seed=3)
     drawn = sw.settings(s)
     assert s.trial_count == 40 and len(drawn) == 40 and drawn == sw.settings(parse(random=space, samples=40, seed=3))
@@ -67,38 +78,47 @@ def test_an_optuna_search_counts_its_samples_and_refuses_repeats_and_samples_are
         parse(grid={"train.learning_rate": [0.01, 0.1]}, samples=3)
 
 
-@pytest.mark.parametrize(("space", "expected"), [
-    ({"train.lr": [0.1]}, "'train.lr': train has no field 'lr'; its fields are optimizer, learning_rate"),
-    ({"layers.5.units": [8]}, "'layers.5.units': the base spec has 2 layer(s), numbered from 0"),
-    ({"layers.1.units": [8]}, "'layers.1.units': a Dropout layer has no field 'units'; its fields are rate"),
-    ({"layers.units": [8]}, "a layer's field is layers.<index>.<field>"),
-    ({"model.units": [8]}, "'model.units' is not a hyperparameter path"),
-    ({"train.learning_rate": [-1]}, "'train.learning_rate' = -1: train.learning_rate: must be above 0"),
-    ({"train.optimizer": ["adamx"]}, "'train.optimizer' = \"adamx\": train.optimizer: unknown value 'adamx'"),
-    ({"layers.1.rate": [1.5]}, "'layers.1.rate' = 1.5"),
-    ({"train.learning_rate": [0.1, 0.1]}, "lists a value twice"),
-    ({"train.learning_rate": []}, "give a list of values"),
-    ({"train.learning_rate": {"min": 0.1, "max": 0.2}}, "a grid takes a list of values"),
-])
+@pytest.mark.parametrize(
+    ("space", "expected"),
+    [
+        ({"train.lr": [0.1]}, "'train.lr': train has no field 'lr'; its fields are optimizer, learning_rate"),
+        ({"layers.5.units": [8]}, "'layers.5.units': the base spec has 2 layer(s), numbered from 0"),
+        ({"layers.1.units": [8]}, "'layers.1.units': a Dropout layer has no field 'units'; its fields are rate"),
+        ({"layers.units": [8]}, "a layer's field is layers.<index>.<field>"),
+        ({"model.units": [8]}, "'model.units' is not a hyperparameter path"),
+        ({"train.learning_rate": [-1]}, "'train.learning_rate' = -1: train.learning_rate: must be above 0"),
+        ({"train.optimizer": ["adamx"]}, "'train.optimizer' = \"adamx\": train.optimizer: unknown value 'adamx'"),
+        ({"layers.1.rate": [1.5]}, "'layers.1.rate' = 1.5"),
+        ({"train.learning_rate": [0.1, 0.1]}, "lists a value twice"),
+        ({"train.learning_rate": []}, "give a list of values"),
+        ({"train.learning_rate": {"min": 0.1, "max": 0.2}}, "a grid takes a list of values"),
+    ],
+)
 def test_a_bad_path_or_value_is_refused_naming_it(space, expected):
     with pytest.raises(sw.SweepError) as e:
         parse(grid=space)
     assert expected in str(e.value)
 
 
-@pytest.mark.parametrize(("keys", "expected"), [
-    ({"random": {"train.optimizer": {"min": 1, "max": 2}}, "samples": 2}, "is not a number: give it a list"),
-    ({"random": {"train.learning_rate": {"min": 0.2, "max": 0.1}}, "samples": 2}, "must be below its max"),
-    ({"random": {"train.learning_rate": {"min": 0, "max": 0.1, "log": True}}, "samples": 2}, "a log range needs"),
-    ({"random": {"train.learning_rate": {"min": 0.001, "max": 20.0}}, "samples": 2}, "'train.learning_rate' = 20.0"),
-    ({"grid": {"train.seed": [1, 2]}, "repeats": 2}, "both vary the seed"),
-    ({"grid": {}}, "nothing varies"),
-    ({"grid": {"train.epochs": [3]}, "early_stop": "hyperband"}, '"early_stop" is "hyperband"'),
-    ({"grid": {"train.epochs": [3]}, "metric": "f1"}, '"metric" is "f1"'),
-    ({"grid": {"train.epochs": [3]}, "repeats": 0}, '"repeats" is 0: give a whole number from 1'),
-    ({"grid": {"train.epochs": [3]}, "rgid": {}}, "unknown key 'rgid'"),
-    ({"grid": {"train.epochs": [3]}, "random": {}}, "both 'grid' and 'random'"),
-])
+@pytest.mark.parametrize(
+    ("keys", "expected"),
+    [
+        ({"random": {"train.optimizer": {"min": 1, "max": 2}}, "samples": 2}, "is not a number: give it a list"),
+        ({"random": {"train.learning_rate": {"min": 0.2, "max": 0.1}}, "samples": 2}, "must be below its max"),
+        ({"random": {"train.learning_rate": {"min": 0, "max": 0.1, "log": True}}, "samples": 2}, "a log range needs"),
+        (
+            {"random": {"train.learning_rate": {"min": 0.001, "max": 20.0}}, "samples": 2},
+            "'train.learning_rate' = 20.0",
+        ),
+        ({"grid": {"train.seed": [1, 2]}, "repeats": 2}, "both vary the seed"),
+        ({"grid": {}}, "nothing varies"),
+        ({"grid": {"train.epochs": [3]}, "early_stop": "hyperband"}, '"early_stop" is "hyperband"'),
+        ({"grid": {"train.epochs": [3]}, "metric": "f1"}, '"metric" is "f1"'),
+        ({"grid": {"train.epochs": [3]}, "repeats": 0}, '"repeats" is 0: give a whole number from 1'),
+        ({"grid": {"train.epochs": [3]}, "rgid": {}}, "unknown key 'rgid'"),
+        ({"grid": {"train.epochs": [3]}, "random": {}}, "both 'grid' and 'random'"),
+    ],
+)
 def test_a_bad_sweep_definition_is_refused_saying_what_to_do(keys, expected):
     with pytest.raises(sw.SweepError) as e:
         parse(**keys)
@@ -117,21 +137,31 @@ def test_a_sweep_file_without_a_base_or_with_a_bad_base_or_not_json_is_refused()
 
 
 def test_a_sweep_round_trips_through_its_dict():
-    for s in (parse(grid={"train.learning_rate": [0.003, 0.03]}, repeats=2, name="lr"),
-              parse(random={"layers.0.units": {"min": 4, "max": 64}, "train.optimizer": ["adam", "sgd"]}, samples=5,
-                    seed=9, early_stop="asha", metric="val_accuracy")):
+    for s in (
+        parse(grid={"train.learning_rate": [0.003, 0.03]}, repeats=2, name="lr"),
+        parse(
+            random={"layers.0.units": {"min": 4, "max": 64}, "train.optimizer": ["adam", "sgd"]},
+            samples=5,
+            seed=9,
+            early_stop="asha",
+            metric="val_accuracy",
+        ),
+    ):
         again = sw.parse_sweep(json.loads(json.dumps(s.to_dict())))
         assert again == s and sw.settings(again) == sw.settings(s)
 
 
 def test_more_trials_than_the_limit_are_refused_before_the_sweep_is_stored(tmp_path):
     store = RunStore(tmp_path)
-    big = parse(grid={"train.learning_rate": [0.001, 0.003, 0.01, 0.03, 0.1], "layers.0.units": [4, 8, 16, 32]},
-                repeats=3)
+    big = parse(
+        grid={"train.learning_rate": [0.001, 0.003, 0.01, 0.03, 0.1], "layers.0.units": [4, 8, 16, 32]}, repeats=3
+    )
     with pytest.raises(sw.SweepError) as e:
         create(store, big, limits=Limits.from_env({"KF_MAX_TRIALS": "50"}))
-    assert str(e.value) == ("this sweep makes 60 trials (5 × 4 settings × 3 seeds), over this server's limit of 50 "
-                            "trials per sweep (KF_MAX_TRIALS): give fewer values, samples or repeats")
+    assert str(e.value) == (
+        "this sweep makes 60 trials (5 × 4 settings × 3 seeds), over this server's limit of 50 "
+        "trials per sweep (KF_MAX_TRIALS): give fewer values, samples or repeats"
+    )
     with pytest.raises(sw.SweepError, match="limit of 16 trials per sweep"):  # hosted mode's default
         create(store, big, limits=Limits.from_env({"KF_HOSTED": "1"}))
     assert store.sweeps() == []
@@ -170,16 +200,20 @@ def test_the_local_asha_cancels_a_lagging_trial_with_the_reason(tmp_path):
         runs.append(run_id)
     assert [store.cancel_requested(r) for r in runs] == [False, True, True]
     store.mark_cancelled(runs[2])  # what the worker does when it sees the flag: the reason stays
-    assert store.get(runs[2]).error == ("stopped early by ASHA at epoch 1: its val_loss of 0.8 was not within the "
-                                        "best third of the trials that reached that epoch")
+    assert store.get(runs[2]).error == (
+        "stopped early by ASHA at epoch 1: its val_loss of 0.8 was not within the "
+        "best third of the trials that reached that epoch"
+    )
 
 
 def test_an_old_store_gains_the_sweep_column_and_trials_are_listed_by_sweep(tmp_path):
     con = sqlite3.connect(tmp_path / "runs.sqlite")  # a store made before sweeps existed
-    con.execute("CREATE TABLE runs (id TEXT PRIMARY KEY, name TEXT NOT NULL, spec TEXT NOT NULL, status TEXT NOT "
-                "NULL, created REAL NOT NULL, started REAL, finished REAL, owner TEXT, host TEXT, pid INTEGER, "
-                "cancel_requested INTEGER NOT NULL DEFAULT 0, hardware TEXT, info TEXT, progress TEXT, error TEXT, "
-                "test TEXT, evaluation TEXT, model_path TEXT)")
+    con.execute(
+        "CREATE TABLE runs (id TEXT PRIMARY KEY, name TEXT NOT NULL, spec TEXT NOT NULL, status TEXT NOT "
+        "NULL, created REAL NOT NULL, started REAL, finished REAL, owner TEXT, host TEXT, pid INTEGER, "
+        "cancel_requested INTEGER NOT NULL DEFAULT 0, hardware TEXT, info TEXT, progress TEXT, error TEXT, "
+        "test TEXT, evaluation TEXT, model_path TEXT)"
+    )
     con.execute("INSERT INTO runs (id, name, spec, status, created) VALUES ('old1', 'old', '{}', 'finished', 1.0)")
     con.commit()
     con.close()
@@ -218,16 +252,21 @@ def test_seed_statistics_match_the_statistics_module_and_the_best_trial_is_the_l
 def test_the_sweep_figures_band_the_seeds_axis_the_choices_and_thin_long_curves():
     from kfcore.present import plots
 
-    seeds = [[{"epoch": 1, "val_loss": 1.0}, {"epoch": 2, "val_loss": 0.5}],
-             [{"epoch": 1, "val_loss": 0.8}, {"epoch": 2, "val_loss": 0.7}]]
+    seeds = [
+        [{"epoch": 1, "val_loss": 1.0}, {"epoch": 2, "val_loss": 0.5}],
+        [{"epoch": 1, "val_loss": 0.8}, {"epoch": 2, "val_loss": 0.7}],
+    ]
     band, mean = plots.seed_bands([("lr=0.1", seeds)], "val_loss").data
     assert list(band.x) == [1, 2, 2, 1] and list(band.y) == [1.0, 0.7, 0.5, 0.8]  # max out, min back
     assert list(mean.y) == pytest.approx([0.9, 0.6]) and "mean of 2 seeds" in mean.name
-    rows = [{"values": {"train.optimizer": "sgd", "train.learning_rate": 0.1}, "val_loss": 0.4},
-            {"values": {"train.optimizer": "adam", "train.learning_rate": 0.01}, "val_loss": 0.2},
-            {"values": {"train.optimizer": "<b>x</b>", "train.learning_rate": 0.01}, "val_loss": None}]
-    (coords,) = plots.sweep_parcoords(rows, ["train.optimizer", "train.learning_rate"], "val_loss",
-                                      {"train.learning_rate": (0.005, 0.05)}).data
+    rows = [
+        {"values": {"train.optimizer": "sgd", "train.learning_rate": 0.1}, "val_loss": 0.4},
+        {"values": {"train.optimizer": "adam", "train.learning_rate": 0.01}, "val_loss": 0.2},
+        {"values": {"train.optimizer": "<b>x</b>", "train.learning_rate": 0.01}, "val_loss": None},
+    ]
+    (coords,) = plots.sweep_parcoords(
+        rows, ["train.optimizer", "train.learning_rate"], "val_loss", {"train.learning_rate": (0.005, 0.05)}
+    ).data
     optimizer, lr, score = coords.dimensions
     assert list(optimizer.ticktext) == ["adam", "sgd"] and list(optimizer.values) == [1, 0]  # unscored: left out
     assert list(lr.constraintrange) == [0.005, 0.05] and list(score.values) == [0.4, 0.2]

@@ -7,8 +7,12 @@ import pytest
 from kfcore.runs.store import RunStore
 from tests.unit.test_cli import run_cli
 
-BASE = {"data": {"source": "builtin", "name": "xor", "n": 60}, "split": {"test": 0.2, "validation": 0.2, "seed": 0},
-        "layers": [{"type": "Dense", "units": 4}], "train": {"epochs": 2, "batch_size": 16, "seed": 0}}
+BASE = {
+    "data": {"source": "builtin", "name": "xor", "n": 60},
+    "split": {"test": 0.2, "validation": 0.2, "seed": 0},
+    "layers": [{"type": "Dense", "units": 4}],
+    "train": {"epochs": 2, "batch_size": 16, "seed": 0},
+}
 
 
 def write(tmp_path, sweep, name="sweep.json"):
@@ -25,7 +29,11 @@ def test_a_local_sweep_trains_every_trial_as_a_run_and_prints_a_line_each_then_t
     trials, last = lines[:-1], lines[-1]
     assert len(trials) == 4 and all(t["status"] == "finished" and t["epochs"] == 2 for t in trials)
     assert sorted((t["values"]["train.learning_rate"], t["values"]["train.seed"]) for t in trials) == [
-        (0.003, 0), (0.003, 1), (0.05, 0), (0.05, 1)]
+        (0.003, 0),
+        (0.003, 1),
+        (0.05, 0),
+        (0.05, 1),
+    ]
     assert all({"loss", "accuracy"} <= set(t["test"]) and isinstance(t["val_loss"], float) for t in trials)
     summary = last["summary"]
     assert summary["trials"] == 4 and summary["finished"] == 4 and summary["backend"] == "local"
@@ -47,19 +55,23 @@ def test_a_local_sweep_trains_every_trial_as_a_run_and_prints_a_line_each_then_t
     # A trial is an ordinary run: show and export work on it unchanged.
     shown = json.loads(run_cli("show", trials[0]["run_id"], "--store", store_dir).stdout)
     assert shown["sweep"] == sweep_id and len(shown["epochs"]) == 2
-    exported = run_cli("export", trials[0]["run_id"], "--format", "keras", "--out", tmp_path / "k", "--store",
-                       store_dir)
+    exported = run_cli(
+        "export", trials[0]["run_id"], "--format", "keras", "--out", tmp_path / "k", "--store", store_dir
+    )
     assert exported.returncode == 0 and (tmp_path / "k" / "model.keras").is_file()
 
 
-@pytest.mark.parametrize(("content", "words"), [
-    ("{not json", "sweep file"),
-    ({"base": BASE, "grid": {"train.lr": [0.1, 0.2]}}, "'train.lr': train has no field 'lr'"),
-    ({"base": BASE, "grid": {"layers.2.units": [4, 8]}}, "'layers.2.units': the base spec has 1 layer(s)"),
-    ({"base": BASE, "grid": {"train.batch_size": [16, 0]}}, "'train.batch_size' = 0"),
-    ({"base": BASE, "grid": {"train.learning_rate": [0.01, 0.02, 0.03]}, "repeats": 3}, "limit of 5 trials"),
-    ({"base": {**BASE, "layers": [{"type": "Conv2D", "filters": 4}]}, "grid": {"train.epochs": [1, 2]}}, "Conv2D"),
-])
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        ("{not json", "sweep file"),
+        ({"base": BASE, "grid": {"train.lr": [0.1, 0.2]}}, "'train.lr': train has no field 'lr'"),
+        ({"base": BASE, "grid": {"layers.2.units": [4, 8]}}, "'layers.2.units': the base spec has 1 layer(s)"),
+        ({"base": BASE, "grid": {"train.batch_size": [16, 0]}}, "'train.batch_size' = 0"),
+        ({"base": BASE, "grid": {"train.learning_rate": [0.01, 0.02, 0.03]}, "repeats": 3}, "limit of 5 trials"),
+        ({"base": {**BASE, "layers": [{"type": "Conv2D", "filters": 4}]}, "grid": {"train.epochs": [1, 2]}}, "Conv2D"),
+    ],
+)
 def test_a_bad_sweep_file_is_refused_with_one_error_line(tmp_path, store_dir, monkeypatch, content, words):
     monkeypatch.setenv("KF_MAX_TRIALS", "5")
     out = run_cli("sweep", write(tmp_path, content), "--store", store_dir)

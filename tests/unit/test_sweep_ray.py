@@ -19,8 +19,12 @@ from tests.raycluster import ray_cluster as start_cluster
 from tests.unit.helpers import wait_for
 from tests.unit.test_cli import REPO, run_cli
 
-BASE = {"data": {"source": "builtin", "name": "xor", "n": 60}, "split": {"test": 0.2, "validation": 0.2, "seed": 0},
-        "layers": [{"type": "Dense", "units": 4}], "train": {"epochs": 2, "batch_size": 16, "seed": 0}}
+BASE = {
+    "data": {"source": "builtin", "name": "xor", "n": 60},
+    "split": {"test": 0.2, "validation": 0.2, "seed": 0},
+    "layers": [{"type": "Dense", "units": 4}],
+    "train": {"epochs": 2, "batch_size": 16, "seed": 0},
+}
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +39,14 @@ def sweep_cli(tmp_path, sweep, store, env=None, *extra):
     path.write_text(json.dumps(sweep))
     if env is None:
         return run_cli("sweep", path, "--store", store, *extra, timeout=600)
-    return subprocess.run([sys.executable, "-m", "kfcore", "sweep", str(path), "--store", str(store), *extra],
-                          capture_output=True, text=True, env=env, cwd=REPO, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "kfcore", "sweep", str(path), "--store", str(store), *extra],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=600,
+    )
 
 
 def test_a_ray_tune_sweep_stores_its_trials_with_the_local_pools_test_metrics(tmp_path, ray_cluster):
@@ -65,16 +75,37 @@ def test_a_ray_tune_sweep_stores_its_trials_with_the_local_pools_test_metrics(tm
 
 def test_a_trial_whose_ray_worker_is_killed_fails_with_the_reason_and_the_sweep_completes(tmp_path, ray_cluster):
     address, env, cluster = ray_cluster
-    long = {**BASE, "data": {"source": "builtin", "name": "spiral", "n": 2000},
-            "train": {**BASE["train"], "epochs": 2000, "batch_size": 8}}
+    long = {
+        **BASE,
+        "data": {"source": "builtin", "name": "spiral", "n": 2000},
+        "train": {**BASE["train"], "epochs": 2000, "batch_size": 8},
+    }
     sweep = {"base": long, "grid": {"train.epochs": [2, 2000]}}
     path = tmp_path / "sweep.json"
     path.write_text(json.dumps(sweep))
     store_dir = tmp_path / "store"
-    driver = subprocess.Popen([sys.executable, "-m", "kfcore", "sweep", str(path), "--store", str(store_dir),
-                               "--backend", "ray", "--address", address], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True, env=env, cwd=REPO)
+    driver = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "kfcore",
+            "sweep",
+            str(path),
+            "--store",
+            str(store_dir),
+            "--backend",
+            "ray",
+            "--address",
+            address,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=REPO,
+    )
     try:
+
         def long_trains_short_ended():
             if not (store_dir / "runs.sqlite").exists():
                 return None

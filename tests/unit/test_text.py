@@ -40,7 +40,7 @@ def shown(markdown: str) -> str:
     """The text a reader sees when this Markdown is rendered, or an AssertionError if it renders anything but text."""
     rendered = PARSER.render(markdown)
     assert rendered.startswith("<p>") and rendered.endswith("</p>\n"), rendered
-    body = rendered[len("<p>"):-len("</p>\n")]
+    body = rendered[len("<p>") : -len("</p>\n")]
     assert "<" not in body, f"markup in {rendered!r}"  # every < of the text is &lt;: no tag was made
     return html.unescape(body)
 
@@ -65,6 +65,6 @@ def test_nothing_is_left_for_streamlits_own_markdown_extras(text):
 def test_ordinary_names_stay_readable():
     assert plain("run 3") == "run 3"
     assert plain("bt iris") == "bt iris"
-    assert plain("Deleted keeper? it's \"done\", 50% = 1/2") == "Deleted keeper? it's \"done\", 50% = 1\\/2"
+    assert plain('Deleted keeper? it\'s "done", 50% = 1/2') == 'Deleted keeper? it\'s "done", 50% = 1\\/2'
     assert plain("iris · Dense(12, relu)") == "iris · Dense\\(12, relu\\)"
     assert plain(3.5) == "3\\.5"

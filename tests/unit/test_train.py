@@ -48,15 +48,19 @@ def test_same_spec_and_seed_give_the_same_metrics():
 
 def test_nan_loss_stops_with_advice_to_lower_the_learning_rate():
     events = []
-    result = train(_spec(data={"name": "diabetes"}, train={"learning_rate": 10.0, "optimizer": "sgd", "epochs": 20}),
-                   on_event=events.append)
+    result = train(
+        _spec(data={"name": "diabetes"}, train={"learning_rate": 10.0, "optimizer": "sgd", "epochs": 20}),
+        on_event=events.append,
+    )
     assert result.status == "failed"
     assert "lower the learning rate" in result.error.lower()
     assert events[-1]["event"] == "failed"
 
 
 def test_cancel_stops_within_about_a_second():
-    spec = _spec(data={"name": "digits"}, layers=[{"type": "Dense", "units": 256}], train={"epochs": 500, "batch_size": 8})
+    spec = _spec(
+        data={"name": "digits"}, layers=[{"type": "Dense", "units": 256}], train={"epochs": 500, "batch_size": 8}
+    )
     asked = []
 
     def on_event(e):
@@ -83,28 +87,45 @@ def test_regression_reports_errors_and_r2():
 
 
 def test_binary_2d_set_gets_a_decision_boundary():
-    result = train(_spec(data={"name": "circle", "n": 200}, layers=[{"type": "Dense", "units": 8, "activation": "tanh"}]))
+    result = train(
+        _spec(data={"name": "circle", "n": 200}, layers=[{"type": "Dense", "units": 8, "activation": "tanh"}])
+    )
     grid = result.evaluation["decision_boundary"]
     assert grid["kind"] == "probability" and len(grid["values"]) == len(grid["y"])
     assert all(0.0 <= v <= 1.0 for row in grid["values"] for v in row)
 
 
 def test_convnet_on_digit_images_trains():
-    spec = _spec(data={"name": "digits"}, layers=[
-        {"type": "Conv2D", "filters": 8, "kernel_size": 3, "padding": "same"},
-        {"type": "MaxPooling2D", "pool_size": 2},
-        {"type": "BatchNormalization"},
-        {"type": "Flatten"},
-        {"type": "Dropout", "rate": 0.2},
-    ], train={"epochs": 3})
+    spec = _spec(
+        data={"name": "digits"},
+        layers=[
+            {"type": "Conv2D", "filters": 8, "kernel_size": 3, "padding": "same"},
+            {"type": "MaxPooling2D", "pool_size": 2},
+            {"type": "BatchNormalization"},
+            {"type": "Flatten"},
+            {"type": "Dropout", "rate": 0.2},
+        ],
+        train={"epochs": 3},
+    )
     result = train(spec)
     assert result.status == "finished" and result.test["accuracy"] > 0.5
 
 
-@pytest.mark.parametrize("optimizer, schedule", [("sgd", "exponential"), ("adamw", "cosine"), ("rmsprop", "constant"),
-                                                 ("adagrad", "constant")])
+@pytest.mark.parametrize(
+    "optimizer, schedule",
+    [("sgd", "exponential"), ("adamw", "cosine"), ("rmsprop", "constant"), ("adagrad", "constant")],
+)
 def test_every_optimizer_and_schedule_trains(optimizer, schedule):
-    result = train(_spec(train={"optimizer": optimizer, "schedule": schedule, "epochs": 3, "momentum": 0.9 if optimizer == "sgd" else 0.0}))
+    result = train(
+        _spec(
+            train={
+                "optimizer": optimizer,
+                "schedule": schedule,
+                "epochs": 3,
+                "momentum": 0.9 if optimizer == "sgd" else 0.0,
+            }
+        )
+    )
     assert result.status == "finished"
     lrs = [h["learning_rate"] for h in result.history]
     if schedule == "constant":
@@ -137,6 +158,14 @@ def test_steps_per_execution_is_large_for_small_models_and_small_for_convnets():
     mlp = infer_shapes([LayerSpec("Dense", units=64, activation="relu")], (784,), "multiclass", 10)
     assert 100 <= choose_steps_per_execution(mlp, 32, 1875) <= 1875
     assert choose_steps_per_execution(mlp, 32, 7) == 7  # never more than an epoch
-    convnet = infer_shapes([LayerSpec("Conv2D", filters=32, kernel_size=3), LayerSpec("MaxPooling2D", pool_size=2),
-                            LayerSpec("Conv2D", filters=64, kernel_size=3)], (28, 28, 1), "multiclass", 10)
+    convnet = infer_shapes(
+        [
+            LayerSpec("Conv2D", filters=32, kernel_size=3),
+            LayerSpec("MaxPooling2D", pool_size=2),
+            LayerSpec("Conv2D", filters=64, kernel_size=3),
+        ],
+        (28, 28, 1),
+        "multiclass",
+        10,
+    )
     assert choose_steps_per_execution(convnet, 128, 400) <= 5

@@ -36,8 +36,11 @@ def csv(path: str) -> DataSpec:
 
 
 def _run(store: RunStore, owner: str | None, path: str, epochs: int = 1) -> str:
-    spec = {"data": {"source": "csv", "path": path, "target": "kind"},
-            "layers": [{"type": "Dense", "units": 4, "activation": "relu"}], "train": {"epochs": epochs}}
+    spec = {
+        "data": {"source": "csv", "path": path, "target": "kind"},
+        "layers": [{"type": "Dense", "units": 4, "activation": "relu"}],
+        "train": {"epochs": epochs},
+    }
     return store.create_run(parse_spec(spec).to_dict(), owner=owner)
 
 
@@ -45,8 +48,14 @@ def test_a_reference_names_a_file_inside_the_uploads_folder_only(store):
     root = store.uploads_dir
     assert uploads.ref_of(MINE, root) == MINE
     assert uploads.ref_of(str(root / MINE), root) == MINE  # an old spec's absolute path
-    for other in ("flowers.csv", "/etc/passwd", "0123456789abcdef/../../runs.sqlite", str(root / ".." / "runs.sqlite"),
-                  "0123456789abcdef/flowers.exe", "0123456789ABCDEF/flowers.csv"):
+    for other in (
+        "flowers.csv",
+        "/etc/passwd",
+        "0123456789abcdef/../../runs.sqlite",
+        str(root / ".." / "runs.sqlite"),
+        "0123456789abcdef/flowers.exe",
+        "0123456789ABCDEF/flowers.csv",
+    ):
         assert uploads.ref_of(other, root) is None, other
     resolved = uploads.resolve(csv(MINE), root)
     assert resolved.path == str(root / MINE) and load_dataset(resolved).n_classes == 2
@@ -102,5 +111,9 @@ def test_the_command_line_reads_an_upload_reference_from_its_store(store, tmp_pa
 
     spec = {"data": {"source": "csv", "path": MINE, "target": "nope"}}  # fails on the file's columns, before training
     out = run_cli("train", write_spec(tmp_path, spec), "--store", store.root)
-    assert out.returncode == 2 and out.stderr.startswith("error: flowers.csv: ") and "there is no column 'nope'" in out.stderr
+    assert (
+        out.returncode == 2
+        and out.stderr.startswith("error: flowers.csv: ")
+        and "there is no column 'nope'" in out.stderr
+    )
     assert str(store.root) not in out.stderr

@@ -71,10 +71,14 @@ def write_address_bar() -> None:
     ss.address_writes = ss.get("address_writes", 0) + 1
     token = json.dumps(spec_token(ss.spec))  # base64url or null: nothing in it needs escaping in a script
     with st.sidebar:
-        st.html(f"""<script data-n="{ss.address_writes}">(() => {{ const u = new URL(location.href), t = {token};"""
-                """ if (t) u.searchParams.set("spec", t); else u.searchParams.delete("spec");"""
-                """ if (u.href !== location.href) history.replaceState(history.state, "", u); })();"""
-                """document.currentScript?.remove();</script>""", unsafe_allow_javascript=True, width="content")
+        st.html(
+            f"""<script data-n="{ss.address_writes}">(() => {{ const u = new URL(location.href), t = {token};"""
+            """ if (t) u.searchParams.set("spec", t); else u.searchParams.delete("spec");"""
+            """ if (u.href !== location.href) history.replaceState(history.state, "", u); })();"""
+            """document.currentScript?.remove();</script>""",
+            unsafe_allow_javascript=True,
+            width="content",
+        )
 
 
 def restore_shared_spec() -> None:
@@ -95,8 +99,17 @@ def restore_shared_spec() -> None:
 
 
 # Widget state of the Data page that belongs to the spec being replaced (an upload, its target column).
-_EDITOR_KEYS = ("data_choice", "data_error", "uploaded", "upload_file_id", "upload_attempt", "target_column",
-                "upload_task", "preset_error", "train_error")
+_EDITOR_KEYS = (
+    "data_choice",
+    "data_error",
+    "uploaded",
+    "upload_file_id",
+    "upload_attempt",
+    "target_column",
+    "upload_task",
+    "preset_error",
+    "train_error",
+)
 
 
 def load_spec(new: RunSpec) -> None:

@@ -56,9 +56,13 @@ def remember_owner() -> None:
     token = valid_owner_token(ss.get("owner"))
     if token is None:
         return
-    st.html(f"""<script>document.cookie = "{OWNER_COOKIE}={token}; path=/; max-age={OWNER_COOKIE_MAX_AGE_S}; """
-            """SameSite=Lax" + (location.protocol === "https:" ? "; Secure" : "");"""
-            """document.currentScript?.remove();</script>""", unsafe_allow_javascript=True, width="content")
+    st.html(
+        f"""<script>document.cookie = "{OWNER_COOKIE}={token}; path=/; max-age={OWNER_COOKIE_MAX_AGE_S}; """
+        """SameSite=Lax" + (location.protocol === "https:" ? "; Secure" : "");"""
+        """document.currentScript?.remove();</script>""",
+        unsafe_allow_javascript=True,
+        width="content",
+    )
 
 
 def may_delete(record: RunRecord | None) -> bool:

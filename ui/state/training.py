@@ -47,10 +47,12 @@ def comparable_runs(run_id: str, also: str | None = None) -> list[RunRecord]:
     if record is None:
         return []
     before = store().get(also, with_evaluation=False) if also else None
-    candidates = ([before] if before is not None else []) + [r for r in visible_runs() if before is None
-                                                             or r.id != before.id]
-    return [r for r in candidates
-            if r.id != run_id and r.status == "finished" and runview.comparable(record.spec, r.spec)]
+    candidates = ([before] if before is not None else []) + [
+        r for r in visible_runs() if before is None or r.id != before.id
+    ]
+    return [
+        r for r in candidates if r.id != run_id and r.status == "finished" and runview.comparable(record.spec, r.spec)
+    ]
 
 
 def reset_hyperparameters() -> None:
