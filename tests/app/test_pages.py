@@ -327,7 +327,7 @@ def test_train_says_when_results_are_of_other_data_and_when_changes_wait_for_the
     app.slider(key="epochs").set_value(2).run()
     app.button(key="train").click().run()
     wait_until_final(app, kf_home)
-    assert not app.info and not [c for c in app.caption if "next run" in c.value]
+    assert not app.info and not [c for c in app.caption if "apply to the next run" in c.value]
     app.select_slider(key="batch_size").set_value(64).run()
     assert any("apply to the next run" in c.value for c in app.caption)
     app.button(key="reset_hyperparameters").click().run()
