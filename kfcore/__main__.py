@@ -220,6 +220,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         _fail(f"cannot read the sweep file {path}: {getattr(e, 'strerror', None) or e}")
     if args.address and args.backend != "ray":
         _fail("--address names a Ray cluster: give it with --backend ray")
+    resources = (0.0, 0.0)
+    if args.backend == "ray":
+        from kfcore.runs.executors import ExecutorError, ray_resources
+
+        try:  # what each trial reserves, as a run does: KF_RAY_NUM_CPUS, KF_RAY_NUM_GPUS
+            resources = ray_resources()
+        except ExecutorError as e:
+            _fail(str(e))
     store = _store(args)
     limits = Limits.from_env()
     for problem in limits.problems:
@@ -247,7 +255,16 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         from kfcore.runs import sweepray
 
         try:
-            sweepray.run_ray(store, sweep_id, sweep, address=args.address, on_trial=on_trial)
+            cpus, gpus = resources
+            sweepray.run_ray(
+                store,
+                sweep_id,
+                sweep,
+                address=args.address,
+                on_trial=on_trial,
+                cpus_per_trial=cpus,
+                gpus_per_trial=gpus,
+            )
         except sweepray.RayError as e:
             _fail(str(e))
     else:

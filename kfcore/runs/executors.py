@@ -101,6 +101,13 @@ def ray_settings(env: Mapping[str, str] | None = None, address: str | None = Non
         )
     if kind != "ray" and not address:
         return None
+    return RaySettings(address, *ray_resources(env))
+
+
+def ray_resources(env: Mapping[str, str] | None = None) -> tuple[float, float]:
+    """(CPUs, GPUs) each run or sweep trial reserves on Ray: KF_RAY_NUM_CPUS (default 1) and KF_RAY_NUM_GPUS
+    (default 0; a share of one GPU such as 0.25 lets several small runs share it). ExecutorError if wrong."""
+    env = os.environ if env is None else env
     cpus = _amount(env, "KF_RAY_NUM_CPUS", 1.0)
     gpus = _amount(env, "KF_RAY_NUM_GPUS", 0.0)
     if cpus <= 0:
@@ -110,7 +117,7 @@ def ray_settings(env: Mapping[str, str] | None = None, address: str | None = Non
             f"KF_RAY_NUM_GPUS={gpus:g}: Ray gives a run a share of one GPU (0.25) or whole GPUs "
             "(2), not a fraction above one"
         )
-    return RaySettings(address, cpus, gpus)
+    return cpus, gpus
 
 
 def _amount(env: Mapping[str, str], var: str, default: float) -> float:

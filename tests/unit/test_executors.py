@@ -2,6 +2,7 @@
 by default, Ray by address or KF_EXECUTOR=ray, per-run resources with GPU fractions; a wrong setting says which
 variable and how to fix it."""
 
+import json
 import os
 import subprocess
 import sys
@@ -94,3 +95,33 @@ def test_a_run_submitted_with_a_sweep_keeps_its_sweep_id(tmp_path, monkeypatch):
         pool.shutdown()
     assert store.get(trial).sweep == "sw-1" and store.get(plain).sweep is None
     assert {r.id: r.sweep for r in store.list_runs()} == {trial: "sw-1", plain: None}
+
+
+def test_a_ray_sweep_reserves_the_same_resources_per_trial_and_refuses_a_wrong_one_in_one_line(tmp_path):
+    from kfcore.runs.executors import ray_resources
+
+    assert ray_resources({"KF_RAY_NUM_CPUS": "0.5", "KF_RAY_NUM_GPUS": "0.25"}) == (0.5, 0.25)
+    assert ray_resources({}) == (1.0, 0.0)
+    sweep = tmp_path / "sweep.json"
+    sweep.write_text(
+        json.dumps(
+            {
+                "base": {"data": {"source": "builtin", "name": "xor", "n": 40}},
+                "grid": {"train.learning_rate": [0.01, 0.1]},
+            }
+        )
+    )
+    env = {**os.environ, "KF_RAY_NUM_GPUS": "1.5"}
+    out = subprocess.run(
+        [sys.executable, "-m", "kfcore", "sweep", str(sweep), "--backend", "ray", "--store", str(tmp_path / "s")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        cwd=Path(__file__).parents[2],
+    )
+    assert out.returncode == 2, out.stderr
+    assert not (tmp_path / "s").exists()  # refused before a store (or a sweep in it) was made
+    assert out.stderr.strip().splitlines() == [
+        "error: KF_RAY_NUM_GPUS=1.5: Ray gives a run a share of one GPU (0.25) or whole GPUs (2), not a fraction above one"
+    ]
