@@ -450,10 +450,16 @@ def _execute(
     return _stored_outcome(store.get(run_id, with_evaluation=False), result) if refused else result
 
 
+WORKER_NICENESS = 10  # added to a worker's nice value (Unix: higher is lower priority)
+
+
 def worker_main(store_root: str, runs_per_worker: int, parent_pid: int, max_running: int | None = None) -> None:
     """Body of a worker process: claim queued runs one at a time until the quota is used or the parent is gone.
     At most max_running runs train at once, counting those of an earlier server's workers still alive."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # Training yields the CPU to the web server: on a small machine the fast loop keeps every core busy, and pages
+    # (a sweep's above all) waited for it (bench/bench_sweep_ui.py). Idle cores still all go to training.
+    os.nice(WORKER_NICENESS)
     from kfcore.training.hardware import quiet_native_stderr
 
     with quiet_native_stderr():  # import TensorFlow once, before the first run, so the first Train is quick

@@ -183,3 +183,16 @@ def test_an_outcome_stored_while_the_run_trained_stands_over_the_trainers(store_
     record = store.get(rid)
     assert record.status == "failed" and record.error == "interrupted: recovered" and record.test == {}
     assert result.status == "failed" and result.error == "interrupted: recovered"
+
+
+def test_workers_train_at_a_lower_priority_than_the_server(manager):
+    """The web server keeps the CPU it needs while runs train: workers run nicer than it."""
+    rid = manager.submit(parse_spec(TINY), name="tiny")
+    record = wait_for(lambda: (r := manager.store.get(rid)).is_final and r)
+    assert record.status == "finished"
+    pids = manager.worker_pids()
+    assert pids
+    for pid in pids:
+        assert os.getpriority(os.PRIO_PROCESS, pid) == min(
+            19, os.getpriority(os.PRIO_PROCESS, 0) + jobs.WORKER_NICENESS
+        )
