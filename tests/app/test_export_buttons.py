@@ -16,31 +16,21 @@ import pytest
 from kfcore.export import formats
 from kfcore.runs.store import RunStore
 from tests.app.helpers import go, open_app, shown
+from tests.app.test_evaluate_runs import REPO, TRAIN
 
-REPO = Path(__file__).resolve().parents[2]
 EVALUATE, RUNS = "app_pages/evaluate.py", "app_pages/runs.py"
 SPEC = {
     "data": {"source": "builtin", "name": "iris"},
     "layers": [{"type": "Dense", "units": 8, "activation": "relu"}],
     "train": {"epochs": 2},
 }
-TRAIN = """
-import json, sys
-from kfcore.runs.jobs import execute_run
-from kfcore.spec import RunSpec
-from kfcore.runs.store import RunStore
-store = RunStore(sys.argv[1])
-run_id = store.create_run(RunSpec.from_dict(json.loads(sys.argv[2])).to_dict(), name="iris <i>run</i>")
-store.start_in_process(run_id)
-assert execute_run(store, run_id).status == "finished"
-"""
 
 
 @pytest.fixture(scope="module")
 def kf_home(tmp_path_factory):
     home = tmp_path_factory.mktemp("kf")
     out = subprocess.run(
-        [sys.executable, "-c", TRAIN, str(home), json.dumps(SPEC)],
+        [sys.executable, "-c", TRAIN, str(home), json.dumps({"iris <i>run</i>": SPEC})],
         cwd=REPO,
         capture_output=True,
         text=True,
