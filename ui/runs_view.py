@@ -27,7 +27,21 @@ ss = st.session_state
 
 
 def summaries(records: list[RunRecord]) -> list[dict[str, Any]]:
-    return [compare.summary_row(r, state.store().epochs(r.id)) for r in records]
+    """The table's rows. Reading every epoch of every run was most of this page's time (a sweep's trials hold
+    hundreds each): an ended run's epochs no longer change, so their facts are read once per server."""
+    store = state.store()
+    return [
+        compare.summary_row(
+            r,
+            _ended_facts(str(store.root), r) if r.is_final else compare.epoch_facts(r, store.epochs(r.id)),
+        )
+        for r in records
+    ]
+
+
+@st.cache_data(max_entries=20_000, show_spinner=False, hash_funcs={RunRecord: lambda r: r.id})
+def _ended_facts(store_root: str, record: RunRecord) -> compare.EpochFacts:
+    return compare.epoch_facts(record, state.store().epochs(record.id))
 
 
 def filters(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -90,6 +90,7 @@ def downloads(record: RunRecord) -> None:
     from kfcore.export import script as export  # see _script
 
     stem = file_stem(record.name)
+    store = state.store()
     model = Path(record.model_path) if record.model_path else None
     has_model = model is not None and model.exists()
     try:
@@ -117,7 +118,7 @@ def downloads(record: RunRecord) -> None:
     )
     cols[1].download_button(
         "Metrics (.csv)",
-        data=export.metrics_csv(state.store().epochs(record.id)),
+        data=lambda: export.metrics_csv(store.epochs(record.id)),  # written on the click, not on every render
         file_name=f"{stem}-metrics.csv",
         mime="text/csv",
         key="download_metrics",

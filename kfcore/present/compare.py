@@ -6,7 +6,7 @@ Pure functions over RunRecords, the store's epoch rows and spec dicts; the Runs 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from kfcore.present import runview
 from kfcore.runs.store import RunRecord
@@ -77,10 +77,21 @@ def best_validation(history: Sequence[dict[str, Any]], task: str) -> tuple[str, 
     return metric, (min(values) if metric == "mae" else max(values))
 
 
-def summary_row(record: RunRecord, history: Sequence[dict[str, Any]]) -> dict[str, Any]:
+class EpochFacts(NamedTuple):
+    """What the Runs table takes from a run's epochs: how many, and the best validation (metric, value)."""
+
+    epochs: int
+    best: tuple[str, float] | None
+
+
+def epoch_facts(record: RunRecord, history: Sequence[dict[str, Any]]) -> EpochFacts:
+    """A run's epochs boiled down for its Runs row; an ended run's never change, so a page may keep them."""
+    return EpochFacts(len(history), best_validation(history, record.info.get("task", "")))
+
+
+def summary_row(record: RunRecord, facts: EpochFacts) -> dict[str, Any]:
     """One row of the Runs table: what the run was, how it did, how long it took and where."""
-    task = record.info.get("task", "")
-    best = best_validation(history, task)
+    best = facts.best
     head = runview.headline_metric(record.test)
     return {
         "id": record.id,
@@ -89,7 +100,7 @@ def summary_row(record: RunRecord, history: Sequence[dict[str, Any]]) -> dict[st
         "dataset": dataset_name(record.spec),
         "layers": layers_short(record.spec),
         "params": record.info.get("params"),
-        "epochs": f"{len(history)} of {runview.planned_epochs(record)}",
+        "epochs": f"{facts.epochs} of {runview.planned_epochs(record)}",
         "best_val": best[1] if best else None,
         "best_val_metric": best[0] if best else "",
         "test": head[1] if head else None,

@@ -63,7 +63,7 @@ def test_summary_row_has_what_the_runs_table_shows():
         test={"accuracy": 0.9, "loss": 0.3},
         hardware={"device": "CPU: test (2 cores)"},
     )
-    row = compare.summary_row(rec, history)
+    row = compare.summary_row(rec, compare.epoch_facts(rec, history))
     assert row["dataset"] == "iris" and row["layers"] == "Dense(16, relu)" and row["params"] == 131
     assert (row["best_val_metric"], row["best_val"]) == ("accuracy", 0.8)
     assert (row["test_metric"], row["test"]) == ("accuracy", 0.9)
@@ -76,7 +76,8 @@ def test_regression_runs_rank_validation_by_the_lowest_error():
 
 
 def test_filter_matches_every_word_in_name_dataset_or_layers_and_the_status():
-    row = compare.summary_row(record(name="wide net"), [])
+    rec = record(name="wide net")
+    row = compare.summary_row(rec, compare.epoch_facts(rec, []))
     assert compare.matches(row, "IRIS dense") and compare.matches(row, "wide")
     assert not compare.matches(row, "mnist")
     assert compare.matches(row, "", ["finished", "failed"]) and not compare.matches(row, "", ["running"])
@@ -84,6 +85,7 @@ def test_filter_matches_every_word_in_name_dataset_or_layers_and_the_status():
 
 def test_an_unparseable_stored_spec_is_still_summarised_and_compared_as_stored():
     odd = {"data": {"name": "legacy"}, "layers": [{"type": "Mystery"}]}
-    row = compare.summary_row(record(spec=odd), [])
+    rec = record(spec=odd)
+    row = compare.summary_row(rec, compare.epoch_facts(rec, []))
     assert row["layers"] == "1 layers" and row["dataset"] == "legacy"
     assert dict(compare.config_diff([odd, IRIS]))["data.name"] == ["legacy", "iris"]
