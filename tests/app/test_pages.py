@@ -416,6 +416,8 @@ def test_the_web_process_never_imports_tensorflow(kf_home):
     script = f"""
 import sys
 from streamlit.testing.v1 import AppTest
+from ui.state import services
+services.WARM_IMPORTS_DELAY_S = 3600  # the page's own imports, not the background warm-up's a few seconds later
 at = AppTest.from_file({APP!r}, default_timeout=60)
 at.run()
 for page in {PAGES!r}:
@@ -436,6 +438,8 @@ def test_the_landing_page_loads_neither_numpy_nor_pandas(kf_home):
     script = f"""
 import sys
 from streamlit.testing.v1 import AppTest
+from ui.state import services
+services.WARM_IMPORTS_DELAY_S = 3600  # the page's own imports, not the background warm-up's a few seconds later
 at = AppTest.from_file({APP!r}, default_timeout=60)
 at.run()
 assert not at.exception

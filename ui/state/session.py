@@ -12,7 +12,7 @@ from kfcore.runs.store import RunRecord
 from kfcore.spec import RunSpec
 from ui.state import address, layers
 from ui.state.owner import init_owner
-from ui.state.services import jobs, store
+from ui.state.services import jobs, store, warm_imports
 
 
 def init_session() -> None:
@@ -29,6 +29,7 @@ def init_session() -> None:
         address.follow_browser()
     with suppress(ExecutorError):  # Train says why nothing can train
         jobs()
+    warm_imports()
     address.sync_url()
 
 
