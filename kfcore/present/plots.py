@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 
 from kfcore.model.shapes import ShapeReport
+from kfcore.runs.store import FINAL_STATUSES
 from kfcore.training.snapshot import small_dense
 
 TRAIN_COLOR = "#2563eb"
@@ -782,12 +783,14 @@ def sweep_parcoords(
     metric: str,
     ranges: dict[str, tuple[float, float]] | None = None,
 ) -> go.Figure:
-    """A sweep's trials as parallel coordinates: one axis per swept hyperparameter, the score last, each line a
-    finished trial coloured by its score. rows: kfcore.runs.sweepresults trial rows; a text value (an optimizer)
+    """A sweep's trials as parallel coordinates: one axis per swept hyperparameter, the score last, each line an
+    ended trial coloured by its score. A trial still training is left out: its latest epoch is no score yet, and
+    the chart (WebGL) then stays the same between trials' ends instead of being redrawn every second (measured: it
+    was most of a browser's CPU while a sweep trained, bench/bench_sweep_ui.py). rows: kfcore.runs.sweepresults trial rows; a text value (an optimizer)
     gets an axis of its choices. ranges: the filters beside the chart (path or metric → (low, high)), drawn as
     each axis's brushed range (Streamlit receives no parcoords brushing, so the filters are the way in)."""
     ranges = ranges or {}
-    scored = [r for r in rows if r.get(metric) is not None]
+    scored = [r for r in rows if r.get(metric) is not None and r["status"] in FINAL_STATUSES]
     dimensions = []
     for path in [*paths, metric]:
         values = [r[metric] if path == metric else r["values"].get(path) for r in scored]

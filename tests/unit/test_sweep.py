@@ -260,15 +260,18 @@ def test_the_sweep_figures_band_the_seeds_axis_the_choices_and_thin_long_curves(
     assert list(band.x) == [1, 2, 2, 1] and list(band.y) == [1.0, 0.7, 0.5, 0.8]  # max out, min back
     assert list(mean.y) == pytest.approx([0.9, 0.6]) and "mean of 2 seeds" in mean.name
     rows = [
-        {"values": {"train.optimizer": "sgd", "train.learning_rate": 0.1}, "val_loss": 0.4},
-        {"values": {"train.optimizer": "adam", "train.learning_rate": 0.01}, "val_loss": 0.2},
-        {"values": {"train.optimizer": "<b>x</b>", "train.learning_rate": 0.01}, "val_loss": None},
+        {"values": {"train.optimizer": "sgd", "train.learning_rate": 0.1}, "val_loss": 0.4, "status": "finished"},
+        {"values": {"train.optimizer": "adam", "train.learning_rate": 0.01}, "val_loss": 0.2, "status": "cancelled"},
+        {"values": {"train.optimizer": "<b>x</b>", "train.learning_rate": 0.01}, "val_loss": None, "status": "failed"},
+        # Still training: its latest epoch is no score yet (and redrawing the chart every second taxed browsers).
+        {"values": {"train.optimizer": "rmsprop", "train.learning_rate": 0.02}, "val_loss": 0.3, "status": "running"},
     ]
     (coords,) = plots.sweep_parcoords(
         rows, ["train.optimizer", "train.learning_rate"], "val_loss", {"train.learning_rate": (0.005, 0.05)}
     ).data
     optimizer, lr, score = coords.dimensions
-    assert list(optimizer.ticktext) == ["adam", "sgd"] and list(optimizer.values) == [1, 0]  # unscored: left out
+    # The unscored trial and the one still training are left out.
+    assert list(optimizer.ticktext) == ["adam", "sgd"] and list(optimizer.values) == [1, 0]
     assert list(lr.constraintrange) == [0.005, 0.05] and list(score.values) == [0.4, 0.2]
     long = [{"epoch": e, "val_loss": 1 / e} for e in range(1, 1001)]
     (curve,) = [t for t in plots.compare_curves([("t", long, None)], "loss", max_points=200).data]
