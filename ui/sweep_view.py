@@ -208,7 +208,9 @@ def start(sweep: Sweep) -> None:
         ss.sweep_error = str(e)
         return
     jobs = state.jobs()
-    parallel = min(limits.max_concurrent, limits.max_runs_per_session or limits.max_concurrent)
+    # As many trials in flight as the executor trains at once: the local pool's workers, or what a Ray cluster
+    # holds (not this server's KF_MAX_CONCURRENT); hosted, no more than one session may have running.
+    parallel = min(jobs.capacity(), limits.max_runs_per_session or jobs.capacity())
 
     def submit(spec: RunSpec, name: str, sweep_id: str) -> str:
         return jobs.submit(spec, name=name, owner=owner, sweep=sweep_id)

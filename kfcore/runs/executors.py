@@ -77,6 +77,10 @@ class Executor(Protocol):
 
     def cancel(self, run_id: str) -> str | None: ...
 
+    def capacity(self) -> int:
+        """How many runs it trains at once, at most (a sweep keeps that many trials in flight)."""
+        ...
+
     def shutdown(self) -> None: ...
 
 
@@ -321,6 +325,16 @@ class RayExecutor:
     def cancel(self, run_id: str) -> str | None:
         """A queued run is cancelled at once; a running one stops at the actor's next check (the relay tells it)."""
         return self.store.request_cancel(run_id)
+
+    def capacity(self) -> int:
+        """Runs the cluster holds at once: its CPUs (and GPUs, where a run reserves some) over what each run
+        reserves, capped by max_concurrent; at least one. Read from Ray each time: nodes join and leave."""
+        total = _ray().cluster_resources()
+        fits = [total.get("CPU", 0.0) / self.settings.num_cpus] if self.settings.num_cpus else []
+        if self.settings.num_gpus:
+            fits.append(total.get("GPU", 0.0) / self.settings.num_gpus)
+        runs = max(1, math.floor(min(fits) + 1e-9)) if fits else 1  # 1e-9: 1.0 / 0.25 may come out 3.999…
+        return min(runs, self.max_concurrent) if self.max_concurrent is not None else runs
 
     def shutdown(self, timeout: float = 10.0) -> None:
         """Stop relaying: runs still training are failed as interrupted (their actors are killed with this

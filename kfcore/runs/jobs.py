@@ -532,6 +532,10 @@ class JobManager:
         with self._lock:
             return [w.pid for w in self._workers if w.is_alive()]
 
+    def capacity(self) -> int:
+        """Runs training at once, at most: one per worker process, max_concurrent of them."""
+        return self.max_concurrent
+
     def shutdown(self, timeout: float = 5.0) -> None:
         self._closed.set()
         with self._lock:

@@ -114,3 +114,27 @@ def test_a_sweep_from_the_page_fills_the_table_shows_the_seed_spread_and_loads_t
     assert f"learning_rate={loaded.train.learning_rate:.3g}" == best_setting
     assert any(loaded.to_dict() == RunSpec.from_dict(rows[i].spec).to_dict() for i in rows)
     assert any("Loaded" in shown(s.value) for s in at.success)
+
+
+def test_the_page_keeps_as_many_trials_in_flight_as_the_executor_trains_at_once(kf_home, monkeypatch):
+    # On a Ray cluster that is what the cluster holds (RayExecutor.capacity), not this server's KF_MAX_CONCURRENT.
+    from kfcore.runs.jobs import JobManager
+
+    monkeypatch.setattr(JobManager, "capacity", lambda self: 3)
+    at = open_app()
+    at.session_state["spec"] = RunSpec.from_dict({**TINY, "train": {**TINY["train"], "epochs": 5000}})
+    go(at, SWEEP)
+    vary_learning_rate(at, "0.001, 0.002, 0.004, 0.008")
+    at.button(key="sweep_start").click().run()
+    store = RunStore(kf_home)
+    (record,) = store.sweeps()
+    wait_for_trials = time.monotonic() + 20
+    while len(store.trials(record.id)) < 3 and time.monotonic() < wait_for_trials:
+        time.sleep(0.1)
+    trials = store.trials(record.id)
+    assert len(trials) == 3 and not any(t.is_final for t in trials)  # three in flight, the fourth waits its turn
+    at.button(key="sweep_stop").click().run()
+    deadline = time.monotonic() + 60
+    while not all(t.is_final for t in store.trials(record.id)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert len(store.trials(record.id)) == 3 and all(t.status == "cancelled" for t in store.trials(record.id))

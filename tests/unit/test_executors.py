@@ -12,6 +12,7 @@ import pytest
 
 from kfcore.runs.executors import ExecutorError, RaySettings, executor_from_env, ray_settings, worker_death
 from kfcore.runs.jobs import JobManager
+from kfcore.runs.limits import Limits
 from kfcore.runs.store import RunStore
 from kfcore.spec import parse_spec
 
@@ -24,6 +25,7 @@ def test_the_local_pool_is_the_default_and_needs_nothing(tmp_path, monkeypatch):
     executor = executor_from_env(RunStore(tmp_path / "store"), prestart=False)
     try:
         assert isinstance(executor, JobManager)
+        assert executor.capacity() == Limits.from_env().max_concurrent  # a sweep's trials in flight at once
     finally:
         executor.shutdown()
 

@@ -97,6 +97,25 @@ def test_a_run_on_ray_stores_its_epochs_and_model_and_scores_as_on_the_local_poo
     np.testing.assert_allclose(ours["outputs"], theirs["outputs"], rtol=1e-5, atol=1e-6)
 
 
+def test_the_cluster_holds_as_many_runs_at_once_as_its_cpus_allow_over_each_runs_share(on_ray, cluster):
+    store, _ = on_ray
+    made = []
+
+    def capacity(max_concurrent=None, **resources):
+        made.append(RayExecutor(store, RaySettings(cluster.address, **resources), False, max_concurrent))
+        return made[-1].capacity()
+
+    try:
+        # Two nodes, 2 + 1 CPUs: a sweep from the page keeps three trials in flight, not this server's one.
+        assert capacity() == 3
+        assert capacity(num_cpus=2) == 1 and capacity(num_cpus=0.5) == 6 and capacity(2, num_cpus=0.5) == 2
+        # No GPU on this cluster: runs that each reserve a quarter of one still get one slot, never none.
+        assert capacity(num_gpus=0.25) == 1
+    finally:
+        for executor in reversed(made):  # the first may have connected this process to Ray: it goes last
+            executor.shutdown()
+
+
 def test_pause_step_learning_rate_and_cancel_reach_a_run_on_ray(on_ray):
     store, make = on_ray
     executor = make()
