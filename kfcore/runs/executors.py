@@ -183,32 +183,33 @@ class _RunActor:
             import keras  # noqa: F401
         self._lock = threading.Lock()
         self._events: list[dict[str, Any]] = []
-        self._commands: list[tuple[str, float | None]] = []
-        self._cancel = False
+        # By run id: a poll can arrive before run() starts, or after it ended; each run reads only its own.
+        self._commands: dict[str, list[tuple[str, float | None]]] = {}
+        self._cancelled: set[str] = set()
 
     def where(self) -> dict[str, Any]:
         import ray
 
         return {"pid": os.getpid(), "host": socket.gethostname(), "node": ray.get_runtime_context().get_node_id()}
 
-    def poll(self, commands: list[tuple[str, float | None]], cancel: bool) -> list[dict[str, Any]]:
+    def poll(self, run_id: str, commands: list[tuple[str, float | None]], cancel: bool) -> list[dict[str, Any]]:
         with self._lock:
-            self._commands.extend(commands)
-            self._cancel = self._cancel or cancel
+            self._commands.setdefault(run_id, []).extend(commands)
+            if cancel:
+                self._cancelled.add(run_id)
             events, self._events = self._events, []
         return events
 
     # -- RunLink ----------------------------------------------------------------------------------
     def take_commands(self, run_id: str) -> list[tuple[str, float | None]]:
         with self._lock:
-            commands, self._commands = self._commands, []
-        return commands
+            return self._commands.pop(run_id, [])
 
     def set_paused(self, run_id: str, paused: bool) -> None:
         self._emit({"event": "paused", "paused": paused})
 
     def cancel_requested(self, run_id: str) -> bool:
-        return self._cancel
+        return run_id in self._cancelled
 
     def _emit(self, event: dict[str, Any]) -> None:
         with self._lock:
@@ -217,13 +218,18 @@ class _RunActor:
     def run(self, job: dict[str, Any]) -> str:
         """Train one run (RayExecutor._job made `job`) in a folder of its own; the model's files go back in the
         finished event. Returns the trainer's status."""
+        run_id = job["run_id"]
+        with self._lock:  # what late polls left for earlier runs; this run's may be here already (Pause at once)
+            self._commands = {k: v for k, v in self._commands.items() if k == run_id}
+            self._cancelled &= {run_id}
+        return self._train(job)
+
+    def _train(self, job: dict[str, Any]) -> str:
         import keras
         import ray
 
         from kfcore.training.train import Resume
 
-        with self._lock:
-            self._commands, self._cancel = [], False
         where = self.where()
         with tempfile.TemporaryDirectory(prefix="kf-ray-run-") as tmp:
             files = {}
@@ -254,7 +260,9 @@ class _RunActor:
             def emit(event: dict[str, Any]) -> None:
                 if event["event"] == "started":  # where it trained, for the run's page (and the tests' kill)
                     event = {**event, "hardware": {**event["hardware"], "ray": where}}
-                elif event["event"] == "finished" and event.get("model_path"):
+                elif (event["event"] == "finished" and event.get("model_path")) or (
+                    event["event"] == "cancelled" and model_path.is_file()  # Stop saved the state: Continue needs it
+                ):
                     event = {**event, "files": {f.name: f.read_bytes() for f in model_path.parent.iterdir()}}
                 self._emit(event)
 
@@ -474,19 +482,20 @@ class RayExecutor:
             self._ended(ray, run_id, slot)
             return
         commands = self.store.take_commands(run_id)
-        slot.poll = slot.actor.poll.remote(commands, self.store.cancel_requested(run_id))
+        slot.poll = slot.actor.poll.remote(run_id, commands, self.store.cancel_requested(run_id))
 
     def _write(self, ray: Any, run_id: str, slot: _Slot, events: list[dict[str, Any]]) -> bool:
         """Store a run's events; False when the disk is full (the run is stopped and failed with that reason)."""
         try:
             for event in events:
-                if event["event"] == "finished" and "files" in event:
+                if "files" in event:  # a finished run's model, or the state a stopped one saved, as a worker leaves it
                     folder = self.store.run_dir(run_id)
                     with self.store.writing():
                         folder.mkdir(parents=True, exist_ok=True)
                         for name, data in event.pop("files").items():
                             (folder / Path(name).name).write_bytes(data)
-                    event["model_path"] = str(self.store.model_file(run_id))
+                    if event["event"] == "finished":
+                        event["model_path"] = str(self.store.model_file(run_id))
                 record_event(self.store, run_id, event)
         except StoreFullError as e:
             self._unrecorded[run_id] = str(e)
@@ -498,7 +507,7 @@ class RayExecutor:
         """run() returned (or raised): take its last events, make sure the run has an outcome, free the actor."""
         try:
             ray.get(slot.done)
-            events = ray.get(slot.actor.poll.remote([], False), timeout=DRAIN_S)
+            events = ray.get(slot.actor.poll.remote(run_id, [], False), timeout=DRAIN_S)
         except ray.exceptions.RayActorError as e:
             self._lost(ray, run_id, slot, e)
             return

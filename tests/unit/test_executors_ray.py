@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from kfcore.runs.executors import RayExecutor, RaySettings
-from kfcore.runs.jobs import JobManager
+from kfcore.runs.jobs import JobManager, continue_run, saved_state
 from kfcore.runs.store import RunStore
 from kfcore.spec import parse_spec
 from tests.raycluster import ray_cluster
@@ -137,6 +137,10 @@ def test_pause_step_learning_rate_and_cancel_reach_a_run_on_ray(on_ray):
     record = _final(store, run_id, 60)
     assert record.status == "cancelled"
     assert len(store.epochs(run_id)) == done + 1
+    # The state the stopped run saved came back from the cluster, so it can be continued as on the local pool.
+    assert saved_state(store, record) == store.run_dir(run_id) / "model.keras"
+    child = _final(store, continue_run(store, run_id, 2, owner=record.owner))
+    assert child.status == "finished", child.error
 
 
 def test_a_killed_ray_worker_fails_its_run_and_the_queue_goes_on(on_ray):
