@@ -20,7 +20,7 @@ import streamlit as st
 from kfcore.layers import KINDS
 from kfcore.present import plots
 from kfcore.runs import sweeprun
-from kfcore.runs.store import RunRecord, StoreFullError, SweepRecord
+from kfcore.runs.store import FINAL_STATUSES, RunRecord, StoreFullError, SweepRecord
 from kfcore.runs.sweep import Sweep, SweepError, describe_count, get_path, parse_sweep
 from kfcore.runs.sweepresults import best, seed_stats, trial_row
 from kfcore.spec import OPTIMIZERS, RunSpec
@@ -272,10 +272,16 @@ def _results(record: SweepRecord, sweep: Sweep, was_active: bool) -> None:
             key="sweep_curves",
         )
     with right:
-        st.plotly_chart(
-            plots.sweep_parcoords(rows, sweep.swept, sweep.metric, st.session_state.get("sw_ranges")),
-            key="sweep_parcoords",
-        )
+        if any(r["status"] in FINAL_STATUSES and r[sweep.metric] is not None for r in rows):
+            st.plotly_chart(
+                plots.sweep_parcoords(rows, sweep.swept, sweep.metric, st.session_state.get("sw_ranges")),
+                key="sweep_parcoords",
+            )
+        else:
+            st.caption(
+                ":material/info: The parallel coordinates draw each trial once it has ended, by its settings and "
+                f"its {plain(sweep.metric)}."
+            )
     _table(sweep, shown, by_id)
     if sweep.repeats > 1:
         _seeds(sweep, shown, epochs)

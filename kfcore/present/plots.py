@@ -807,26 +807,30 @@ def sweep_parcoords(
             )
             continue
         dimension: dict[str, Any] = {"label": label, "values": values}
-        if values and min(values) == max(values):
-            dimension["range"] = [values[0] - 1e-9, values[0] + 1e-9]
+        if values and min(values) == max(values):  # one value (the first trial to end): one tick, in the middle
+            dimension.update(range=_around(values[0]), tickvals=[values[0]], ticktext=[f"{values[0]:.4g}"])
         if path in ranges:
             dimension["constraintrange"] = list(ranges[path])
         dimensions.append(dimension)
     scores = [r[metric] for r in scored]
-    fig = go.Figure(
-        go.Parcoords(
-            dimensions=dimensions,
-            line={
-                "color": scores,
-                "colorscale": "Viridis_r" if metric.endswith("loss") else "Viridis",
-                "showscale": True,
-                "colorbar": {"title": {"text": _text(metric)}},
-            },
-        )
-    )
+    line: dict[str, Any] = {
+        "color": scores,
+        "colorscale": "Viridis_r" if metric.endswith("loss") else "Viridis",
+        "showscale": True,
+        "colorbar": {"title": {"text": _text(metric)}},
+    }
+    if scores and min(scores) == max(scores):
+        line["cmin"], line["cmax"] = _around(scores[0])
+    fig = go.Figure(go.Parcoords(dimensions=dimensions, line=line))
     return _layout(
         fig, f"Trials by hyperparameter, coloured by {metric}", 340, margin={"l": 60, "r": 40, "t": 95, "b": 20}
     )
+
+
+def _around(value: float) -> list[float]:
+    """An axis range with a lone value in its middle (Plotly's own for a zero-width range labels it 0.001000001)."""
+    pad = abs(value) / 2 or 1.0
+    return [value - pad, value + pad]
 
 
 def seed_bands(

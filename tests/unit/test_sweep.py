@@ -273,6 +273,12 @@ def test_the_sweep_figures_band_the_seeds_axis_the_choices_and_thin_long_curves(
     # The unscored trial and the one still training are left out.
     assert list(optimizer.ticktext) == ["adam", "sgd"] and list(optimizer.values) == [1, 0]
     assert list(lr.constraintrange) == [0.005, 0.05] and list(score.values) == [0.4, 0.2]
+    # The first trial to end alone: each axis one labelled tick in its middle, and a colour scale around its score.
+    (alone,) = plots.sweep_parcoords(rows[:1], ["train.learning_rate"], "val_loss").data
+    lr_axis, score_axis = alone.dimensions
+    assert list(lr_axis.range) == pytest.approx([0.05, 0.15]) and list(lr_axis.ticktext) == ["0.1"]
+    assert list(score_axis.range) == pytest.approx([0.2, 0.6])
+    assert (alone.line.cmin, alone.line.cmax) == pytest.approx((0.2, 0.6))
     long = [{"epoch": e, "val_loss": 1 / e} for e in range(1, 1001)]
     (curve,) = [t for t in plots.compare_curves([("t", long, None)], "loss", max_points=200).data]
     assert len(curve.x) == 200 and curve.x[0] == 1 and curve.x[-1] == 1000
