@@ -1,5 +1,6 @@
 """The coach on the page: what a finished run's results say, each with a button that changes that one setting
-and trains a child run of it (kfcore.training.coach reads the results; this only draws them)."""
+and trains a child run of it, or continues the run where more epochs are the answer (kfcore.training.coach reads
+the results; this only draws them)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,16 @@ def findings(record: RunRecord, history: list[dict], where: str) -> None:
             # column cut "Train 8 epochs" short at 1280 px.
             row = st.container(horizontal=True, vertical_alignment="center")
             row.markdown(f.message)
-            if mine:
+            if mine and f.continue_epochs:  # train longer: from where this run ended, its curves joined on
+                row.button(
+                    f.action,
+                    key=f"coach_{where}_{f.key}",
+                    icon=":material/fast_forward:",
+                    on_click=state.continue_training,
+                    args=(f.continue_epochs, record),
+                    help="Trains on from this run's last epoch, as a child run that continues its curves.",
+                )
+            elif mine:
                 row.button(
                     f.action,
                     key=f"coach_{where}_{f.key}",

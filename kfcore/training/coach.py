@@ -26,8 +26,11 @@ class Finding:
 
     key: str  # stable name for tests and widget keys: "worse_than_mean", "overfitting", ...
     message: str
-    action: str  # the button's words: "Train 20 epochs"
+    action: str  # the button's words: "Train 20 epochs", "Continue 10 more epochs"
     change: dict[str, Any] = field(default_factory=dict)
+    # Set where more epochs are the answer: the button continues this run that many epochs from its saved state
+    # (kfcore.runs.jobs.continue_run) rather than training a new run from scratch with `change`.
+    continue_epochs: int | None = None
 
 
 def _series(history: Sequence[dict[str, Any]], key: str) -> list[float]:
@@ -40,7 +43,9 @@ def read_results(
     """What a finished run's history and evaluation say, the most important first (at most one about the
     learning rate, since two would contradict each other)."""
     train = spec.get("train", {})
+    schedule = str(train.get("schedule") or "constant")
     epochs = int(train.get("epochs") or len(history) or 1)
+    first_epoch = int(history[0].get("epoch", 1)) if history else 1  # a continued run's go on from its parent's
     lr = float(train.get("learning_rate") or 0.001)
     cap = min(max_epochs or MAX_EPOCHS_SUGGESTED, MAX_EPOCHS_SUGGESTED)
     loss = _series(history, "loss")
@@ -54,7 +59,7 @@ def read_results(
                 "worse_than_mean",
                 f"Test R² is {r2:.2f}: the model predicts worse than always guessing the average target. It has not "
                 "learned the data yet.",
-                *_more_epochs(epochs, cap) if _improving(loss) else _learning_rate(lr, loss),
+                *_more_epochs(epochs, cap, schedule) if _improving(loss) else _learning_rate(lr, loss),
             )
         )
     accuracy, chance = evaluation.get("accuracy"), _chance(evaluation)
@@ -64,7 +69,7 @@ def read_results(
                 "near_chance",
                 f"Test accuracy {accuracy:.0%} is close to what guessing the most common class gets ({chance:.0%}): the "
                 "model has learned little.",
-                *_more_epochs(epochs, cap) if _improving(loss) else _learning_rate(lr, loss),
+                *_more_epochs(epochs, cap, schedule) if _improving(loss) else _learning_rate(lr, loss),
             )
         )
 
@@ -86,7 +91,7 @@ def read_results(
             findings.append(
                 Finding(
                     "loss_rose",
-                    f"The training loss went up ({first:.4g} in epoch 1, {last:.4g} at the end): the steps are too big "
+                    f"The training loss went up ({first:.4g} in epoch {first_epoch}, {last:.4g} at the end): the steps are too big "
                     "for this model.",
                     *_learning_rate(lr, loss),
                 )
@@ -95,7 +100,7 @@ def read_results(
             findings.append(
                 Finding(
                     "loss_flat",
-                    f"The training loss hardly moved from epoch 1 ({first:.4g} to {last:.4g}).",
+                    f"The training loss hardly moved from epoch {first_epoch} ({first:.4g} to {last:.4g}).",
                     *_learning_rate(lr, loss),
                 )
             )
@@ -113,7 +118,7 @@ def read_results(
                 "still_improving",
                 f"The {'validation' if val else 'training'} loss was still falling in the last epochs: training "
                 "stopped before the model was done.",
-                *_more_epochs(epochs, cap),
+                *_more_epochs(epochs, cap, schedule),
             )
         )
     return findings
@@ -156,9 +161,14 @@ def _chance(evaluation: dict[str, Any]) -> float | None:
     return max(rows) / total if total else None
 
 
-def _more_epochs(epochs: int, cap: int) -> tuple[str, dict[str, Any]]:
+def _more_epochs(epochs: int, cap: int, schedule: str) -> tuple[str, dict[str, Any], int | None]:
+    """Train longer: continue the run from where it ended (as many epochs again, at least 5), or, where a cosine
+    decay ended with it (its rate is 0 there), train a new run for that many in all."""
     more = min(cap, max(epochs * 2, epochs + 5))
-    return f"Train {more} epochs", {"train.epochs": more}
+    if schedule == "cosine":
+        return f"Train {more} epochs", {"train.epochs": more}, None
+    extra = min(cap, more - epochs)
+    return f"Continue {extra} more epochs", {"train.epochs": more}, extra
 
 
 def _learning_rate(lr: float, loss: Sequence[float]) -> tuple[str, dict[str, Any]]:

@@ -358,6 +358,23 @@ def test_the_coach_reads_a_run_that_learned_nothing_and_retrains_a_child_with_on
     assert dict(zip(table["Name"], table["From"], strict=True))[child.name] == first.name  # the lineage, on Runs
 
 
+def test_the_coach_continues_a_run_that_was_still_improving_from_where_it_ended(app, kf_home):
+    use_dataset(app, "iris")
+    go(app, "app_pages/train.py")
+    app.slider(key="epochs").set_value(4).run()
+    app.select_slider(key="learning_rate").set_value(3e-3).run()
+    app.button(key="train").click().run()
+    first = wait_until_final(app, kf_home)
+    (button,) = [b for b in app.button if b.key.startswith("coach_train_") and b.label.startswith("Continue ")]
+    more = int(button.label.split()[1])
+    button.click().run()
+    child = wait_until_final(app, kf_home)
+    assert child.parent == first.id and child.continues and child.spec["train"]["epochs"] == more
+    epochs = RunStore(kf_home).epochs(child.id)
+    assert [e["epoch"] for e in epochs] == list(range(5, 5 + more))  # on from the parent's last epoch
+    assert app.session_state["run_id"] == child.id
+
+
 def test_stop_cancels_a_long_run(app, kf_home):
     go(app, "app_pages/train.py")
     app.session_state["spec"].train.epochs = 10_000  # small data trains hundreds of epochs a second: make it long

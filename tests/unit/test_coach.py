@@ -61,6 +61,8 @@ def test_a_run_still_improving_at_its_last_epoch_is_offered_more_epochs_within_t
         max_epochs=15,
     )
     assert keys(found) == ["still_improving"] and found[0].change == {"train.epochs": 15}
+    # Training longer goes on from where the run ended (its weights and optimizer state), not from scratch.
+    assert found[0].action == "Continue 5 more epochs" and found[0].continue_epochs == 5
     assert (
         coach.read_results(
             SPEC,
@@ -69,6 +71,18 @@ def test_a_run_still_improving_at_its_last_epoch_is_offered_more_epochs_within_t
         )
         == []
     )
+
+
+def test_a_cosine_run_is_trained_anew_for_longer_and_a_continued_run_is_read_from_its_own_first_epoch():
+    improving = [1, 0.8, 0.6, 0.5, 0.4, 0.33, 0.28, 0.24, 0.2, 0.17]
+    cosine = {**SPEC, "train": {**SPEC["train"], "schedule": "cosine"}}
+    (found,) = coach.read_results(cosine, history(improving), {"task": "classification", "accuracy": 0.9})
+    # Its rate decayed to 0 at its last epoch: continuing would not train, so a new run with more epochs.
+    assert (found.action, found.change, found.continue_epochs) == ("Train 20 epochs", {"train.epochs": 20}, None)
+    continued = [{**row, "epoch": row["epoch"] + 30} for row in history([0.7, 0.9, 1.4, 2.0, 3.1])]
+    spec = {**SPEC, "train": {"epochs": 5, "learning_rate": 0.3}}
+    (rose,) = coach.read_results(spec, continued, {"task": "classification", "accuracy": 0.9})
+    assert "in epoch 31," in rose.message  # its epochs are numbered after its parent's
 
 
 def test_apply_changes_only_the_named_settings_of_a_copy():

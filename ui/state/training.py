@@ -105,11 +105,12 @@ def command_run(command: str, value: float | None = None) -> None:
         ss.live_error = str(e)
 
 
-def continue_training(epochs: int) -> None:
-    """Continue: the current (finished or stopped) run trains `epochs` more as a child run, which becomes the
-    current run; its curves are drawn joined to its parent's, so no earlier run is drawn dashed behind them."""
+def continue_training(epochs: int, record: RunRecord | None = None) -> None:
+    """Continue: the current (finished or stopped) run, or `record` (the coach's "Continue N more epochs"), trains
+    `epochs` more as a child run, which becomes the current run; its curves are drawn joined to its parent's, so no
+    earlier run is drawn dashed behind them."""
     ss = st.session_state
-    record = current_run()
+    record = record or current_run()
     ss.train_error = sign_in_first()
     if ss.train_error or record is None or not owns(record):
         return
