@@ -786,7 +786,8 @@ def sweep_parcoords(
     """A sweep's trials as parallel coordinates: one axis per swept hyperparameter, the score last, each line an
     ended trial coloured by its score. A trial still training is left out: its latest epoch is no score yet, and
     the chart (WebGL) then stays the same between trials' ends instead of being redrawn every second (measured: it
-    was most of a browser's CPU while a sweep trained, bench/bench_sweep_ui.py). rows: kfcore.runs.sweepresults trial rows; a text value (an optimizer)
+    was most of a browser's CPU while a sweep trained, bench/bench_sweep_ui.py).
+    rows: kfcore.runs.sweepresults trial rows; a text value (an optimizer)
     gets an axis of its choices. ranges: the filters beside the chart (path or metric → (low, high)), drawn as
     each axis's brushed range (Streamlit receives no parcoords brushing, so the filters are the way in)."""
     ranges = ranges or {}
