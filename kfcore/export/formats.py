@@ -45,6 +45,28 @@ FORMATS: dict[str, str] = {
 MODEL_FORMATS = ("keras", "savedmodel", "tflite", "onnx", "bundle")  # these need the run's saved model
 TF_FORMATS = ("savedmodel", "tflite", "onnx", "tensorboard")  # these import TensorFlow: never in the web process
 EXPORT_TIMEOUT_S = 600.0
+EXPORT_WAITING = "waiting for another export to finish"
+
+
+@dataclass
+class _ExportSlots:
+    """Export children running at once in this process, at most as many as runs train at once (KF_MAX_CONCURRENT):
+    each imports TensorFlow (about 500 MB), so a class pressing Export together could otherwise exhaust a hosted
+    server's memory. Sized on first use, from the limits then in force."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    slots: threading.BoundedSemaphore | None = None
+
+    def semaphore(self) -> threading.BoundedSemaphore:
+        with self.lock:
+            if self.slots is None:
+                from kfcore.runs.limits import Limits
+
+                self.slots = threading.BoundedSemaphore(Limits.from_env().max_concurrent)
+            return self.slots
+
+
+_export_slots = _ExportSlots()
 _DONE = "export.json"  # beside a kept export: its files and notes
 
 
@@ -353,12 +375,23 @@ def cached(folder: Path) -> Exported | None:
 
 def prepared(store: RunStore, run_id: str, fmt: str, quantize: str | None = None) -> Iterator[str | Exported]:
     """The export for a download: the kept one, else made in a child process (in_subprocess: its progress steps,
-    then the Exported) and kept. A half-made one is never kept: it is written aside and moved in when done."""
+    then the Exported) and kept. A half-made one is never kept: it is written aside and moved in when done. When
+    as many exports as runs may train are being made already, it first says it waits (EXPORT_WAITING), then waits."""
     folder = cache_dir(store, run_id, fmt, quantize)
     done = cached(folder)
     if done is not None:
         yield done
         return
+    slots = _export_slots.semaphore()
+    if not slots.acquire(blocking=False):
+        yield EXPORT_WAITING
+        if not slots.acquire(timeout=EXPORT_TIMEOUT_S):
+            raise ExportError("the server is busy with other exports; try again in a few minutes")
+        done = cached(folder)  # the export it waited for may have been this one
+        if done is not None:
+            slots.release()
+            yield done
+            return
     scratch = folder.with_name(f".{folder.name}.{os.getpid()}.{threading.get_ident()}")
     shutil.rmtree(scratch, ignore_errors=True)
     try:
@@ -373,6 +406,7 @@ def prepared(store: RunStore, run_id: str, fmt: str, quantize: str | None = None
                 event = cached(folder) or event
             yield event
     finally:
+        slots.release()
         shutil.rmtree(scratch, ignore_errors=True)
 
 

@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import re
+import threading
 import zipfile
 from pathlib import Path
 
@@ -332,6 +333,33 @@ def test_the_dashboard_runs_an_export_in_a_child_process_with_progress(trained, 
     assert isinstance(done, formats.Exported) and done.files[0] == tmp_path / convert.ONNX_FILE
     with pytest.raises(formats.ExportError, match="no run with id 'nope'"):
         list(formats.in_subprocess(store.root, "nope", "onnx", tmp_path))
+
+
+def test_exports_wait_for_a_free_slot_and_one_made_meanwhile_is_taken_as_it_is(trained, monkeypatch):
+    # Each export child imports TensorFlow: no more at once than runs may train (here one), the next says it waits.
+    store, ids = trained
+    monkeypatch.setattr(formats, "_export_slots", formats._ExportSlots(slots=threading.BoundedSemaphore(1)))
+    real, children, inside = formats.in_subprocess, [], threading.Event()
+
+    def child(*args, **kwargs):
+        children.append(args)
+        inside.set()
+        yield from real(*args, **kwargs)
+
+    monkeypatch.setattr(formats, "in_subprocess", child)
+    seen: dict[str, list] = {}
+
+    def export(who):
+        seen[who] = list(formats.prepared(store, ids["table"], "card"))
+
+    first = threading.Thread(target=export, args=("first",))
+    first.start()
+    assert inside.wait(60)
+    export("second")  # while the first one's child runs
+    first.join(120)
+    assert seen["second"][0] == formats.EXPORT_WAITING and isinstance(seen["second"][-1], formats.Exported)
+    assert formats.EXPORT_WAITING not in seen["first"] and len(children) == 1  # the card was made once
+    assert seen["second"][-1].files == seen["first"][-1].files
 
 
 def test_a_store_made_before_imports_gains_the_column_and_keeps_its_runs(tmp_path):
