@@ -201,12 +201,26 @@ def start(sweep: Sweep) -> None:
     ss.sweep_error = state.sign_in_first()
     if ss.sweep_error:
         return
-    store, owner, limits = state.store(), ss.owner, state.limits()
     try:
-        sweep_id = sweeprun.create(store, sweep, owner=owner, limits=limits)
+        sweep_id = sweeprun.create(state.store(), sweep, owner=ss.owner, limits=state.limits())
     except (SweepError, StoreFullError) as e:
         ss.sweep_error = str(e)
         return
+    _drive(sweep_id, sweep)
+    ss.sweep_id = sweep_id
+
+
+def resume(record: SweepRecord, sweep: Sweep) -> None:
+    """Resume button: a sweep whose driver stopped (Stop, or a server restart) submits the trials it never did."""
+    ss = st.session_state
+    ss.sweep_error = state.sign_in_first()
+    if not ss.sweep_error:
+        _drive(record.id, sweep, resume=True)
+
+
+def _drive(sweep_id: str, sweep: Sweep, resume: bool = False) -> None:
+    """Run a sweep's driver in this server; its trials are this browser's runs."""
+    store, owner, limits = state.store(), st.session_state.owner, state.limits()
     jobs = state.jobs()
     # As many trials in flight as the executor trains at once: the local pool's workers, or what a Ray cluster
     # holds (not this server's KF_MAX_CONCURRENT); hosted, no more than one session may have running.
@@ -215,8 +229,7 @@ def start(sweep: Sweep) -> None:
     def submit(spec: RunSpec, name: str, sweep_id: str) -> str:
         return jobs.submit(spec, name=name, owner=owner, sweep=sweep_id)
 
-    _drivers()[sweep_id] = sweeprun.start_local(store, sweep_id, sweep, submit, parallel)
-    ss.sweep_id = sweep_id
+    _drivers()[sweep_id] = sweeprun.start_local(store, sweep_id, sweep, submit, parallel, resume=resume)
 
 
 def visible_sweeps() -> list[SweepRecord]:
@@ -259,6 +272,17 @@ def _results(record: SweepRecord, sweep: Sweep, was_active: bool) -> None:
         st.markdown(f"**{plain(record.name)}** · {plain(describe_count(sweep))} · {status}")
     if active and driver is not None and top[1].button("Stop sweep", key="sweep_stop", icon=":material/stop:"):
         driver.stop()
+    untried = 0 if active else sweeprun.untried(store, record.id, sweep)
+    if untried:  # its driver stopped before submitting them all: Stop, or the server restarted
+        st.caption(f":material/info: {untried} of its trials never ran: Resume submits them, the rest stand.")
+        top[1].button(
+            "Resume sweep",
+            key="sweep_resume",
+            icon=":material/play_arrow:",
+            on_click=resume,
+            args=(record, sweep),
+            disabled=state.sign_in_first() is not None,
+        )
     if not rows:
         st.info("The first trials are queued: their curves appear here as they train.", icon=":material/hourglass:")
         return

@@ -8,9 +8,10 @@ the web server, never importing TensorFlow. The Ray backend is kfcore.runs.sweep
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,7 @@ from kfcore.runs.sweep import (
     settings,
     trial_name,
     trial_spec,
+    trial_values,
     with_seeds,
 )
 from kfcore.runs.sweepresults import metric_of
@@ -49,9 +51,11 @@ def asha_reason(rung: int, metric: str, value: float) -> str:
 
 
 class _Settings:
-    """The settings still to try, as (trial values, optuna trial or None); Optuna's are asked one at a time."""
+    """The settings still to try, as (trial values, optuna trial or None); Optuna's are asked one at a time.
+    `tried`: the (values, score or None) of trials the sweep already has (resuming it): not tried again, and
+    Optuna learns from their scores."""
 
-    def __init__(self, sweep: Sweep) -> None:
+    def __init__(self, sweep: Sweep, tried: Sequence[tuple[dict[str, Any], float | None]] = ()) -> None:
         self.sweep = sweep
         self.study: Any = None
         self.pending: list[tuple[dict[str, Any], Any]] = []
@@ -64,8 +68,19 @@ class _Settings:
                 direction="minimize" if sweep.mode == "min" else "maximize",
                 sampler=optuna.samplers.TPESampler(seed=sweep.seed),
             )
+            self.asked = len(tried)
+            for values, score in tried:
+                if score is not None:
+                    with contextlib.suppress(ValueError):  # a value outside its range (an edited store): not told
+                        self.study.add_trial(
+                            optuna.trial.create_trial(params=values, distributions=_distributions(sweep), value=score)
+                        )
         else:
             self.pending = [(values, None) for s in settings(sweep) for values in with_seeds(sweep, s)]
+            for values, _ in tried:  # each trial there stands for one planned setting (and seed)
+                same = next((k for k, (planned, _) in enumerate(self.pending) if planned == values), None)
+                if same is not None:
+                    del self.pending[same]
 
     def more(self) -> bool:
         return bool(self.pending) or (self.study is not None and self.asked < self.sweep.samples)
@@ -103,6 +118,37 @@ class _Settings:
             self.study.tell(trial, score)
 
 
+def _distributions(sweep: Sweep) -> dict[str, Any]:
+    """Optuna's distribution per swept path: what take() asks it, for trials told after the fact."""
+    import optuna
+
+    out: dict[str, Any] = {}
+    for path, space in sweep.params.items():
+        if isinstance(space, Range) and space.integer:
+            out[path] = optuna.distributions.IntDistribution(int(space.min), int(space.max), log=space.log)
+        elif isinstance(space, Range):
+            out[path] = optuna.distributions.FloatDistribution(space.min, space.max, log=space.log)
+        else:
+            out[path] = optuna.distributions.CategoricalDistribution(list(space))
+    return out
+
+
+def tried(store: RunStore, sweep_id: str, sweep: Sweep) -> list[tuple[dict[str, Any], float | None]]:
+    """The trials a sweep has in the store, as (their values, their score if they finished)."""
+    return [
+        (
+            trial_values(sweep, t.spec),
+            metric_of(store.epochs(t.id), sweep.metric) if t.status == "finished" else None,
+        )
+        for t in store.trials(sweep_id)
+    ]
+
+
+def untried(store: RunStore, sweep_id: str, sweep: Sweep) -> int:
+    """How many of a sweep's trials were never submitted (its driver stopped first: Stop, or a server restart)."""
+    return max(0, sweep.trial_count - len(store.trials(sweep_id)))
+
+
 class Asha:
     """ASHA over the store: each running trial is judged once at each rung it reaches (kfcore.runs.sweep.asha_stops)."""
 
@@ -138,11 +184,17 @@ def run_local(
     on_trial: Callable[[RunRecord], None] | None = None,
     stop: threading.Event | None = None,
     poll_s: float = POLL_S,
+    resume: bool = False,
 ) -> list[RunRecord]:
     """Submit the sweep's trials, keep `parallel` in flight, and wait for them all; each finished one goes to
-    on_trial as it ends. `stop` set: the trials not yet submitted are dropped and those in flight cancelled."""
-    source = _Settings(sweep)
+    on_trial as it ends. `stop` set: the trials not yet submitted are dropped and those in flight cancelled.
+    `resume`: the sweep has trials already (its driver stopped): submit only the settings it has no trial for."""
+    source = _Settings(sweep, tried(store, sweep_id, sweep) if resume else ())
     asha = Asha(sweep) if sweep.early_stop == "asha" else None
+    if asha is not None and resume:  # the rungs the ended trials reached, as if it had watched them
+        for trial in store.trials(sweep_id):
+            if trial.is_final:
+                asha.look(store, trial)
     active: dict[str, Any] = {}  # run id -> its optuna trial (None for grid and random)
     ended: list[RunRecord] = []
     stored = store.get_sweep(sweep_id)
@@ -193,13 +245,15 @@ class Driver:
         self.stopping.set()
 
 
-def start_local(store: RunStore, sweep_id: str, sweep: Sweep, submit: Submit, parallel: int) -> Driver:
-    """Run the sweep's driver in a daemon thread (the web server: a page never waits for it)."""
+def start_local(
+    store: RunStore, sweep_id: str, sweep: Sweep, submit: Submit, parallel: int, resume: bool = False
+) -> Driver:
+    """Run the sweep's driver in a daemon thread (the web server: a page never waits for it); `resume` as run_local."""
     stop = threading.Event()
     thread = threading.Thread(
         target=run_local,
         args=(store, sweep_id, sweep, submit, parallel),
-        kwargs={"stop": stop},
+        kwargs={"stop": stop, "resume": resume},
         name=f"kf-sweep-{sweep_id}",
         daemon=True,
     )

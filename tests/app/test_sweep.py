@@ -138,3 +138,39 @@ def test_the_page_keeps_as_many_trials_in_flight_as_the_executor_trains_at_once(
     while not all(t.is_final for t in store.trials(record.id)) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert len(store.trials(record.id)) == 3 and all(t.status == "cancelled" for t in store.trials(record.id))
+
+
+def test_a_stopped_sweep_says_how_many_trials_never_ran_and_resume_runs_just_those(kf_home):
+    at = open_app()
+    at.session_state["spec"] = RunSpec.from_dict({**TINY, "train": {**TINY["train"], "epochs": 3000}})
+    go(at, SWEEP)
+    vary_learning_rate(at, "0.001, 0.002, 0.004")
+    at.button(key="sweep_start").click().run()
+    store = RunStore(kf_home)
+    (record,) = store.sweeps()
+    at.button(key="sweep_stop").click().run()  # one trial in flight (one worker), two never submitted
+    deadline = time.monotonic() + 60
+    while not (store.trials(record.id) and all(t.is_final for t in store.trials(record.id))):
+        assert time.monotonic() < deadline, "the stopped sweep's trial did not end"
+        at.run()
+        time.sleep(0.2)
+    while not any("2 of its trials never ran" in shown(c.value) for c in at.caption):  # once its driver has ended
+        assert time.monotonic() < deadline, [shown(c.value) for c in at.caption]
+        at.run()
+        time.sleep(0.2)
+    assert len(store.trials(record.id)) == 1
+    at.session_state["spec"] = RunSpec.from_dict(TINY)  # the editor moved on: the sweep resumes as it was defined
+    at.button(key="sweep_resume").click().run()
+    deadline = time.monotonic() + 150
+    while len(store.trials(record.id)) < 3 or not all(t.is_final for t in store.trials(record.id)):
+        assert time.monotonic() < deadline, "the resumed trials did not end"
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        time.sleep(0.5)
+    first, *resumed = store.trials(record.id)
+    assert first.status == "cancelled" and [t.status for t in resumed] == ["finished", "finished"]
+    assert [t.spec["train"]["learning_rate"] for t in resumed] == [0.002, 0.004]
+    assert all(t.spec["train"]["epochs"] == 3000 for t in resumed)
+    at.run()
+    at.run()
+    assert not [b for b in at.button if b.key == "sweep_resume"]  # nothing left to resume

@@ -5,6 +5,8 @@ import json
 import math
 import sqlite3
 import statistics
+import threading
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -13,7 +15,7 @@ from kfcore.runs import sweep as sw
 from kfcore.runs.limits import Limits
 from kfcore.runs.store import RunStore
 from kfcore.runs.sweepresults import best, seed_stats, trial_row
-from kfcore.runs.sweeprun import Asha, create
+from kfcore.runs.sweeprun import Asha, create, run_local, untried
 
 BASE = {
     "data": {"source": "builtin", "name": "xor", "n": 40},
@@ -282,3 +284,71 @@ def test_the_sweep_figures_band_the_seeds_axis_the_choices_and_thin_long_curves(
     long = [{"epoch": e, "val_loss": 1 / e} for e in range(1, 1001)]
     (curve,) = [t for t in plots.compare_curves([("t", long, None)], "loss", max_points=200).data]
     assert len(curve.x) == 200 and curve.x[0] == 1 and curve.x[-1] == 1000
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [
+        {"grid": {"train.learning_rate": [0.001, 0.01, 0.1, 0.3]}},
+        {"optuna": {"train.learning_rate": {"min": 0.001, "max": 0.3, "log": True}}, "samples": 4},
+    ],
+    ids=["grid", "optuna"],
+)
+def test_a_resumed_sweep_submits_only_the_trials_it_never_did(tmp_path, keys):
+    store = RunStore(tmp_path)
+    s = parse(**keys)
+    sweep_id = create(store, s)
+
+    def submit(spec, name, sweep):  # a trial that ends at once, its score its learning rate
+        run_id = store.create_run(spec.to_dict(), name=name, sweep=sweep)
+        store.start_in_process(run_id)
+        store.append_epoch(run_id, 1, {"val_loss": spec.train.learning_rate})
+        store.finish(run_id, {"loss": spec.train.learning_rate}, {}, None)
+        return run_id
+
+    # Its driver stopped after two trials (Stop, or the server restarted).
+    before = [submit(sw.trial_spec(s, {"train.learning_rate": lr}), "t", sweep_id) for lr in (0.001, 0.1)]
+    assert untried(store, sweep_id, s) == 2
+    ended = run_local(store, sweep_id, s, submit, parallel=2, poll_s=0.01, resume=True)
+    assert len(ended) == 2 and untried(store, sweep_id, s) == 0
+    assert [t.id for t in store.trials(sweep_id)][:2] == before
+    rates = sorted(r.spec["train"]["learning_rate"] for r in ended)
+    if "grid" in keys:
+        assert rates == [0.01, 0.3]  # the two settings it had no trial for
+    else:
+        assert all(0.001 <= r <= 0.3 for r in rates)
+
+
+def test_a_resumed_asha_sweep_judges_new_trials_against_the_ended_ones(tmp_path):
+    store = RunStore(tmp_path)
+    s = parse(grid={"train.learning_rate": [0.3, 0.35, 0.8]}, early_stop="asha")
+    sweep_id = create(store, s)
+    for lr in (0.3, 0.35):  # two trials ended before its driver stopped: ASHA's rung 1 saw 0.3 and 0.35
+        run_id = store.create_run(sw.trial_spec(s, {"train.learning_rate": lr}).to_dict(), sweep=sweep_id)
+        store.start_in_process(run_id)
+        store.append_epoch(run_id, 1, {"val_loss": lr})
+        store.finish(run_id, {"loss": lr}, {}, None)
+    submitted = []
+
+    def submit(spec, name, sweep):  # a trial that has trained one epoch, its val_loss its learning rate
+        run_id = store.create_run(spec.to_dict(), name=name, sweep=sweep)
+        store.start_in_process(run_id)
+        store.append_epoch(run_id, 1, {"val_loss": spec.train.learning_rate})
+        submitted.append(run_id)
+        return run_id
+
+    def worker():  # stops the trial when asked, as a worker does at its next epoch; else it ends in 5 s
+        give_up = time.monotonic() + 5
+        while not submitted or not store.get(submitted[0]).is_final:
+            if submitted and store.cancel_requested(submitted[0]):
+                store.mark_cancelled(submitted[0])
+            elif submitted and time.monotonic() > give_up:
+                store.finish(submitted[0], {}, {}, None)
+            time.sleep(0.01)
+
+    thread = threading.Thread(target=worker, daemon=True)
+    thread.start()
+    run_local(store, sweep_id, s, submit, poll_s=0.01, resume=True)
+    thread.join(10)
+    (last,) = submitted
+    assert store.get(last).status == "cancelled" and "stopped early by ASHA at epoch 1" in store.get(last).error
