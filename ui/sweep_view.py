@@ -261,8 +261,8 @@ def _results(record: SweepRecord, sweep: Sweep, was_active: bool) -> None:
     trials = store.trials(record.id)
     driver = _drivers().get(record.id)
     active = (driver is not None and driver.running) or any(not t.is_final for t in trials)
-    if was_active and not active:
-        st.rerun()  # the last trial ended: one full run stops the polling
+    if was_active != active:
+        st.rerun()  # the last trial ended, or Resume (clicked in here) started it again: one full run sets the polling
     epochs = _epochs(trials)
     rows = [trial_row(sweep, t, epochs[t.id]) for t in trials]
     done = sum(t.is_final for t in trials)

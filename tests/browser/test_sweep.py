@@ -45,3 +45,27 @@ def test_a_sweep_started_on_the_page_fills_its_table_and_overlays_the_curves(pag
     assert dims == ["learning_rate", "val_loss"]
     assert not exceptions(page)
     shot(page, "sweep")
+
+
+def test_a_stopped_sweep_resumes_from_the_page_and_follows_its_trials_to_the_end(page, app_server):
+    # Resume is clicked inside the sweep's live part: that part must start polling again, or the page freezes on
+    # "1 of 3 trials ended · running" while the trials finish (it did, before the fix).
+    spec = {**TINY, "data": {**TINY["data"], "n": 80}, "train": {**TINY["train"], "epochs": 300}}
+    goto(page, f"/sweep?spec={RunSpec.from_dict(spec).to_url()}")
+    page.locator(".st-key-sw_vary input").click()
+    page.get_by_role("option", name="Learning rate", exact=True).click()
+    wait_idle(page)
+    values = page.locator(".st-key-sw_values_train_learning_rate input")
+    values.fill("0.001, 0.003, 0.01")
+    values.press("Enter")
+    wait_idle(page)
+    page.locator(".st-key-sweep_start button").click()
+    page.locator(".st-key-sweep_stop button").click()
+    expect(page.get_by_text("of its trials never ran")).to_be_visible(timeout=60_000)
+    page.locator(".st-key-sweep_resume button").click()
+    expect(page.locator(".st-key-sweep_status")).to_contain_text("3 of 3 trials ended", timeout=180_000)
+    expect(page.locator(".st-key-sweep_resume")).to_have_count(0)
+    store = app_server.store()
+    (sweep,) = [s for s in store.sweeps() if s.definition["base"]["data"].get("n") == 80]
+    assert sorted(t.status for t in store.trials(sweep.id)).count("finished") >= 2
+    assert not exceptions(page)
