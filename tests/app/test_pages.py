@@ -337,13 +337,18 @@ def test_train_says_when_results_are_of_other_data_and_when_changes_wait_for_the
     assert any("trained on other data" in i.value for i in app.info)
 
 
-def test_the_coach_reads_a_run_that_learned_nothing_and_retrains_a_child_with_one_change(app, kf_home):
+def train_iris(app, kf_home, epochs: int, learning_rate: float):
+    """Train iris from the Train page's sliders; the run once it has ended."""
     use_dataset(app, "iris")
     go(app, "app_pages/train.py")
-    app.slider(key="epochs").set_value(2).run()
-    app.select_slider(key="learning_rate").set_value(1e-5).run()
+    app.slider(key="epochs").set_value(epochs).run()
+    app.select_slider(key="learning_rate").set_value(learning_rate).run()
     app.button(key="train").click().run()
-    first = wait_until_final(app, kf_home)
+    return wait_until_final(app, kf_home)
+
+
+def test_the_coach_reads_a_run_that_learned_nothing_and_retrains_a_child_with_one_change(app, kf_home):
+    first = train_iris(app, kf_home, 2, 1e-5)
     assert any("close to what guessing the most common class gets" in m.value for m in app.markdown)
     app.button(key="coach_train_near_chance").click().run()
     child = wait_until_final(app, kf_home)
@@ -359,12 +364,7 @@ def test_the_coach_reads_a_run_that_learned_nothing_and_retrains_a_child_with_on
 
 
 def test_the_coach_continues_a_run_that_was_still_improving_from_where_it_ended(app, kf_home):
-    use_dataset(app, "iris")
-    go(app, "app_pages/train.py")
-    app.slider(key="epochs").set_value(4).run()
-    app.select_slider(key="learning_rate").set_value(3e-3).run()
-    app.button(key="train").click().run()
-    first = wait_until_final(app, kf_home)
+    first = train_iris(app, kf_home, 4, 3e-3)
     (button,) = [b for b in app.button if b.key.startswith("coach_train_") and b.label.startswith("Continue ")]
     more = int(button.label.split()[1])
     button.click().run()

@@ -16,15 +16,20 @@ TINY = {
 }
 
 
-def test_a_sweep_started_on_the_page_fills_its_table_and_overlays_the_curves(page, app_server):
-    goto(page, f"/sweep?spec={RunSpec.from_dict(TINY).to_url()}")
+def vary_learning_rate(page, spec: dict, rates: str) -> None:
+    """Open the Sweep page on `spec` and make the learning rate take `rates` ("0.003, 0.05")."""
+    goto(page, f"/sweep?spec={RunSpec.from_dict(spec).to_url()}")
     page.locator(".st-key-sw_vary input").click()
     page.get_by_role("option", name="Learning rate", exact=True).click()
     wait_idle(page)
     values = page.locator(".st-key-sw_values_train_learning_rate input")
-    values.fill("0.003, 0.05")
+    values.fill(rates)
     values.press("Enter")
     wait_idle(page)
+
+
+def test_a_sweep_started_on_the_page_fills_its_table_and_overlays_the_curves(page, app_server):
+    vary_learning_rate(page, TINY, "0.003, 0.05")
     expect(page.locator('[data-testid="stMain"]')).to_contain_text("2 trials (2 settings)")
     page.locator(".st-key-sweep_start button").click()
     status = page.locator(".st-key-sweep_status")
@@ -51,14 +56,7 @@ def test_a_stopped_sweep_resumes_from_the_page_and_follows_its_trials_to_the_end
     # Resume is clicked inside the sweep's live part: that part must start polling again, or the page freezes on
     # "1 of 3 trials ended · running" while the trials finish (it did, before the fix).
     spec = {**TINY, "data": {**TINY["data"], "n": 80}, "train": {**TINY["train"], "epochs": 300}}
-    goto(page, f"/sweep?spec={RunSpec.from_dict(spec).to_url()}")
-    page.locator(".st-key-sw_vary input").click()
-    page.get_by_role("option", name="Learning rate", exact=True).click()
-    wait_idle(page)
-    values = page.locator(".st-key-sw_values_train_learning_rate input")
-    values.fill("0.001, 0.003, 0.01")
-    values.press("Enter")
-    wait_idle(page)
+    vary_learning_rate(page, spec, "0.001, 0.003, 0.01")
     page.locator(".st-key-sweep_start button").click()
     page.locator(".st-key-sweep_stop button").click()
     expect(page.get_by_text("of its trials never ran")).to_be_visible(timeout=60_000)
