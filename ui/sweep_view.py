@@ -20,9 +20,9 @@ import streamlit as st
 from kfcore.layers import KINDS
 from kfcore.present import plots
 from kfcore.runs import sweeprun
-from kfcore.runs.store import FINAL_STATUSES, RunRecord, StoreFullError, SweepRecord
+from kfcore.runs.store import RunRecord, StoreFullError, SweepRecord
 from kfcore.runs.sweep import Sweep, SweepError, describe_count, get_path, parse_sweep
-from kfcore.runs.sweepresults import best, seed_stats, trial_row
+from kfcore.runs.sweepresults import best, scored, seed_stats, trial_row
 from kfcore.spec import OPTIMIZERS, RunSpec
 from ui import state
 from ui.pages import page
@@ -296,7 +296,7 @@ def _results(record: SweepRecord, sweep: Sweep, was_active: bool) -> None:
             key="sweep_curves",
         )
     with right:
-        if any(r["status"] in FINAL_STATUSES and r[sweep.metric] is not None for r in rows):
+        if scored(rows, sweep.metric):
             st.plotly_chart(
                 plots.sweep_parcoords(rows, sweep.swept, sweep.metric, st.session_state.get("sw_ranges")),
                 key="sweep_parcoords",

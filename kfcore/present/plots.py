@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 
 from kfcore.model.shapes import ShapeReport
-from kfcore.runs.store import FINAL_STATUSES
+from kfcore.runs.sweepresults import scored as scored_trials
 from kfcore.training.snapshot import small_dense
 
 TRAIN_COLOR = "#2563eb"
@@ -791,7 +791,7 @@ def sweep_parcoords(
     gets an axis of its choices. ranges: the filters beside the chart (path or metric → (low, high)), drawn as
     each axis's brushed range (Streamlit receives no parcoords brushing, so the filters are the way in)."""
     ranges = ranges or {}
-    scored = [r for r in rows if r.get(metric) is not None and r["status"] in FINAL_STATUSES]
+    scored = scored_trials(list(rows), metric)
     dimensions = []
     for path in [*paths, metric]:
         values = [r[metric] if path == metric else r["values"].get(path) for r in scored]

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from kfcore.runs.store import RunRecord
+from kfcore.runs.store import FINAL_STATUSES, RunRecord
 from kfcore.runs.sweep import Sweep, trial_values
 
 
@@ -38,6 +38,11 @@ def trial_row(sweep: Sweep, record: RunRecord, epochs: list[dict[str, Any]]) -> 
     if record.error:
         row["error"] = record.error
     return row
+
+
+def scored(rows: list[dict[str, Any]], metric: str) -> list[dict[str, Any]]:
+    """The trials that have a result to compare: ended, with a score (a training trial's latest epoch is none)."""
+    return [r for r in rows if r["status"] in FINAL_STATUSES and r.get(metric) is not None]
 
 
 def best(sweep: Sweep, rows: list[dict[str, Any]]) -> dict[str, Any] | None:
