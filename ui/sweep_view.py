@@ -339,8 +339,14 @@ def _filters(sweep: Sweep, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 low, high = float(min(present)), float(max(present))
                 if low == high:
                     continue
-                picked = st.slider(
-                    f"Filter: {label}", low, high, (low, high), key=f"sw_filter_{_key(path)}", format="%.4g"
+                picked = st.slider(  # a hundredth of the range a step: Streamlit's 0.01 spans a whole rate range
+                    f"Filter: {label}",
+                    low,
+                    high,
+                    (low, high),
+                    step=(high - low) / 100,
+                    key=f"sw_filter_{_key(path)}",
+                    format="%.4g",
                 )
                 if picked != (low, high):
                     ranges[path] = picked
